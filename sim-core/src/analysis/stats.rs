@@ -1,0 +1,202 @@
+//! Statistics derived from a trace: makespan, per-thread time by state, per-CPU
+//! utilisation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::thread::{BlockKind, ThreadState};
+use crate::time::{Span, Time};
+use crate::trace::Trace;
+
+/// Where one thread's time went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadStats {
+    /// Its name.
+    pub name: String,
+    /// Its process's name.
+    pub process: String,
+    /// Time running on a CPU.
+    pub cpu: Span,
+    /// Time ready, waiting for a CPU.
+    pub ready: Span,
+    /// Time on a CPU that was switching to it.
+    pub switching: Span,
+    /// Time spinning on a CPU.
+    pub spin: Span,
+    /// Time blocked, by kind of wait.
+    pub blocked: BTreeMap<BlockKind, Span>,
+    /// Context switches paid to run it.
+    pub switches: u32,
+    /// Times it was put on a CPU.
+    pub dispatches: u32,
+    /// When it finished, if it did.
+    pub end: Option<Time>,
+}
+
+impl ThreadStats {
+    /// Total time blocked, all kinds together.
+    pub fn blocked_total(&self) -> Span {
+        self.blocked.values().copied().sum()
+    }
+
+    /// Time blocked for one kind of wait.
+    pub fn blocked_on(&self, kind: BlockKind) -> Span {
+        self.blocked.get(&kind).copied().unwrap_or_default()
+    }
+}
+
+/// How busy one CPU was.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// Time running (or spinning) threads.
+    pub busy: Span,
+    /// Time paying switch costs.
+    pub switching: Span,
+    /// (busy + switching) / makespan, from 0 to 1.
+    pub utilisation: f64,
+}
+
+/// All statistics of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// When the last thread finished (or the run ended, if some never did).
+    pub makespan: Time,
+    /// Per thread, by [`crate::ThreadId`].
+    pub threads: Vec<ThreadStats>,
+    /// Per CPU, by [`crate::CpuId`].
+    pub cpus: Vec<CpuStats>,
+}
+
+impl Stats {
+    /// Derives the statistics of `trace`.
+    pub fn from_trace(trace: &Trace) -> Stats {
+        let makespan = trace.makespan();
+        let mut threads: Vec<ThreadStats> = trace
+            .threads
+            .iter()
+            .map(|info| ThreadStats {
+                name: info.name.clone(),
+                process: trace.processes[info.process.index()].name.clone(),
+                cpu: Span::ZERO,
+                ready: Span::ZERO,
+                switching: Span::ZERO,
+                spin: Span::ZERO,
+                blocked: BTreeMap::new(),
+                switches: 0,
+                dispatches: 0,
+                end: None,
+            })
+            .collect();
+        let mut cpus = vec![(Span::ZERO, Span::ZERO); usize::from(trace.machine.cpus)];
+        for change in &trace.states {
+            let stats = &mut threads[change.thread.index()];
+            match change.state {
+                ThreadState::Done => stats.end = Some(change.time),
+                ThreadState::Switch => stats.switches += 1,
+                ThreadState::Running => stats.dispatches += 1,
+                _ => {}
+            }
+        }
+        // A switch followed by running is one dispatch, not two.
+        for interval in trace.thread_intervals().into_iter().flatten() {
+            let stats = &mut threads[interval.thread.index()];
+            let length = interval.end - interval.start;
+            match interval.state {
+                ThreadState::Running => stats.cpu += length,
+                ThreadState::Ready => stats.ready += length,
+                ThreadState::Switch => stats.switching += length,
+                ThreadState::Spin(_) => stats.spin += length,
+                ThreadState::Blocked(reason) => {
+                    *stats.blocked.entry(reason.kind()).or_default() += length
+                }
+                ThreadState::Done => {}
+            }
+            if let Some(cpu) = interval.cpu {
+                let (busy, switching) = &mut cpus[cpu.index()];
+                match interval.state {
+                    ThreadState::Switch => *switching += length,
+                    _ => *busy += length,
+                }
+            }
+        }
+        let whole = makespan.elapsed().as_nanos();
+        let cpus = cpus
+            .into_iter()
+            .map(|(busy, switching)| CpuStats {
+                busy,
+                switching,
+                utilisation: if whole == 0 {
+                    0.0
+                } else {
+                    (busy + switching).as_nanos() as f64 / whole as f64
+                },
+            })
+            .collect();
+        Stats {
+            makespan,
+            threads,
+            cpus,
+        }
+    }
+
+    /// The statistics of the thread with this name.
+    pub fn thread(&self, name: &str) -> Option<&ThreadStats> {
+        self.threads.iter().find(|t| t.name == name)
+    }
+}
+
+impl fmt::Display for Stats {
+    /// A plain-text report: makespan, one line per thread, one per CPU.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "makespan: {}", self.makespan)?;
+        let width = self
+            .threads
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        writeln!(
+            f,
+            "{:<width$}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  blocked by kind",
+            "thread", "cpu", "ready", "blocked", "switches", "end"
+        )?;
+        for t in &self.threads {
+            let kinds: Vec<String> = t
+                .blocked
+                .iter()
+                .map(|(kind, span)| format!("{kind} {span}"))
+                .collect();
+            let end = t.end.map_or_else(|| "-".to_string(), |e| e.to_string());
+            writeln!(
+                f,
+                "{:<width$}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {}",
+                t.name,
+                t.cpu.to_string(),
+                t.ready.to_string(),
+                t.blocked_total().to_string(),
+                t.switches,
+                end,
+                kinds.join(", ")
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<6}  {:>12}  {:>12}  {:>11}",
+            "cpu", "busy", "switching", "utilisation"
+        )?;
+        for (i, c) in self.cpus.iter().enumerate() {
+            writeln!(
+                f,
+                "{:<6}  {:>12}  {:>12}  {:>10.1}%",
+                format!("cpu{i}"),
+                c.busy.to_string(),
+                c.switching.to_string(),
+                c.utilisation * 100.0
+            )?;
+        }
+        Ok(())
+    }
+}

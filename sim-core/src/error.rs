@@ -1,0 +1,150 @@
+//! Errors that end a run. Each keeps the run's partial trace: the run returns
+//! its [`crate::Run`] with the error as its outcome, never by panicking.
+
+use std::fmt;
+
+use crate::kernel::ChooserError;
+use crate::time::Time;
+use crate::trace::Origin;
+
+/// Why a run stopped before every thread finished. No variant lets the run go
+/// on: the trace ends where the error occurred.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SimError {
+    /// A thread body panicked.
+    #[error("thread '{thread}' panicked at {time}: {message}")]
+    Panicked {
+        /// The thread's name.
+        thread: String,
+        /// When.
+        time: Time,
+        /// The panic message.
+        message: String,
+    },
+    /// A thread body returned an error (e.g. a script error).
+    #[error("thread '{thread}' failed at {time}{}: {message}", at(origin))]
+    Failed {
+        /// The thread's name.
+        thread: String,
+        /// When.
+        time: Time,
+        /// What went wrong.
+        message: String,
+        /// Where, if known.
+        origin: Option<Origin>,
+    },
+    /// A thread used an operation wrongly.
+    #[error("thread '{thread}' at {time}{}: {misuse}", at(origin))]
+    Misuse {
+        /// The thread's name.
+        thread: String,
+        /// When.
+        time: Time,
+        /// The operation's source position, if known.
+        origin: Option<Origin>,
+        /// What was wrong.
+        misuse: Misuse,
+    },
+    /// Simulated time would pass `max_time`.
+    #[error("time limit: the run reached max_time = {limit} with threads still working; raise max_time or shorten the scenario")]
+    TimeLimit {
+        /// The limit.
+        limit: Time,
+    },
+    /// More than `max_events` events and operations.
+    #[error("event limit: more than max_events = {limit} events and operations by {time}; a thread may loop without ever blocking, or raise max_events")]
+    EventLimit {
+        /// The limit.
+        limit: u64,
+        /// When it was reached.
+        time: Time,
+    },
+    /// The chooser refused (a replay that no longer matches).
+    #[error("at {time}: {error}")]
+    Chooser {
+        /// When.
+        time: Time,
+        /// Its reason.
+        error: ChooserError,
+    },
+    /// The host could not give a thread a stack.
+    #[error("could not allocate a stack for thread '{thread}': {message}")]
+    Resources {
+        /// The thread's name.
+        thread: String,
+        /// The system's reason.
+        message: String,
+    },
+}
+
+fn at(origin: &Option<Origin>) -> String {
+    origin
+        .as_ref()
+        .map(|o| format!(" ({o})"))
+        .unwrap_or_default()
+}
+
+impl SimError {
+    /// When the error occurred.
+    pub fn time(&self) -> Option<Time> {
+        match self {
+            SimError::Panicked { time, .. }
+            | SimError::Failed { time, .. }
+            | SimError::Misuse { time, .. }
+            | SimError::EventLimit { time, .. }
+            | SimError::Chooser { time, .. } => Some(*time),
+            SimError::TimeLimit { limit } => Some(*limit),
+            SimError::Resources { .. } => None,
+        }
+    }
+}
+
+/// A wrong use of an operation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Misuse {
+    /// A thread tried to join itself.
+    #[error("a thread cannot join itself")]
+    JoinSelf,
+    /// A thread was joined a second time.
+    #[error("thread '{0}' was already joined; join each thread once")]
+    JoinedTwice(String),
+    /// A handle to no thread.
+    #[error("no thread has id {0}")]
+    UnknownThread(u32),
+    /// A variable that does not exist.
+    #[error("no variable has id {0}")]
+    UnknownVariable(u32),
+    /// A thread touched another process's memory.
+    #[error("variable '{variable}' belongs to process '{owner}', but a thread of process '{accessor}' touched it; processes share nothing, use a channel")]
+    ForeignMemory {
+        /// The variable.
+        variable: String,
+        /// Its owner process.
+        owner: String,
+        /// The process of the thread that touched it.
+        accessor: String,
+    },
+    /// A thread's coroutine stack ran low.
+    #[error("the thread's stack is nearly exhausted ({size} bytes); raise the machine's stack_size or recurse less")]
+    StackExhausted {
+        /// The stack size in force.
+        size: usize,
+    },
+}
+
+/// An error a thread body returns: it ends the run as [`SimError::Failed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyError {
+    /// What went wrong.
+    pub message: String,
+    /// The script line and column, if known.
+    pub position: Option<(u32, u32)>,
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BodyError {}

@@ -1,0 +1,278 @@
+//! The thread context: how a thread body talks to the kernel.
+//!
+//! A body runs on its own coroutine stack. Each operation suspends the
+//! coroutine with a [`Request`] and returns when the kernel resumes it with the
+//! [`Response`], so a body blocks where it calls an operation while the kernel
+//! never calls user code except by resuming a coroutine.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::panic::Location;
+
+use corosensei::Yielder;
+
+use super::stack::approximate_stack_pointer;
+use crate::error::{BodyError, Misuse};
+use crate::ids::{ThreadId, VarId};
+use crate::model::thread::ThreadOptions;
+use crate::time::{Span, Time};
+
+/// A thread body as the kernel stores it.
+pub(crate) type Body = Box<dyn FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError>>;
+
+/// What a thread asks of the kernel.
+pub(crate) enum Request {
+    Compute(Span),
+    Sleep(Span),
+    Yield,
+    Now,
+    Spawn {
+        name: String,
+        options: ThreadOptions,
+        body: Body,
+    },
+    Join(ThreadId),
+    Load(VarId),
+    Store(VarId, i64),
+    Print(String),
+    Fault(Misuse),
+}
+
+/// Where an operation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceRef {
+    Rust(&'static Location<'static>),
+    Script { line: u32, column: u32 },
+}
+
+/// A request with its source position.
+pub(crate) struct Call {
+    pub(crate) request: Request,
+    pub(crate) origin: SourceRef,
+}
+
+/// The kernel's answer to a request.
+pub(crate) enum Response {
+    Resume,
+    Time(Time),
+    Thread(ThreadId),
+    Value(Box<dyn Any>),
+    Int(i64),
+}
+
+/// The context a thread body receives: every operation a simulated thread can
+/// perform. Operations take simulated time (or none) and may block; each is
+/// recorded with the Rust line that called it, or the script position set with
+/// [`Ctx::set_script_position`].
+pub struct Ctx<'a> {
+    yielder: &'a Yielder<Response, Call>,
+    thread: ThreadId,
+    script_position: Cell<Option<(u32, u32)>>,
+    /// Lowest safe stack address, for stacks without a guard page.
+    red_zone: Option<NonZeroUsize>,
+    stack_size: usize,
+}
+
+impl fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to a started thread; [`Ctx::join`] waits for it and returns the
+/// value its body returned.
+pub struct JoinHandle<T> {
+    thread: ThreadId,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(thread: ThreadId) -> Self {
+        JoinHandle {
+            thread,
+            _value: PhantomData,
+        }
+    }
+
+    /// The thread this handle refers to.
+    pub fn thread(&self) -> ThreadId {
+        self.thread
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JoinHandle({})", self.thread)
+    }
+}
+
+/// Wraps a typed body into the kernel's form.
+pub(crate) fn boxed_body<T: 'static>(body: impl FnOnce(&Ctx<'_>) -> T + 'static) -> Body {
+    Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>))
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(
+        yielder: &'a Yielder<Response, Call>,
+        thread: ThreadId,
+        red_zone: Option<NonZeroUsize>,
+        stack_size: usize,
+    ) -> Self {
+        Ctx {
+            yielder,
+            thread,
+            script_position: Cell::new(None),
+            red_zone,
+            stack_size,
+        }
+    }
+
+    fn call(&self, request: Request, location: &'static Location<'static>) -> Response {
+        let request = match self.red_zone {
+            Some(floor) if approximate_stack_pointer() < floor.get() => {
+                Request::Fault(Misuse::StackExhausted {
+                    size: self.stack_size,
+                })
+            }
+            _ => request,
+        };
+        let origin = match self.script_position.get() {
+            Some((line, column)) => SourceRef::Script { line, column },
+            None => SourceRef::Rust(location),
+        };
+        self.yielder.suspend(Call { request, origin })
+    }
+
+    /// The thread this context belongs to.
+    pub fn thread(&self) -> ThreadId {
+        self.thread
+    }
+
+    /// Attributes the following operations to a script line and column
+    /// (`None`: to the calling Rust line again). Script bindings call this.
+    pub fn set_script_position(&self, position: Option<(u32, u32)>) {
+        self.script_position.set(position);
+    }
+
+    /// Uses `d` of CPU time. The thread may be preempted and resumed meanwhile.
+    #[track_caller]
+    pub fn compute(&self, d: Span) {
+        self.call(Request::Compute(d), Location::caller());
+    }
+
+    /// Blocks for `d`.
+    #[track_caller]
+    pub fn sleep(&self, d: Span) {
+        self.call(Request::Sleep(d), Location::caller());
+    }
+
+    /// Goes to the back of the ready queue.
+    #[track_caller]
+    pub fn yield_now(&self) {
+        self.call(Request::Yield, Location::caller());
+    }
+
+    /// The current simulated time.
+    #[track_caller]
+    pub fn now(&self) -> Time {
+        match self.call(Request::Now, Location::caller()) {
+            Response::Time(t) => t,
+            _ => unreachable!("the kernel answers Now with a time"),
+        }
+    }
+
+    /// Logs a line stamped with the time and this thread.
+    #[track_caller]
+    pub fn print(&self, text: impl Into<String>) {
+        self.call(Request::Print(text.into()), Location::caller());
+    }
+
+    /// Starts a thread in this thread's process. This thread pays the
+    /// machine's `thread_spawn` in CPU time; the new thread is ready after it.
+    #[track_caller]
+    pub fn start_thread<T: 'static>(
+        &self,
+        name: &str,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> JoinHandle<T> {
+        self.start_thread_with(name, ThreadOptions::default(), body)
+    }
+
+    /// [`Ctx::start_thread`] with a priority and a nice value.
+    #[track_caller]
+    pub fn start_thread_with<T: 'static>(
+        &self,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> JoinHandle<T> {
+        JoinHandle::new(self.start_boxed(name, options, boxed_body(body), Location::caller()))
+    }
+
+    /// Starts a thread whose body may fail; for script bindings.
+    #[track_caller]
+    pub fn start_fallible(
+        &self,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static,
+    ) -> ThreadId {
+        self.start_boxed(name, options, Box::new(body), Location::caller())
+    }
+
+    fn start_boxed(
+        &self,
+        name: &str,
+        options: ThreadOptions,
+        body: Body,
+        at: &'static Location<'static>,
+    ) -> ThreadId {
+        let request = Request::Spawn {
+            name: name.to_string(),
+            options,
+            body,
+        };
+        match self.call(request, at) {
+            Response::Thread(t) => t,
+            _ => unreachable!("the kernel answers Spawn with a thread"),
+        }
+    }
+
+    /// Blocks until the thread finishes and returns its body's value.
+    #[track_caller]
+    pub fn join<T: 'static>(&self, handle: JoinHandle<T>) -> T {
+        let value = self.join_any(handle.thread);
+        *value
+            .downcast::<T>()
+            .expect("a JoinHandle<T> joins a body returning T")
+    }
+
+    /// Joins a thread by id and returns its value untyped; for script bindings.
+    #[track_caller]
+    pub fn join_any(&self, thread: ThreadId) -> Box<dyn Any> {
+        match self.call(Request::Join(thread), Location::caller()) {
+            Response::Value(v) => v,
+            _ => unreachable!("the kernel answers Join with a value"),
+        }
+    }
+
+    /// Reads a variable of this thread's process. Takes no time.
+    #[track_caller]
+    pub fn load(&self, var: VarId) -> i64 {
+        match self.call(Request::Load(var), Location::caller()) {
+            Response::Int(v) => v,
+            _ => unreachable!("the kernel answers Load with a value"),
+        }
+    }
+
+    /// Writes a variable of this thread's process. Takes no time.
+    #[track_caller]
+    pub fn store(&self, var: VarId, value: i64) {
+        self.call(Request::Store(var, value), Location::caller());
+    }
+}

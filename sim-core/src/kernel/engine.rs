@@ -1,0 +1,1040 @@
+//! The engine: clock, event loop, CPUs and thread lifecycle.
+//!
+//! The loop takes the earliest instant's events from the queue (the chooser
+//! picks among same-instant events), handles one, then fills idle CPUs from
+//! the scheduling policy. A thread on a CPU is driven by [`Engine::advance`]:
+//! it computes in segments that end at the end of the compute or of the slice,
+//! and between segments its coroutine is resumed to get the next request.
+//! Zero-time requests are answered at once (the chooser may preempt there);
+//! blocking requests take the thread off its CPU.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use corosensei::{Coroutine, CoroutineResult};
+
+use super::choice::{Choice, ChoicePoint, Chooser, Decision};
+use super::context::{Body, Call, Ctx, Request, Response, SourceRef};
+use super::event::EventQueue;
+use super::stack::{red_zone_floor, PooledStack};
+use super::wait::WaitQueue;
+use super::{Outcome, Waiting};
+use crate::error::{BodyError, Misuse, SimError};
+use crate::ids::{CpuId, OriginId, ProcessId, ThreadId, VarId};
+use crate::model::machine::Machine;
+use crate::model::memory::Memory;
+use crate::model::process::{GateAction, GateActions, ProcessGate, ProcessInfo};
+use crate::model::sched::{policy_for, Enqueue, Policy};
+use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
+use crate::time::{Span, Time};
+use crate::trace::{LogLine, Origin, StateChange, ThreadInfo, Trace};
+
+/// How many options a same-instant or dispatch choice offers at most: the
+/// first few events of an instant, the first few tied threads. Repeated
+/// choices still reach every order of small groups, and a crowded instant
+/// (100,000 threads waking together) stays linear.
+pub(crate) const CHOICE_WINDOW: usize = 8;
+
+/// How a body ended.
+enum Exit {
+    Value(Box<dyn Any>),
+    Failed(BodyError),
+    Panicked(String),
+}
+
+type Coro = Coroutine<Response, Call, Exit, PooledStack>;
+
+/// Events of the queue.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    /// The current segment of a CPU ends (a switch, a compute, or a slice).
+    /// Stale when the CPU's generation has moved on.
+    CpuDone { cpu: u16, generation: u32 },
+    /// A blocked thread's timer (sleep) fires. Stale when the thread's wake
+    /// generation has moved on.
+    Wake { thread: ThreadId, generation: u32 },
+    /// A process gate's timer.
+    GateTimer { process: ProcessId, token: u64 },
+}
+
+/// What a thread does once its current compute is done.
+enum Then {
+    Resume,
+    Spawned(ThreadId),
+}
+
+enum Work {
+    None,
+    Compute { remaining: Span, then: Then },
+}
+
+struct Thread {
+    process: ProcessId,
+    state: ThreadState,
+    body: Option<Body>,
+    coroutine: Option<Coro>,
+    /// The answer to deliver at the next resume.
+    pending: Option<Response>,
+    work: Work,
+    cpu: Option<usize>,
+    wake_generation: u32,
+    /// The body's value once finished, until joined.
+    value: Option<Box<dyn Any>>,
+    joined: bool,
+    joiners: WaitQueue,
+    /// The gate asked this thread to stop when it is next on a CPU.
+    interrupt: bool,
+    last_origin: Option<(SourceRef, OriginId)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Idle,
+    Switching,
+    Running,
+}
+
+struct Cpu {
+    thread: Option<ThreadId>,
+    last: Option<ThreadId>,
+    phase: Phase,
+    generation: u32,
+    /// When the current compute segment started.
+    segment_start: Time,
+    /// When the current slice ends (`Time::MAX`: never).
+    slice_end: Time,
+}
+
+struct ProcessSlot {
+    gate: Option<Box<dyn ProcessGate>>,
+}
+
+/// The state of one simulation.
+pub(crate) struct Engine {
+    pub(crate) machine: Machine,
+    script: Option<String>,
+    now: Time,
+    queue: EventQueue<Event>,
+    cpus: Vec<Cpu>,
+    idle: usize,
+    threads: Vec<Thread>,
+    processes: Vec<ProcessSlot>,
+    pub(crate) memory: Memory,
+    policy: Box<dyn Policy>,
+    chooser: Box<dyn Chooser>,
+    pub(crate) decisions: Vec<Decision>,
+    /// Threads an open choice concerns.
+    scratch: Vec<ThreadId>,
+    pub(crate) trace: Trace,
+    origin_ids: HashMap<(usize, u32, u32), OriginId>,
+    steps: u64,
+    error: Option<SimError>,
+    unfinished: usize,
+    started: bool,
+}
+
+impl Engine {
+    pub(crate) fn new(machine: Machine, chooser: Box<dyn Chooser>) -> Engine {
+        let cpus = (0..machine.cpus)
+            .map(|_| Cpu {
+                thread: None,
+                last: None,
+                phase: Phase::Idle,
+                generation: 0,
+                segment_start: Time::ZERO,
+                slice_end: Time::MAX,
+            })
+            .collect();
+        let mut engine = Engine {
+            policy: policy_for(&machine),
+            idle: usize::from(machine.cpus),
+            trace: Trace::new(machine.clone()),
+            machine,
+            script: None,
+            now: Time::ZERO,
+            queue: EventQueue::new(),
+            cpus,
+            threads: Vec::new(),
+            processes: Vec::new(),
+            memory: Memory::default(),
+            chooser,
+            decisions: Vec::new(),
+            scratch: Vec::new(),
+            origin_ids: HashMap::new(),
+            steps: 0,
+            error: None,
+            unfinished: 0,
+            started: false,
+        };
+        engine.add_process("main", None);
+        engine
+    }
+
+    pub(crate) fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
+        self.chooser = chooser;
+    }
+
+    pub(crate) fn set_script_name(&mut self, name: &str) {
+        self.script = Some(name.to_string());
+    }
+
+    pub(crate) fn add_process(
+        &mut self,
+        name: &str,
+        gate: Option<Box<dyn ProcessGate>>,
+    ) -> ProcessId {
+        self.processes.push(ProcessSlot { gate });
+        self.trace.processes.push(ProcessInfo {
+            name: name.to_string(),
+        });
+        ProcessId(self.processes.len() as u32 - 1)
+    }
+
+    pub(crate) fn process_count(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Creates a thread record; it becomes ready with [`Engine::make_ready`].
+    pub(crate) fn create_thread(
+        &mut self,
+        name: String,
+        process: ProcessId,
+        options: ThreadOptions,
+        body: Body,
+        parent: Option<ThreadId>,
+    ) -> ThreadId {
+        let id = ThreadId(self.threads.len() as u32);
+        self.threads.push(Thread {
+            process,
+            state: ThreadState::Ready,
+            body: Some(body),
+            coroutine: None,
+            pending: None,
+            work: Work::None,
+            cpu: None,
+            wake_generation: 0,
+            value: None,
+            joined: false,
+            joiners: WaitQueue::new(),
+            interrupt: false,
+            last_origin: None,
+        });
+        self.trace.threads.push(ThreadInfo {
+            name,
+            process,
+            parent,
+            created: self.now,
+            priority: options.priority,
+            nice: options.nice,
+        });
+        self.policy.add_thread(id, options);
+        self.unfinished += 1;
+        id
+    }
+
+    fn name(&self, thread: ThreadId) -> String {
+        self.trace.threads[thread.index()].name.clone()
+    }
+
+    fn fail(&mut self, error: SimError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    // ----- the loop -------------------------------------------------------
+
+    /// Runs until every thread is done, nothing is left to happen, or an
+    /// error stops the run.
+    pub(crate) fn run(&mut self) -> Outcome {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.threads.len() {
+                self.make_ready(ThreadId(i as u32), Enqueue::New);
+            }
+        }
+        self.reschedule();
+        while self.error.is_none() {
+            let (cpus, threads) = (&self.cpus, &self.threads);
+            let live = |event: &Event| match *event {
+                Event::CpuDone { cpu, generation } => {
+                    cpus[usize::from(cpu)].generation == generation
+                }
+                Event::Wake { thread, generation } => {
+                    threads[thread.index()].wake_generation == generation
+                }
+                Event::GateTimer { .. } => true,
+            };
+            let Some((time, count)) = self.queue.gather(CHOICE_WINDOW, live) else {
+                break;
+            };
+            if time > self.machine.max_time {
+                self.now = self.machine.max_time;
+                self.fail(SimError::TimeLimit {
+                    limit: self.machine.max_time,
+                });
+                break;
+            }
+            self.now = time;
+            let index = if count > 1 {
+                self.scratch.clear();
+                for event in self.queue.batch().take(count) {
+                    let subject = match *event {
+                        Event::CpuDone { cpu, .. } => self.cpus[usize::from(cpu)].thread,
+                        Event::Wake { thread, .. } => Some(thread),
+                        Event::GateTimer { .. } => None,
+                    };
+                    self.scratch.extend(subject);
+                }
+                self.choose(ChoicePoint::SameInstant, count)
+            } else {
+                0
+            };
+            let event = self.queue.take(index);
+            if !self.step() {
+                break;
+            }
+            self.handle(event);
+            self.reschedule();
+        }
+        self.trace.end = self.now;
+        if let Some(error) = self.error.take() {
+            return Outcome::Failed(error);
+        }
+        if self.unfinished > 0 {
+            let waiting = self
+                .threads
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.state != ThreadState::Done)
+                .map(|(i, t)| Waiting {
+                    thread: ThreadId(i as u32),
+                    state: t.state,
+                })
+                .collect();
+            return Outcome::Stalled(waiting);
+        }
+        Outcome::Completed
+    }
+
+    /// Counts one event or operation against `max_events`.
+    fn step(&mut self) -> bool {
+        self.steps += 1;
+        if self.steps > self.machine.max_events {
+            self.fail(SimError::EventLimit {
+                limit: self.machine.max_events,
+                time: self.now,
+            });
+            return false;
+        }
+        true
+    }
+
+    /// Asks the chooser (with `self.scratch` as the options' threads) and
+    /// records the decision.
+    fn choose(&mut self, point: ChoicePoint, options: usize) -> usize {
+        let choice = Choice {
+            point,
+            options,
+            threads: &self.scratch,
+        };
+        match self.chooser.choose(&choice) {
+            Ok(chosen) if chosen < options => {
+                self.decisions.push(Decision {
+                    point,
+                    options: options as u32,
+                    chosen: chosen as u32,
+                });
+                chosen
+            }
+            Ok(chosen) => {
+                self.fail(SimError::Chooser {
+                    time: self.now,
+                    error: super::ChooserError(format!(
+                        "chose option {chosen} of {options} at {point:?}"
+                    )),
+                });
+                0
+            }
+            Err(error) => {
+                self.fail(SimError::Chooser {
+                    time: self.now,
+                    error,
+                });
+                0
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::CpuDone { cpu, .. } => self.segment_end(usize::from(cpu)),
+            Event::Wake { thread, .. } => self.wake(thread, Response::Resume),
+            Event::GateTimer { process, token } => self.with_gate(process, |gate, now, actions| {
+                gate.timer(token, now, actions);
+            }),
+        }
+    }
+
+    // ----- CPUs -------------------------------------------------------------
+
+    /// Fills idle CPUs, lowest index first, from the head of the ready queue.
+    fn reschedule(&mut self) {
+        while self.idle > 0 && self.policy.len() > 0 && self.error.is_none() {
+            let cpu = self
+                .cpus
+                .iter()
+                .position(|c| c.phase == Phase::Idle)
+                .expect("an idle CPU");
+            self.policy.ties(&mut self.scratch);
+            let ties = self.scratch.len();
+            let index = if ties > 1 {
+                self.choose(ChoicePoint::Dispatch, ties)
+            } else {
+                0
+            };
+            let thread = self.policy.take(index);
+            self.dispatch(cpu, thread);
+        }
+    }
+
+    fn dispatch(&mut self, cpu: usize, thread: ThreadId) {
+        self.idle -= 1;
+        self.threads[thread.index()].cpu = Some(cpu);
+        let c = &mut self.cpus[cpu];
+        c.thread = Some(thread);
+        let previous = c.last.replace(thread);
+        let cost = match previous {
+            Some(last) if last != thread => {
+                if self.threads[last.index()].process == self.threads[thread.index()].process {
+                    self.machine.context_switch
+                } else {
+                    self.machine.process_switch
+                }
+            }
+            _ => Span::ZERO,
+        };
+        if cost.is_zero() {
+            self.start_running(cpu);
+        } else {
+            let c = &mut self.cpus[cpu];
+            c.phase = Phase::Switching;
+            c.generation = c.generation.wrapping_add(1);
+            let generation = c.generation;
+            self.record(thread, ThreadState::Switch, Some(cpu), None);
+            self.queue.push(
+                self.now + cost,
+                Event::CpuDone {
+                    cpu: cpu as u16,
+                    generation,
+                },
+            );
+        }
+    }
+
+    fn start_running(&mut self, cpu: usize) {
+        let thread = self.cpus[cpu].thread.expect("a thread to run");
+        let slice = self.policy.slice(thread);
+        let c = &mut self.cpus[cpu];
+        c.phase = Phase::Running;
+        c.segment_start = self.now;
+        c.slice_end = slice.map_or(Time::MAX, |s| self.now + s);
+        self.record(thread, ThreadState::Running, Some(cpu), None);
+        // A more important thread may have become ready during the switch.
+        if self.policy.len() > 0 {
+            self.policy.ties(&mut self.scratch);
+            if self.policy.preempts(self.scratch[0], thread) {
+                self.preempt(cpu, Enqueue::Preempted);
+                return;
+            }
+        }
+        if std::mem::take(&mut self.threads[thread.index()].interrupt) {
+            self.interrupt(thread);
+            return;
+        }
+        self.advance(cpu);
+    }
+
+    /// The segment of `cpu` ended.
+    fn segment_end(&mut self, cpu: usize) {
+        match self.cpus[cpu].phase {
+            Phase::Switching => self.start_running(cpu),
+            Phase::Running => {
+                self.settle(cpu);
+                self.advance(cpu);
+            }
+            Phase::Idle => {}
+        }
+    }
+
+    /// Charges the running thread for the CPU time of its segment so far.
+    fn settle(&mut self, cpu: usize) {
+        let c = &mut self.cpus[cpu];
+        if c.phase != Phase::Running {
+            return;
+        }
+        let ran = self.now - c.segment_start;
+        c.segment_start = self.now;
+        let thread = c.thread.expect("a running thread");
+        if let Work::Compute { remaining, .. } = &mut self.threads[thread.index()].work {
+            *remaining -= ran;
+            self.policy.charge(thread, ran);
+        }
+    }
+
+    /// Drives the thread on `cpu` until it computes, leaves the CPU or ends.
+    fn advance(&mut self, cpu: usize) {
+        let thread = self.cpus[cpu].thread.expect("a thread on the CPU");
+        let t = thread.index();
+        loop {
+            if self.error.is_some() {
+                return;
+            }
+            match &mut self.threads[t].work {
+                Work::Compute { remaining, .. } if !remaining.is_zero() => {
+                    let remaining = *remaining;
+                    if self.cpus[cpu].slice_end <= self.now {
+                        if self.expire(cpu) {
+                            return;
+                        }
+                        continue;
+                    }
+                    let c = &mut self.cpus[cpu];
+                    let end = (self.now + remaining).min(c.slice_end);
+                    c.segment_start = self.now;
+                    c.generation = c.generation.wrapping_add(1);
+                    let generation = c.generation;
+                    self.queue.push(
+                        end,
+                        Event::CpuDone {
+                            cpu: cpu as u16,
+                            generation,
+                        },
+                    );
+                    return;
+                }
+                Work::Compute { .. } => {
+                    let Work::Compute { then, .. } =
+                        std::mem::replace(&mut self.threads[t].work, Work::None)
+                    else {
+                        unreachable!()
+                    };
+                    let response = match then {
+                        Then::Resume => Response::Resume,
+                        Then::Spawned(child) => {
+                            self.trace.threads[child.index()].created = self.now;
+                            self.make_ready(child, Enqueue::New);
+                            if self.threads[t].cpu != Some(cpu) {
+                                // The child preempted its parent.
+                                self.threads[t].pending = Some(Response::Thread(child));
+                                return;
+                            }
+                            Response::Thread(child)
+                        }
+                    };
+                    self.threads[t].pending = Some(response);
+                }
+                Work::None => {}
+            }
+            let response = self.threads[t].pending.take().unwrap_or(Response::Resume);
+            let Some(call) = self.resume(thread, response) else {
+                return;
+            };
+            if !self.handle_call(cpu, thread, call) {
+                return;
+            }
+        }
+    }
+
+    /// The slice of the thread on `cpu` is used up. Returns true when the
+    /// thread left the CPU, false when it got a new slice.
+    fn expire(&mut self, cpu: usize) -> bool {
+        let thread = self.cpus[cpu].thread.expect("a running thread");
+        if self.policy.rotate(thread) {
+            self.leave_cpu(cpu);
+            self.record(thread, ThreadState::Ready, None, None);
+            self.policy.enqueue(thread, self.now, Enqueue::Expired);
+            true
+        } else {
+            let slice = self.policy.slice(thread);
+            self.cpus[cpu].slice_end = slice.map_or(Time::MAX, |s| self.now + s);
+            false
+        }
+    }
+
+    /// Takes the running thread off `cpu` and puts it back in the ready queue.
+    fn preempt(&mut self, cpu: usize, why: Enqueue) {
+        self.settle(cpu);
+        let thread = self.cpus[cpu].thread.expect("a thread to preempt");
+        self.leave_cpu(cpu);
+        self.record(thread, ThreadState::Ready, None, None);
+        self.policy.enqueue(thread, self.now, why);
+    }
+
+    fn leave_cpu(&mut self, cpu: usize) {
+        let c = &mut self.cpus[cpu];
+        let thread = c.thread.take().expect("a thread on the CPU");
+        c.phase = Phase::Idle;
+        c.generation = c.generation.wrapping_add(1);
+        self.idle += 1;
+        self.threads[thread.index()].cpu = None;
+    }
+
+    // ----- threads ----------------------------------------------------------
+
+    /// Resumes a thread's coroutine (creating it at first dispatch). Returns
+    /// its next request, or `None` when it ended.
+    fn resume(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
+        let t = thread.index();
+        if self.threads[t].coroutine.is_none() {
+            let stack = match PooledStack::take(self.machine.stack_size) {
+                Ok(stack) => stack,
+                Err(e) => {
+                    let thread = self.name(thread);
+                    self.fail(SimError::Resources {
+                        thread,
+                        message: e.to_string(),
+                    });
+                    return None;
+                }
+            };
+            let body = self.threads[t].body.take().expect("a body to start");
+            let red_zone = red_zone_floor(&stack);
+            let stack_size = self.machine.stack_size;
+            self.threads[t].coroutine = Some(Coroutine::with_stack(
+                stack,
+                move |yielder, _first: Response| {
+                    let ctx = Ctx::new(yielder, thread, red_zone, stack_size);
+                    match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
+                        Ok(Ok(value)) => Exit::Value(value),
+                        Ok(Err(error)) => Exit::Failed(error),
+                        Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
+                    }
+                },
+            ));
+        }
+        let coroutine = self.threads[t].coroutine.as_mut().expect("a coroutine");
+        match coroutine.resume(response) {
+            CoroutineResult::Yield(call) => Some(call),
+            CoroutineResult::Return(exit) => {
+                let coroutine = self.threads[t].coroutine.take().expect("a coroutine");
+                drop(coroutine.into_stack());
+                self.finish(thread, exit);
+                None
+            }
+        }
+    }
+
+    /// Handles a request of the thread on `cpu`. Returns true when the thread
+    /// keeps the CPU and should be advanced further.
+    fn handle_call(&mut self, cpu: usize, thread: ThreadId, call: Call) -> bool {
+        if !self.step() {
+            return false;
+        }
+        let t = thread.index();
+        match call.request {
+            Request::Compute(d) => {
+                if d.is_zero() {
+                    return self.zero_time(cpu, thread);
+                }
+                self.threads[t].work = Work::Compute {
+                    remaining: d,
+                    then: Then::Resume,
+                };
+                true
+            }
+            Request::Sleep(d) => {
+                let origin = self.intern(thread, call.origin);
+                self.block(cpu, thread, BlockReason::Sleep, Some(origin));
+                let generation = self.threads[t].wake_generation;
+                self.queue
+                    .push(self.now + d, Event::Wake { thread, generation });
+                false
+            }
+            Request::Yield => {
+                self.leave_cpu(cpu);
+                self.record(thread, ThreadState::Ready, None, None);
+                self.policy.enqueue(thread, self.now, Enqueue::Yielded);
+                false
+            }
+            Request::Now => {
+                self.threads[t].pending = Some(Response::Time(self.now));
+                self.zero_time(cpu, thread)
+            }
+            Request::Print(text) => {
+                self.trace.logs.push(LogLine {
+                    time: self.now,
+                    thread,
+                    text,
+                });
+                self.zero_time(cpu, thread)
+            }
+            Request::Spawn {
+                name,
+                options,
+                body,
+            } => {
+                let process = self.threads[t].process;
+                let child = self.create_thread(name, process, options, body, Some(thread));
+                self.threads[t].work = Work::Compute {
+                    remaining: self.machine.thread_spawn,
+                    then: Then::Spawned(child),
+                };
+                true
+            }
+            Request::Join(target) => self.join(cpu, thread, target, call.origin),
+            Request::Load(var) => match self.check_access(thread, var, call.origin) {
+                Some(value) => {
+                    self.threads[t].pending = Some(Response::Int(value));
+                    self.zero_time(cpu, thread)
+                }
+                None => false,
+            },
+            Request::Store(var, value) => match self.check_access(thread, var, call.origin) {
+                Some(_) => {
+                    self.memory.get_mut(var).expect("checked").value = value;
+                    self.zero_time(cpu, thread)
+                }
+                None => false,
+            },
+            Request::Fault(misuse) => {
+                self.misuse(thread, call.origin, misuse);
+                false
+            }
+        }
+    }
+
+    /// After a zero-time operation: the chooser may preempt the thread when
+    /// others are ready. Returns true when it keeps the CPU.
+    fn zero_time(&mut self, cpu: usize, thread: ThreadId) -> bool {
+        if self.policy.len() == 0 {
+            return true;
+        }
+        self.policy.ties(&mut self.scratch);
+        let head = self.scratch[0];
+        self.scratch.clear();
+        self.scratch.extend([thread, head]);
+        if self.choose(ChoicePoint::Preempt, 2) == 1 {
+            self.preempt(cpu, Enqueue::Yielded);
+            return false;
+        }
+        true
+    }
+
+    fn join(&mut self, cpu: usize, thread: ThreadId, target: ThreadId, origin: SourceRef) -> bool {
+        let Some(joined) = self.threads.get_mut(target.index()) else {
+            self.misuse(thread, origin, Misuse::UnknownThread(target.0));
+            return false;
+        };
+        if target == thread {
+            self.misuse(thread, origin, Misuse::JoinSelf);
+            return false;
+        }
+        if std::mem::replace(&mut joined.joined, true) {
+            let name = self.name(target);
+            self.misuse(thread, origin, Misuse::JoinedTwice(name));
+            return false;
+        }
+        if joined.state == ThreadState::Done {
+            let value = joined.value.take().unwrap_or_else(|| Box::new(()));
+            self.threads[thread.index()].pending = Some(Response::Value(value));
+            return self.zero_time(cpu, thread);
+        }
+        joined.joiners.push(thread, self.now);
+        let origin = self.intern(thread, origin);
+        self.block(cpu, thread, BlockReason::Join(target), Some(origin));
+        false
+    }
+
+    /// Returns the variable's value when `thread` may touch it; otherwise
+    /// ends the run with a misuse and returns `None`.
+    fn check_access(&mut self, thread: ThreadId, var: VarId, origin: SourceRef) -> Option<i64> {
+        let process = self.threads[thread.index()].process;
+        let Some(variable) = self.memory.get(var) else {
+            self.misuse(thread, origin, Misuse::UnknownVariable(var.0));
+            return None;
+        };
+        if variable.owner != process {
+            let misuse = Misuse::ForeignMemory {
+                variable: variable.name.clone(),
+                owner: self.trace.processes[variable.owner.index()].name.clone(),
+                accessor: self.trace.processes[process.index()].name.clone(),
+            };
+            self.misuse(thread, origin, misuse);
+            return None;
+        }
+        Some(variable.value)
+    }
+
+    fn misuse(&mut self, thread: ThreadId, origin: SourceRef, misuse: Misuse) {
+        let error = SimError::Misuse {
+            thread: self.name(thread),
+            time: self.now,
+            origin: Some(self.origin_of(origin)),
+            misuse,
+        };
+        self.fail(error);
+    }
+
+    /// Takes the thread on `cpu` off it, blocked for `reason`.
+    pub(crate) fn block(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        reason: BlockReason,
+        origin: Option<OriginId>,
+    ) {
+        self.policy.stopped(thread);
+        self.leave_cpu(cpu);
+        self.record(thread, ThreadState::Blocked(reason), None, origin);
+        let process = self.threads[thread.index()].process;
+        self.with_gate(process, |gate, now, actions| {
+            gate.release(thread, now, actions)
+        });
+    }
+
+    /// Ends a blocked thread's wait: it will resume with `response`.
+    pub(crate) fn wake(&mut self, thread: ThreadId, response: Response) {
+        let t = &mut self.threads[thread.index()];
+        t.pending = Some(response);
+        t.wake_generation = t.wake_generation.wrapping_add(1);
+        self.make_ready(thread, Enqueue::Woken);
+    }
+
+    /// Lets a thread compete for a CPU, through its process's gate.
+    fn make_ready(&mut self, thread: ThreadId, why: Enqueue) {
+        let process = self.threads[thread.index()].process;
+        if self.processes[process.index()].gate.is_some() {
+            let mut admitted = true;
+            let mut hold = None;
+            self.with_gate(process, |gate, now, actions| {
+                admitted = gate.admit(thread, now, actions);
+                hold = Some(gate.hold_reason());
+            });
+            if !admitted {
+                let reason = hold.expect("a gate's hold reason");
+                self.record(thread, ThreadState::Blocked(reason), None, None);
+                return;
+            }
+        }
+        self.enqueue_ready(thread, why);
+    }
+
+    /// Puts a thread (past its gate) in the ready queue, preempting for it
+    /// where the policy says so.
+    fn enqueue_ready(&mut self, thread: ThreadId, why: Enqueue) {
+        self.settle_all();
+        self.record(thread, ThreadState::Ready, None, None);
+        self.policy.enqueue(thread, self.now, why);
+        self.preempt_for(thread);
+    }
+
+    /// Charges every running thread up to now, so that the policy compares
+    /// current figures.
+    fn settle_all(&mut self) {
+        for cpu in 0..self.cpus.len() {
+            self.settle(cpu);
+        }
+    }
+
+    /// When no CPU is idle, preempts the running thread that `thread` should
+    /// displace, if the policy says one should make way.
+    fn preempt_for(&mut self, thread: ThreadId) {
+        if self.idle > 0 {
+            return;
+        }
+        let victim = (0..self.cpus.len())
+            .filter(|&cpu| self.cpus[cpu].phase == Phase::Running)
+            .filter_map(|cpu| self.cpus[cpu].thread.map(|running| (cpu, running)))
+            .filter(|&(_, running)| self.policy.preempts(thread, running))
+            .max_by_key(|&(cpu, running)| {
+                (self.policy.victim_rank(running), std::cmp::Reverse(cpu))
+            });
+        if let Some((cpu, _)) = victim {
+            self.preempt(cpu, Enqueue::Preempted);
+        }
+    }
+
+    fn finish(&mut self, thread: ThreadId, exit: Exit) {
+        let t = thread.index();
+        match exit {
+            Exit::Value(value) => self.threads[t].value = Some(value),
+            Exit::Failed(error) => {
+                let origin = error
+                    .position
+                    .map(|(line, column)| self.origin_of(SourceRef::Script { line, column }));
+                let failure = SimError::Failed {
+                    thread: self.name(thread),
+                    time: self.now,
+                    message: error.message,
+                    origin,
+                };
+                self.fail(failure);
+            }
+            Exit::Panicked(message) => {
+                let failure = SimError::Panicked {
+                    thread: self.name(thread),
+                    time: self.now,
+                    message,
+                };
+                self.fail(failure);
+            }
+        }
+        self.policy.stopped(thread);
+        if let Some(cpu) = self.threads[t].cpu {
+            self.leave_cpu(cpu);
+        }
+        self.record(thread, ThreadState::Done, None, None);
+        self.unfinished -= 1;
+        let process = self.threads[t].process;
+        self.with_gate(process, |gate, now, actions| {
+            gate.release(thread, now, actions)
+        });
+        let mut joiners = std::mem::take(&mut self.threads[t].joiners);
+        if let Some(joiner) = self.pick_waiter(&mut joiners) {
+            let value = self.threads[t].value.take().unwrap_or_else(|| Box::new(()));
+            self.wake(joiner.thread, Response::Value(value));
+        }
+    }
+
+    /// Takes the waiter a released resource goes to, through the chooser.
+    pub(crate) fn pick_waiter(&mut self, queue: &mut WaitQueue) -> Option<super::Waiter> {
+        let index = if queue.len() > 1 {
+            queue.threads_into(&mut self.scratch);
+            self.choose(ChoicePoint::Waiter, queue.len())
+        } else {
+            0
+        };
+        queue.take(index)
+    }
+
+    // ----- gates ------------------------------------------------------------
+
+    /// Calls the process's gate, if it has one, and carries out its actions.
+    fn with_gate(
+        &mut self,
+        process: ProcessId,
+        call: impl FnOnce(&mut dyn ProcessGate, Time, &mut GateActions),
+    ) {
+        let Some(mut gate) = self.processes[process.index()].gate.take() else {
+            return;
+        };
+        let mut actions = GateActions::default();
+        call(gate.as_mut(), self.now, &mut actions);
+        self.processes[process.index()].gate = Some(gate);
+        for action in actions.list {
+            match action {
+                GateAction::Admit(thread) => {
+                    if matches!(
+                        self.threads[thread.index()].state,
+                        ThreadState::Blocked(BlockReason::Gil(_))
+                    ) {
+                        self.enqueue_ready(thread, Enqueue::Woken);
+                    }
+                }
+                GateAction::Interrupt(thread) => self.interrupt(thread),
+                GateAction::Timer(at, token) => self
+                    .queue
+                    .push(at.max(self.now), Event::GateTimer { process, token }),
+            }
+        }
+    }
+
+    /// Stops a thread at its check point and passes it through the gate again.
+    fn interrupt(&mut self, thread: ThreadId) {
+        let t = thread.index();
+        match (self.threads[t].state, self.threads[t].cpu) {
+            (ThreadState::Running, Some(cpu)) => {
+                self.settle(cpu);
+                self.policy.stopped(thread);
+                self.leave_cpu(cpu);
+                let process = self.threads[t].process;
+                self.with_gate(process, |gate, now, actions| {
+                    gate.release(thread, now, actions)
+                });
+                self.make_ready(thread, Enqueue::Woken);
+            }
+            (ThreadState::Done, _) => {}
+            _ => self.threads[t].interrupt = true,
+        }
+    }
+
+    // ----- trace ------------------------------------------------------------
+
+    fn record(
+        &mut self,
+        thread: ThreadId,
+        state: ThreadState,
+        cpu: Option<usize>,
+        origin: Option<OriginId>,
+    ) {
+        self.threads[thread.index()].state = state;
+        self.trace.states.push(StateChange {
+            time: self.now,
+            thread,
+            state,
+            cpu: cpu.map(|c| CpuId(c as u16)),
+            origin,
+        });
+    }
+
+    /// The id of a source position, cached per thread for loops.
+    fn intern(&mut self, thread: ThreadId, source: SourceRef) -> OriginId {
+        if let Some((last, id)) = self.threads[thread.index()].last_origin {
+            if last == source {
+                return id;
+            }
+        }
+        let key = match source {
+            SourceRef::Rust(location) => (
+                location.file().as_ptr() as usize,
+                location.line(),
+                location.column(),
+            ),
+            SourceRef::Script { line, column } => (0, line, column),
+        };
+        let id = match self.origin_ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = OriginId(self.trace.origins.len() as u32);
+                let origin = self.origin_of(source);
+                self.trace.origins.push(origin);
+                self.origin_ids.insert(key, id);
+                id
+            }
+        };
+        self.threads[thread.index()].last_origin = Some((source, id));
+        id
+    }
+
+    fn origin_of(&self, source: SourceRef) -> Origin {
+        match source {
+            SourceRef::Rust(location) => Origin {
+                file: location.file().to_string(),
+                line: location.line(),
+                column: location.column(),
+            },
+            SourceRef::Script { line, column } => Origin {
+                file: self.script.clone().unwrap_or_else(|| "script".to_string()),
+                line,
+                column,
+            },
+        }
+    }
+
+    /// Moves the bodies' values out, by thread.
+    pub(crate) fn take_values(&mut self) -> Vec<Option<Box<dyn Any>>> {
+        self.threads.iter_mut().map(|t| t.value.take()).collect()
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}

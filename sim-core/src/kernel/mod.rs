@@ -1,0 +1,244 @@
+//! The kernel: a deterministic discrete-event engine that runs simulated
+//! threads as stackful coroutines on simulated CPUs.
+//!
+//! - `event`: the event queue and its total order.
+//! - `choice`: the one choice point ([`Chooser`]) and the decisions it records.
+//! - `context`: [`Ctx`], what a thread body calls.
+//! - `stack`: coroutine stacks carved from large regions.
+//! - `wait`: [`WaitQueue`], how threads wait on anything.
+//! - `engine`: the loop, the CPUs and the thread lifecycle.
+//!
+//! [`Simulation`] is the public front: declare processes, threads and
+//! variables, then [`Simulation::run`] to get a [`Run`].
+
+mod choice;
+mod context;
+mod engine;
+mod event;
+mod stack;
+mod wait;
+
+use std::any::Any;
+
+pub use choice::{
+    Choice, ChoicePoint, Chooser, ChooserError, Decision, FirstChooser, RandomChooser,
+    ReplayChooser,
+};
+pub use context::{Ctx, JoinHandle};
+pub use stack::MIN_STACK;
+pub use wait::{WaitQueue, Waiter};
+
+use crate::analysis::stats::Stats;
+use crate::error::{BodyError, SimError};
+use crate::ids::{ProcessId, ThreadId, VarId};
+use crate::model::machine::{Machine, MachineError};
+use crate::model::process::ProcessOptions;
+use crate::model::thread::{ThreadOptions, ThreadState};
+use crate::trace::Trace;
+use context::boxed_body;
+use engine::Engine;
+
+/// A scenario being declared, then run once.
+///
+/// ```
+/// use sim_core::{Machine, Simulation, ms};
+/// let mut sim = Simulation::new(Machine { cpus: 2, ..Machine::textbook() }).unwrap();
+/// for name in ["a", "b", "c", "d"] {
+///     sim.add_thread(name, |ctx| ctx.compute(ms(100)));
+/// }
+/// let run = sim.run();
+/// assert_eq!(run.trace.makespan().as_nanos(), ms(200).as_nanos());
+/// ```
+pub struct Simulation {
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("machine", &self.engine.machine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    /// A simulation of `machine` with the deterministic default chooser.
+    pub fn new(machine: Machine) -> Result<Simulation, MachineError> {
+        machine.validate()?;
+        Ok(Simulation {
+            engine: Engine::new(machine, Box::new(FirstChooser)),
+        })
+    }
+
+    /// Replaces the chooser (random, replay, or an exploration strategy).
+    pub fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
+        self.engine.set_chooser(chooser);
+    }
+
+    /// Names the script that script positions refer to.
+    pub fn set_script_name(&mut self, name: &str) {
+        self.engine.set_script_name(name);
+    }
+
+    /// The machine being simulated.
+    pub fn machine(&self) -> &Machine {
+        &self.engine.machine
+    }
+
+    /// Adds a process; its threads share its memory and its gate.
+    pub fn add_process(&mut self, name: &str, options: ProcessOptions) -> ProcessId {
+        self.engine.add_process(name, options.gate)
+    }
+
+    /// Adds a thread to the default process, ready at time 0.
+    pub fn add_thread<T: 'static>(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> JoinHandle<T> {
+        self.add_thread_to(ProcessId::MAIN, name, ThreadOptions::default(), body)
+    }
+
+    /// Adds a thread with a priority and nice value to the default process.
+    pub fn add_thread_with<T: 'static>(
+        &mut self,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> JoinHandle<T> {
+        self.add_thread_to(ProcessId::MAIN, name, options, body)
+    }
+
+    /// Adds a thread to `process`, ready at time 0 (threads become ready in
+    /// the order they are added).
+    ///
+    /// # Panics
+    /// If `process` was not returned by [`Simulation::add_process`].
+    pub fn add_thread_to<T: 'static>(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> JoinHandle<T> {
+        assert!(
+            process.index() < self.engine.process_count(),
+            "unknown process {process}"
+        );
+        JoinHandle::new(self.engine.create_thread(
+            name.to_string(),
+            process,
+            options,
+            boxed_body(body),
+            None,
+        ))
+    }
+
+    /// Adds a thread whose body may fail (script bindings use this).
+    pub fn add_fallible_thread(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static,
+    ) -> ThreadId {
+        assert!(
+            process.index() < self.engine.process_count(),
+            "unknown process {process}"
+        );
+        self.engine
+            .create_thread(name.to_string(), process, options, Box::new(body), None)
+    }
+
+    /// Declares a variable in `process`'s memory.
+    pub fn variable(&mut self, process: ProcessId, name: &str, init: i64) -> VarId {
+        self.engine.memory.declare(process, name, init)
+    }
+
+    /// Runs the scenario to its end and returns everything it recorded.
+    pub fn run(mut self) -> Run {
+        let outcome = self.engine.run();
+        let values = self.engine.take_values();
+        let mut trace = std::mem::replace(&mut self.engine.trace, Trace::new(Machine::default()));
+        trace.variables = std::mem::take(&mut self.engine.memory).into_vec();
+        Run {
+            trace,
+            outcome,
+            decisions: std::mem::take(&mut self.engine.decisions),
+            values,
+        }
+    }
+}
+
+/// A thread that was still waiting when the run stalled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// The thread.
+    pub thread: ThreadId,
+    /// The state it was stuck in.
+    pub state: ThreadState,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Every thread finished.
+    Completed,
+    /// Unfinished threads, and nothing left that could wake them.
+    Stalled(Vec<Waiting>),
+    /// An error stopped the run.
+    Failed(SimError),
+}
+
+/// The result of a run: its trace, how it ended, and the decisions it took.
+pub struct Run {
+    /// Everything that happened.
+    pub trace: Trace,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Every decision taken, in order; a [`ReplayChooser`] fed with them
+    /// reproduces the run.
+    pub decisions: Vec<Decision>,
+    values: Vec<Option<Box<dyn Any>>>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("outcome", &self.outcome)
+            .field("end", &self.trace.end)
+            .field("decisions", &self.decisions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Run {
+    /// The error that stopped the run, if one did.
+    pub fn error(&self) -> Option<&SimError> {
+        match &self.outcome {
+            Outcome::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Whether every thread finished.
+    pub fn completed(&self) -> bool {
+        self.outcome == Outcome::Completed
+    }
+
+    /// Statistics derived from the trace.
+    pub fn stats(&self) -> Stats {
+        Stats::from_trace(&self.trace)
+    }
+
+    /// Takes the value a finished, unjoined thread returned.
+    pub fn take_value<T: 'static>(&mut self, handle: &JoinHandle<T>) -> Option<T> {
+        let value = self.values.get_mut(handle.thread().index())?.take()?;
+        value.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Takes a thread's value untyped (script bindings use this).
+    pub fn take_any(&mut self, thread: ThreadId) -> Option<Box<dyn Any>> {
+        self.values.get_mut(thread.index())?.take()
+    }
+}

@@ -1,0 +1,237 @@
+//! Coroutine stacks carved from large regions and recycled.
+//!
+//! One `mmap` per stack does not scale: Linux allows 65,530 mappings per
+//! process (`vm.max_map_count`), and a guard page splits a mapping in two, so
+//! about 32,000 separately mapped stacks is the ceiling. Here a region of many
+//! stacks is one mapping, reserved with `MAP_NORESERVE` so that only the pages a
+//! thread really touches cost memory. A stack is taken from the pool when its
+//! thread is first dispatched and returned when the thread ends, last in first
+//! out, so a returned stack is reused while its pages are still in cache.
+//!
+//! Guard pages: while the number of mappings stays under [`GUARD_BUDGET`], each
+//! stack gets a `PROT_NONE` guard page below it, so an overflow faults at once.
+//! Past that budget, stacks are carved without guards (the only way to have
+//! 100,000 at once); the thread context then checks, at every operation, that
+//! the stack has at least [`RED_ZONE`] bytes left, and fails the thread with a
+//! clear error when it has not.
+//!
+//! The pool belongs to the OS thread and outlives simulations, so exploration,
+//! which runs thousands of simulations, pays for the pages once. Regions are
+//! never unmapped; their pages are reused by later simulations on the thread.
+
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+
+use corosensei::stack::{Stack, StackPointer};
+
+/// How many mappings the guarded stacks may use in all (2 per guarded stack).
+pub const GUARD_BUDGET: usize = 24_000;
+/// Bytes a stack must have left at each operation of an unguarded stack.
+pub const RED_ZONE: usize = 16 * 1024;
+/// Smallest stack size accepted.
+pub const MIN_STACK: usize = 16 * 1024;
+/// Target size of one region.
+const REGION_BYTES: usize = 64 * 1024 * 1024;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as usize
+    } else {
+        4096
+    }
+}
+
+/// A stack from the pool. Returns to the pool when dropped.
+#[derive(Debug)]
+pub(crate) struct PooledStack {
+    /// Highest address (the stack grows down from here).
+    base: usize,
+    /// Lowest usable address.
+    bottom: usize,
+    /// Lowest address including the guard page, if any.
+    limit: usize,
+    /// Whether a guard page sits below `bottom`.
+    guarded: bool,
+}
+
+impl PooledStack {
+    /// Takes a stack of `size` usable bytes (rounded up to whole pages).
+    pub(crate) fn take(size: usize) -> std::io::Result<PooledStack> {
+        POOL.with(|pool| pool.borrow_mut().take(size))
+    }
+
+    /// The lowest usable address, for the red-zone check.
+    pub(crate) fn bottom(&self) -> usize {
+        self.bottom
+    }
+
+    /// Whether an overflow would hit a guard page.
+    pub(crate) fn guarded(&self) -> bool {
+        self.guarded
+    }
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        let (base, bottom, limit, guarded) = (self.base, self.bottom, self.limit, self.guarded);
+        // During thread teardown the pool may be gone: the memory then simply
+        // stays mapped until the process exits.
+        let _ = POOL.try_with(|pool| {
+            pool.borrow_mut().give_back(PooledStack {
+                base,
+                bottom,
+                limit,
+                guarded,
+            })
+        });
+    }
+}
+
+// SAFETY: `base` and `limit` bound memory that this stack owns exclusively
+// until it is dropped; both are page-aligned, so aligned to STACK_ALIGNMENT.
+// Guarded stacks meet corosensei's guard-page requirement; unguarded ones are
+// checked against RED_ZONE at every operation (see the module docs).
+unsafe impl Stack for PooledStack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.base).expect("non-null stack")
+    }
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.limit).expect("non-null stack")
+    }
+}
+
+#[derive(Default)]
+struct SizeClass {
+    size: usize,
+    free: Vec<PooledStack>,
+}
+
+#[derive(Default)]
+struct StackPool {
+    classes: Vec<SizeClass>,
+    mappings: usize,
+}
+
+thread_local! {
+    static POOL: RefCell<StackPool> = RefCell::new(StackPool::default());
+}
+
+impl StackPool {
+    fn take(&mut self, size: usize) -> std::io::Result<PooledStack> {
+        let page = page_size();
+        let size = size.max(MIN_STACK).div_ceil(page) * page;
+        let class = match self.classes.iter().position(|c| c.size == size) {
+            Some(i) => i,
+            None => {
+                self.classes.push(SizeClass {
+                    size,
+                    free: Vec::new(),
+                });
+                self.classes.len() - 1
+            }
+        };
+        if self.classes[class].free.is_empty() {
+            let fresh = self.map_region(size, page)?;
+            // Reverse, so that stacks are handed out from the low end first.
+            self.classes[class].free.extend(fresh.into_iter().rev());
+        }
+        Ok(self.classes[class].free.pop().expect("refilled"))
+    }
+
+    fn give_back(&mut self, stack: PooledStack) {
+        let size = stack.base - stack.bottom;
+        match self.classes.iter_mut().find(|c| c.size == size) {
+            Some(class) => class.free.push(stack),
+            None => std::mem::forget(stack),
+        }
+    }
+
+    fn map_region(&mut self, size: usize, page: usize) -> std::io::Result<Vec<PooledStack>> {
+        let count = (REGION_BYTES / (size + page)).max(1);
+        let guarded = self.mappings + 2 * count + 1 <= GUARD_BUDGET;
+        let slot = if guarded { size + page } else { size };
+        let bytes = slot * count;
+        // SAFETY: an anonymous private mapping at an address the kernel picks.
+        let start = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let start = start as usize;
+        self.mappings += 1;
+        let mut stacks = Vec::with_capacity(count);
+        for i in 0..count {
+            let limit = start + i * slot;
+            let bottom = if guarded { limit + page } else { limit };
+            if guarded {
+                // SAFETY: the page lies inside the mapping made above.
+                let rc =
+                    unsafe { libc::mprotect(limit as *mut libc::c_void, page, libc::PROT_NONE) };
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                self.mappings += 2;
+            }
+            stacks.push(PooledStack {
+                base: bottom + size,
+                bottom,
+                limit,
+                guarded,
+            });
+        }
+        Ok(stacks)
+    }
+}
+
+/// The address of a local variable: where the stack pointer is, roughly.
+#[inline(always)]
+pub(crate) fn approximate_stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Stack bounds for a guard-less check, `None` for a guarded stack.
+pub(crate) fn red_zone_floor(stack: &PooledStack) -> Option<NonZeroUsize> {
+    if stack.guarded() {
+        None
+    } else {
+        NonZeroUsize::new(stack.bottom() + RED_ZONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_are_recycled_last_in_first_out() {
+        let a = PooledStack::take(64 * 1024).unwrap();
+        let a_base = a.base;
+        drop(a);
+        let b = PooledStack::take(64 * 1024).unwrap();
+        assert_eq!(b.base, a_base);
+        assert!(b.base - b.bottom >= 64 * 1024);
+    }
+
+    #[test]
+    fn stacks_do_not_overlap() {
+        let stacks: Vec<_> = (0..300)
+            .map(|_| PooledStack::take(32 * 1024).unwrap())
+            .collect();
+        let mut ranges: Vec<_> = stacks.iter().map(|s| (s.limit, s.base)).collect();
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            assert!(pair[0].1 <= pair[1].0);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The simulated machine: cores, scheduler, costs and limits.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{ms, secs, us, Span, Time};
+
+/// Which CPU scheduler the machine runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SchedulerKind {
+    /// First come, first served: a thread runs until it blocks or yields.
+    Fifo,
+    /// Round robin: a thread runs for at most one quantum while others wait.
+    #[default]
+    RoundRobin,
+    /// Strict priority, preemptive, round robin within a level. Higher numbers
+    /// are more important.
+    Priority,
+    /// CFS-like: CPU shares in proportion to weights derived from nice values.
+    Fair,
+}
+
+impl SchedulerKind {
+    /// The name scripts use: "fifo", "rr", "priority", "fair".
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Fifo => "fifo",
+            SchedulerKind::RoundRobin => "rr",
+            SchedulerKind::Priority => "priority",
+            SchedulerKind::Fair => "fair",
+        }
+    }
+
+    /// Reads a scheduler name as scripts write it.
+    pub fn from_name(name: &str) -> Option<SchedulerKind> {
+        Some(match name {
+            "fifo" => SchedulerKind::Fifo,
+            "rr" | "round_robin" => SchedulerKind::RoundRobin,
+            "priority" => SchedulerKind::Priority,
+            "fair" | "cfs" => SchedulerKind::Fair,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything that describes the simulated machine. `Machine::default()` holds
+/// the measured Linux x86 defaults of the specification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Number of cores.
+    pub cpus: u16,
+    /// The CPU scheduler.
+    pub scheduler: SchedulerKind,
+    /// Time slice of "rr" and "priority".
+    pub quantum: Span,
+    /// CPU time to switch to another thread of the same process.
+    pub context_switch: Span,
+    /// CPU time to switch to a thread of another process.
+    pub process_switch: Span,
+    /// CPU time the parent pays to start a thread.
+    pub thread_spawn: Span,
+    /// "fair" only: target latency; `None` is 6ms × (1 + log2(min(cpus, 8))).
+    pub slice: Option<Span>,
+    /// "fair" only: minimum slice and wake-up granularity; `None` is
+    /// 0.75ms × (1 + log2(min(cpus, 8))).
+    pub granularity: Option<Span>,
+    /// Seed of the chooser when it is random.
+    pub seed: u64,
+    /// The run stops with an error when simulated time would pass this.
+    pub max_time: Time,
+    /// The run stops with an error after this many events and operations.
+    pub max_events: u64,
+    /// Usable bytes of each thread's coroutine stack (only touched pages cost
+    /// memory).
+    pub stack_size: usize,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine {
+            cpus: 1,
+            scheduler: SchedulerKind::RoundRobin,
+            quantum: ms(10),
+            context_switch: us(2),
+            process_switch: us(3),
+            thread_spawn: us(30),
+            slice: None,
+            granularity: None,
+            seed: 0,
+            max_time: Time(secs(3600).as_nanos()),
+            max_events: 100_000_000,
+            stack_size: 256 * 1024,
+        }
+    }
+}
+
+/// A machine description that cannot be simulated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid machine: {0}")]
+pub struct MachineError(pub String);
+
+impl Machine {
+    /// Linux-like: the default costs with the CFS-like "fair" scheduler.
+    pub fn linux() -> Machine {
+        Machine {
+            scheduler: SchedulerKind::Fair,
+            ..Machine::default()
+        }
+    }
+
+    /// Textbook round robin: 10ms quantum and no switch or spawn costs, so
+    /// timings can be computed by hand.
+    pub fn textbook() -> Machine {
+        Machine {
+            context_switch: Span::ZERO,
+            process_switch: Span::ZERO,
+            thread_spawn: Span::ZERO,
+            ..Machine::default()
+        }
+    }
+
+    /// A preset by name: "linux", "textbook" or "default".
+    pub fn preset(name: &str) -> Option<Machine> {
+        match name {
+            "linux" => Some(Machine::linux()),
+            "textbook" => Some(Machine::textbook()),
+            "default" => Some(Machine::default()),
+            _ => None,
+        }
+    }
+
+    /// The CFS scale factor 1 + log2(min(cpus, 8)).
+    fn cfs_factor(&self) -> u64 {
+        1 + u64::from(self.cpus.clamp(1, 8)).ilog2() as u64
+    }
+
+    /// "fair": the target latency in force.
+    pub fn fair_latency(&self) -> Span {
+        self.slice
+            .unwrap_or(Span(ms(6).as_nanos() * self.cfs_factor()))
+    }
+
+    /// "fair": the minimum slice in force.
+    pub fn fair_granularity(&self) -> Span {
+        self.granularity
+            .unwrap_or(Span(us(750).as_nanos() * self.cfs_factor()))
+    }
+
+    /// Checks that the machine can be simulated.
+    pub fn validate(&self) -> Result<(), MachineError> {
+        let fail = |msg: &str| Err(MachineError(msg.to_string()));
+        if self.cpus == 0 {
+            return fail("cpus must be at least 1");
+        }
+        if self.cpus > 1024 {
+            return fail("cpus must be at most 1024");
+        }
+        if self.quantum.is_zero()
+            && matches!(
+                self.scheduler,
+                SchedulerKind::RoundRobin | SchedulerKind::Priority
+            )
+        {
+            return fail("quantum must be longer than zero");
+        }
+        if self.scheduler == SchedulerKind::Fair
+            && (self.fair_latency().is_zero() || self.fair_granularity().is_zero())
+        {
+            return fail("slice and granularity must be longer than zero");
+        }
+        if self.stack_size < crate::kernel::MIN_STACK {
+            return fail(&format!(
+                "stack_size must be at least {} bytes",
+                crate::kernel::MIN_STACK
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cfs_defaults_scale_with_cpus() {
+        let m = |cpus| Machine {
+            cpus,
+            ..Machine::linux()
+        };
+        assert_eq!(m(1).fair_latency(), ms(6));
+        assert_eq!(m(2).fair_latency(), ms(12));
+        assert_eq!(m(4).fair_latency(), ms(18));
+        assert_eq!(m(64).fair_latency(), ms(24));
+        assert_eq!(m(4).fair_granularity(), us(2250));
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let err = Machine {
+            cpus: 0,
+            ..Machine::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("cpus"));
+        assert!(Machine::textbook().validate().is_ok());
+    }
+}

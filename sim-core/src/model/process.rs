@@ -1,0 +1,78 @@
+//! Processes and the per-process gate that decides whether a thread may run.
+//!
+//! A process owns threads and memory. It may carry a [`ProcessGate`]: a hook
+//! the kernel consults whenever one of the process's threads wants to run,
+//! stops running, or a timer the gate set fires. The GIL is such a gate; the
+//! kernel knows nothing of it beyond this trait.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ThreadId;
+use crate::model::thread::BlockReason;
+use crate::time::Time;
+
+/// What a gate asks the kernel to do. Collected in [`GateActions`] and carried
+/// out by the kernel right after the gate returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateAction {
+    /// Let a held thread compete for a CPU.
+    Admit(ThreadId),
+    /// Stop a running thread at its next check point (at once while it
+    /// computes) and pass it through the gate again.
+    Interrupt(ThreadId),
+    /// Call [`ProcessGate::timer`] with this token at this time.
+    Timer(Time, u64),
+}
+
+/// The actions a gate queues during one call.
+#[derive(Debug, Default)]
+pub struct GateActions {
+    pub(crate) list: Vec<GateAction>,
+}
+
+impl GateActions {
+    /// Lets a held thread compete for a CPU.
+    pub fn admit(&mut self, thread: ThreadId) {
+        self.list.push(GateAction::Admit(thread));
+    }
+    /// Stops a running thread at its next check point and passes it through
+    /// the gate again.
+    pub fn interrupt(&mut self, thread: ThreadId) {
+        self.list.push(GateAction::Interrupt(thread));
+    }
+    /// Asks for a [`ProcessGate::timer`] call at `at` with `token`.
+    pub fn set_timer(&mut self, at: Time, token: u64) {
+        self.list.push(GateAction::Timer(at, token));
+    }
+}
+
+/// Decides whether the threads of one process may run (the GIL plugs in here).
+pub trait ProcessGate: fmt::Debug {
+    /// `thread` is ready to run (new, woken, or interrupted). Return true to
+    /// let it compete for a CPU now, false to hold it until the gate admits it.
+    fn admit(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) -> bool;
+    /// `thread` stopped running: it blocked, finished, or was interrupted.
+    fn release(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions);
+    /// A timer set with [`GateActions::set_timer`] fired.
+    fn timer(&mut self, token: u64, now: Time, actions: &mut GateActions) {
+        let _ = (token, now, actions);
+    }
+    /// What a held thread is shown waiting for.
+    fn hold_reason(&self) -> BlockReason;
+}
+
+/// Options of a new process.
+#[derive(Debug, Default)]
+pub struct ProcessOptions {
+    /// The gate its threads pass to run, if any.
+    pub gate: Option<Box<dyn ProcessGate>>,
+}
+
+/// What the trace keeps of a process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Its name.
+    pub name: String,
+}

@@ -1,0 +1,76 @@
+//! "fifo" and "rr": one queue in the order threads became ready.
+
+use std::collections::VecDeque;
+
+use super::{Enqueue, Policy, TIE_WINDOW};
+use crate::ids::ThreadId;
+use crate::model::thread::ThreadOptions;
+use crate::time::{Span, Time};
+
+/// First come first served; with a quantum, round robin.
+pub(crate) struct Fifo {
+    quantum: Option<Span>,
+    /// Ready threads with the time they became ready.
+    queue: VecDeque<(ThreadId, Time)>,
+}
+
+impl Fifo {
+    pub(crate) fn new(quantum: Option<Span>) -> Self {
+        Fifo {
+            quantum,
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+impl Policy for Fifo {
+    fn add_thread(&mut self, _thread: ThreadId, _options: ThreadOptions) {}
+
+    fn enqueue(&mut self, thread: ThreadId, now: Time, why: Enqueue) {
+        match why {
+            Enqueue::Preempted => self.queue.push_front((thread, now)),
+            _ => self.queue.push_back((thread, now)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn ties(&self, out: &mut Vec<ThreadId>) {
+        out.clear();
+        if let Some(&(_, since)) = self.queue.front() {
+            out.extend(
+                self.queue
+                    .iter()
+                    .take_while(|e| e.1 == since)
+                    .take(TIE_WINDOW)
+                    .map(|e| e.0),
+            );
+        }
+    }
+
+    fn take(&mut self, index: usize) -> ThreadId {
+        self.queue.remove(index).expect("index among the ties").0
+    }
+
+    fn slice(&self, _thread: ThreadId) -> Option<Span> {
+        self.quantum
+    }
+
+    fn charge(&mut self, _thread: ThreadId, _ran: Span) {}
+
+    fn stopped(&mut self, _thread: ThreadId) {}
+
+    fn rotate(&self, _running: ThreadId) -> bool {
+        !self.queue.is_empty()
+    }
+
+    fn preempts(&self, _waking: ThreadId, _running: ThreadId) -> bool {
+        false
+    }
+
+    fn victim_rank(&self, _running: ThreadId) -> i64 {
+        0
+    }
+}

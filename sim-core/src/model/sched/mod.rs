@@ -1,0 +1,89 @@
+//! CPU scheduling policies: which ready thread runs next, for how long, and
+//! when a running thread must make way. One file per policy.
+//!
+//! The kernel owns the CPUs and the clock; a policy only orders ready threads
+//! and answers questions. Ties (threads the policy cannot tell apart) are
+//! reported by [`Policy::ties`] so that the kernel's chooser decides them.
+
+mod fair;
+mod fifo;
+mod priority;
+
+use crate::ids::ThreadId;
+use crate::model::machine::{Machine, SchedulerKind};
+use crate::model::thread::ThreadOptions;
+use crate::time::{Span, Time};
+
+pub(crate) use fair::Fair;
+pub(crate) use fifo::Fifo;
+pub(crate) use priority::Priority;
+
+/// At most this many tied threads are offered to the chooser (see
+/// `CHOICE_WINDOW` in the engine).
+pub(crate) const TIE_WINDOW: usize = 8;
+
+/// Why a thread enters the ready queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Enqueue {
+    /// Just created.
+    New,
+    /// Woken from a block.
+    Woken,
+    /// Made way for a more important thread: keeps its place in line.
+    Preempted,
+    /// Used up its slice.
+    Expired,
+    /// Gave up the CPU by itself (or was preempted by the chooser).
+    Yielded,
+}
+
+/// A CPU scheduling policy.
+pub(crate) trait Policy {
+    /// Registers a thread before it is first enqueued.
+    fn add_thread(&mut self, thread: ThreadId, options: ThreadOptions);
+    /// Puts a thread in the ready queue.
+    fn enqueue(&mut self, thread: ThreadId, now: Time, why: Enqueue);
+    /// How many threads are ready.
+    fn len(&self) -> usize;
+    /// Fills `out` with the threads at the head of the queue that the policy
+    /// cannot tell apart, in queue order (one thread when there is no tie),
+    /// at most [`TIE_WINDOW`].
+    fn ties(&self, out: &mut Vec<ThreadId>);
+    /// Removes and returns the `index`-th thread of [`Policy::ties`].
+    fn take(&mut self, index: usize) -> ThreadId;
+    /// How long `thread` may run once dispatched; `None` means until it blocks.
+    fn slice(&self, thread: ThreadId) -> Option<Span>;
+    /// Accounts `ran` of CPU time to `thread`.
+    fn charge(&mut self, thread: ThreadId, ran: Span);
+    /// `thread` left the runnable set (it blocked or finished).
+    fn stopped(&mut self, thread: ThreadId);
+    /// At the end of `running`'s slice: should it make way for a ready thread?
+    fn rotate(&self, running: ThreadId) -> bool;
+    /// Should the newly ready `waking` preempt `running` at once? When several
+    /// running threads qualify, the one with the highest
+    /// [`Policy::victim_rank`] is preempted.
+    fn preempts(&self, waking: ThreadId, running: ThreadId) -> bool;
+    /// How deserving a running thread is of being preempted.
+    fn victim_rank(&self, running: ThreadId) -> i64;
+}
+
+/// The policy a machine asks for.
+pub(crate) fn policy_for(machine: &Machine) -> Box<dyn Policy> {
+    match machine.scheduler {
+        SchedulerKind::Fifo => Box::new(Fifo::new(None)),
+        SchedulerKind::RoundRobin => Box::new(Fifo::new(Some(machine.quantum))),
+        SchedulerKind::Priority => Box::new(Priority::new(machine.quantum)),
+        SchedulerKind::Fair => Box::new(Fair::new(
+            machine.fair_latency(),
+            machine.fair_granularity(),
+        )),
+    }
+}
+
+/// Grows a per-thread table so that `thread` indexes into it.
+fn slot<T: Default>(table: &mut Vec<T>, thread: ThreadId) -> &mut T {
+    if table.len() <= thread.index() {
+        table.resize_with(thread.index() + 1, T::default);
+    }
+    &mut table[thread.index()]
+}

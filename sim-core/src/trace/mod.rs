@@ -1,0 +1,158 @@
+//! The trace: the one record of what happened in a run.
+//!
+//! Every change of a thread's state is recorded once, in time order, as a
+//! [`StateChange`]. Everything else (per-thread and per-CPU intervals, stats,
+//! charts) is derived from it. A trace serializes to RON and reads back equal.
+
+mod intervals;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CpuId, OriginId, ProcessId, ThreadId};
+use crate::model::machine::Machine;
+use crate::model::memory::Variable;
+use crate::model::process::ProcessInfo;
+use crate::model::thread::ThreadState;
+use crate::time::Time;
+
+pub use intervals::{CpuInterval, Interval};
+
+/// A place in the source that made an operation: a script position or a line
+/// of Rust code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The script or Rust source file.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A thread entered a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// When.
+    pub time: Time,
+    /// Which thread.
+    pub thread: ThreadId,
+    /// The state it entered.
+    pub state: ThreadState,
+    /// The CPU, for states on a CPU.
+    pub cpu: Option<CpuId>,
+    /// The operation that caused it, where one did (blocking operations).
+    pub origin: Option<OriginId>,
+}
+
+/// What the trace keeps of a thread.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// Its name.
+    pub name: String,
+    /// Its process.
+    pub process: ProcessId,
+    /// The thread that started it, if any.
+    pub parent: Option<ThreadId>,
+    /// When it became ready for the first time.
+    pub created: Time,
+    /// Its scheduling priority.
+    pub priority: i32,
+    /// Its nice value.
+    pub nice: i32,
+}
+
+/// A line a thread printed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When.
+    pub time: Time,
+    /// Who.
+    pub thread: ThreadId,
+    /// What.
+    pub text: String,
+}
+
+/// Everything a run recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The machine that ran.
+    pub machine: Machine,
+    /// Processes, indexed by [`ProcessId`].
+    pub processes: Vec<ProcessInfo>,
+    /// Threads, indexed by [`ThreadId`].
+    pub threads: Vec<ThreadInfo>,
+    /// Every state change, in time order.
+    pub states: Vec<StateChange>,
+    /// Printed lines, in time order.
+    pub logs: Vec<LogLine>,
+    /// Source positions, indexed by [`OriginId`].
+    pub origins: Vec<Origin>,
+    /// Variables with their final values.
+    pub variables: Vec<Variable>,
+    /// When the run ended (the last event, or the limit it hit).
+    pub end: Time,
+}
+
+impl Trace {
+    /// An empty trace of `machine`.
+    pub(crate) fn new(machine: Machine) -> Trace {
+        Trace {
+            machine,
+            processes: Vec::new(),
+            threads: Vec::new(),
+            states: Vec::new(),
+            logs: Vec::new(),
+            origins: Vec::new(),
+            variables: Vec::new(),
+            end: Time::ZERO,
+        }
+    }
+
+    /// The trace as RON text.
+    pub fn to_ron(&self) -> Result<String, ron::Error> {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::new().compact_arrays(true))
+    }
+
+    /// Reads a trace written by [`Trace::to_ron`].
+    pub fn from_ron(text: &str) -> Result<Trace, ron::error::SpannedError> {
+        ron::from_str(text)
+    }
+
+    /// The thread with this name, if any.
+    pub fn thread_named(&self, name: &str) -> Option<ThreadId> {
+        self.threads
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| ThreadId(i as u32))
+    }
+
+    /// The source position with this id.
+    pub fn origin(&self, id: OriginId) -> Option<&Origin> {
+        self.origins.get(id.index())
+    }
+
+    /// When the last thread finished, or the end of the run if some never did.
+    pub fn makespan(&self) -> Time {
+        let mut done = vec![false; self.threads.len()];
+        let mut last = Time::ZERO;
+        for change in &self.states {
+            if change.state == ThreadState::Done {
+                done[change.thread.index()] = true;
+                last = last.max(change.time);
+            }
+        }
+        if done.iter().all(|&d| d) {
+            last
+        } else {
+            self.end
+        }
+    }
+}

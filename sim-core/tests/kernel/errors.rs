@@ -1,0 +1,171 @@
+//! Errors end the run with a value naming the thread and time, and keep the
+//! partial trace.
+
+use sim_core::ThreadId;
+use sim_core::{
+    ms, secs, Machine, Misuse, ProcessId, SchedulerKind, SimError, Simulation, ThreadOptions, Time,
+};
+
+use crate::textbook;
+
+#[test]
+fn a_panicking_body_names_the_thread_and_time_and_keeps_the_trace() {
+    let mut sim = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    sim.add_thread("calm", |ctx| ctx.compute(ms(1)));
+    sim.add_thread("faulty", |ctx| {
+        ctx.compute(ms(2));
+        panic!("boom");
+    });
+    sim.add_thread("never", |ctx| ctx.compute(ms(1)));
+    let run = sim.run();
+    let Some(SimError::Panicked {
+        thread,
+        time,
+        message,
+    }) = run.error()
+    else {
+        panic!("expected a panic, got {:?}", run.outcome);
+    };
+    assert_eq!(thread, "faulty");
+    assert_eq!(time.as_nanos(), ms(3).as_nanos());
+    assert_eq!(message, "boom");
+    assert_eq!(run.trace.end.as_nanos(), ms(3).as_nanos());
+    assert!(run
+        .error()
+        .unwrap()
+        .to_string()
+        .contains("thread 'faulty' panicked at 3ms: boom"));
+    // The partial trace holds what happened before.
+    let stats = run.stats();
+    assert_eq!(
+        stats.thread("calm").unwrap().end.map(Time::as_nanos),
+        Some(ms(1).as_nanos())
+    );
+    assert_eq!(stats.thread("never").unwrap().end, None);
+}
+
+#[test]
+fn the_time_limit_stops_the_run_with_its_partial_trace() {
+    let machine = Machine {
+        max_time: Time(secs(1).as_nanos()),
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("long", |ctx| ctx.compute(secs(5)));
+    let run = sim.run();
+    assert!(
+        matches!(run.error(), Some(SimError::TimeLimit { .. })),
+        "{:?}",
+        run.outcome
+    );
+    assert_eq!(run.trace.end.as_nanos(), secs(1).as_nanos());
+    assert_eq!(run.stats().thread("long").unwrap().cpu, secs(1));
+}
+
+#[test]
+fn a_body_that_never_blocks_hits_the_event_limit() {
+    let machine = Machine {
+        max_events: 10_000,
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("spinner", |ctx| loop {
+        ctx.now();
+    });
+    let run = sim.run();
+    let err = run.error().expect("an error");
+    assert!(
+        matches!(err, SimError::EventLimit { limit: 10_000, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("max_events"));
+}
+
+#[test]
+fn touching_another_process_memory_names_both_processes_and_the_line() {
+    let mut sim = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    let worker = sim.add_process("worker", Default::default());
+    let secret = sim.variable(ProcessId::MAIN, "secret", 1);
+    sim.add_thread_to(worker, "spy", ThreadOptions::default(), move |ctx| {
+        ctx.compute(ms(1));
+        ctx.load(secret)
+    });
+    let run = sim.run();
+    let Some(SimError::Misuse {
+        thread,
+        time,
+        origin,
+        misuse,
+    }) = run.error()
+    else {
+        panic!("expected a misuse, got {:?}", run.outcome);
+    };
+    assert_eq!(thread, "spy");
+    assert_eq!(time.as_nanos(), ms(1).as_nanos());
+    assert!(
+        matches!(misuse, Misuse::ForeignMemory { owner, accessor, .. } if owner == "main" && accessor == "worker")
+    );
+    let origin = origin.as_ref().unwrap();
+    assert!(origin.file.ends_with("errors.rs"), "{origin}");
+    assert!(origin.line > 0);
+}
+
+#[test]
+fn joining_twice_or_oneself_is_a_misuse() {
+    let mut sim = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    sim.add_thread("child", |_| ());
+    sim.add_thread("twice", |ctx| {
+        ctx.join_any(ThreadId(0));
+        ctx.join_any(ThreadId(0));
+    });
+    let run = sim.run();
+    assert!(
+        matches!(run.error(), Some(SimError::Misuse { misuse: Misuse::JoinedTwice(name), .. }) if name == "child")
+    );
+
+    let mut sim = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    sim.add_thread("selfish", |ctx| {
+        ctx.join_any(ThreadId(0));
+    });
+    let run = sim.run();
+    assert!(matches!(
+        run.error(),
+        Some(SimError::Misuse {
+            misuse: Misuse::JoinSelf,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_invalid_machine_is_refused() {
+    let err = Simulation::new(Machine {
+        cpus: 0,
+        ..Machine::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("cpus"));
+}
+
+#[test]
+fn deep_recursion_on_a_small_unguarded_stack_fails_cleanly() {
+    // With a stack this small the red-zone check (or the guard page) stops a
+    // deep recursion that calls operations.
+    fn dive(ctx: &sim_core::Ctx<'_>, depth: u32) -> u32 {
+        let pad = [depth; 256];
+        ctx.now();
+        if depth == 0 {
+            0
+        } else {
+            std::hint::black_box(pad)[0] + dive(ctx, depth - 1)
+        }
+    }
+    let machine = Machine {
+        stack_size: 64 * 1024,
+        ..textbook(1, SchedulerKind::Fifo)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("shallow", |ctx| dive(ctx, 10));
+    let run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+}

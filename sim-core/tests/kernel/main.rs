@@ -1,0 +1,30 @@
+//! Kernel tests: hand-computed scenarios, errors, gates, traces, properties.
+//! One test binary, one file per topic.
+
+mod errors;
+mod gate;
+mod properties;
+mod scheduling;
+mod threads;
+mod trace;
+
+use sim_core::{Machine, SchedulerKind, Stats};
+
+/// A textbook machine (no switch or spawn costs) with `cpus` cores.
+pub fn textbook(cpus: u16, scheduler: SchedulerKind) -> Machine {
+    Machine {
+        cpus,
+        scheduler,
+        ..Machine::textbook()
+    }
+}
+
+/// The end time of a thread in nanoseconds.
+pub fn end_ns(stats: &Stats, name: &str) -> u64 {
+    stats
+        .thread(name)
+        .unwrap_or_else(|| panic!("no thread {name}"))
+        .end
+        .expect("finished")
+        .as_nanos()
+}
