@@ -11,7 +11,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("--help") | Some("-h") | None => {
-            println!("simcli {}: a deterministic simulator of concurrency", env!("CARGO_PKG_VERSION"));
+            println!(
+                "simcli {}: a deterministic simulator of concurrency",
+                env!("CARGO_PKG_VERSION")
+            );
             println!();
             println!("usage: simcli --version");
             ExitCode::SUCCESS

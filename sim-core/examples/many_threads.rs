@@ -13,7 +13,9 @@ use std::time::Instant;
 use sim_core::{ms, us, Machine, Simulation, ThreadState};
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).map_or(100_000, |a| a.parse().expect("a thread count"));
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map_or(100_000, |a| a.parse().expect("a thread count"));
     let machine = Machine {
         cpus: 4,
         stack_size: 64 * 1024,

@@ -17,7 +17,10 @@ use std::time::Instant;
 use sim_core::{us, Machine, Simulation};
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("numbers: N C K")).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers: N C K"))
+        .collect();
     let (n, c, k) = match args.as_slice() {
         [n, c, k] => (*n, *c, *k),
         [] => (1000, 4, 1000),
@@ -45,7 +48,14 @@ fn main() {
     let ops = 2 * n * k;
     println!("threads: {n}, cpus: {c}, iterations: {k}");
     println!("simulated makespan: {}", run.trace.makespan());
-    println!("trace: {} state changes, {} decisions", run.trace.states.len(), run.decisions.len());
+    println!(
+        "trace: {} state changes, {} decisions",
+        run.trace.states.len(),
+        run.decisions.len()
+    );
     println!("wall time: {elapsed:.3}s for {ops} operations");
-    println!("throughput: {:.0} simulated operations/s", ops as f64 / elapsed);
+    println!(
+        "throughput: {:.0} simulated operations/s",
+        ops as f64 / elapsed
+    );
 }

@@ -1,1 +1,3 @@
+//! End-to-end tests: the real `simcli` binary, run as a user runs it.
 
+mod cli;

@@ -40,8 +40,9 @@ pub struct Choice<'a> {
     /// How many options there are (always at least 2).
     pub options: usize,
     /// The thread each option concerns, where there is one, in option order.
-    /// Strategies that rank threads (PCT) use it; it may be shorter than
-    /// `options` when some options concern no thread.
+    /// Strategies that rank threads (PCT) use it; it is filled in only for
+    /// choosers whose [`Chooser::wants_threads`] is true, and may be shorter
+    /// than `options` when some options concern no thread.
     pub threads: &'a [ThreadId],
 }
 
@@ -65,6 +66,12 @@ pub struct ChooserError(pub String);
 pub trait Chooser: fmt::Debug {
     /// Picks an option, an index below `choice.options`.
     fn choose(&mut self, choice: &Choice<'_>) -> Result<usize, ChooserError>;
+
+    /// Whether [`Choice::threads`] should be filled in. Strategies that rank
+    /// threads say yes; the others spare the kernel the work.
+    fn wants_threads(&self) -> bool {
+        false
+    }
 }
 
 /// The deterministic default: always the first option, which the kernel orders

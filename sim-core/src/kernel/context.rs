@@ -42,10 +42,25 @@ pub(crate) enum Request {
 }
 
 /// Where an operation came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum SourceRef {
     Rust(&'static Location<'static>),
     Script { line: u32, column: u32 },
+}
+
+impl PartialEq for SourceRef {
+    /// Rust locations compare by address: cheap, and equal call sites share
+    /// one `Location`.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SourceRef::Rust(a), SourceRef::Rust(b)) => std::ptr::eq(*a, *b),
+            (
+                SourceRef::Script { line: a, column: b },
+                SourceRef::Script { line: c, column: d },
+            ) => (a, b) == (c, d),
+            _ => false,
+        }
+    }
 }
 
 /// A request with its source position.

@@ -256,17 +256,9 @@ impl Engine {
         }
         self.reschedule();
         while self.error.is_none() {
-            let (cpus, threads) = (&self.cpus, &self.threads);
-            let live = |event: &Event| match *event {
-                Event::CpuDone { cpu, generation } => {
-                    cpus[usize::from(cpu)].generation == generation
-                }
-                Event::Wake { thread, generation } => {
-                    threads[thread.index()].wake_generation == generation
-                }
-                Event::GateTimer { .. } => true,
-            };
-            let Some((time, count)) = self.queue.gather(CHOICE_WINDOW, live) else {
+            let Some((time, count)) = self.queue.gather(CHOICE_WINDOW, |event| {
+                Self::live(&self.cpus, &self.threads, event)
+            }) else {
                 break;
             };
             if time > self.machine.max_time {
@@ -279,19 +271,24 @@ impl Engine {
             self.now = time;
             let index = if count > 1 {
                 self.scratch.clear();
-                for event in self.queue.batch().take(count) {
-                    let subject = match *event {
-                        Event::CpuDone { cpu, .. } => self.cpus[usize::from(cpu)].thread,
-                        Event::Wake { thread, .. } => Some(thread),
-                        Event::GateTimer { .. } => None,
-                    };
-                    self.scratch.extend(subject);
+                if self.chooser.wants_threads() {
+                    for event in self.queue.batch().take(count) {
+                        let subject = match *event {
+                            Event::CpuDone { cpu, .. } => self.cpus[usize::from(cpu)].thread,
+                            Event::Wake { thread, .. } => Some(thread),
+                            Event::GateTimer { .. } => None,
+                        };
+                        self.scratch.extend(subject);
+                    }
                 }
                 self.choose(ChoicePoint::SameInstant, count)
             } else {
                 0
             };
             let event = self.queue.take(index);
+            if index > 0 && !Self::live(&self.cpus, &self.threads, &event) {
+                continue;
+            }
             if !self.step() {
                 break;
             }
@@ -316,6 +313,18 @@ impl Engine {
             return Outcome::Stalled(waiting);
         }
         Outcome::Completed
+    }
+
+    /// Whether an event still matters (its CPU segment or timer was not
+    /// cancelled since it was scheduled).
+    fn live(cpus: &[Cpu], threads: &[Thread], event: &Event) -> bool {
+        match *event {
+            Event::CpuDone { cpu, generation } => cpus[usize::from(cpu)].generation == generation,
+            Event::Wake { thread, generation } => {
+                threads[thread.index()].wake_generation == generation
+            }
+            Event::GateTimer { .. } => true,
+        }
     }
 
     /// Counts one event or operation against `max_events`.
@@ -824,10 +833,15 @@ impl Engine {
     /// Puts a thread (past its gate) in the ready queue, preempting for it
     /// where the policy says so.
     fn enqueue_ready(&mut self, thread: ThreadId, why: Enqueue) {
-        self.settle_all();
+        let preemptive = self.policy.preemptive();
+        if preemptive {
+            self.settle_all();
+        }
         self.record(thread, ThreadState::Ready, None, None);
         self.policy.enqueue(thread, self.now, why);
-        self.preempt_for(thread);
+        if preemptive {
+            self.preempt_for(thread);
+        }
     }
 
     /// Charges every running thread up to now, so that the policy compares

@@ -150,7 +150,7 @@ impl StackPool {
 
     fn map_region(&mut self, size: usize, page: usize) -> std::io::Result<Vec<PooledStack>> {
         let count = (REGION_BYTES / (size + page)).max(1);
-        let guarded = self.mappings + 2 * count + 1 <= GUARD_BUDGET;
+        let guarded = self.mappings + 2 * count < GUARD_BUDGET;
         let slot = if guarded { size + page } else { size };
         let bytes = slot * count;
         // SAFETY: an anonymous private mapping at an address the kernel picks.

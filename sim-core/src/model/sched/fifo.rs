@@ -51,7 +51,12 @@ impl Policy for Fifo {
     }
 
     fn take(&mut self, index: usize) -> ThreadId {
-        self.queue.remove(index).expect("index among the ties").0
+        let entry = if index == 0 {
+            self.queue.pop_front()
+        } else {
+            self.queue.remove(index)
+        };
+        entry.expect("index among the ties").0
     }
 
     fn slice(&self, _thread: ThreadId) -> Option<Span> {
@@ -64,6 +69,10 @@ impl Policy for Fifo {
 
     fn rotate(&self, _running: ThreadId) -> bool {
         !self.queue.is_empty()
+    }
+
+    fn preemptive(&self) -> bool {
+        false
     }
 
     fn preempts(&self, _waking: ThreadId, _running: ThreadId) -> bool {

@@ -59,6 +59,11 @@ pub(crate) trait Policy {
     fn stopped(&mut self, thread: ThreadId);
     /// At the end of `running`'s slice: should it make way for a ready thread?
     fn rotate(&self, running: ThreadId) -> bool;
+    /// Whether a newly ready thread can ever preempt a running one, so that
+    /// the kernel must keep running threads' accounts current.
+    fn preemptive(&self) -> bool {
+        true
+    }
     /// Should the newly ready `waking` preempt `running` at once? When several
     /// running threads qualify, the one with the highest
     /// [`Policy::victim_rank`] is preempted.
