@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
 }
 
 /// The `simcli` binary of the profile these tests were built with, built
@@ -17,10 +19,18 @@ pub fn simcli() -> &'static Path {
     BINARY.get_or_init(|| {
         let exe = std::env::current_exe().expect("the test binary's path");
         // target/<profile>/deps/e2e-… → target/<profile>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-q", "-p", "sim-cli", "--bin", "simcli"]).current_dir(workspace());
-        if profile_dir.file_name().is_some_and(|name| name == "release") {
+        build
+            .args(["build", "-q", "-p", "sim-cli", "--bin", "simcli"])
+            .current_dir(workspace());
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
             build.arg("--release");
         }
         let status = build.status().expect("cargo runs");

@@ -37,10 +37,16 @@ fn main() {
     println!("outcome: {:?}", run.outcome);
     print!("{}", run.stats());
     for line in &run.trace.logs {
-        println!("[{} {}] {}", line.time, run.trace.threads[line.thread.index()].name, line.text);
+        println!(
+            "[{} {}] {}",
+            line.time,
+            run.trace.threads[line.thread.index()].name,
+            line.text
+        );
     }
     if let Some(path) = std::env::args().nth(1) {
-        std::fs::write(&path, run.trace.to_ron().expect("a trace serializes")).expect("the trace file is writable");
+        std::fs::write(&path, run.trace.to_ron().expect("a trace serializes"))
+            .expect("the trace file is writable");
         println!("trace written to {path}");
     }
 }

@@ -14,7 +14,9 @@ fn version_prints_the_crate_version() {
 fn help_explains_what_the_tool_is() {
     let out = run_simcli(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("simulator of concurrency"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("simulator of concurrency"));
 }
 
 #[test]

@@ -396,9 +396,11 @@ impl Engine {
                 .iter()
                 .position(|c| c.phase == Phase::Idle)
                 .expect("an idle CPU");
-            self.policy.ties(&mut self.scratch);
-            let ties = self.scratch.len();
+            let ties = self.policy.ties();
             let index = if ties > 1 {
+                if self.chooser.wants_threads() {
+                    self.policy.tied_threads(&mut self.scratch);
+                }
                 self.choose(ChoicePoint::Dispatch, ties)
             } else {
                 0
@@ -451,8 +453,8 @@ impl Engine {
         c.slice_end = slice.map_or(Time::MAX, |s| self.now + s);
         self.record(thread, ThreadState::Running, Some(cpu), None);
         // A more important thread may have become ready during the switch.
-        if self.policy.len() > 0 {
-            self.policy.ties(&mut self.scratch);
+        if self.policy.preemptive() && self.policy.len() > 0 {
+            self.policy.tied_threads(&mut self.scratch);
             if self.policy.preempts(self.scratch[0], thread) {
                 self.preempt(cpu, Enqueue::Preempted);
                 return;
@@ -720,10 +722,13 @@ impl Engine {
         if self.policy.len() == 0 {
             return true;
         }
-        self.policy.ties(&mut self.scratch);
-        let head = self.scratch[0];
         self.scratch.clear();
-        self.scratch.extend([thread, head]);
+        if self.chooser.wants_threads() {
+            self.policy.tied_threads(&mut self.scratch);
+            let head = self.scratch[0];
+            self.scratch.clear();
+            self.scratch.extend([thread, head]);
+        }
         if self.choose(ChoicePoint::Preempt, 2) == 1 {
             self.preempt(cpu, Enqueue::Yielded);
             return false;

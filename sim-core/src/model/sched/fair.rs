@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{slot, Enqueue, Policy, TIE_WINDOW};
+use super::{leading_ties, slot, Enqueue, Policy};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -111,17 +111,13 @@ impl Policy for Fair {
         self.tree.len()
     }
 
-    fn ties(&self, out: &mut Vec<ThreadId>) {
+    fn ties(&self) -> usize {
+        leading_ties(self.tree.iter().map(|e| e.0))
+    }
+
+    fn tied_threads(&self, out: &mut Vec<ThreadId>) {
         out.clear();
-        if let Some(&(v, _, _)) = self.tree.first() {
-            out.extend(
-                self.tree
-                    .iter()
-                    .take_while(|e| e.0 == v)
-                    .take(TIE_WINDOW)
-                    .map(|e| e.2),
-            );
-        }
+        out.extend(self.tree.iter().take(self.ties()).map(|e| e.2));
     }
 
     fn take(&mut self, index: usize) -> ThreadId {

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Enqueue, Policy, TIE_WINDOW};
+use super::{leading_ties, Enqueue, Policy};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -37,17 +37,13 @@ impl Policy for Fifo {
         self.queue.len()
     }
 
-    fn ties(&self, out: &mut Vec<ThreadId>) {
+    fn ties(&self) -> usize {
+        leading_ties(self.queue.iter().map(|e| e.1))
+    }
+
+    fn tied_threads(&self, out: &mut Vec<ThreadId>) {
         out.clear();
-        if let Some(&(_, since)) = self.queue.front() {
-            out.extend(
-                self.queue
-                    .iter()
-                    .take_while(|e| e.1 == since)
-                    .take(TIE_WINDOW)
-                    .map(|e| e.0),
-            );
-        }
+        out.extend(self.queue.iter().take(self.ties()).map(|e| e.0));
     }
 
     fn take(&mut self, index: usize) -> ThreadId {

@@ -45,10 +45,13 @@ pub(crate) trait Policy {
     fn enqueue(&mut self, thread: ThreadId, now: Time, why: Enqueue);
     /// How many threads are ready.
     fn len(&self) -> usize;
-    /// Fills `out` with the threads at the head of the queue that the policy
-    /// cannot tell apart, in queue order (one thread when there is no tie),
-    /// at most [`TIE_WINDOW`].
-    fn ties(&self, out: &mut Vec<ThreadId>);
+    /// How many threads at the head of the queue the policy cannot tell
+    /// apart (1 when there is no tie, 0 when the queue is empty), at most
+    /// [`TIE_WINDOW`].
+    fn ties(&self) -> usize;
+    /// Writes the tied threads counted by [`Policy::ties`] into `out`, in
+    /// queue order.
+    fn tied_threads(&self, out: &mut Vec<ThreadId>);
     /// Removes and returns the `index`-th thread of [`Policy::ties`].
     fn take(&mut self, index: usize) -> ThreadId;
     /// How long `thread` may run once dispatched; `None` means until it blocks.
@@ -83,6 +86,21 @@ pub(crate) fn policy_for(machine: &Machine) -> Box<dyn Policy> {
             machine.fair_granularity(),
         )),
     }
+}
+
+/// How many leading keys equal the first, at most [`TIE_WINDOW`].
+fn leading_ties<K: PartialEq>(mut keys: impl Iterator<Item = K>) -> usize {
+    let Some(first) = keys.next() else {
+        return 0;
+    };
+    let mut count = 1;
+    for key in keys {
+        if count == TIE_WINDOW || key != first {
+            break;
+        }
+        count += 1;
+    }
+    count
 }
 
 /// Grows a per-thread table so that `thread` indexes into it.

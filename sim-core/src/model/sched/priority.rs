@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{slot, Enqueue, Policy, TIE_WINDOW};
+use super::{leading_ties, slot, Enqueue, Policy};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -54,17 +54,15 @@ impl Policy for Priority {
         self.len
     }
 
-    fn ties(&self, out: &mut Vec<ThreadId>) {
+    fn ties(&self) -> usize {
+        self.top()
+            .map_or(0, |(_, queue)| leading_ties(queue.iter().map(|e| e.1)))
+    }
+
+    fn tied_threads(&self, out: &mut Vec<ThreadId>) {
         out.clear();
         if let Some((_, queue)) = self.top() {
-            let since = queue[0].1;
-            out.extend(
-                queue
-                    .iter()
-                    .take_while(|e| e.1 == since)
-                    .take(TIE_WINDOW)
-                    .map(|e| e.0),
-            );
+            out.extend(queue.iter().take(self.ties()).map(|e| e.0));
         }
     }
 
