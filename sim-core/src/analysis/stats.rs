@@ -95,11 +95,11 @@ impl Stats {
             match change.state {
                 ThreadState::Done => stats.end = Some(change.time),
                 ThreadState::Switch => stats.switches += 1,
+                // Each dispatch records Running once, after its switch if any.
                 ThreadState::Running => stats.dispatches += 1,
                 _ => {}
             }
         }
-        // A switch followed by running is one dispatch, not two.
         for interval in trace.thread_intervals().into_iter().flatten() {
             let stats = &mut threads[interval.thread.index()];
             let length = interval.end - interval.start;

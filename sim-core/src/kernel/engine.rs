@@ -941,14 +941,13 @@ impl Engine {
         };
         let mut actions = GateActions::default();
         call(gate.as_mut(), self.now, &mut actions);
+        let held = ThreadState::Blocked(gate.hold_reason());
         self.processes[process.index()].gate = Some(gate);
         for action in actions.list {
             match action {
                 GateAction::Admit(thread) => {
-                    if matches!(
-                        self.threads[thread.index()].state,
-                        ThreadState::Blocked(BlockReason::Gil(_))
-                    ) {
+                    // Only a thread the gate holds can be admitted.
+                    if self.threads[thread.index()].state == held {
                         self.enqueue_ready(thread, Enqueue::Woken);
                     }
                 }
