@@ -29,16 +29,21 @@ pub(crate) enum Request {
     Sleep(Span),
     Yield,
     Now,
-    Spawn {
-        name: String,
-        options: ThreadOptions,
-        body: Body,
-    },
+    /// Boxed: it is rare and large, and every request crosses the
+    /// coroutine boundary by value.
+    Spawn(Box<Spawn>),
     Join(ThreadId),
     Load(VarId),
     Store(VarId, i64),
     Print(String),
     Fault(Misuse),
+}
+
+/// A request to start a thread.
+pub(crate) struct Spawn {
+    pub(crate) name: String,
+    pub(crate) options: ThreadOptions,
+    pub(crate) body: Body,
 }
 
 /// Where an operation came from.
@@ -247,11 +252,11 @@ impl<'a> Ctx<'a> {
         body: Body,
         at: &'static Location<'static>,
     ) -> ThreadId {
-        let request = Request::Spawn {
+        let request = Request::Spawn(Box::new(Spawn {
             name: name.to_string(),
             options,
             body,
-        };
+        }));
         match self.call(request, at) {
             Response::Thread(t) => t,
             _ => unreachable!("the kernel answers Spawn with a thread"),

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::choice::{Choice, ChoicePoint, Chooser, Decision};
-use super::context::{Body, Call, Ctx, Request, Response, SourceRef};
+use super::context::{Body, Call, Ctx, Request, Response, SourceRef, Spawn};
 use super::event::EventQueue;
 use super::stack::{red_zone_floor, PooledStack};
 use super::wait::WaitQueue;
@@ -681,11 +681,12 @@ impl Engine {
                 });
                 self.zero_time(cpu, thread)
             }
-            Request::Spawn {
-                name,
-                options,
-                body,
-            } => {
+            Request::Spawn(spawn) => {
+                let Spawn {
+                    name,
+                    options,
+                    body,
+                } = *spawn;
                 let process = self.threads[t].process;
                 let child = self.create_thread(name, process, options, body, Some(thread));
                 self.threads[t].work = Work::Compute {
