@@ -453,9 +453,8 @@ impl Engine {
         c.slice_end = slice.map_or(Time::MAX, |s| self.now + s);
         self.record(thread, ThreadState::Running, Some(cpu), None);
         // A more important thread may have become ready during the switch.
-        if self.policy.preemptive() && self.policy.len() > 0 {
-            self.policy.tied_threads(&mut self.scratch);
-            if self.policy.preempts(self.scratch[0], thread) {
+        if let Some(head) = self.policy.head().filter(|_| self.policy.preemptive()) {
+            if self.policy.preempts(head, thread) {
                 self.preempt(cpu, Enqueue::Preempted);
                 return;
             }
@@ -720,14 +719,11 @@ impl Engine {
     /// After a zero-time operation: the chooser may preempt the thread when
     /// others are ready. Returns true when it keeps the CPU.
     fn zero_time(&mut self, cpu: usize, thread: ThreadId) -> bool {
-        if self.policy.len() == 0 {
+        let Some(head) = self.policy.head() else {
             return true;
-        }
+        };
         self.scratch.clear();
         if self.chooser.wants_threads() {
-            self.policy.tied_threads(&mut self.scratch);
-            let head = self.scratch[0];
-            self.scratch.clear();
             self.scratch.extend([thread, head]);
         }
         if self.choose(ChoicePoint::Preempt, 2) == 1 {

@@ -120,6 +120,10 @@ impl Policy for Fair {
         out.extend(self.tree.iter().take(self.ties()).map(|e| e.2));
     }
 
+    fn head(&self) -> Option<ThreadId> {
+        self.tree.first().map(|e| e.2)
+    }
+
     fn take(&mut self, index: usize) -> ThreadId {
         let key = *self.tree.iter().nth(index).expect("index among the ties");
         self.tree.remove(&key);

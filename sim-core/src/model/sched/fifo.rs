@@ -46,6 +46,10 @@ impl Policy for Fifo {
         out.extend(self.queue.iter().take(self.ties()).map(|e| e.0));
     }
 
+    fn head(&self) -> Option<ThreadId> {
+        self.queue.front().map(|e| e.0)
+    }
+
     fn take(&mut self, index: usize) -> ThreadId {
         let entry = if index == 0 {
             self.queue.pop_front()

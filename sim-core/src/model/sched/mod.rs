@@ -52,6 +52,8 @@ pub(crate) trait Policy {
     /// Writes the tied threads counted by [`Policy::ties`] into `out`, in
     /// queue order.
     fn tied_threads(&self, out: &mut Vec<ThreadId>);
+    /// The thread at the head of the queue, the next to run by default.
+    fn head(&self) -> Option<ThreadId>;
     /// Removes and returns the `index`-th thread of [`Policy::ties`].
     fn take(&mut self, index: usize) -> ThreadId;
     /// How long `thread` may run once dispatched; `None` means until it blocks.

@@ -66,6 +66,10 @@ impl Policy for Priority {
         }
     }
 
+    fn head(&self) -> Option<ThreadId> {
+        self.top().map(|(_, queue)| queue[0].0)
+    }
+
     fn take(&mut self, index: usize) -> ThreadId {
         let mut entry = self.levels.last_entry().expect("a ready thread");
         let thread = entry
