@@ -8,7 +8,7 @@
 //!
 //! Data flows one way: [`time`] → [`kernel`] (event queue, dispatch) ←
 //! [`model`] (machine, schedulers, threads, processes, memory) → [`trace`] →
-//! [`analysis`] (stats).
+//! [`analysis`] (stats) → [`plot`] (Gantt charts).
 //!
 //! ```
 //! use sim_core::{Machine, Simulation, ms};
@@ -29,6 +29,7 @@ pub mod error;
 pub mod ids;
 pub mod kernel;
 pub mod model;
+pub mod plot;
 pub mod time;
 pub mod trace;
 

@@ -1,0 +1,401 @@
+//! Pixel merging: a row's intervals become at most one coloured run per pixel
+//! column, so a row costs at most its width in rectangles however many
+//! intervals it holds.
+//!
+//! Each column takes the key (a state, or a thread and its state) that covers
+//! most of the column's time; ties go to the smaller key, so the result does
+//! not depend on the order of the input. Adjacent columns with the same key
+//! coalesce into one [`Segment`]. A column that no interval touches stays
+//! empty; a column that one touches even for a nanosecond is drawn.
+//!
+//! The arithmetic is exact: time `t` sits at `t * width` in a scaled space in
+//! which every column is `end` long, so no column is wider than another and
+//! nothing is lost to rounding.
+
+use crate::time::Time;
+
+/// Maps the times `[0, end)` of a run onto `width` pixel columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Columns {
+    end: u64,
+    width: u32,
+}
+
+impl Columns {
+    /// `end` and `width` are raised to at least 1.
+    pub(crate) fn new(end: Time, width: u32) -> Columns {
+        Columns {
+            end: end.as_nanos().max(1),
+            width: width.max(1),
+        }
+    }
+
+    /// How many columns there are.
+    pub(crate) fn width(self) -> u32 {
+        self.width
+    }
+
+    /// The pixel edge at `t`, from 0 to `width`, rounded to the nearest.
+    pub(crate) fn edge(self, t: Time) -> u32 {
+        ((self.scaled(t) + self.unit() / 2) / self.unit()) as u32
+    }
+
+    /// `t` (clamped to the end) in the scaled space.
+    fn scaled(self, t: Time) -> u128 {
+        u128::from(t.as_nanos().min(self.end)) * u128::from(self.width)
+    }
+
+    /// The scaled length of one column.
+    fn unit(self) -> u128 {
+        u128::from(self.end)
+    }
+
+    /// The columns `[start, end)` touches, with how much of the first and of
+    /// the last it covers (in scaled units); `None` when it is empty or past
+    /// the end.
+    fn span(self, start: Time, end: Time) -> Option<Touch> {
+        let (s, e) = (self.scaled(start), self.scaled(end));
+        if e <= s {
+            return None;
+        }
+        let unit = self.unit();
+        let first = s / unit;
+        let last = (e - 1) / unit;
+        Some(if first == last {
+            Touch {
+                first: first as u32,
+                last: last as u32,
+                head: e - s,
+                tail: 0,
+            }
+        } else {
+            Touch {
+                first: first as u32,
+                last: last as u32,
+                head: (first + 1) * unit - s,
+                tail: e - last * unit,
+            }
+        })
+    }
+}
+
+/// The columns one interval touches. Columns strictly between `first` and
+/// `last` are covered whole.
+struct Touch {
+    first: u32,
+    last: u32,
+    /// Coverage of `first` (all of the interval when `first == last`).
+    head: u128,
+    /// Coverage of `last` when it differs from `first`.
+    tail: u128,
+}
+
+/// Adjacent pixel columns `[x0, x1)` drawn with one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment<K> {
+    /// First column.
+    pub(crate) x0: u32,
+    /// One past the last column.
+    pub(crate) x1: u32,
+    /// What covers them.
+    pub(crate) key: K,
+}
+
+/// Appends columns `[x0, x1)` of `key`, extending the last segment when it
+/// ends at `x0` with the same key.
+fn push<K: Eq>(out: &mut Vec<Segment<K>>, x0: u32, x1: u32, key: K) {
+    if let Some(last) = out.last_mut() {
+        if last.x1 == x0 && last.key == key {
+            last.x1 = x1;
+            return;
+        }
+    }
+    out.push(Segment { x0, x1, key });
+}
+
+/// Merges intervals `(start, end, key)` that come in time order and do not
+/// overlap, as one thread's or one CPU's do. Runs in one pass, with memory
+/// for one column of keys.
+pub(crate) fn merge_sorted<K: Copy + Ord>(
+    intervals: impl IntoIterator<Item = (Time, Time, K)>,
+    columns: Columns,
+) -> Vec<Segment<K>> {
+    let mut out = Vec::new();
+    let mut pending = Pending::default();
+    for (start, end, key) in intervals {
+        let Some(touch) = columns.span(start, end) else {
+            continue;
+        };
+        pending.add(&mut out, touch.first, key, touch.head);
+        if touch.last > touch.first {
+            if touch.last > touch.first + 1 {
+                // The whole columns in between belong to this key alone.
+                pending.close(&mut out);
+                push(&mut out, touch.first + 1, touch.last, key);
+            }
+            pending.add(&mut out, touch.last, key, touch.tail);
+        }
+    }
+    pending.close(&mut out);
+    out
+}
+
+/// The column [`merge_sorted`] is filling, and how much of it each key
+/// covers so far.
+struct Pending<K> {
+    col: Option<u32>,
+    cover: Vec<(K, u128)>,
+}
+
+impl<K> Default for Pending<K> {
+    fn default() -> Self {
+        Pending {
+            col: None,
+            cover: Vec::new(),
+        }
+    }
+}
+
+impl<K: Copy + Ord> Pending<K> {
+    /// Adds `amount` of `key` to column `col`, closing the column before it.
+    fn add(&mut self, out: &mut Vec<Segment<K>>, col: u32, key: K, amount: u128) {
+        if self.col != Some(col) {
+            debug_assert!(
+                self.col.is_none_or(|prev| prev < col),
+                "intervals out of order"
+            );
+            self.close(out);
+            self.col = Some(col);
+        }
+        match self.cover.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 += amount,
+            None => self.cover.push((key, amount)),
+        }
+    }
+
+    /// Emits the open column, if any, with the key that covers most of it.
+    fn close(&mut self, out: &mut Vec<Segment<K>>) {
+        let best = self
+            .cover
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+        if let (Some(col), Some((key, _))) = (self.col.take(), best) {
+            push(out, col, col + 1, key);
+        }
+        self.cover.clear();
+    }
+}
+
+/// Merges intervals `(start, end, key)` in any order, overlapping or not, as
+/// the threads of a row that stands for several threads do. Keys are indices
+/// below `keys`; memory is one table of `width × keys` coverages.
+pub(crate) fn merge_overlapping(
+    intervals: impl IntoIterator<Item = (Time, Time, usize)>,
+    columns: Columns,
+    keys: usize,
+) -> Vec<Segment<usize>> {
+    let width = columns.width() as usize;
+    // Partial coverage of a column by a key, and a difference array of how
+    // many intervals cover a column whole.
+    let mut partial = vec![0u128; width * keys];
+    let mut whole = vec![0i64; (width + 1) * keys];
+    for (start, end, key) in intervals {
+        assert!(key < keys, "key {key} out of range 0..{keys}");
+        let Some(touch) = columns.span(start, end) else {
+            continue;
+        };
+        let (first, last) = (touch.first as usize, touch.last as usize);
+        partial[first * keys + key] += touch.head;
+        if last > first {
+            partial[last * keys + key] += touch.tail;
+            whole[(first + 1) * keys + key] += 1;
+            whole[last * keys + key] -= 1;
+        }
+    }
+    let unit = columns.unit();
+    let mut running = vec![0i64; keys];
+    let mut out = Vec::new();
+    for col in 0..width {
+        let mut best: Option<(usize, u128)> = None;
+        for key in 0..keys {
+            running[key] += whole[col * keys + key];
+            let total = partial[col * keys + key] + running[key] as u128 * unit;
+            if total > 0 && best.is_none_or(|(_, b)| total > b) {
+                best = Some((key, total));
+            }
+        }
+        if let Some((key, _)) = best {
+            push(&mut out, col as u32, col as u32 + 1, key);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seg<K>(x0: u32, x1: u32, key: K) -> Segment<K> {
+        Segment { x0, x1, key }
+    }
+
+    fn t(n: u64) -> Time {
+        Time(n)
+    }
+
+    #[test]
+    fn long_intervals_map_onto_their_columns() {
+        // 100ns over 10 columns: 10ns a column.
+        let cols = Columns::new(t(100), 10);
+        let out = merge_sorted([(t(0), t(30), 'a'), (t(30), t(100), 'b')], cols);
+        assert_eq!(out, vec![seg(0, 3, 'a'), seg(3, 10, 'b')]);
+    }
+
+    #[test]
+    fn a_column_takes_the_key_that_covers_most_of_it() {
+        let cols = Columns::new(t(100), 10);
+        // Column 1 (10..20): a covers 4ns, b 6ns.
+        let out = merge_sorted([(t(0), t(14), 'a'), (t(14), t(40), 'b')], cols);
+        assert_eq!(out, vec![seg(0, 1, 'a'), seg(1, 4, 'b')]);
+        // Split 5/5: the smaller key wins, whichever comes first.
+        let out = merge_sorted([(t(10), t(15), 'b'), (t(15), t(20), 'a')], cols);
+        assert_eq!(out, vec![seg(1, 2, 'a')]);
+    }
+
+    #[test]
+    fn many_tiny_intervals_become_one_segment_per_run_of_columns() {
+        // 1,000,000 intervals of 1ns alternating a (2 of 3) and b (1 of 3),
+        // over 100 columns: a dominates every column, one segment.
+        let cols = Columns::new(t(1_000_000), 100);
+        let intervals =
+            (0..1_000_000u64).map(|i| (t(i), t(i + 1), if i % 3 == 2 { 'b' } else { 'a' }));
+        assert_eq!(merge_sorted(intervals, cols), vec![seg(0, 100, 'a')]);
+    }
+
+    #[test]
+    fn gaps_stay_empty_and_a_touch_is_enough_to_draw() {
+        let cols = Columns::new(t(100), 10);
+        let out = merge_sorted(
+            [
+                (t(0), t(10), 'a'),
+                (t(55), t(56), 'b'),
+                (t(90), t(100), 'a'),
+            ],
+            cols,
+        );
+        assert_eq!(out, vec![seg(0, 1, 'a'), seg(5, 6, 'b'), seg(9, 10, 'a')]);
+    }
+
+    #[test]
+    fn intervals_past_the_end_are_clipped_and_empty_ones_skipped() {
+        let cols = Columns::new(t(100), 10);
+        let out = merge_sorted(
+            [
+                (t(5), t(5), 'z'),
+                (t(80), t(500), 'a'),
+                (t(200), t(300), 'b'),
+            ],
+            cols,
+        );
+        assert_eq!(out, vec![seg(8, 10, 'a')]);
+    }
+
+    #[test]
+    fn runs_shorter_than_the_width_spread_over_columns() {
+        // 4ns over 8 columns: each nanosecond is two columns.
+        let cols = Columns::new(t(4), 8);
+        let out = merge_sorted(
+            [(t(0), t(1), 'a'), (t(1), t(3), 'b'), (t(3), t(4), 'a')],
+            cols,
+        );
+        assert_eq!(out, vec![seg(0, 2, 'a'), seg(2, 6, 'b'), seg(6, 8, 'a')]);
+    }
+
+    #[test]
+    fn edges_round_to_the_nearest_pixel() {
+        let cols = Columns::new(t(1000), 10);
+        assert_eq!(cols.edge(t(0)), 0);
+        assert_eq!(cols.edge(t(5000)), 10);
+        assert_eq!(cols.edge(t(1000)), 10);
+        assert_eq!(cols.edge(t(149)), 1);
+        assert_eq!(cols.edge(t(150)), 2);
+        // Huge times do not overflow.
+        let cols = Columns::new(Time::MAX, 1600);
+        assert_eq!(cols.edge(Time::MAX), 1600);
+        assert_eq!(cols.edge(Time(u64::MAX / 2)), 800);
+    }
+
+    #[test]
+    fn overlapping_intervals_sum_per_key() {
+        let cols = Columns::new(t(100), 10);
+        // Two threads: both sleep (key 1) over 0..100 except one runs (key 0)
+        // 0..50; in 0..50 key 0 and key 1 tie: the smaller key wins.
+        let out = merge_overlapping(
+            [(t(0), t(50), 0), (t(50), t(100), 1), (t(0), t(100), 1)],
+            cols,
+            3,
+        );
+        assert_eq!(out, vec![seg(0, 5, 0), seg(5, 10, 1)]);
+        // Three threads: key 2 covers more in total.
+        let out = merge_overlapping(
+            [(t(0), t(100), 2), (t(0), t(100), 0), (t(20), t(100), 2)],
+            cols,
+            3,
+        );
+        assert_eq!(out, vec![seg(0, 2, 0), seg(2, 10, 2)]);
+    }
+
+    /// Sorted, non-overlapping intervals with small keys, some with gaps.
+    fn sorted_intervals() -> impl Strategy<Value = Vec<(Time, Time, usize)>> {
+        prop::collection::vec((0u64..40, 1u64..60, 0usize..4), 0..40).prop_map(|steps| {
+            let mut now = 0;
+            steps
+                .into_iter()
+                .map(|(gap, len, key)| {
+                    let start = now + if gap < 30 { 0 } else { gap };
+                    now = start + len;
+                    (t(start), t(now), key)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn both_merges_agree_on_sorted_input(
+            intervals in sorted_intervals(),
+            end in 1u64..2500,
+            width in 1u32..90,
+        ) {
+            let cols = Columns::new(t(end), width);
+            let a = merge_sorted(intervals.iter().copied(), cols);
+            let b = merge_overlapping(intervals.iter().copied(), cols, 4);
+            prop_assert_eq!(&a, &b);
+            // Segments are ordered, disjoint, inside the width and coalesced.
+            for pair in a.windows(2) {
+                prop_assert!(pair[0].x1 <= pair[1].x0);
+                prop_assert!(pair[0].x1 < pair[1].x0 || pair[0].key != pair[1].key);
+            }
+            for s in &a {
+                prop_assert!(s.x0 < s.x1 && s.x1 <= width);
+            }
+        }
+
+        #[test]
+        fn the_overlapping_merge_ignores_input_order(
+            intervals in sorted_intervals(),
+            end in 1u64..2500,
+            width in 1u32..90,
+        ) {
+            let cols = Columns::new(t(end), width);
+            let mut reversed = intervals.clone();
+            reversed.reverse();
+            prop_assert_eq!(
+                merge_overlapping(intervals, cols, 4),
+                merge_overlapping(reversed, cols, 4)
+            );
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! One colour per thread state, and the colours of everything else a chart
+//! draws.
+//!
+//! States are grouped by kind, not by target: every mutex wait is "lock",
+//! whatever the mutex. The order of [`Shade::ALL`] is the order of the legend.
+
+use plotters::style::RGBColor;
+
+use crate::model::thread::{BlockReason, ThreadState};
+
+/// The colour class of a thread state (its kind, without the resource).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Shade {
+    Running,
+    Ready,
+    Switch,
+    Spin,
+    Lock,
+    Semaphore,
+    RwLock,
+    Condvar,
+    Barrier,
+    Channel,
+    Join,
+    Io,
+    Sleep,
+    Gil,
+    Epoll,
+}
+
+impl Shade {
+    /// Every shade, in legend order.
+    pub(crate) const ALL: [Shade; 15] = [
+        Shade::Running,
+        Shade::Ready,
+        Shade::Switch,
+        Shade::Spin,
+        Shade::Lock,
+        Shade::Semaphore,
+        Shade::RwLock,
+        Shade::Condvar,
+        Shade::Barrier,
+        Shade::Channel,
+        Shade::Join,
+        Shade::Io,
+        Shade::Sleep,
+        Shade::Gil,
+        Shade::Epoll,
+    ];
+
+    /// How many shades there are.
+    pub(crate) const COUNT: usize = Shade::ALL.len();
+
+    /// The shade of a state; `None` for done, which is not drawn.
+    pub(crate) fn of(state: ThreadState) -> Option<Shade> {
+        Some(match state {
+            ThreadState::Running => Shade::Running,
+            ThreadState::Ready => Shade::Ready,
+            ThreadState::Switch => Shade::Switch,
+            ThreadState::Spin(_) => Shade::Spin,
+            ThreadState::Blocked(reason) => match reason {
+                BlockReason::Lock(_) => Shade::Lock,
+                BlockReason::Semaphore(_) => Shade::Semaphore,
+                BlockReason::RwLock(_) => Shade::RwLock,
+                BlockReason::Condvar(_) => Shade::Condvar,
+                BlockReason::Barrier(_) => Shade::Barrier,
+                BlockReason::Channel(_) => Shade::Channel,
+                BlockReason::Join(_) => Shade::Join,
+                BlockReason::Io(_) => Shade::Io,
+                BlockReason::Sleep => Shade::Sleep,
+                BlockReason::Gil(_) => Shade::Gil,
+                BlockReason::Epoll(_) => Shade::Epoll,
+            },
+            ThreadState::Done => return None,
+        })
+    }
+
+    /// Position in [`Shade::ALL`], for dense tables.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The legend's name for it, as reports print the state.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Shade::Running => "running",
+            Shade::Ready => "ready",
+            Shade::Switch => "switch",
+            Shade::Spin => "spin",
+            Shade::Lock => "lock",
+            Shade::Semaphore => "semaphore",
+            Shade::RwLock => "rwlock",
+            Shade::Condvar => "condvar",
+            Shade::Barrier => "barrier",
+            Shade::Channel => "channel",
+            Shade::Join => "join",
+            Shade::Io => "io",
+            Shade::Sleep => "sleep",
+            Shade::Gil => "gil",
+            Shade::Epoll => "epoll",
+        }
+    }
+
+    /// Its colour. On-CPU states are saturated (green running, orange
+    /// switch, magenta spin), waiting for a CPU is yellow, blocking waits on
+    /// synchronization are reds and purples, waits on the outside world
+    /// (io, epoll, sleep) are blues, and the interpreter lock is brown.
+    pub(crate) fn color(self) -> RGBColor {
+        match self {
+            Shade::Running => RGBColor(0x2f, 0x9e, 0x44),
+            Shade::Ready => RGBColor(0xf5, 0xc5, 0x18),
+            Shade::Switch => RGBColor(0xf0, 0x6b, 0x00),
+            Shade::Spin => RGBColor(0xe6, 0x49, 0x80),
+            Shade::Lock => RGBColor(0xc9, 0x2a, 0x2a),
+            Shade::Semaphore => RGBColor(0xff, 0x87, 0x87),
+            Shade::RwLock => RGBColor(0x86, 0x2e, 0x9c),
+            Shade::Condvar => RGBColor(0xb1, 0x97, 0xfc),
+            Shade::Barrier => RGBColor(0x5f, 0x3d, 0xc4),
+            Shade::Channel => RGBColor(0x0c, 0xa6, 0x78),
+            Shade::Join => RGBColor(0x86, 0x8e, 0x96),
+            Shade::Io => RGBColor(0x19, 0x71, 0xc2),
+            Shade::Sleep => RGBColor(0xa5, 0xd8, 0xff),
+            Shade::Gil => RGBColor(0x8d, 0x5b, 0x3a),
+            Shade::Epoll => RGBColor(0x15, 0xaa, 0xbf),
+        }
+    }
+}
+
+/// Text on a bar of colour `fill`: black on light colours, white on dark.
+pub(crate) fn text_on(fill: RGBColor) -> RGBColor {
+    let RGBColor(r, g, b) = fill;
+    let luma = 299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b);
+    if luma > 150_000 {
+        RGBColor(0x21, 0x25, 0x29)
+    } else {
+        WHITE
+    }
+}
+
+/// The page.
+pub(crate) const WHITE: RGBColor = RGBColor(0xff, 0xff, 0xff);
+/// Titles, labels, axis.
+pub(crate) const INK: RGBColor = RGBColor(0x21, 0x25, 0x29);
+/// Secondary text: row labels of grouped rows, notes.
+pub(crate) const MUTED: RGBColor = RGBColor(0x6c, 0x75, 0x7d);
+/// Vertical grid lines at the axis ticks.
+pub(crate) const GRID: RGBColor = RGBColor(0xe3, 0xe6, 0xea);
+/// Every other row's background, so long rows are easy to follow.
+pub(crate) const STRIPE: RGBColor = RGBColor(0xf6, 0xf7, 0xf9);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ProcessId, ResourceId, ThreadId};
+
+    #[test]
+    fn every_drawn_state_has_its_own_colour_and_done_has_none() {
+        let r = ResourceId(0);
+        let states = [
+            ThreadState::Running,
+            ThreadState::Ready,
+            ThreadState::Switch,
+            ThreadState::Spin(r),
+            ThreadState::Blocked(BlockReason::Lock(r)),
+            ThreadState::Blocked(BlockReason::Semaphore(r)),
+            ThreadState::Blocked(BlockReason::RwLock(r)),
+            ThreadState::Blocked(BlockReason::Condvar(r)),
+            ThreadState::Blocked(BlockReason::Barrier(r)),
+            ThreadState::Blocked(BlockReason::Channel(r)),
+            ThreadState::Blocked(BlockReason::Join(ThreadId(1))),
+            ThreadState::Blocked(BlockReason::Io(r)),
+            ThreadState::Blocked(BlockReason::Sleep),
+            ThreadState::Blocked(BlockReason::Gil(ProcessId(0))),
+            ThreadState::Blocked(BlockReason::Epoll(r)),
+        ];
+        let shades: Vec<Shade> = states.iter().map(|&s| Shade::of(s).unwrap()).collect();
+        assert_eq!(shades, Shade::ALL);
+        for (state, shade) in states.iter().zip(&shades) {
+            assert_eq!(state.name(), shade.name());
+        }
+        for (i, a) in Shade::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+            for b in &Shade::ALL[i + 1..] {
+                assert_ne!(a.color(), b.color(), "{a:?} and {b:?}");
+            }
+        }
+        assert_eq!(Shade::of(ThreadState::Done), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! Charts of small simulated runs: files, formats, determinism, errors.
+
+use std::path::PathBuf;
+
+use super::canvas::Shape;
+use super::*;
+use crate::{ms, us, Machine, SchedulerKind, Simulation};
+
+/// Three threads on two CPUs under round robin: two compute, one sleeps,
+/// starts a helper and joins it.
+fn small_trace() -> Trace {
+    let machine = Machine {
+        cpus: 2,
+        scheduler: SchedulerKind::RoundRobin,
+        quantum: ms(2),
+        ..Machine::default()
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("alpha", |ctx| ctx.compute(ms(10)));
+    sim.add_thread("beta", |ctx| ctx.compute(ms(8)));
+    sim.add_thread("gamma_with_a_rather_long_name", |ctx| {
+        ctx.sleep(ms(3));
+        let helper = ctx.start_thread("helper", |ctx| ctx.compute(ms(2)));
+        ctx.join(helper);
+    });
+    let run = sim.run();
+    assert!(run.completed());
+    run.trace
+}
+
+/// A fresh path in the temporary folder.
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sim-core-plot-{}-{name}", std::process::id()))
+}
+
+/// Decodes a PNG file: (width, height, RGB pixels).
+fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+fn has_color(pixels: &[u8], color: plotters::style::RGBColor) -> bool {
+    let plotters::style::RGBColor(r, g, b) = color;
+    pixels.chunks(3).any(|p| p == [r, g, b])
+}
+
+#[test]
+fn a_png_chart_has_the_width_asked_for_and_the_state_colours() {
+    let trace = small_trace();
+    let path = temp_path("small.png");
+    gantt(&trace, &path, &GanttOptions::default()).unwrap();
+    let (width, height, pixels) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(width, 1600);
+    assert!((200..800).contains(&height), "height {height}");
+    assert!(
+        pixels.chunks(3).any(|p| p != &pixels[..3]),
+        "all one colour"
+    );
+    for shade in [
+        palette::Shade::Running,
+        palette::Shade::Ready,
+        palette::Shade::Sleep,
+        palette::Shade::Join,
+    ] {
+        assert!(has_color(&pixels, shade.color()), "{shade:?} not drawn");
+    }
+}
+
+#[test]
+fn rows_grow_the_chart_taller() {
+    let mut sim = Simulation::new(Machine::default()).unwrap();
+    for i in 0..30 {
+        sim.add_thread(&format!("w{i}"), move |ctx| ctx.compute(us(100 + i)));
+    }
+    let thirty = sim.run().trace;
+    let small = gantt::layout(&small_trace(), &GanttOptions::default());
+    let big = gantt::layout(&thirty, &GanttOptions::default());
+    assert!(big.height > small.height + 25 * gantt::ROW_MAX / 2);
+}
+
+#[test]
+fn an_svg_chart_names_the_threads_and_cpus() {
+    let trace = small_trace();
+    let path = temp_path("small.svg");
+    let options = GanttOptions {
+        title: "small".into(),
+        format: ChartFormat::Svg,
+        ..GanttOptions::default()
+    };
+    gantt(&trace, &path, &options).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
+    for name in [
+        "alpha",
+        "beta",
+        "helper",
+        "CPU 0",
+        "CPU 1",
+        "small — makespan",
+    ] {
+        assert!(svg.contains(name), "{name} missing");
+    }
+    // The long name is cut in the label column but whole on wide CPU bars.
+    assert!(svg.contains("gamma_with_a_rather_long_name") || svg.contains("gamma_with"));
+}
+
+#[test]
+fn the_same_trace_gives_the_same_bytes() {
+    let trace = small_trace();
+    for format in [ChartFormat::Png, ChartFormat::Svg] {
+        let options = GanttOptions {
+            title: "again".into(),
+            format,
+            markers: vec![Marker {
+                time: Time(ms(4).as_nanos()),
+                label: "look here".into(),
+                threads: vec![ThreadId(1)],
+                kind: MarkerKind::Note,
+            }],
+            ..GanttOptions::default()
+        };
+        let (a, b) = (temp_path("a"), temp_path("b"));
+        gantt(&trace, &a, &options).unwrap();
+        gantt(&small_trace(), &b, &options).unwrap();
+        let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        std::fs::remove_file(&a).unwrap();
+        std::fs::remove_file(&b).unwrap();
+        assert!(bytes_a == bytes_b, "{format:?} differs");
+    }
+}
+
+#[test]
+fn the_legend_lists_only_states_that_occur() {
+    let picture = gantt::layout(&small_trace(), &GanttOptions::default());
+    let texts: Vec<&str> = picture
+        .shapes
+        .iter()
+        .filter_map(|s| match s {
+            Shape::Text { text, .. } => Some(text.as_str()),
+            Shape::Rect { .. } => None,
+        })
+        .collect();
+    for name in ["running", "ready", "switch", "sleep", "join"] {
+        assert!(texts.contains(&name), "{name} missing from {texts:?}");
+    }
+    for name in ["lock", "io", "gil", "spin", "deadlock"] {
+        assert!(!texts.contains(&name), "{name} in {texts:?}");
+    }
+    assert!(texts.iter().any(|t| t.ends_with("ms")), "no axis labels");
+}
+
+#[test]
+fn markers_draw_a_line_a_label_and_outline_their_threads() {
+    let trace = small_trace();
+    let options = GanttOptions {
+        markers: vec![Marker {
+            time: Time(ms(5).as_nanos()),
+            label: "cycle: alpha → beta".into(),
+            threads: vec![ThreadId(0), ThreadId(1), ThreadId(99)],
+            kind: MarkerKind::Deadlock,
+        }],
+        ..GanttOptions::default()
+    };
+    let plain = gantt::layout(&trace, &GanttOptions::default());
+    let marked = gantt::layout(&trace, &options);
+    assert!(marked.height > plain.height, "no lane for the marker label");
+    let red = plotters::style::RGBColor(0xe0, 0x10, 0x10);
+    let red_rects = marked
+        .shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Rect { color, .. } if *color == red))
+        .count();
+    // Two outlines of four sides, one line, one legend swatch.
+    assert_eq!(red_rects, 10);
+    let labelled = marked.shapes.iter().any(
+        |s| matches!(s, Shape::Text { text, color, .. } if text == "cycle: alpha → beta" && *color == red),
+    );
+    assert!(labelled);
+}
+
+#[test]
+fn thousands_of_threads_share_rows_and_keep_the_chart_bounded() {
+    let mut sim = Simulation::new(Machine {
+        cpus: 4,
+        stack_size: 64 * 1024,
+        ..Machine::default()
+    })
+    .unwrap();
+    for i in 0..4500u64 {
+        sim.add_thread(&format!("t{i}"), move |ctx| ctx.compute(us(1 + i % 7)));
+    }
+    let trace = sim.run().trace;
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    assert!(picture.height < 4800, "height {}", picture.height);
+    let texts: Vec<&str> = picture
+        .shapes
+        .iter()
+        .filter_map(|s| match s {
+            Shape::Text { text, .. } => Some(text.as_str()),
+            Shape::Rect { .. } => None,
+        })
+        .collect();
+    assert!(texts.contains(&"t0 … t2"), "{:?}", &texts[..20]);
+    assert!(texts
+        .iter()
+        .any(|t| t.contains("each thread row merges 3 threads")));
+    let path = temp_path("many.png");
+    gantt(&trace, &path, &GanttOptions::default()).unwrap();
+    let (_, height, _) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(height, picture.height);
+}
+
+#[test]
+fn a_bad_width_or_folder_is_an_error_that_names_it() {
+    let trace = small_trace();
+    let options = GanttOptions {
+        width: 10,
+        ..GanttOptions::default()
+    };
+    let err = gantt(&trace, &temp_path("narrow.png"), &options).unwrap_err();
+    assert!(matches!(err, PlotError::Width { width: 10 }), "{err}");
+    assert!(err.to_string().contains("400"), "{err}");
+
+    let path = temp_path("no-such-folder").join("chart.png");
+    let err = gantt(&trace, &path, &GanttOptions::default()).unwrap_err();
+    assert!(matches!(err, PlotError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("chart.png"), "{err}");
+}
+
+#[test]
+fn an_empty_trace_still_draws() {
+    let trace = Simulation::new(Machine::default()).unwrap().run().trace;
+    let path = temp_path("empty.png");
+    gantt(&trace, &path, &GanttOptions::default()).unwrap();
+    let (width, _, _) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(width, 1600);
+}
