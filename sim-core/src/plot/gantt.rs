@@ -94,49 +94,225 @@ struct Row {
     content: Content,
     label: String,
     show_label: bool,
+    /// Whether only some rows of its kind are labelled.
+    sparse: bool,
     y: i32,
     height: u32,
 }
 
-/// An interval as the merge takes it.
-type Span<K> = (Time, Time, K);
+/// An interval as the merge takes it: start, end, what to colour it by.
+type Timed<K> = (Time, Time, K);
+
+/// The intervals of a run, by row, as the merge takes them.
+struct Spans {
+    /// Per thread, its states.
+    threads: Vec<Vec<Timed<Shade>>>,
+    /// Per CPU, who was on it and in which state, in time order.
+    cpus: Vec<Vec<Timed<(ThreadId, Shade)>>>,
+    /// Which shades occur, for the legend.
+    present: [bool; Shade::COUNT],
+}
+
+impl Spans {
+    fn of(trace: &Trace) -> Spans {
+        let intervals = trace.thread_intervals();
+        let mut present = [false; Shade::COUNT];
+        let mut threads = Vec::with_capacity(intervals.len());
+        let mut cpus: Vec<Vec<_>> = vec![Vec::new(); usize::from(trace.machine.cpus)];
+        for list in &intervals {
+            let mut spans = Vec::with_capacity(list.len());
+            for iv in list {
+                let Some(shade) = Shade::of(iv.state) else {
+                    continue;
+                };
+                present[shade.index()] = true;
+                spans.push((iv.start, iv.end, shade));
+                if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
+                    if let Some(row) = cpus.get_mut(cpu.index()) {
+                        row.push((iv.start, iv.end, (iv.thread, shade)));
+                    }
+                }
+            }
+            threads.push(spans);
+        }
+        for row in &mut cpus {
+            row.sort_by_key(|&(start, end, _)| (start, end));
+        }
+        Spans {
+            threads,
+            cpus,
+            present,
+        }
+    }
+}
+
+/// A marker with its line's column and its label's place.
+struct Placed<'a> {
+    marker: &'a Marker,
+    x: i32,
+    text: String,
+    align: Align,
+    lane: usize,
+}
 
 /// Lays out the Gantt chart of `trace`.
 pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let end = Time(trace.end.max(trace.makespan()).as_nanos().max(1));
+    let spans = Spans::of(trace);
+    let cpu_fit = fit(
+        usize::from(trace.machine.cpus),
+        CPU_AREA,
+        ROW_MIN,
+        CPU_ROW,
+        MAX_CPU_ROWS,
+    );
+    let thread_fit = fit(
+        trace.threads.len(),
+        THREAD_AREA,
+        ROW_MIN,
+        ROW_MAX,
+        MAX_THREAD_ROWS,
+    );
+    let mut rows = plan_rows(trace, cpu_fit, thread_fit);
+
+    // Horizontal geometry: labels, then the plot.
+    let label_max = LABEL_MAX_WIDTH.min(options.width / 5);
+    let mut label_width = 0;
+    for row in rows.iter_mut().filter(|r| r.show_label) {
+        let size = label_size(row.height);
+        row.label = font::truncate(&row.label, size, label_max);
+        label_width = label_width.max(font::width(&row.label, size));
+    }
+    let width = options.width as i32;
+    let x0 = MARGIN + label_width as i32 + 12;
+    let x1 = (width - RIGHT).max(x0 + 1);
+    let columns = Columns::new(end, (x1 - x0) as u32);
+    let x_at = |t: Time| (x0 + columns.edge(t.min(end)) as i32).min(x1 - 1);
+    let (placed, lanes) = place_markers(&options.markers, x_at, width);
+
+    // Vertical geometry, top down.
+    let mut pic = Picture {
+        width: options.width,
+        ..Picture::default()
+    };
+    let title = if options.title.is_empty() {
+        format!("makespan {}", trace.makespan())
+    } else {
+        format!("{} — makespan {}", options.title, trace.makespan())
+    };
+    pic.text(
+        font::truncate(&title, TITLE_SIZE, (width - 2 * MARGIN) as u32),
+        (MARGIN, MARGIN + 12),
+        TITLE_SIZE,
+        Align::Left,
+        palette::INK,
+    );
+    let mut kinds: Vec<MarkerKind> = options.markers.iter().map(|m| m.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    let lanes_top = legend(&mut pic, &spans.present, &kinds, MARGIN + 34, width);
+    let y0 = lanes_top + lanes as i32 * MARKER_LANE + if lanes > 0 { 4 } else { 0 };
+    let mut y = y0;
+    for (i, row) in rows.iter_mut().enumerate() {
+        if i == cpu_fit.rows && i > 0 {
+            y += SECTION_GAP;
+        }
+        row.y = y;
+        y += row.height as i32;
+    }
+    let y1 = y;
+    pic.height = (y1 + 40 + 10 + MARGIN / 2) as u32;
+
+    // Back to front: row backgrounds, grid, bars, axis, labels, markers.
+    for (i, row) in rows.iter().enumerate() {
+        // CPU rows sit on a grey track; thread rows are striped when tall
+        // enough to follow.
+        let h = row.height as i32;
+        let shaded = match row.content {
+            Content::Cpus(_) => true,
+            Content::Threads(_) => h >= 6 && (i - cpu_fit.rows) % 2 == 1,
+        };
+        if shaded {
+            pic.rect(x0, row.y, x1, row.y + h, palette::STRIPE);
+        }
+    }
+    let max_steps = ((x1 - x0) / 90).clamp(2, 12) as u64;
+    let ticks = axis::ticks(end, max_steps);
+    for tick in &ticks {
+        let x = x_at(tick.time);
+        pic.rect(x, y0, x + 1, y1, palette::GRID);
+    }
+    for row in &rows {
+        draw_row(&mut pic, row, trace, &spans, columns, x0);
+    }
+    pic.rect(x0, y1, x1, y1 + 1, palette::INK);
+    for tick in &ticks {
+        let x = x_at(tick.time);
+        pic.rect(x, y1, x + 1, y1 + 5, palette::INK);
+        pic.text(
+            tick.label.clone(),
+            (x, y1 + 16),
+            SMALL_SIZE,
+            Align::Center,
+            palette::INK,
+        );
+    }
+    for row in rows.iter().filter(|r| r.show_label) {
+        let mid = row.y + row.height as i32 / 2;
+        if row.sparse {
+            pic.rect(x0 - 5, mid, x0 - 1, mid + 1, palette::MUTED);
+        }
+        pic.text(
+            row.label.clone(),
+            (x0 - 8, mid),
+            label_size(row.height),
+            Align::Right,
+            palette::INK,
+        );
+    }
+    let thread_row = |t: ThreadId| {
+        (t.index() < trace.threads.len()).then(|| cpu_fit.rows + t.index() / thread_fit.per)
+    };
+    for p in &placed {
+        outline_rows(&mut pic, &rows, p.marker, thread_row, x1);
+    }
+    for p in &placed {
+        let color = marker_color(p.marker.kind);
+        let label_y = lanes_top + p.lane as i32 * MARKER_LANE + MARKER_LANE / 2;
+        pic.rect(p.x - 2, label_y - 6, p.x + 3, y1, palette::WHITE);
+        pic.rect(p.x - 1, label_y - 6, p.x + 1, y1, color);
+        let tx = if p.align == Align::Left {
+            p.x + 4
+        } else {
+            p.x - 4
+        };
+        pic.text(p.text.clone(), (tx, label_y), SMALL_SIZE, p.align, color);
+    }
+    pic.text(
+        notes(trace, cpu_fit, thread_fit),
+        (x0, y1 + 40),
+        SMALL_SIZE,
+        Align::Left,
+        palette::MUTED,
+    );
+    pic
+}
+
+/// The font size of a row label.
+fn label_size(row_height: u32) -> f64 {
+    if row_height >= 18 {
+        LABEL_SIZE
+    } else {
+        SMALL_SIZE
+    }
+}
+
+/// One row per CPU, then one per thread (or per band of them), labelled.
+fn plan_rows(trace: &Trace, cpu_fit: Fit, thread_fit: Fit) -> Vec<Row> {
     let cpus = usize::from(trace.machine.cpus);
     let threads = trace.threads.len();
-
-    // Intervals per thread (state colours) and per CPU (who ran).
-    let intervals = trace.thread_intervals();
-    let mut present = [false; Shade::COUNT];
-    let mut thread_spans: Vec<Vec<Span<Shade>>> = Vec::with_capacity(threads);
-    let mut cpu_spans: Vec<Vec<Span<(ThreadId, Shade)>>> = vec![Vec::new(); cpus];
-    for list in &intervals {
-        let mut spans = Vec::with_capacity(list.len());
-        for iv in list {
-            let Some(shade) = Shade::of(iv.state) else {
-                continue;
-            };
-            present[shade.index()] = true;
-            spans.push((iv.start, iv.end, shade));
-            if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
-                if let Some(row) = cpu_spans.get_mut(cpu.index()) {
-                    row.push((iv.start, iv.end, (iv.thread, shade)));
-                }
-            }
-        }
-        thread_spans.push(spans);
-    }
-    drop(intervals);
-    for row in &mut cpu_spans {
-        row.sort_by_key(|&(start, end, _)| (start, end));
-    }
-
-    // Rows and their labels.
-    let cpu_fit = fit(cpus, CPU_AREA, ROW_MIN, CPU_ROW, MAX_CPU_ROWS);
-    let thread_fit = fit(threads, THREAD_AREA, ROW_MIN, ROW_MAX, MAX_THREAD_ROWS);
-    let mut rows = Vec::new();
+    let name = |t: usize| trace.threads[t].name.as_str();
+    let mut rows = Vec::with_capacity(cpu_fit.rows + thread_fit.rows);
     for i in 0..cpu_fit.rows {
         let range = i * cpu_fit.per..((i + 1) * cpu_fit.per).min(cpus);
         let label = if range.len() == 1 {
@@ -148,13 +324,13 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             content: Content::Cpus(range),
             label,
             show_label: i % cpu_fit.every == 0,
+            sparse: cpu_fit.every > 1,
             y: 0,
             height: cpu_fit.height,
         });
     }
     for i in 0..thread_fit.rows {
         let range = i * thread_fit.per..((i + 1) * thread_fit.per).min(threads);
-        let name = |t: usize| trace.threads[t].name.as_str();
         let label = if range.len() == 1 {
             name(range.start).to_string()
         } else {
@@ -164,34 +340,29 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             content: Content::Threads(range),
             label,
             show_label: i % thread_fit.every == 0,
+            sparse: thread_fit.every > 1,
             y: 0,
             height: thread_fit.height,
         });
     }
-    let label_size = |h: u32| if h >= 18 { LABEL_SIZE } else { SMALL_SIZE };
-    let mut label_width = 0;
-    for row in &mut rows {
-        if row.show_label {
-            let size = label_size(row.height.max(LABEL_SPACING));
-            row.label = font::truncate(&row.label, size, LABEL_MAX_WIDTH);
-            label_width = label_width.max(font::width(&row.label, size));
-        }
-    }
+    rows
+}
 
-    // Horizontal geometry.
-    let width = options.width as i32;
-    let x0 = MARGIN + label_width as i32 + 12;
-    let x1 = (width - RIGHT).max(x0 + 1);
-    let columns = Columns::new(end, (x1 - x0) as u32);
-    let x_at = |t: Time| x0 + columns.edge(t) as i32;
-
-    // Markers, in time order, with their labels spread over lanes.
-    let mut markers: Vec<&Marker> = options.markers.iter().collect();
-    markers.sort_by_key(|m| m.time);
+/// Puts each marker's line at its time and its label in the first lane
+/// where it does not overlap an earlier label (after [`MAX_MARKER_LANES`]
+/// lanes, the emptiest). Returns the markers in time order and the number
+/// of lanes.
+fn place_markers(
+    markers: &[Marker],
+    x_at: impl Fn(Time) -> i32,
+    width: i32,
+) -> (Vec<Placed<'_>>, usize) {
+    let mut sorted: Vec<&Marker> = markers.iter().collect();
+    sorted.sort_by_key(|m| m.time);
     let mut lanes_right: Vec<i32> = Vec::new();
-    let mut placed = Vec::new();
-    for marker in &markers {
-        let x = x_at(marker.time.min(end)).min(x1 - 1);
+    let mut placed = Vec::with_capacity(sorted.len());
+    for marker in sorted {
+        let x = x_at(marker.time);
         let text = font::truncate(&marker.label, SMALL_SIZE, 240);
         let w = font::width(&text, SMALL_SIZE) as i32;
         let (left, align) = if x + 4 + w <= width - MARGIN {
@@ -210,147 +381,67 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
                 .unwrap_or(0),
         };
         lanes_right[lane] = lanes_right[lane].max(left + w);
-        placed.push((marker, x, text, align, lane));
+        placed.push(Placed {
+            marker,
+            x,
+            text,
+            align,
+            lane,
+        });
     }
+    (placed, lanes_right.len())
+}
 
-    // Vertical geometry.
-    let mut pic = Picture {
-        width: options.width,
-        ..Picture::default()
-    };
-    let mut y = MARGIN;
-    let title = if options.title.is_empty() {
-        format!("makespan {}", trace.makespan())
-    } else {
-        format!("{} — makespan {}", options.title, trace.makespan())
-    };
-    pic.text(
-        font::truncate(&title, TITLE_SIZE, (width - 2 * MARGIN) as u32),
-        (MARGIN, y + 12),
-        TITLE_SIZE,
-        Align::Left,
-        palette::INK,
-    );
-    y += 34;
-    y = legend(&mut pic, &present, &markers, y, width);
-    let lanes_top = y;
-    y += lanes_right.len() as i32 * MARKER_LANE;
-    if !lanes_right.is_empty() {
-        y += 4;
-    }
-    let y0 = y;
-    for (i, row) in rows.iter_mut().enumerate() {
-        if i == cpu_fit.rows && cpu_fit.rows > 0 {
-            y += SECTION_GAP;
+/// Outlines the rows of a marker's threads, one box around each run of
+/// adjacent rows.
+fn outline_rows(
+    pic: &mut Picture,
+    rows: &[Row],
+    marker: &Marker,
+    thread_row: impl Fn(ThreadId) -> Option<usize>,
+    x1: i32,
+) {
+    let color = marker_color(marker.kind);
+    let mut outlined: Vec<usize> = marker
+        .threads
+        .iter()
+        .filter_map(|&t| thread_row(t))
+        .collect();
+    outlined.sort_unstable();
+    outlined.dedup();
+    let left = MARGIN - 6;
+    let mut i = 0;
+    while i < outlined.len() {
+        let mut j = i;
+        while j + 1 < outlined.len() && outlined[j + 1] == outlined[j] + 1 {
+            j += 1;
         }
-        row.y = y;
-        y += row.height as i32;
+        let (first, last) = (&rows[outlined[i]], &rows[outlined[j]]);
+        let (top, bottom) = (first.y - 2, last.y + last.height as i32 + 2);
+        pic.rect(left, top, x1 + 2, top + 2, color);
+        pic.rect(left, bottom - 2, x1 + 2, bottom, color);
+        pic.rect(left, top, left + 2, bottom, color);
+        pic.rect(x1, top, x1 + 2, bottom, color);
+        i = j + 1;
     }
-    let y1 = y;
-    let axis_y = y1 + 16;
-    let note_y = y1 + 40;
-    pic.height = (note_y + 10 + MARGIN / 2) as u32;
+}
 
-    // Row backgrounds: CPU rows on a grey track, every other thread row
-    // striped when rows are tall enough to follow.
-    for (i, row) in rows.iter().enumerate() {
-        let h = row.height as i32;
-        let shaded = match row.content {
-            Content::Cpus(_) => true,
-            Content::Threads(_) => h >= 6 && (i - cpu_fit.rows) % 2 == 1,
-        };
-        if shaded {
-            pic.rect(x0, row.y, x1, row.y + h, palette::STRIPE);
-        }
-    }
-
-    // Grid and axis.
-    let max_steps = ((x1 - x0) / 90).clamp(2, 12) as u64;
-    let ticks = axis::ticks(end, max_steps);
-    for tick in &ticks {
-        let x = x_at(tick.time).min(x1 - 1);
-        pic.rect(x, y0, x + 1, y1, palette::GRID);
-    }
-
-    // Bars.
-    for row in &rows {
-        draw_row(&mut pic, row, trace, &cpu_spans, &thread_spans, columns, x0);
-    }
-
-    pic.rect(x0, y1, x1, y1 + 1, palette::INK);
-    for tick in &ticks {
-        let x = x_at(tick.time).min(x1 - 1);
-        pic.rect(x, y1, x + 1, y1 + 5, palette::INK);
-        pic.text(
-            tick.label.clone(),
-            (x, axis_y),
-            SMALL_SIZE,
-            Align::Center,
-            palette::INK,
-        );
-    }
-
-    // Row labels, with a tick mark when only some rows have one.
-    for row in &rows {
-        if !row.show_label {
-            continue;
-        }
-        let every = match row.content {
-            Content::Cpus(_) => cpu_fit.every,
-            Content::Threads(_) => thread_fit.every,
-        };
-        let mid = row.y + row.height as i32 / 2;
-        if every > 1 {
-            pic.rect(x0 - 5, mid, x0 - 1, mid + 1, palette::MUTED);
-        }
-        pic.text(
-            row.label.clone(),
-            (x0 - 8, mid),
-            label_size(row.height.max(LABEL_SPACING)),
-            Align::Right,
-            palette::INK,
-        );
-    }
-
-    // Markers: highlighted rows, then lines and labels.
-    let thread_row =
-        |t: ThreadId| (t.index() < threads).then(|| cpu_fit.rows + t.index() / thread_fit.per);
-    for (marker, ..) in &placed {
-        let color = marker_color(marker.kind);
-        for &t in &marker.threads {
-            if let Some(row) = thread_row(t).map(|r| &rows[r]) {
-                let (top, bottom) = (row.y - 1, row.y + row.height as i32 + 1);
-                let left = MARGIN - 6;
-                pic.rect(left, top - 1, x1 + 2, top + 1, color);
-                pic.rect(left, bottom - 1, x1 + 2, bottom + 1, color);
-                pic.rect(left, top - 1, left + 2, bottom + 1, color);
-                pic.rect(x1, top - 1, x1 + 2, bottom + 1, color);
-            }
-        }
-    }
-    for (marker, x, text, align, lane) in &placed {
-        let color = marker_color(marker.kind);
-        let label_y = lanes_top + *lane as i32 * MARKER_LANE + MARKER_LANE / 2;
-        pic.rect(x - 2, label_y - 6, x + 3, y1, palette::WHITE);
-        pic.rect(x - 1, label_y - 6, x + 1, y1, color);
-        let tx = if *align == Align::Left { x + 4 } else { x - 4 };
-        pic.text(text.clone(), (tx, label_y), SMALL_SIZE, *align, color);
-    }
-
-    // Notes.
+/// The line under the axis: the machine, and how rows were thinned.
+fn notes(trace: &Trace, cpu_fit: Fit, thread_fit: Fit) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let cpus = usize::from(trace.machine.cpus);
+    let threads = trace.threads.len();
     let mut notes = vec![format!(
-        "{} CPU{} · {} · {} thread{}",
-        cpus,
-        if cpus == 1 { "" } else { "s" },
+        "{cpus} CPU{} · {} · {threads} thread{}",
+        plural(cpus),
         trace.machine.scheduler.name(),
-        threads,
-        if threads == 1 { "" } else { "s" },
+        plural(threads),
     )];
-    if thread_fit.per > 1 {
-        notes.push(format!("each thread row merges {} threads", thread_fit.per));
-    }
     if cpu_fit.per > 1 {
         notes.push(format!("each CPU row merges {} CPUs", cpu_fit.per));
+    }
+    if thread_fit.per > 1 {
+        notes.push(format!("each thread row merges {} threads", thread_fit.per));
     }
     if thread_fit.every > 1 {
         notes.push(format!(
@@ -358,26 +449,11 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             ordinal(thread_fit.every)
         ));
     }
-    pic.text(
-        notes.join(" · "),
-        (x0, note_y),
-        SMALL_SIZE,
-        Align::Left,
-        palette::MUTED,
-    );
-    pic
+    notes.join(" · ")
 }
 
 /// Draws the bars of one row.
-fn draw_row(
-    pic: &mut Picture,
-    row: &Row,
-    trace: &Trace,
-    cpu_spans: &[Vec<Span<(ThreadId, Shade)>>],
-    thread_spans: &[Vec<Span<Shade>>],
-    columns: Columns,
-    x0: i32,
-) {
+fn draw_row(pic: &mut Picture, row: &Row, trace: &Trace, spans: &Spans, columns: Columns, x0: i32) {
     let h = row.height as i32;
     let pad = match h {
         20.. => 4,
@@ -391,12 +467,12 @@ fn draw_row(
     };
     match &row.content {
         Content::Threads(range) if range.len() == 1 => {
-            for seg in merge_sorted(thread_spans[range.start].iter().copied(), columns) {
+            for seg in merge_sorted(spans.threads[range.start].iter().copied(), columns) {
                 bar(seg.x0, seg.x1, seg.key.color());
             }
         }
         Content::Threads(range) => {
-            let spans = thread_spans[range.clone()].iter().flatten();
+            let spans = spans.threads[range.clone()].iter().flatten();
             let merged = merge_overlapping(
                 spans.map(|&(s, e, shade)| (s, e, shade.index())),
                 columns,
@@ -407,14 +483,14 @@ fn draw_row(
             }
         }
         Content::Cpus(range) if range.len() == 1 => {
-            let merged = merge_sorted(cpu_spans[range.start].iter().copied(), columns);
+            let merged = merge_sorted(spans.cpus[range.start].iter().copied(), columns);
             for seg in &merged {
                 bar(seg.x0, seg.x1, seg.key.1.color());
             }
             cpu_details(pic, &merged, trace, (top, bottom), x0);
         }
         Content::Cpus(range) => {
-            let spans = cpu_spans[range.clone()].iter().flatten();
+            let spans = spans.cpus[range.clone()].iter().flatten();
             let merged = merge_overlapping(
                 spans.map(|&(s, e, (_, shade))| (s, e, shade.index())),
                 columns,
@@ -455,7 +531,7 @@ fn cpu_details(
             let Some(info) = trace.threads.get(seg.key.0.index()) else {
                 continue;
             };
-            let name = font::truncate(&info.name, size, w - 8);
+            let name = font::truncate(&info.name, size, w - 12);
             if name == info.name || name.chars().count() >= 4 {
                 let mid = x0 + (seg.x0 + seg.x1) as i32 / 2;
                 pic.text(
@@ -470,19 +546,17 @@ fn cpu_details(
     }
 }
 
-/// Draws the legend from `y` on, wrapping at the page width; returns the
-/// height below it.
+/// Draws the legend from `y` down, wrapping at the page width: the states
+/// that occur, in palette order, then the kinds of marker. Returns the `y`
+/// below it.
 fn legend(
     pic: &mut Picture,
     present: &[bool; Shade::COUNT],
-    markers: &[&Marker],
+    kinds: &[MarkerKind],
     mut y: i32,
     width: i32,
 ) -> i32 {
     const LINE: i32 = 22;
-    let mut kinds: Vec<MarkerKind> = markers.iter().map(|m| m.kind).collect();
-    kinds.sort();
-    kinds.dedup();
     let entries = Shade::ALL
         .iter()
         .filter(|s| present[s.index()])

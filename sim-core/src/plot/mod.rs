@@ -77,7 +77,7 @@ impl GanttOptions {
     /// The narrowest chart that still holds labels, legend and axis.
     pub const MIN_WIDTH: u32 = 400;
     /// The widest chart.
-    pub const MAX_WIDTH: u32 = 16_000;
+    pub const MAX_WIDTH: u32 = 10_000;
 }
 
 impl Default for GanttOptions {

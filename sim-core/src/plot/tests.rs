@@ -179,8 +179,9 @@ fn markers_draw_a_line_a_label_and_outline_their_threads() {
         .iter()
         .filter(|s| matches!(s, Shape::Rect { color, .. } if *color == red))
         .count();
-    // Two outlines of four sides, one line, one legend swatch.
-    assert_eq!(red_rects, 10);
+    // One outline of four sides around both rows, one line, one legend
+    // swatch.
+    assert_eq!(red_rects, 6);
     let labelled = marked.shapes.iter().any(
         |s| matches!(s, Shape::Text { text, color, .. } if text == "cycle: alpha → beta" && *color == red),
     );
