@@ -47,3 +47,70 @@ pub fn run_simcli(args: &[&str]) -> Output {
         .output()
         .expect("simcli starts")
 }
+
+/// A fresh, empty folder for one test's output, under `target/e2e/`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = workspace().join("target").join("e2e").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+/// Runs `simcli run SCRIPT --json --out DIR` and returns the exit code and
+/// the parsed report.
+pub fn run_json(script: &str, out: &Path) -> (Option<i32>, serde_json::Value) {
+    let out_dir = out.to_str().expect("a UTF-8 path");
+    let output = run_simcli(&["run", script, "--json", "--out", out_dir]);
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "simcli printed no JSON report ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), report)
+}
+
+/// The runs of a JSON report, in order.
+pub fn runs(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["output"]
+        .as_array()
+        .expect("an output list")
+        .iter()
+        .filter_map(|item| item.get("run"))
+        .collect()
+}
+
+/// One thread's statistics in a run of a JSON report.
+pub fn thread<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["stats"]["threads"]
+        .as_array()
+        .expect("a thread list")
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no thread {name} in the report"))
+}
+
+/// Milliseconds as the nanoseconds a JSON report holds.
+pub fn ms(n: f64) -> u64 {
+    (n * 1e6).round() as u64
+}
+
+/// Decodes a PNG file and returns its width and height, checking that it
+/// is not one flat colour.
+pub fn decode_png(path: &Path) -> (u32, u32) {
+    let file = std::fs::File::open(path)
+        .unwrap_or_else(|e| panic!("{} should exist: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("a PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a sane PNG size")];
+    let info = reader.next_frame(&mut pixels).expect("PNG pixel data");
+    let pixels = &pixels[..info.buffer_size()];
+    let first = &pixels[..3];
+    assert!(
+        pixels.chunks(3).any(|p| p != first),
+        "{} is one flat colour",
+        path.display()
+    );
+    (info.width, info.height)
+}

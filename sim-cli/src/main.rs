@@ -1,27 +1,67 @@
-//! `simcli`: the command-line front of the simulator. For now it prints its
-//! version; `run`, `check` and `api` arrive with the scripting layer.
+//! `simcli`: the command-line front of the simulator. It parses arguments,
+//! runs scripts through `sim_core::script`, prints reports and writes charts
+//! and traces; it holds no simulation semantics of its own.
+
+mod args;
+mod report;
+mod run;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use sim_core::script::{api, ErrorStage, Script};
+
+use args::{Cli, Command};
+
+/// Exit status of a script error, a failed run or a failed expectation.
+const EXIT_FAILURE: u8 = 1;
+/// Exit status of a usage error (bad arguments, unreadable script).
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--version") | Some("-V") => {
-            println!("simcli {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
-        Some("--help") | Some("-h") | None => {
-            println!(
-                "simcli {}: a deterministic simulator of concurrency",
-                env!("CARGO_PKG_VERSION")
-            );
-            println!();
-            println!("usage: simcli --version");
+    };
+    match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Check { script } => match Script::load(&script) {
+            Ok(script) => {
+                println!("{}: ok", script.name());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprint!("{error}");
+                ExitCode::from(if error.stage == ErrorStage::Load {
+                    EXIT_USAGE
+                } else {
+                    EXIT_FAILURE
+                })
+            }
+        },
+        Command::Api => {
+            let entries = api();
+            let width = entries
+                .iter()
+                .map(|e| e.signature.len())
+                .max()
+                .unwrap_or(0)
+                .min(60);
+            for entry in entries {
+                if entry.signature.len() > width {
+                    println!("{}\n{:width$}  {}", entry.signature, "", entry.doc);
+                } else {
+                    println!("{:width$}  {}", entry.signature, entry.doc);
+                }
+            }
             ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("simcli: unknown argument `{other}`; try `simcli --help`");
-            ExitCode::from(2)
         }
     }
 }

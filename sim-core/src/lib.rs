@@ -30,6 +30,7 @@ pub mod ids;
 pub mod kernel;
 pub mod model;
 pub mod plot;
+pub mod script;
 pub mod time;
 pub mod trace;
 

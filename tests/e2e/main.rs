@@ -1,3 +1,5 @@
 //! End-to-end tests: the real `simcli` binary, run as a user runs it.
 
 mod cli;
+mod errors;
+mod scripts;

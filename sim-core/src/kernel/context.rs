@@ -93,6 +93,8 @@ pub struct Ctx<'a> {
     script_position: Cell<Option<(u32, u32)>>,
     /// Lowest safe stack address, for stacks without a guard page.
     red_zone: Option<NonZeroUsize>,
+    /// Lowest usable address of the coroutine's stack.
+    stack_bottom: usize,
     stack_size: usize,
 }
 
@@ -141,6 +143,7 @@ impl<'a> Ctx<'a> {
         yielder: &'a Yielder<Response, Call>,
         thread: ThreadId,
         red_zone: Option<NonZeroUsize>,
+        stack_bottom: usize,
         stack_size: usize,
     ) -> Self {
         Ctx {
@@ -148,6 +151,7 @@ impl<'a> Ctx<'a> {
             thread,
             script_position: Cell::new(None),
             red_zone,
+            stack_bottom,
             stack_size,
         }
     }
@@ -173,10 +177,27 @@ impl<'a> Ctx<'a> {
         self.thread
     }
 
+    /// Bytes left on this thread's coroutine stack, roughly: an interpreter
+    /// running on it (the script bindings) checks this to stop deep
+    /// recursion with an error instead of overflowing.
+    pub fn stack_left(&self) -> usize {
+        approximate_stack_pointer().saturating_sub(self.stack_bottom)
+    }
+
+    /// The size of this thread's coroutine stack.
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
     /// Attributes the following operations to a script line and column
     /// (`None`: to the calling Rust line again). Script bindings call this.
     pub fn set_script_position(&self, position: Option<(u32, u32)>) {
         self.script_position.set(position);
+    }
+
+    /// The script position set with [`Ctx::set_script_position`], if any.
+    pub fn script_position(&self) -> Option<(u32, u32)> {
+        self.script_position.get()
     }
 
     /// Uses `d` of CPU time. The thread may be preempted and resumed meanwhile.

@@ -124,6 +124,8 @@ pub(crate) struct Engine {
     policy: Box<dyn Policy>,
     chooser: Box<dyn Chooser>,
     pub(crate) decisions: Vec<Decision>,
+    /// Operations the threads called (compute, sleep, join, …).
+    pub(crate) operations: u64,
     /// Threads an open choice concerns.
     scratch: Vec<ThreadId>,
     pub(crate) trace: Trace,
@@ -160,6 +162,7 @@ impl Engine {
             memory: Memory::default(),
             chooser,
             decisions: Vec::new(),
+            operations: 0,
             scratch: Vec::new(),
             origin_ids: HashMap::new(),
             steps: 0,
@@ -611,11 +614,12 @@ impl Engine {
             };
             let body = self.threads[t].body.take().expect("a body to start");
             let red_zone = red_zone_floor(&stack);
+            let stack_bottom = stack.bottom();
             let stack_size = self.machine.stack_size;
             self.threads[t].coroutine = Some(Coroutine::with_stack(
                 stack,
                 move |yielder, _first: Response| {
-                    let ctx = Ctx::new(yielder, thread, red_zone, stack_size);
+                    let ctx = Ctx::new(yielder, thread, red_zone, stack_bottom, stack_size);
                     match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
                         Ok(Ok(value)) => Exit::Value(value),
                         Ok(Err(error)) => Exit::Failed(error),
@@ -642,6 +646,7 @@ impl Engine {
         if !self.step() {
             return false;
         }
+        self.operations += 1;
         let t = thread.index();
         match call.request {
             Request::Compute(d) => {

@@ -165,6 +165,7 @@ impl Simulation {
             trace,
             outcome,
             decisions: std::mem::take(&mut self.engine.decisions),
+            operations: self.engine.operations,
             values,
         }
     }
@@ -199,6 +200,9 @@ pub struct Run {
     /// Every decision taken, in order; a [`ReplayChooser`] fed with them
     /// reproduces the run.
     pub decisions: Vec<Decision>,
+    /// How many operations the threads called (compute, sleep, yield_now,
+    /// now, print, start_thread, join, load, store).
+    pub operations: u64,
     values: Vec<Option<Box<dyn Any>>>,
 }
 

@@ -1,0 +1,71 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// simcli: a deterministic simulator of concurrency.
+///
+/// Write a scenario in a Rhai script (CPUs, processes, threads and what they
+/// do), run it, read the report and open the Gantt chart. The same script,
+/// options and seed always give the same report and chart, byte for byte.
+///
+/// Start with `simcli run scripts/hello.rhai`, and `simcli api` for every
+/// function a script can call.
+#[derive(Debug, Parser)]
+#[command(name = "simcli", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario script: print its report and draw its Gantt chart.
+    ///
+    /// Exit status: 0 on success, 1 when the script fails (a script error, a
+    /// failed run or a limit), 2 on a usage error.
+    Run(RunArgs),
+    /// Compile a script without running it: report syntax errors.
+    Check {
+        /// The script.
+        script: PathBuf,
+    },
+    /// List every function a script can call, with its signature and doc.
+    Api,
+}
+
+/// Options of `simcli run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario script (.rhai).
+    pub script: PathBuf,
+    /// Folder for the charts.
+    #[arg(long, value_name = "DIR", default_value = "plots")]
+    pub out: PathBuf,
+    /// Take decisions with the seeded random chooser instead of the
+    /// deterministic default (same seed, same run).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Draw SVG charts instead of PNG.
+    #[arg(long)]
+    pub svg: bool,
+    /// Do not draw charts.
+    #[arg(long, conflicts_with = "svg")]
+    pub no_chart: bool,
+    /// Print the report as JSON (durations in nanoseconds).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the trace of the (last) run as RON to this file.
+    #[arg(long, value_name = "FILE.ron")]
+    pub trace: Option<PathBuf>,
+    /// Print one line per run instead of the full report.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print to stderr how long the simulation took in wall-clock time and
+    /// the simulated operations per second.
+    #[arg(long)]
+    pub timing: bool,
+}

@@ -1,0 +1,153 @@
+//! The report `simcli run` prints: per run, the machine, how it ended, the
+//! statistics table and the log; or the same as JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use sim_core::kernel::Outcome;
+use sim_core::script::{ScriptError, ScriptRun};
+use sim_core::{Machine, SchedulerKind};
+
+/// One line describing the machine.
+pub fn describe_machine(machine: &Machine) -> String {
+    let cpus = if machine.cpus == 1 {
+        "1 cpu".to_string()
+    } else {
+        format!("{} cpus", machine.cpus)
+    };
+    let policy = match machine.scheduler {
+        SchedulerKind::RoundRobin | SchedulerKind::Priority => {
+            format!("{} (quantum {})", machine.scheduler.name(), machine.quantum)
+        }
+        SchedulerKind::Fair => format!(
+            "fair (latency {}, granularity {})",
+            machine.fair_latency(),
+            machine.fair_granularity()
+        ),
+        SchedulerKind::Fifo => "fifo".to_string(),
+    };
+    format!(
+        "{cpus}, {policy}, context switch {}, process switch {}, thread spawn {}",
+        machine.context_switch, machine.process_switch, machine.thread_spawn
+    )
+}
+
+/// How a run ended, in words.
+pub fn describe_outcome(run: &ScriptRun) -> String {
+    match &run.outcome {
+        Outcome::Completed => "completed: every thread finished".to_string(),
+        Outcome::Stalled(waiting) => {
+            let list: Vec<String> = waiting
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} ({})",
+                        run.trace.threads[w.thread.index()].name,
+                        w.state.name()
+                    )
+                })
+                .collect();
+            format!(
+                "stalled: unfinished threads and nothing left to wake them: {}",
+                list.join(", ")
+            )
+        }
+        Outcome::Failed(error) => format!("failed: {error}"),
+    }
+}
+
+/// The full text report of one run.
+pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "== {} ==", run.label);
+    let _ = writeln!(out, "machine: {}", describe_machine(&run.trace.machine));
+    let _ = writeln!(out, "outcome: {}", describe_outcome(run));
+    let _ = write!(out, "{}", run.stats);
+    if !run.trace.logs.is_empty() {
+        let _ = writeln!(out, "log:");
+        for line in &run.trace.logs {
+            let _ = writeln!(
+                out,
+                "  [{} {}] {}",
+                line.time,
+                run.trace.threads[line.thread.index()].name,
+                line.text
+            );
+        }
+    }
+    if let Some(chart) = chart {
+        let _ = writeln!(out, "chart: {}", chart.display());
+    }
+    out
+}
+
+/// One line for `--quiet`.
+pub fn line(run: &ScriptRun) -> String {
+    let outcome = match &run.outcome {
+        Outcome::Completed => "completed",
+        Outcome::Stalled(_) => "stalled",
+        Outcome::Failed(_) => "failed",
+    };
+    format!(
+        "{}: {outcome}, makespan {}, {} threads",
+        run.label,
+        run.stats.makespan,
+        run.trace.threads.len()
+    )
+}
+
+/// One run as JSON (durations in nanoseconds).
+pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
+    let (outcome, detail) = match &run.outcome {
+        Outcome::Completed => ("completed", Value::Null),
+        Outcome::Stalled(waiting) => (
+            "stalled",
+            Value::Array(
+                waiting
+                    .iter()
+                    .map(|w| {
+                        json!({
+                            "thread": run.trace.threads[w.thread.index()].name,
+                            "state": w.state.name(),
+                        })
+                    })
+                    .collect(),
+            ),
+        ),
+        Outcome::Failed(error) => ("failed", Value::String(error.to_string())),
+    };
+    let logs: Vec<Value> = run
+        .trace
+        .logs
+        .iter()
+        .map(|l| {
+            json!({
+                "time": l.time.as_nanos(),
+                "thread": run.trace.threads[l.thread.index()].name,
+                "text": l.text,
+            })
+        })
+        .collect();
+    json!({
+        "label": run.label,
+        "machine": run.trace.machine,
+        "outcome": outcome,
+        "detail": detail,
+        "stats": run.stats,
+        "log": logs,
+        "chart": chart.map(|c| c.display().to_string()),
+    })
+}
+
+/// A script error as JSON.
+pub fn json_error(error: &ScriptError) -> Value {
+    json!({
+        "script": error.script,
+        "stage": format!("{:?}", error.stage).to_lowercase(),
+        "message": error.message,
+        "line": error.position.map(|p| p.0),
+        "column": error.position.map(|p| p.1),
+        "hint": error.hint,
+    })
+}

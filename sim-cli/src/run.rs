@@ -1,0 +1,183 @@
+//! `simcli run`: evaluate a script, print the report of every run in order,
+//! write charts and the trace.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use sim_core::plot::{gantt, ChartFormat, GanttOptions, Marker, MarkerKind};
+use sim_core::script::{ErrorStage, Output, RunOptions, Script, ScriptRun};
+use sim_core::SimError;
+
+use crate::args::RunArgs;
+use crate::report;
+use crate::{EXIT_FAILURE, EXIT_USAGE};
+
+/// Runs `simcli run`.
+pub fn run(args: &RunArgs) -> ExitCode {
+    let script = match Script::load(&args.script) {
+        Ok(script) => script,
+        Err(error) => {
+            eprint!("{error}");
+            return ExitCode::from(if error.stage == ErrorStage::Load {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            });
+        }
+    };
+    let started = Instant::now();
+    let outcome = script.run(&RunOptions {
+        seed: args.seed,
+        out_dir: args.out.clone(),
+    });
+    let elapsed = started.elapsed();
+    let mut failed = outcome.error.is_some();
+
+    let charts: Vec<Option<PathBuf>> = outcome
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            if args.no_chart {
+                return None;
+            }
+            let path = chart_path(args, outcome.runs.len(), i);
+            match write_chart(run, &path, &script, args) {
+                Ok(()) => Some(path),
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    failed = true;
+                    None
+                }
+            }
+        })
+        .collect();
+
+    let mut json_output = Vec::new();
+    for item in &outcome.output {
+        match item {
+            Output::Print(text) if args.json => json_output.push(json!({ "print": text })),
+            Output::Print(text) => println!("{text}"),
+            Output::Run(i) => {
+                let run = &outcome.runs[*i];
+                let chart = charts[*i].as_deref();
+                if args.json {
+                    json_output.push(json!({ "run": report::json_run(run, chart) }));
+                } else if args.quiet {
+                    println!("{}", report::line(run));
+                } else {
+                    print!("{}", report::text(run, chart));
+                }
+            }
+        }
+    }
+    if args.json {
+        let document = json!({
+            "script": script.name(),
+            "output": Value::Array(json_output),
+            "error": outcome.error.as_ref().map(report::json_error),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).expect("a report serializes")
+        );
+    }
+    if let Some(path) = &args.trace {
+        if let Err(error) = write_trace(outcome.runs.last().map(|r| &**r), path) {
+            eprintln!("error: {error:#}");
+            failed = true;
+        }
+    }
+    if let Some(error) = &outcome.error {
+        eprint!("{error}");
+    }
+    if args.timing {
+        let operations: u64 = outcome.runs.iter().map(|r| r.operations).sum();
+        let seconds = elapsed.as_secs_f64();
+        eprintln!(
+            "timing: {seconds:.3}s wall clock, {operations} simulated operations, {:.0} simulated operations/s",
+            operations as f64 / seconds.max(1e-9)
+        );
+    }
+    if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `DIR/<stem>.png`, or `DIR/<stem>-<n>.png` when the script ran several
+/// machines.
+fn chart_path(args: &RunArgs, runs: usize, index: usize) -> PathBuf {
+    let stem = args
+        .script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "chart".to_string());
+    let extension = if args.svg { "svg" } else { "png" };
+    let name = if runs == 1 {
+        format!("{stem}.{extension}")
+    } else {
+        format!("{stem}-{}.{extension}", index + 1)
+    };
+    args.out.join(name)
+}
+
+fn write_chart(
+    run: &ScriptRun,
+    path: &Path,
+    script: &Script,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let name = Path::new(script.name())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let options = GanttOptions {
+        title: format!("{name}: {}", run.label),
+        format: if args.svg {
+            ChartFormat::Svg
+        } else {
+            ChartFormat::Png
+        },
+        markers: failure_marker(run).into_iter().collect(),
+        ..GanttOptions::default()
+    };
+    gantt(&run.trace, path, &options).with_context(|| format!("drawing {}", path.display()))
+}
+
+/// Marks where a failed run stopped, on the thread that failed.
+fn failure_marker(run: &ScriptRun) -> Option<Marker> {
+    let error = run.outcome_error()?;
+    let time = error.time().unwrap_or(run.trace.end);
+    let thread = match error {
+        SimError::Panicked { thread, .. }
+        | SimError::Failed { thread, .. }
+        | SimError::Misuse { thread, .. }
+        | SimError::Resources { thread, .. } => run.trace.thread_named(thread),
+        _ => None,
+    };
+    let label = match error {
+        SimError::TimeLimit { .. } => "max_time reached".to_string(),
+        SimError::EventLimit { .. } => "max_events reached".to_string(),
+        _ => "failed".to_string(),
+    };
+    Some(Marker {
+        time,
+        label,
+        threads: thread.into_iter().collect(),
+        kind: MarkerKind::Failure,
+    })
+}
+
+fn write_trace(run: Option<&ScriptRun>, path: &Path) -> anyhow::Result<()> {
+    let run = run.context("the script made no run, so there is no trace to write")?;
+    let text = run.trace.to_ron().context("serializing the trace")?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

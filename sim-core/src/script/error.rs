@@ -1,0 +1,310 @@
+//! Script errors: what went wrong, where in the script, and what to do.
+//!
+//! Every error a script can cause, at compile time, at the top level or
+//! inside a thread body, becomes one [`ScriptError`] that names the script,
+//! the line and column, shows the line and gives a hint.
+
+use std::fmt;
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+use crate::error::SimError;
+
+/// Which stage of a script's life an error comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorStage {
+    /// Reading the script file.
+    Load,
+    /// Compiling it (syntax).
+    Compile,
+    /// Evaluating it: the top level or a thread body.
+    Run,
+    /// A limit stopped it: script operations, call depth, sizes, or the
+    /// machine's `max_time` / `max_events`.
+    Limit,
+}
+
+/// An error in a script, with its position and a hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptError {
+    /// The script's name, as given to the compiler (usually its path).
+    pub script: String,
+    /// Where the error arose.
+    pub stage: ErrorStage,
+    /// What went wrong, in one line.
+    pub message: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(u32, u32)>,
+    /// The text of that line.
+    pub source_line: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl ScriptError {
+    /// An error with no position.
+    pub(crate) fn new(script: &str, stage: ErrorStage, message: impl Into<String>) -> Self {
+        ScriptError {
+            script: script.to_string(),
+            stage,
+            message: message.into(),
+            position: None,
+            source_line: None,
+            hint: None,
+        }
+    }
+
+    /// Sets the position (when the Rhai position is known) and the line text.
+    pub(crate) fn at(mut self, position: Option<(u32, u32)>, source: &str) -> Self {
+        if let Some((line, _)) = position {
+            self.source_line = source
+                .lines()
+                .nth(line.saturating_sub(1) as usize)
+                .map(str::to_string);
+        }
+        self.position = position;
+        self
+    }
+
+    /// Adds a hint.
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The error of a script that did not compile.
+    pub(crate) fn from_parse(error: &ParseError, script: &str, source: &str) -> Self {
+        let message = error.err_type().to_string();
+        let hint = "fix the syntax at this position; Rhai syntax is close to Rust's: \
+                    `let x = 1;`, `for i in 0..10 { }`, closures `|| { ... }`";
+        ScriptError::new(script, ErrorStage::Compile, message)
+            .at(position_of(error.position()), source)
+            .with_hint(hint)
+    }
+
+    /// The error of a failed evaluation, at its innermost position (the line
+    /// inside the closure or function where it arose, not the call site).
+    pub(crate) fn from_eval(error: &EvalAltResult, script: &str, source: &str) -> Self {
+        let (inner, position) = innermost(error);
+        let (stage, message, hint) = describe(inner);
+        let mut out = ScriptError::new(script, stage, message).at(position_of(position), source);
+        out.hint = hint;
+        out
+    }
+
+    /// The error that ended a simulation run, at `fallback` (the call that
+    /// ran the machine) when the error itself has no script position.
+    pub(crate) fn from_sim(
+        error: &SimError,
+        script: &str,
+        source: &str,
+        fallback: Option<(u32, u32)>,
+    ) -> Self {
+        let (stage, hint) = match error {
+            SimError::TimeLimit { .. } | SimError::EventLimit { .. } => (
+                ErrorStage::Limit,
+                Some("raise the machine's max_time / max_events (e.g. machine(#{ max_time: sec(10) })) or shorten the scenario"),
+            ),
+            SimError::Misuse { .. } => (ErrorStage::Run, None),
+            _ => (ErrorStage::Run, None),
+        };
+        let position = match error {
+            SimError::Failed { origin, .. } | SimError::Misuse { origin, .. } => origin
+                .as_ref()
+                .filter(|o| o.file == script)
+                .map(|o| (o.line, o.column)),
+            _ => None,
+        }
+        .or(fallback);
+        let mut out = ScriptError::new(script, stage, strip_origin(error)).at(position, source);
+        out.hint = hint.map(str::to_string);
+        out
+    }
+}
+
+/// The error's message without the " (file:line:col)" the kernel appends:
+/// the script error shows the position itself.
+fn strip_origin(error: &SimError) -> String {
+    match error {
+        SimError::Failed {
+            thread,
+            time,
+            message,
+            ..
+        } => format!("in thread '{thread}' at {time}: {message}"),
+        SimError::Misuse {
+            thread,
+            time,
+            misuse,
+            ..
+        } => format!("in thread '{thread}' at {time}: {misuse}"),
+        other => other.to_string(),
+    }
+}
+
+/// Converts a Rhai position to 1-based line and column.
+pub(crate) fn position_of(position: Position) -> Option<(u32, u32)> {
+    let line = position.line()?;
+    Some((line as u32, position.position().unwrap_or(1) as u32))
+}
+
+/// Follows nested function-call errors down to the one that arose first.
+fn innermost(error: &EvalAltResult) -> (&EvalAltResult, Position) {
+    let mut current = error;
+    let mut position = error.position();
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = current {
+        current = inner;
+        if !inner.position().is_none() {
+            position = inner.position();
+        }
+    }
+    (current, position)
+}
+
+/// A fault raised by a binding: the message and a hint. It travels inside
+/// `EvalAltResult::ErrorRuntime` so that a script error keeps its hint.
+#[derive(Clone, Debug)]
+pub(crate) struct Fault {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) stage: ErrorStage,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A binding's error at `position`.
+pub(crate) fn fault(
+    message: impl Into<String>,
+    hint: Option<&str>,
+    position: Position,
+) -> Box<EvalAltResult> {
+    let fault = Fault {
+        message: message.into(),
+        hint: hint.map(str::to_string),
+        stage: ErrorStage::Run,
+    };
+    EvalAltResult::ErrorRuntime(rhai::Dynamic::from(fault), position).into()
+}
+
+/// Stage, message and hint for one (innermost) Rhai error.
+fn describe(error: &EvalAltResult) -> (ErrorStage, String, Option<String>) {
+    use EvalAltResult as E;
+    let run = ErrorStage::Run;
+    match error {
+        E::ErrorRuntime(value, _) => match value.clone().try_cast::<Fault>() {
+            Some(fault) => (fault.stage, fault.message, fault.hint),
+            None => (run, format!("the script threw {value}"), None),
+        },
+        E::ErrorTerminated(value, _) => match value.clone().try_cast::<Fault>() {
+            Some(fault) => (fault.stage, fault.message, fault.hint),
+            None => (ErrorStage::Limit, "the script was stopped".into(), None),
+        },
+        E::ErrorFunctionNotFound(signature, _) => (
+            run,
+            format!("no function matches {signature}"),
+            Some(
+                "check the name and the argument types: durations are written ms(5), us(250), \
+                 sec(1.5); bodies are closures `|| { ... }`. `simcli api` lists every function"
+                    .into(),
+            ),
+        ),
+        E::ErrorVariableNotFound(name, _) => (
+            run,
+            format!("no variable named `{name}`"),
+            Some(format!(
+                "declare it with `let {name} = ...;` before this line (closures see variables declared before them)"
+            )),
+        ),
+        E::ErrorStackOverflow(_) => (
+            ErrorStage::Limit,
+            "calls nested too deeply".into(),
+            Some(format!(
+                "at most {} nested function calls are allowed; recurse less deeply",
+                super::limits::MAX_CALL_LEVELS
+            )),
+        ),
+        E::ErrorTooManyOperations(_) => (
+            ErrorStage::Limit,
+            "too many script operations".into(),
+            None,
+        ),
+        E::ErrorDataTooLarge(what, _) => (
+            ErrorStage::Limit,
+            format!("{what} is too large"),
+            Some(format!(
+                "strings are limited to {} bytes and arrays to {} elements",
+                super::limits::MAX_STRING,
+                super::limits::MAX_ARRAY
+            )),
+        ),
+        other => {
+            let text = other.to_string();
+            let plain = match text.rfind(" (line ") {
+                Some(at) if text.ends_with(')') => &text[..at],
+                _ => &text,
+            };
+            (run, plain.to_string(), None)
+        }
+    }
+}
+
+impl fmt::Display for ScriptError {
+    /// A compiler-style message:
+    ///
+    /// ```text
+    /// error: no function matches compute (i64)
+    ///   --> scripts/hello.rhai:4:5
+    ///    |
+    ///  4 |     compute(5);
+    ///    |     ^
+    ///    = help: ...
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        match self.position {
+            Some((line, column)) => {
+                writeln!(f, "  --> {}:{line}:{column}", self.script)?;
+                if let Some(text) = &self.source_line {
+                    let number = line.to_string();
+                    let pad = " ".repeat(number.len());
+                    writeln!(f, " {pad} |")?;
+                    writeln!(f, " {number} | {text}")?;
+                    let indent: String = text
+                        .chars()
+                        .take(column.saturating_sub(1) as usize)
+                        .map(|c| if c == '\t' { '\t' } else { ' ' })
+                        .collect();
+                    writeln!(f, " {pad} | {indent}^")?;
+                }
+            }
+            None => writeln!(f, "  --> {}", self.script)?,
+        }
+        if let Some(hint) = &self.hint {
+            writeln!(f, "  = help: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_points_at_the_column() {
+        let error = ScriptError::new("s.rhai", ErrorStage::Run, "bad")
+            .at(Some((2, 5)), "let a = 1;\n    compute(5);\n")
+            .with_hint("do this");
+        let text = error.to_string();
+        assert!(text.contains("--> s.rhai:2:5"), "{text}");
+        assert!(text.contains(" 2 |     compute(5);"), "{text}");
+        assert!(text.contains("   |     ^"), "{text}");
+        assert!(text.contains("= help: do this"), "{text}");
+    }
+}

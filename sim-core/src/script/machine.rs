@@ -1,0 +1,554 @@
+//! `machine(...)`, processes and threads as a script declares them, and
+//! `m.run()`, which turns a declaration into a [`Simulation`] and runs it.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position, AST};
+
+use super::api::def;
+use super::duration::to_span;
+use super::error::{fault, position_of, ScriptError};
+use super::limits::SCRIPT_STACK;
+use super::run::RunHandle;
+use super::{current, session, Output, ScriptRun};
+use crate::error::{BodyError, SimError};
+use crate::ids::ProcessId;
+use crate::kernel::{Ctx, RandomChooser, Simulation};
+use crate::model::machine::{Machine, SchedulerKind};
+use crate::model::process::ProcessOptions;
+use crate::model::thread::ThreadOptions;
+use crate::time::Time;
+
+/// The keys `machine(#{ ... })` accepts.
+const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
+     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, stack_size";
+
+/// A machine as declared by a script (shared by every handle to it).
+#[derive(Clone, Debug)]
+pub(crate) struct MachineHandle(Rc<RefCell<MachineDecl>>);
+
+/// What a script declared of one machine.
+#[derive(Debug)]
+pub(crate) struct MachineDecl {
+    /// Shown in reports and used for chart names when a script runs several.
+    pub(crate) label: String,
+    machine: Machine,
+    /// Process names; index 0 is the default process.
+    processes: Vec<String>,
+    threads: Vec<ThreadDecl>,
+    /// Whether it ran at least once.
+    pub(crate) ran: bool,
+}
+
+#[derive(Debug)]
+struct ThreadDecl {
+    process: usize,
+    name: String,
+    options: ThreadOptions,
+    body: FnPtr,
+}
+
+/// A process of a declared machine.
+#[derive(Clone, Debug)]
+pub(crate) struct ProcessHandle {
+    machine: MachineHandle,
+    index: usize,
+}
+
+/// A handle to a thread started from a body.
+#[derive(Clone, Debug)]
+pub(crate) struct ThreadHandle {
+    thread: crate::ids::ThreadId,
+    name: String,
+}
+
+impl MachineHandle {
+    /// Whether this machine still has to run.
+    pub(crate) fn pending(&self) -> bool {
+        !self.0.borrow().ran
+    }
+}
+
+fn bad_value(key: &str, expected: &str, value: &Dynamic, position: Position) -> Box<EvalAltResult> {
+    fault(
+        format!(
+            "`{key}` must be {expected}, not {value} ({})",
+            value.type_name()
+        ),
+        None,
+        position,
+    )
+}
+
+fn int_in(
+    key: &str,
+    value: &Dynamic,
+    range: std::ops::RangeInclusive<i64>,
+    position: Position,
+) -> Result<i64, Box<EvalAltResult>> {
+    let n = value
+        .as_int()
+        .map_err(|_| bad_value(key, "an integer", value, position))?;
+    if !range.contains(&n) {
+        return Err(fault(
+            format!(
+                "`{key}` must be between {} and {}, not {n}",
+                range.start(),
+                range.end()
+            ),
+            None,
+            position,
+        ));
+    }
+    Ok(n)
+}
+
+fn string(key: &str, value: &Dynamic, position: Position) -> Result<String, Box<EvalAltResult>> {
+    value
+        .clone()
+        .into_string()
+        .map_err(|_| bad_value(key, "a string", value, position))
+}
+
+/// A machine for scripts: interpreted bodies need deeper stacks.
+fn script_machine(machine: Machine) -> Machine {
+    Machine {
+        stack_size: SCRIPT_STACK,
+        ..machine
+    }
+}
+
+fn preset(name: &str, position: Position) -> Result<Machine, Box<EvalAltResult>> {
+    Machine::preset(name).map(script_machine).ok_or_else(|| {
+        fault(
+            format!("no machine preset named \"{name}\""),
+            Some("the presets are \"linux\", \"textbook\" and \"default\""),
+            position,
+        )
+    })
+}
+
+/// Reads `machine(#{ ... })`: returns the machine and its label, if named.
+fn machine_from_map(
+    map: &Map,
+    position: Position,
+) -> Result<(Machine, Option<String>), Box<EvalAltResult>> {
+    let mut machine = match map.get("preset") {
+        Some(name) => preset(&string("preset", name, position)?, position)?,
+        None => script_machine(Machine::default()),
+    };
+    let mut label = None;
+    for (key, value) in map {
+        let key = key.as_str();
+        let span = || to_span(value, key, position);
+        match key {
+            "preset" => {}
+            "name" => label = Some(string(key, value, position)?),
+            "cpus" => machine.cpus = int_in(key, value, 1..=1024, position)? as u16,
+            "scheduler" => {
+                let name = string(key, value, position)?;
+                machine.scheduler = SchedulerKind::from_name(&name).ok_or_else(|| {
+                    fault(
+                        format!("no scheduler named \"{name}\""),
+                        Some("the schedulers are \"fifo\", \"rr\", \"priority\" and \"fair\""),
+                        position,
+                    )
+                })?;
+            }
+            "quantum" => machine.quantum = span()?,
+            "context_switch" => machine.context_switch = span()?,
+            "process_switch" => machine.process_switch = span()?,
+            "thread_spawn" => machine.thread_spawn = span()?,
+            "slice" => machine.slice = Some(span()?),
+            "granularity" => machine.granularity = Some(span()?),
+            "seed" => machine.seed = int_in(key, value, 0..=i64::MAX, position)? as u64,
+            "max_time" => machine.max_time = Time(span()?.as_nanos()),
+            "max_events" => machine.max_events = int_in(key, value, 1..=i64::MAX, position)? as u64,
+            "stack_size" => {
+                machine.stack_size = int_in(key, value, 16 * 1024..=1 << 30, position)? as usize
+            }
+            other => {
+                return Err(fault(
+                    format!("machine has no key `{other}`"),
+                    Some(&format!("the keys are: {MACHINE_KEYS}")),
+                    position,
+                ))
+            }
+        }
+    }
+    machine
+        .validate()
+        .map_err(|e| fault(e.to_string(), None, position))?;
+    Ok((machine, label))
+}
+
+fn thread_options(map: &Map, position: Position) -> Result<ThreadOptions, Box<EvalAltResult>> {
+    let mut options = ThreadOptions::default();
+    for (key, value) in map {
+        match key.as_str() {
+            "priority" => {
+                options.priority = int_in("priority", value, -1000..=1000, position)? as i32
+            }
+            "nice" => options.nice = int_in("nice", value, -20..=19, position)? as i32,
+            other => {
+                return Err(fault(
+                    format!("a thread has no option `{other}`"),
+                    Some("the options are priority (higher runs first) and nice (-20 to 19)"),
+                    position,
+                ))
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
+    let handle = MachineHandle(Rc::new(RefCell::new(MachineDecl {
+        label: String::new(),
+        machine,
+        processes: vec!["main".to_string()],
+        threads: Vec::new(),
+        ran: false,
+    })));
+    session::with(|s| {
+        let number = s.machines.len() + 1;
+        handle.0.borrow_mut().label = label.unwrap_or_else(|| format!("machine {number}"));
+        s.machines.push(handle.clone());
+    });
+    handle
+}
+
+fn add_thread(
+    call: &NativeCallContext,
+    machine: &MachineHandle,
+    process: usize,
+    name: &str,
+    options: ThreadOptions,
+    body: FnPtr,
+) -> Result<(), Box<EvalAltResult>> {
+    let mut decl = machine.0.borrow_mut();
+    if decl.ran {
+        return Err(fault(
+            format!(
+                "machine '{}' already ran; it cannot take new threads",
+                decl.label
+            ),
+            Some("declare threads before m.run(), or declare a new machine"),
+            call.call_position(),
+        ));
+    }
+    decl.threads.push(ThreadDecl {
+        process,
+        name: name.to_string(),
+        options,
+        body,
+    });
+    Ok(())
+}
+
+/// The kernel body of a thread whose body is the script closure `body`.
+pub(crate) fn thread_body(
+    engine: Rc<Engine>,
+    ast: Rc<AST>,
+    body: FnPtr,
+) -> impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static {
+    move |ctx: &Ctx<'_>| {
+        current::enter(ctx);
+        let result = body.call::<Dynamic>(&engine, &ast, ());
+        current::clear();
+        match result {
+            Ok(value) => Ok(Box::new(value) as Box<dyn Any>),
+            Err(error) => {
+                let failure = session::with(|s| {
+                    let mut failure = ScriptError::from_eval(&error, &s.script, &s.source);
+                    if failure.position.is_none() {
+                        // Rhai gives no position for some limits: point at
+                        // the body's last operation, which precedes the loop.
+                        failure = failure.at(ctx.script_position(), &s.source);
+                        failure
+                            .message
+                            .push_str(" (after the operation at this line)");
+                    }
+                    if s.failure.is_none() {
+                        s.failure = Some(failure.clone());
+                    }
+                    failure
+                });
+                Err(BodyError {
+                    message: failure.message,
+                    position: failure.position,
+                })
+            }
+        }
+    }
+}
+
+/// Runs a declared machine and records the run in the session. `position`
+/// is the `m.run()` call, if the script made it.
+pub(crate) fn execute(
+    handle: &MachineHandle,
+    position: Position,
+) -> Result<RunHandle, Box<EvalAltResult>> {
+    if current::in_body() {
+        return Err(fault(
+            "m.run() cannot be called inside a thread body",
+            Some("run machines from the top level of the script"),
+            position,
+        ));
+    }
+    let (engine, ast, script, seed) = session::with(|s| {
+        s.failure = None;
+        (
+            s.engine.clone(),
+            s.ast.clone(),
+            s.script.clone(),
+            s.options.seed,
+        )
+    });
+    let (sim, label) = {
+        let mut decl = handle.0.borrow_mut();
+        decl.ran = true;
+        let mut sim = Simulation::new(decl.machine.clone())
+            .map_err(|e| fault(e.to_string(), None, position))?;
+        sim.set_script_name(&script);
+        if let Some(seed) = seed {
+            sim.set_chooser(Box::new(RandomChooser::new(seed)));
+        }
+        let mut processes = vec![ProcessId::MAIN];
+        for name in &decl.processes[1..] {
+            processes.push(sim.add_process(name, ProcessOptions::default()));
+        }
+        for thread in &decl.threads {
+            let body = thread_body(engine.clone(), ast.clone(), thread.body.clone());
+            sim.add_fallible_thread(
+                processes[thread.process],
+                &thread.name,
+                thread.options,
+                body,
+            );
+        }
+        (sim, decl.label.clone())
+    };
+    let run = sim.run();
+    current::clear();
+    let record = Rc::new(ScriptRun::new(label, run));
+    let failed = session::with(|s| {
+        let failure = record.outcome_error().map(|error| {
+            let from_body = s
+                .failure
+                .take()
+                .filter(|_| matches!(error, SimError::Failed { .. }));
+            match (from_body, error) {
+                (Some(mut failure), SimError::Failed { thread, time, .. }) => {
+                    failure.message =
+                        format!("in thread '{thread}' at {time}: {}", failure.message);
+                    failure
+                }
+                _ => ScriptError::from_sim(error, &s.script, &s.source, position_of(position)),
+            }
+        });
+        s.output.push(Output::Run(s.runs.len()));
+        s.runs.push(record.clone());
+        s.failure = failure;
+        s.failure.is_some()
+    });
+    if failed {
+        return Err(fault("the run failed", None, position));
+    }
+    Ok(RunHandle::new(record))
+}
+
+/// Registers `machine`, processes, threads and `run`.
+pub(crate) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<MachineHandle>("Machine");
+    engine.register_type_with_name::<ProcessHandle>("Process");
+    engine.register_type_with_name::<ThreadHandle>("Thread");
+    def(
+        engine,
+        "machine",
+        &["Machine"],
+        "A machine with the default settings (1 cpu, rr, 10ms quantum, 2us switches).",
+        || declare(script_machine(Machine::default()), None),
+    );
+    def(
+        engine,
+        "machine",
+        &["settings: Map", "Machine"],
+        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, stack_size.",
+        |call: NativeCallContext, map: Map| {
+            let (machine, label) = machine_from_map(&map, call.call_position())?;
+            Ok::<_, Box<EvalAltResult>>(declare(machine, label))
+        },
+    );
+    def(
+        engine,
+        "machine",
+        &["preset: String", "Machine"],
+        "A machine from a preset: \"linux\" (fair scheduler), \"textbook\" (no switch or spawn costs) or \"default\".",
+        |call: NativeCallContext, name: &str| {
+            let machine = preset(name, call.call_position())?;
+            Ok::<_, Box<EvalAltResult>>(declare(machine, None))
+        },
+    );
+    def(
+        engine,
+        "add_thread",
+        &["self: Machine", "name: String", "body: Fn", "()"],
+        "Adds a thread to the default process, ready at time 0; `body` is a closure `|| { ... }`.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, body: FnPtr| {
+            add_thread(&call, m, 0, name, ThreadOptions::default(), body)
+        },
+    );
+    def(
+        engine,
+        "add_thread",
+        &[
+            "self: Machine",
+            "name: String",
+            "options: Map",
+            "body: Fn",
+            "()",
+        ],
+        "Adds a thread with options #{ priority, nice } to the default process.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, options: Map, body: FnPtr| {
+            let options = thread_options(&options, call.call_position())?;
+            add_thread(&call, m, 0, name, options, body)
+        },
+    );
+    def(
+        engine,
+        "add_process",
+        &["self: Machine", "name: String", "Process"],
+        "Adds a process: its threads share its memory; switching between processes costs process_switch.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            add_process(&call, m, name, &Map::new())
+        },
+    );
+    def(
+        engine,
+        "add_process",
+        &["self: Machine", "name: String", "options: Map", "Process"],
+        "Adds a process with options (none yet: gil, switch_interval and spawn_cost arrive with the GIL model).",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, options: Map| {
+            add_process(&call, m, name, &options)
+        },
+    );
+    def(
+        engine,
+        "add_thread",
+        &["self: Process", "name: String", "body: Fn", "()"],
+        "Adds a thread to this process, ready at time 0.",
+        |call: NativeCallContext, p: &mut ProcessHandle, name: &str, body: FnPtr| {
+            add_thread(
+                &call,
+                &p.machine,
+                p.index,
+                name,
+                ThreadOptions::default(),
+                body,
+            )
+        },
+    );
+    def(
+        engine,
+        "add_thread",
+        &[
+            "self: Process",
+            "name: String",
+            "options: Map",
+            "body: Fn",
+            "()",
+        ],
+        "Adds a thread with options #{ priority, nice } to this process.",
+        |call: NativeCallContext, p: &mut ProcessHandle, name: &str, options: Map, body: FnPtr| {
+            let options = thread_options(&options, call.call_position())?;
+            add_thread(&call, &p.machine, p.index, name, options, body)
+        },
+    );
+    def(
+        engine,
+        "run",
+        &["self: Machine", "Run"],
+        "Runs the machine to its end and returns the run (makespan, stats, summary, gantt).",
+        |call: NativeCallContext, m: &mut MachineHandle| execute(m, call.call_position()),
+    );
+    def(
+        engine,
+        "start_thread",
+        &["name: String", "body: Fn", "Thread"],
+        "Inside a body: starts a thread in this thread's process (the caller pays thread_spawn of CPU).",
+        |call: NativeCallContext, name: &str, body: FnPtr| {
+            start_thread(&call, name, ThreadOptions::default(), body)
+        },
+    );
+    def(
+        engine,
+        "start_thread",
+        &["name: String", "options: Map", "body: Fn", "Thread"],
+        "Inside a body: starts a thread with options #{ priority, nice }.",
+        |call: NativeCallContext, name: &str, options: Map, body: FnPtr| {
+            let options = thread_options(&options, call.call_position())?;
+            start_thread(&call, name, options, body)
+        },
+    );
+    def(
+        engine,
+        "join",
+        &["self: Thread", "Dynamic"],
+        "Inside a body: blocks until the thread finishes and returns its body's value.",
+        |call: NativeCallContext, h: &mut ThreadHandle| {
+            let value = current::operation(&call, |ctx| ctx.join_any(h.thread))?;
+            Ok::<_, Box<EvalAltResult>>(
+                value
+                    .downcast::<Dynamic>()
+                    .map(|v| *v)
+                    .unwrap_or(Dynamic::UNIT),
+            )
+        },
+    );
+    super::api::getter(
+        engine,
+        "name",
+        &["self: Thread", "String"],
+        "The thread's name.",
+        |h: &mut ThreadHandle| h.name.clone(),
+    );
+}
+
+fn add_process(
+    call: &NativeCallContext,
+    machine: &MachineHandle,
+    name: &str,
+    options: &Map,
+) -> Result<ProcessHandle, Box<EvalAltResult>> {
+    if let Some(key) = options.keys().next() {
+        return Err(fault(
+            format!("process option `{key}` is not supported yet"),
+            Some("processes take no options yet; gil, switch_interval and spawn_cost arrive with the GIL model"),
+            call.call_position(),
+        ));
+    }
+    let mut decl = machine.0.borrow_mut();
+    decl.processes.push(name.to_string());
+    Ok(ProcessHandle {
+        machine: machine.clone(),
+        index: decl.processes.len() - 1,
+    })
+}
+
+fn start_thread(
+    call: &NativeCallContext,
+    name: &str,
+    options: ThreadOptions,
+    body: FnPtr,
+) -> Result<ThreadHandle, Box<EvalAltResult>> {
+    let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
+    let body = thread_body(engine, ast, body);
+    let thread = current::operation(call, |ctx| ctx.start_fallible(name, options, body))?;
+    Ok(ThreadHandle {
+        thread,
+        name: name.to_string(),
+    })
+}

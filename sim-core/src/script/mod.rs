@@ -1,0 +1,238 @@
+//! Rhai scenario scripts: the script API of the specification mapped onto
+//! the Rust API, with no semantics of its own.
+//!
+//! A [`Script`] is compiled once and can be run many times; each run
+//! evaluates it afresh, so nothing leaks from one run into the next. Thread
+//! bodies are Rhai closures called inside the kernel's coroutines, so a body
+//! is ordinary Rhai code that blocks where it calls an operation.
+//!
+//! ```
+//! use sim_core::script::{Script, RunOptions};
+//! let script = Script::compile("hello.rhai", r#"
+//!     let m = machine(#{ cpus: 1 });
+//!     m.add_thread("hello", || { compute(ms(5)); print("done"); });
+//! "#).unwrap();
+//! let outcome = script.run(&RunOptions::default());
+//! assert!(outcome.error.is_none());
+//! assert_eq!(outcome.runs[0].stats.makespan.as_nanos(), 5_000_000);
+//! ```
+//!
+//! - `api`: how functions are registered with their docs, and the listing.
+//! - `current`: the simulated thread whose body runs script code now.
+//! - `duration`, `machine`, `ops`, `run`: the bindings, by concern.
+//! - `error`: [`ScriptError`], with position and hint.
+//! - `limits`: operations, depth and size limits for untrusted scripts.
+//! - `session`: the state of one evaluation.
+
+mod api;
+mod current;
+mod duration;
+mod error;
+mod limits;
+mod machine;
+mod ops;
+mod run;
+mod session;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{Engine, AST};
+
+pub use api::{api, ApiEntry};
+pub use error::{ErrorStage, ScriptError};
+pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
+
+use crate::analysis::stats::Stats;
+use crate::error::SimError;
+use crate::kernel::{Decision, Outcome, Run};
+use crate::trace::Trace;
+
+/// Options of one evaluation of a script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Use the seeded random chooser with this seed instead of the
+    /// deterministic default.
+    pub seed: Option<u64>,
+    /// Where `r.gantt(name)` writes charts.
+    pub out_dir: PathBuf,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            seed: None,
+            out_dir: PathBuf::from("plots"),
+        }
+    }
+}
+
+/// One machine run made by a script.
+#[derive(Debug)]
+pub struct ScriptRun {
+    /// The machine's name, or "machine N" in declaration order.
+    pub label: String,
+    /// Everything that happened.
+    pub trace: Trace,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The decisions taken, for replay.
+    pub decisions: Vec<Decision>,
+    /// Statistics derived from the trace.
+    pub stats: Stats,
+    /// How many operations the threads called.
+    pub operations: u64,
+}
+
+impl ScriptRun {
+    fn new(label: String, run: Run) -> Self {
+        let stats = run.stats();
+        ScriptRun {
+            label,
+            trace: run.trace,
+            outcome: run.outcome,
+            decisions: run.decisions,
+            stats,
+            operations: run.operations,
+        }
+    }
+
+    /// The error that stopped the run, if one did.
+    pub fn outcome_error(&self) -> Option<&SimError> {
+        match &self.outcome {
+            Outcome::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// What a script produced, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A line the top level printed.
+    Print(String),
+    /// A machine ran: the index into [`ScriptOutcome::runs`].
+    Run(usize),
+}
+
+/// The result of evaluating a script.
+#[derive(Debug)]
+pub struct ScriptOutcome {
+    /// What it printed and ran, in order.
+    pub output: Vec<Output>,
+    /// Every machine run, in order (also those the script did not run
+    /// itself: a declared machine that was never run is run at the end).
+    pub runs: Vec<Rc<ScriptRun>>,
+    /// The error that stopped it, if any. A failed run keeps its partial
+    /// trace in `runs`.
+    pub error: Option<ScriptError>,
+}
+
+/// A compiled scenario script.
+pub struct Script {
+    name: Rc<str>,
+    source: Rc<str>,
+    engine: Rc<Engine>,
+    ast: Rc<AST>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine with every binding and limit installed.
+pub(crate) fn build_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine.disable_symbol("eval");
+    // Evaluates pure functions of constants at compile time; every binding
+    // with an effect is registered volatile, so only durations fold.
+    engine.set_optimization_level(rhai::OptimizationLevel::Full);
+    limits::install(&mut engine);
+    ops::install_print(&mut engine);
+    duration::register(&mut engine);
+    machine::register(&mut engine);
+    ops::register(&mut engine);
+    run::register(&mut engine);
+    engine
+}
+
+impl Script {
+    /// Compiles `source`; `name` (usually the path) names it in errors.
+    pub fn compile(name: &str, source: &str) -> Result<Script, ScriptError> {
+        let engine = build_engine();
+        let ast = engine
+            .compile(source)
+            .map_err(|e| ScriptError::from_parse(&e, name, source))?;
+        Ok(Script {
+            name: name.into(),
+            source: source.into(),
+            engine: Rc::new(engine),
+            ast: Rc::new(ast),
+        })
+    }
+
+    /// Reads and compiles the script at `path`.
+    pub fn load(path: &Path) -> Result<Script, ScriptError> {
+        let name = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ScriptError::new(
+                &name,
+                ErrorStage::Load,
+                format!("cannot read the script: {e}"),
+            )
+            .with_hint("check the path")
+        })?;
+        Script::compile(&name, &source)
+    }
+
+    /// The script's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Evaluates the script: runs what it runs, then every machine it
+    /// declared but did not run.
+    pub fn run(&self, options: &RunOptions) -> ScriptOutcome {
+        session::begin(session::Session {
+            engine: self.engine.clone(),
+            ast: self.ast.clone(),
+            script: self.name.clone(),
+            source: self.source.clone(),
+            options: options.clone(),
+            machines: Vec::new(),
+            runs: Vec::new(),
+            output: Vec::new(),
+            failure: None,
+        });
+        limits::operation_called();
+        let result = self.engine.run_ast(&self.ast);
+        current::clear();
+        let mut error = match result {
+            Ok(()) => session::with(|s| s.failure.take()),
+            Err(e) => Some(
+                session::with(|s| s.failure.take())
+                    .unwrap_or_else(|| ScriptError::from_eval(&e, &self.name, &self.source)),
+            ),
+        };
+        if error.is_none() {
+            let pending: Vec<_> =
+                session::with(|s| s.machines.iter().filter(|m| m.pending()).cloned().collect());
+            for machine in pending {
+                if machine::execute(&machine, rhai::Position::NONE).is_err() {
+                    error = session::with(|s| s.failure.take());
+                    break;
+                }
+            }
+        }
+        let session = session::end();
+        ScriptOutcome {
+            output: session.output,
+            runs: session.runs,
+            error,
+        }
+    }
+}

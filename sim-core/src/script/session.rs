@@ -1,0 +1,52 @@
+//! The state of one evaluation of a script: the engine and compiled script
+//! that bodies call back into, the machines it declared, the runs it made and
+//! what it printed. Bindings reach it through a thread-local, set for the
+//! duration of [`super::Script::run`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rhai::{Engine, AST};
+
+use super::error::ScriptError;
+use super::machine::MachineHandle;
+use super::{Output, RunOptions, ScriptRun};
+
+/// One evaluation of a script.
+pub(crate) struct Session {
+    pub(crate) engine: Rc<Engine>,
+    pub(crate) ast: Rc<AST>,
+    pub(crate) script: Rc<str>,
+    pub(crate) source: Rc<str>,
+    pub(crate) options: RunOptions,
+    pub(crate) machines: Vec<MachineHandle>,
+    pub(crate) runs: Vec<Rc<ScriptRun>>,
+    pub(crate) output: Vec<Output>,
+    /// The error that ended the last run, with its script position.
+    pub(crate) failure: Option<ScriptError>,
+}
+
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+/// Starts an evaluation. Nested evaluations are not supported.
+pub(crate) fn begin(session: Session) {
+    SESSION.with_borrow_mut(|slot| {
+        assert!(slot.is_none(), "one script evaluation at a time per thread");
+        *slot = Some(session);
+    });
+}
+
+/// Ends the evaluation and returns its state.
+pub(crate) fn end() -> Session {
+    SESSION
+        .with_borrow_mut(Option::take)
+        .expect("a script evaluation in progress")
+}
+
+/// Runs `f` on the current evaluation. Never call back into the script
+/// from `f`: the session is borrowed meanwhile.
+pub(crate) fn with<R>(f: impl FnOnce(&mut Session) -> R) -> R {
+    SESSION.with_borrow_mut(|slot| f(slot.as_mut().expect("a script evaluation in progress")))
+}

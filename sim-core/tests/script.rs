@@ -1,0 +1,255 @@
+//! The script layer through its Rust API: bindings, errors, limits, and
+//! property tests over random and mangled scripts (scripts are untrusted).
+
+use proptest::prelude::*;
+use sim_core::script::{ErrorStage, Output, RunOptions, Script, ScriptOutcome};
+
+fn run(source: &str) -> ScriptOutcome {
+    Script::compile("test.rhai", source)
+        .expect("the script compiles")
+        .run(&RunOptions::default())
+}
+
+fn prints(outcome: &ScriptOutcome) -> Vec<String> {
+    outcome
+        .output
+        .iter()
+        .filter_map(|o| match o {
+            Output::Print(text) => Some(text.clone()),
+            Output::Run(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_declared_machine_is_run_after_the_script() {
+    let outcome = run(r#"
+        let m = machine(#{ cpus: 2 });
+        m.add_thread("a", || compute(ms(3)));
+        m.add_thread("b", || { compute(us(500)); sleep(ms(1)); });
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs.len(), 1);
+    assert_eq!(outcome.runs[0].stats.makespan.as_nanos(), 3_000_000);
+    assert_eq!(outcome.output, vec![Output::Run(0)]);
+}
+
+#[test]
+fn join_returns_the_body_value_and_closures_share_bookkeeping() {
+    let outcome = run(r#"
+        let m = machine();
+        let finished = [];
+        m.add_thread("parent", || {
+            let child = start_thread("child", || { compute(ms(2)); 40 + 2 });
+            let value = child.join();
+            finished.push(child.name);
+            print(`child returned ${value} at ${now()}`);
+        });
+        let r = m.run();
+        print(`makespan ${r.makespan}, finished ${finished}`);
+        print(r.stats("child").cpu);
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let run = &outcome.runs[0];
+    // The parent pays the 30us spawn cost and blocks in join; the child
+    // runs after a 2us switch, ends at 2.032ms, and the parent resumes after
+    // another 2us switch.
+    assert_eq!(run.trace.logs[0].text, "child returned 42 at 2.034ms");
+    assert_eq!(
+        prints(&outcome),
+        ["makespan 2.034ms, finished [\"child\"]", "2ms"]
+    );
+}
+
+#[test]
+fn durations_convert_compare_and_print() {
+    let outcome = run(r#"
+        print(ms(1.5));
+        print(us(250) * 4 == ms(1));
+        print(sec(1) / ms(250));
+        print(ms(10) - ms(2.5));
+        print(ms(3).us);
+        print(type_of(ns(1)));
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(
+        prints(&outcome),
+        ["1.5ms", "true", "4.0", "7.5ms", "3000.0", "Duration"]
+    );
+}
+
+#[test]
+fn a_negative_duration_is_an_error_with_position() {
+    let outcome = run("let d = ms(1) - ms(2);");
+    let error = outcome.error.expect("an error");
+    assert_eq!(error.position, Some((1, 15)));
+    assert!(error.message.contains("negative"), "{error}");
+}
+
+#[test]
+fn operations_at_the_top_level_are_refused() {
+    let error = run("compute(ms(1));").error.expect("an error");
+    assert!(
+        error.message.contains("operation of a simulated thread"),
+        "{error}"
+    );
+    assert_eq!(error.position, Some((1, 1)));
+}
+
+#[test]
+fn running_a_machine_inside_a_body_is_refused() {
+    let outcome = run(r#"
+        let inner = machine();
+        let m = machine();
+        m.add_thread("a", || { compute(ms(1)); inner.run(); });
+    "#);
+    let error = outcome.error.expect("an error");
+    assert!(error.message.contains("inside a thread body"), "{error}");
+    assert_eq!(error.position.map(|p| p.0), Some(4));
+}
+
+#[test]
+fn each_evaluation_starts_afresh() {
+    let script = Script::compile(
+        "afresh.rhai",
+        r#"
+        let count = 0;
+        let m = machine();
+        for i in 0..3 { m.add_thread(`t${i}`, || { compute(ms(1)); count += 1; }); }
+        m.run();
+        print(count);
+    "#,
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let outcome = script.run(&RunOptions::default());
+        assert_eq!(prints(&outcome), ["3"]);
+    }
+}
+
+#[test]
+fn an_unknown_scheduler_names_the_choices() {
+    let error = run(r#"machine(#{ scheduler: "lottery" });"#)
+        .error
+        .expect("an error");
+    assert!(error.message.contains("lottery"), "{error}");
+    assert!(error.hint.unwrap().contains("fair"));
+}
+
+#[test]
+fn an_endless_body_is_a_limit_error() {
+    let outcome = run(r#"
+        let m = machine();
+        m.add_thread("a", || { compute(ms(1)); loop { } });
+    "#);
+    let error = outcome.error.expect("an error");
+    assert_eq!(error.stage, ErrorStage::Limit);
+    assert!(error.message.contains("endless loop"), "{error}");
+    assert_eq!(outcome.runs[0].stats.makespan.as_nanos(), 1_000_000);
+}
+
+#[test]
+fn large_strings_are_refused() {
+    let outcome = run(r#"let s = "x"; loop { s += s; }"#);
+    let error = outcome.error.expect("an error");
+    assert_eq!(error.stage, ErrorStage::Limit);
+}
+
+#[test]
+fn a_seed_selects_the_random_chooser_reproducibly() {
+    let source = r#"
+        let m = machine(#{ cpus: 2 });
+        for i in 0..6 { m.add_thread(`t${i}`, || { for k in 0..5 { compute(us(10)); sleep(us(10)); } }); }
+    "#;
+    let script = Script::compile("seeded.rhai", source).unwrap();
+    let seeded = |seed| {
+        let outcome = script.run(&RunOptions {
+            seed: Some(seed),
+            ..RunOptions::default()
+        });
+        outcome.runs[0].trace.to_ron().unwrap()
+    };
+    assert_eq!(seeded(3), seeded(3));
+}
+
+/// A statement of a random body: operations, loops and thread starts.
+fn statement() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        (0u32..2000).prop_map(|n| format!("compute(us({n}));")),
+        (0u32..2000).prop_map(|n| format!("sleep(us({n}));")),
+        Just("yield_now();".to_string()),
+        Just("let t = now();".to_string()),
+        Just("print(now());".to_string()),
+        (0u32..500).prop_map(|n| format!(
+            "let h = start_thread(\"c\", || {{ compute(us({n})); 1 }}); h.join();"
+        )),
+    ];
+    leaf.prop_recursive(2, 12, 4, |inner| {
+        (1u32..4, prop::collection::vec(inner, 1..4))
+            .prop_map(|(n, body)| format!("for i in 0..{n} {{ {} }}", body.join(" ")))
+    })
+}
+
+/// A random, valid scenario script.
+fn scenario() -> impl Strategy<Value = String> {
+    (
+        1u32..4,
+        prop_oneof![Just("fifo"), Just("rr"), Just("priority"), Just("fair")],
+        prop::collection::vec(prop::collection::vec(statement(), 1..5), 1..5),
+    )
+        .prop_map(|(cpus, scheduler, threads)| {
+            let mut source = format!(
+                "let m = machine(#{{ cpus: {cpus}, scheduler: \"{scheduler}\", quantum: us(700) }});\n"
+            );
+            for (i, body) in threads.iter().enumerate() {
+                source += &format!("m.add_thread(\"t{i}\", || {{ {} }});\n", body.join(" "));
+            }
+            source
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random valid scenarios complete, and twice give the same trace.
+    #[test]
+    fn random_scenarios_complete_deterministically(source in scenario()) {
+        let script = Script::compile("random.rhai", &source).unwrap();
+        let first = script.run(&RunOptions::default());
+        prop_assert!(first.error.is_none(), "{:?}\n{}", first.error, source);
+        prop_assert!(first.runs[0].outcome == sim_core::Outcome::Completed);
+        let second = script.run(&RunOptions::default());
+        prop_assert_eq!(
+            first.runs[0].trace.to_ron().unwrap(),
+            second.runs[0].trace.to_ron().unwrap()
+        );
+    }
+
+    /// Mangled scripts (a random cut and a random insertion) never panic:
+    /// they run or fail with an error that has a message.
+    #[test]
+    fn mangled_scripts_never_panic(
+        source in scenario(),
+        cut in 0usize..400,
+        junk in prop_oneof![
+            Just("(".to_string()), Just("}".to_string()), Just("compute(5);".to_string()),
+            Just("loop {}".to_string()), Just("m.run();".to_string()),
+            Just("sleep(ms(-1));".to_string()), Just("h.join();".to_string()),
+            "[ -~]{0,8}",
+        ],
+    ) {
+        let cut = cut.min(source.len());
+        let cut = (0..=cut).rev().find(|&i| source.is_char_boundary(i)).unwrap();
+        let mangled = format!("{}{}{}", &source[..cut], junk, &source[cut..]);
+        match Script::compile("mangled.rhai", &mangled) {
+            Err(error) => prop_assert!(!error.message.is_empty()),
+            Ok(script) => {
+                let outcome = script.run(&RunOptions::default());
+                if let Some(error) = outcome.error {
+                    prop_assert!(!error.message.is_empty());
+                    prop_assert!(!error.to_string().is_empty());
+                }
+            }
+        }
+    }
+}
