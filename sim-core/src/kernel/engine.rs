@@ -122,7 +122,9 @@ pub(crate) struct Engine {
     processes: Vec<ProcessSlot>,
     pub(crate) memory: Memory,
     policy: Box<dyn Policy>,
-    chooser: Box<dyn Chooser>,
+    /// The chooser set with [`Engine::set_chooser`]; `None` is the default
+    /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
+    chooser: Option<Box<dyn Chooser>>,
     pub(crate) decisions: Vec<Decision>,
     /// Threads an open choice concerns.
     scratch: Vec<ThreadId>,
@@ -135,7 +137,7 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(machine: Machine, chooser: Box<dyn Chooser>) -> Engine {
+    pub(crate) fn new(machine: Machine) -> Engine {
         let cpus = (0..machine.cpus)
             .map(|_| Cpu {
                 thread: None,
@@ -158,7 +160,7 @@ impl Engine {
             threads: Vec::new(),
             processes: Vec::new(),
             memory: Memory::default(),
-            chooser,
+            chooser: None,
             decisions: Vec::new(),
             scratch: Vec::new(),
             origin_ids: HashMap::new(),
@@ -172,7 +174,7 @@ impl Engine {
     }
 
     pub(crate) fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
-        self.chooser = chooser;
+        self.chooser = Some(chooser);
     }
 
     pub(crate) fn set_script_name(&mut self, name: &str) {
@@ -271,7 +273,7 @@ impl Engine {
             self.now = time;
             let index = if count > 1 {
                 self.scratch.clear();
-                if self.chooser.wants_threads() {
+                if self.wants_threads() {
                     for event in self.queue.batch().take(count) {
                         let subject = match *event {
                             Event::CpuDone { cpu, .. } => self.cpus[usize::from(cpu)].thread,
@@ -340,40 +342,52 @@ impl Engine {
         true
     }
 
+    /// Whether the chooser wants [`Choice::threads`] filled in.
+    fn wants_threads(&self) -> bool {
+        self.chooser.as_ref().is_some_and(|c| c.wants_threads())
+    }
+
     /// Asks the chooser (with `self.scratch` as the options' threads) and
-    /// records the decision.
+    /// records the decision. The default chooser takes option 0 without a
+    /// call; its decisions are recorded all the same, so that they replay.
+    #[inline]
     fn choose(&mut self, point: ChoicePoint, options: usize) -> usize {
+        let chosen = match self.chooser {
+            None => 0,
+            Some(_) => match self.ask_chooser(point, options) {
+                Some(chosen) => chosen,
+                None => return 0,
+            },
+        };
+        self.decisions.push(Decision {
+            point,
+            options: options as u32,
+            chosen: chosen as u32,
+        });
+        chosen
+    }
+
+    /// Asks the chooser set with [`Engine::set_chooser`]. `None` when it
+    /// failed or answered out of range: the run then stops with the error.
+    fn ask_chooser(&mut self, point: ChoicePoint, options: usize) -> Option<usize> {
         let choice = Choice {
             point,
             options,
             threads: &self.scratch,
         };
-        match self.chooser.choose(&choice) {
-            Ok(chosen) if chosen < options => {
-                self.decisions.push(Decision {
-                    point,
-                    options: options as u32,
-                    chosen: chosen as u32,
-                });
-                chosen
-            }
+        let chooser = self.chooser.as_mut().expect("a chooser to ask");
+        let error = match chooser.choose(&choice) {
+            Ok(chosen) if chosen < options => return Some(chosen),
             Ok(chosen) => {
-                self.fail(SimError::Chooser {
-                    time: self.now,
-                    error: super::ChooserError(format!(
-                        "chose option {chosen} of {options} at {point:?}"
-                    )),
-                });
-                0
+                super::ChooserError(format!("chose option {chosen} of {options} at {point:?}"))
             }
-            Err(error) => {
-                self.fail(SimError::Chooser {
-                    time: self.now,
-                    error,
-                });
-                0
-            }
-        }
+            Err(error) => error,
+        };
+        self.fail(SimError::Chooser {
+            time: self.now,
+            error,
+        });
+        None
     }
 
     fn handle(&mut self, event: Event) {
@@ -398,7 +412,7 @@ impl Engine {
                 .expect("an idle CPU");
             let ties = self.policy.ties();
             let index = if ties > 1 {
-                if self.chooser.wants_threads() {
+                if self.wants_threads() {
                     self.policy.tied_threads(&mut self.scratch);
                 }
                 self.choose(ChoicePoint::Dispatch, ties)
@@ -723,7 +737,7 @@ impl Engine {
             return true;
         };
         self.scratch.clear();
-        if self.chooser.wants_threads() {
+        if self.wants_threads() {
             self.scratch.extend([thread, head]);
         }
         if self.choose(ChoicePoint::Preempt, 2) == 1 {
