@@ -690,7 +690,7 @@ impl Engine {
                 self.trace.logs.push(LogLine {
                     time: self.now,
                     thread,
-                    text,
+                    text: *text,
                 });
                 self.zero_time(cpu, thread)
             }
@@ -724,7 +724,7 @@ impl Engine {
                 None => false,
             },
             Request::Fault(misuse) => {
-                self.misuse(thread, call.origin, misuse);
+                self.misuse(thread, call.origin, *misuse);
                 false
             }
         }
