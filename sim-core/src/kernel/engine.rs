@@ -350,7 +350,7 @@ impl Engine {
     /// Asks the chooser (with `self.scratch` as the options' threads) and
     /// records the decision. The default chooser takes option 0 without a
     /// call; its decisions are recorded all the same, so that they replay.
-    #[inline]
+    #[inline(always)]
     fn choose(&mut self, point: ChoicePoint, options: usize) -> usize {
         let chosen = match self.chooser {
             None => 0,
@@ -403,7 +403,15 @@ impl Engine {
     // ----- CPUs -------------------------------------------------------------
 
     /// Fills idle CPUs, lowest index first, from the head of the ready queue.
+    #[inline]
     fn reschedule(&mut self) {
+        // Most events leave every CPU busy: check that before the call.
+        if self.idle > 0 {
+            self.fill_idle_cpus();
+        }
+    }
+
+    fn fill_idle_cpus(&mut self) {
         while self.idle > 0 && self.policy.len() > 0 && self.error.is_none() {
             let cpu = self
                 .cpus
