@@ -39,14 +39,11 @@ impl<E> EventQueue<E> {
 
     /// Schedules `event` at `time`, after every event already at `time`.
     pub(crate) fn push(&mut self, time: Time, event: E) {
-        match self.buckets.get_mut(&time) {
-            Some(bucket) => bucket.push_back(event),
-            None => {
-                let mut bucket = self.spare.pop().unwrap_or_default();
-                bucket.push_back(event);
-                self.buckets.insert(time, bucket);
-            }
-        }
+        let spare = &mut self.spare;
+        self.buckets
+            .entry(time)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push_back(event);
     }
 
     /// Finds the earliest instant with a live event, dropping dead events
