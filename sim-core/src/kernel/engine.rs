@@ -811,6 +811,7 @@ impl Engine {
     }
 
     /// Takes the thread on `cpu` off it, blocked for `reason`.
+    #[inline(always)]
     pub(crate) fn block(
         &mut self,
         cpu: usize,
@@ -828,6 +829,7 @@ impl Engine {
     }
 
     /// Ends a blocked thread's wait: it will resume with `response`.
+    #[inline(always)]
     pub(crate) fn wake(&mut self, thread: ThreadId, response: Response) {
         let t = &mut self.threads[thread.index()];
         t.pending = Some(response);
@@ -836,6 +838,7 @@ impl Engine {
     }
 
     /// Lets a thread compete for a CPU, through its process's gate.
+    #[inline(always)]
     fn make_ready(&mut self, thread: ThreadId, why: Enqueue) {
         let process = self.threads[thread.index()].process;
         if self.processes[process.index()].gate.is_some() {
@@ -856,6 +859,7 @@ impl Engine {
 
     /// Puts a thread (past its gate) in the ready queue, preempting for it
     /// where the policy says so.
+    #[inline(always)]
     fn enqueue_ready(&mut self, thread: ThreadId, why: Enqueue) {
         let preemptive = self.policy.preemptive();
         if preemptive {
