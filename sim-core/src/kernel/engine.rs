@@ -69,23 +69,31 @@ enum Work {
     Compute { remaining: Span, then: Then },
 }
 
+/// What the engine touches of a thread at every operation. The fields used
+/// only when a thread starts or ends are in [`Lifecycle`], so that these
+/// records stay small and a thousand of them stay in cache.
 struct Thread {
     process: ProcessId,
     state: ThreadState,
-    body: Option<Body>,
     coroutine: Option<Coro>,
     /// The answer to deliver at the next resume.
     pending: Option<Response>,
     work: Work,
     cpu: Option<usize>,
     wake_generation: u32,
+    /// The gate asked this thread to stop when it is next on a CPU.
+    interrupt: bool,
+    last_origin: Option<(SourceRef, OriginId)>,
+}
+
+/// A thread's start and end: its body until it first runs, its value and
+/// joiners once it ends.
+struct Lifecycle {
+    body: Option<Body>,
     /// The body's value once finished, until joined.
     value: Option<Box<dyn Any>>,
     joined: bool,
     joiners: WaitQueue,
-    /// The gate asked this thread to stop when it is next on a CPU.
-    interrupt: bool,
-    last_origin: Option<(SourceRef, OriginId)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,6 +127,8 @@ pub(crate) struct Engine {
     cpus: Vec<Cpu>,
     idle: usize,
     threads: Vec<Thread>,
+    /// Indexed like `threads`.
+    lives: Vec<Lifecycle>,
     processes: Vec<ProcessSlot>,
     pub(crate) memory: Memory,
     policy: Box<dyn Policy>,
@@ -158,6 +168,7 @@ impl Engine {
             queue: EventQueue::new(),
             cpus,
             threads: Vec::new(),
+            lives: Vec::new(),
             processes: Vec::new(),
             memory: Memory::default(),
             chooser: None,
@@ -210,17 +221,19 @@ impl Engine {
         self.threads.push(Thread {
             process,
             state: ThreadState::Ready,
-            body: Some(body),
             coroutine: None,
             pending: None,
             work: Work::None,
             cpu: None,
             wake_generation: 0,
+            interrupt: false,
+            last_origin: None,
+        });
+        self.lives.push(Lifecycle {
+            body: Some(body),
             value: None,
             joined: false,
             joiners: WaitQueue::new(),
-            interrupt: false,
-            last_origin: None,
         });
         self.trace.threads.push(ThreadInfo {
             name,
@@ -631,7 +644,7 @@ impl Engine {
                     return None;
                 }
             };
-            let body = self.threads[t].body.take().expect("a body to start");
+            let body = self.lives[t].body.take().expect("a body to start");
             let red_zone = red_zone_floor(&stack);
             let stack_size = self.machine.stack_size;
             self.threads[t].coroutine = Some(Coroutine::with_stack(
@@ -756,7 +769,7 @@ impl Engine {
     }
 
     fn join(&mut self, cpu: usize, thread: ThreadId, target: ThreadId, origin: SourceRef) -> bool {
-        let Some(joined) = self.threads.get_mut(target.index()) else {
+        let Some(joined) = self.lives.get_mut(target.index()) else {
             self.misuse(thread, origin, Misuse::UnknownThread(target.0));
             return false;
         };
@@ -769,7 +782,7 @@ impl Engine {
             self.misuse(thread, origin, Misuse::JoinedTwice(name));
             return false;
         }
-        if joined.state == ThreadState::Done {
+        if self.threads[target.index()].state == ThreadState::Done {
             let value = joined.value.take().unwrap_or_else(|| Box::new(()));
             self.threads[thread.index()].pending = Some(Response::Value(value));
             return self.zero_time(cpu, thread);
@@ -901,7 +914,7 @@ impl Engine {
     fn finish(&mut self, thread: ThreadId, exit: Exit) {
         let t = thread.index();
         match exit {
-            Exit::Value(value) => self.threads[t].value = Some(value),
+            Exit::Value(value) => self.lives[t].value = Some(value),
             Exit::Failed(error) => {
                 let origin = error
                     .position
@@ -933,9 +946,9 @@ impl Engine {
         self.with_gate(process, |gate, now, actions| {
             gate.release(thread, now, actions)
         });
-        let mut joiners = std::mem::take(&mut self.threads[t].joiners);
+        let mut joiners = std::mem::take(&mut self.lives[t].joiners);
         if let Some(joiner) = self.pick_waiter(&mut joiners) {
-            let value = self.threads[t].value.take().unwrap_or_else(|| Box::new(()));
+            let value = self.lives[t].value.take().unwrap_or_else(|| Box::new(()));
             self.wake(joiner.thread, Response::Value(value));
         }
     }
@@ -1066,7 +1079,7 @@ impl Engine {
 
     /// Moves the bodies' values out, by thread.
     pub(crate) fn take_values(&mut self) -> Vec<Option<Box<dyn Any>>> {
-        self.threads.iter_mut().map(|t| t.value.take()).collect()
+        self.lives.iter_mut().map(|t| t.value.take()).collect()
     }
 }
 
