@@ -69,23 +69,31 @@ enum Work {
     Compute { remaining: Span, then: Then },
 }
 
+/// What the engine touches of a thread at every operation. The fields used
+/// only when a thread starts or ends are in [`Lifecycle`], so that these
+/// records stay small and a thousand of them stay in cache.
 struct Thread {
     process: ProcessId,
     state: ThreadState,
-    body: Option<Body>,
     coroutine: Option<Coro>,
     /// The answer to deliver at the next resume.
     pending: Option<Response>,
     work: Work,
     cpu: Option<usize>,
     wake_generation: u32,
+    /// The gate asked this thread to stop when it is next on a CPU.
+    interrupt: bool,
+    last_origin: Option<(SourceRef, OriginId)>,
+}
+
+/// A thread's start and end: its body until it first runs, its value and
+/// joiners once it ends.
+struct Lifecycle {
+    body: Option<Body>,
     /// The body's value once finished, until joined.
     value: Option<Box<dyn Any>>,
     joined: bool,
     joiners: WaitQueue,
-    /// The gate asked this thread to stop when it is next on a CPU.
-    interrupt: bool,
-    last_origin: Option<(SourceRef, OriginId)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,10 +127,14 @@ pub(crate) struct Engine {
     cpus: Vec<Cpu>,
     idle: usize,
     threads: Vec<Thread>,
+    /// Indexed like `threads`.
+    lives: Vec<Lifecycle>,
     processes: Vec<ProcessSlot>,
     pub(crate) memory: Memory,
     policy: Box<dyn Policy>,
-    chooser: Box<dyn Chooser>,
+    /// The chooser set with [`Engine::set_chooser`]; `None` is the default
+    /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
+    chooser: Option<Box<dyn Chooser>>,
     pub(crate) decisions: Vec<Decision>,
     /// Operations the threads called (compute, sleep, join, …).
     pub(crate) operations: u64,
@@ -137,7 +149,7 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(machine: Machine, chooser: Box<dyn Chooser>) -> Engine {
+    pub(crate) fn new(machine: Machine) -> Engine {
         let cpus = (0..machine.cpus)
             .map(|_| Cpu {
                 thread: None,
@@ -158,9 +170,10 @@ impl Engine {
             queue: EventQueue::new(),
             cpus,
             threads: Vec::new(),
+            lives: Vec::new(),
             processes: Vec::new(),
             memory: Memory::default(),
-            chooser,
+            chooser: None,
             decisions: Vec::new(),
             operations: 0,
             scratch: Vec::new(),
@@ -175,7 +188,7 @@ impl Engine {
     }
 
     pub(crate) fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
-        self.chooser = chooser;
+        self.chooser = Some(chooser);
     }
 
     pub(crate) fn set_script_name(&mut self, name: &str) {
@@ -211,17 +224,19 @@ impl Engine {
         self.threads.push(Thread {
             process,
             state: ThreadState::Ready,
-            body: Some(body),
             coroutine: None,
             pending: None,
             work: Work::None,
             cpu: None,
             wake_generation: 0,
+            interrupt: false,
+            last_origin: None,
+        });
+        self.lives.push(Lifecycle {
+            body: Some(body),
             value: None,
             joined: false,
             joiners: WaitQueue::new(),
-            interrupt: false,
-            last_origin: None,
         });
         self.trace.threads.push(ThreadInfo {
             name,
@@ -274,7 +289,7 @@ impl Engine {
             self.now = time;
             let index = if count > 1 {
                 self.scratch.clear();
-                if self.chooser.wants_threads() {
+                if self.wants_threads() {
                     for event in self.queue.batch().take(count) {
                         let subject = match *event {
                             Event::CpuDone { cpu, .. } => self.cpus[usize::from(cpu)].thread,
@@ -343,40 +358,52 @@ impl Engine {
         true
     }
 
+    /// Whether the chooser wants [`Choice::threads`] filled in.
+    fn wants_threads(&self) -> bool {
+        self.chooser.as_ref().is_some_and(|c| c.wants_threads())
+    }
+
     /// Asks the chooser (with `self.scratch` as the options' threads) and
-    /// records the decision.
+    /// records the decision. The default chooser takes option 0 without a
+    /// call; its decisions are recorded all the same, so that they replay.
+    #[inline(always)]
     fn choose(&mut self, point: ChoicePoint, options: usize) -> usize {
+        let chosen = match self.chooser {
+            None => 0,
+            Some(_) => match self.ask_chooser(point, options) {
+                Some(chosen) => chosen,
+                None => return 0,
+            },
+        };
+        self.decisions.push(Decision {
+            point,
+            options: options as u32,
+            chosen: chosen as u32,
+        });
+        chosen
+    }
+
+    /// Asks the chooser set with [`Engine::set_chooser`]. `None` when it
+    /// failed or answered out of range: the run then stops with the error.
+    fn ask_chooser(&mut self, point: ChoicePoint, options: usize) -> Option<usize> {
         let choice = Choice {
             point,
             options,
             threads: &self.scratch,
         };
-        match self.chooser.choose(&choice) {
-            Ok(chosen) if chosen < options => {
-                self.decisions.push(Decision {
-                    point,
-                    options: options as u32,
-                    chosen: chosen as u32,
-                });
-                chosen
-            }
+        let chooser = self.chooser.as_mut().expect("a chooser to ask");
+        let error = match chooser.choose(&choice) {
+            Ok(chosen) if chosen < options => return Some(chosen),
             Ok(chosen) => {
-                self.fail(SimError::Chooser {
-                    time: self.now,
-                    error: super::ChooserError(format!(
-                        "chose option {chosen} of {options} at {point:?}"
-                    )),
-                });
-                0
+                super::ChooserError(format!("chose option {chosen} of {options} at {point:?}"))
             }
-            Err(error) => {
-                self.fail(SimError::Chooser {
-                    time: self.now,
-                    error,
-                });
-                0
-            }
-        }
+            Err(error) => error,
+        };
+        self.fail(SimError::Chooser {
+            time: self.now,
+            error,
+        });
+        None
     }
 
     fn handle(&mut self, event: Event) {
@@ -392,7 +419,15 @@ impl Engine {
     // ----- CPUs -------------------------------------------------------------
 
     /// Fills idle CPUs, lowest index first, from the head of the ready queue.
+    #[inline]
     fn reschedule(&mut self) {
+        // Most events leave every CPU busy: check that before the call.
+        if self.idle > 0 {
+            self.fill_idle_cpus();
+        }
+    }
+
+    fn fill_idle_cpus(&mut self) {
         while self.idle > 0 && self.policy.len() > 0 && self.error.is_none() {
             let cpu = self
                 .cpus
@@ -401,7 +436,7 @@ impl Engine {
                 .expect("an idle CPU");
             let ties = self.policy.ties();
             let index = if ties > 1 {
-                if self.chooser.wants_threads() {
+                if self.wants_threads() {
                     self.policy.tied_threads(&mut self.scratch);
                 }
                 self.choose(ChoicePoint::Dispatch, ties)
@@ -612,7 +647,7 @@ impl Engine {
                     return None;
                 }
             };
-            let body = self.threads[t].body.take().expect("a body to start");
+            let body = self.lives[t].body.take().expect("a body to start");
             let red_zone = red_zone_floor(&stack);
             let stack_bottom = stack.bottom();
             let stack_size = self.machine.stack_size;
@@ -681,7 +716,7 @@ impl Engine {
                 self.trace.logs.push(LogLine {
                     time: self.now,
                     thread,
-                    text,
+                    text: *text,
                 });
                 self.zero_time(cpu, thread)
             }
@@ -715,7 +750,7 @@ impl Engine {
                 None => false,
             },
             Request::Fault(misuse) => {
-                self.misuse(thread, call.origin, misuse);
+                self.misuse(thread, call.origin, *misuse);
                 false
             }
         }
@@ -728,7 +763,7 @@ impl Engine {
             return true;
         };
         self.scratch.clear();
-        if self.chooser.wants_threads() {
+        if self.wants_threads() {
             self.scratch.extend([thread, head]);
         }
         if self.choose(ChoicePoint::Preempt, 2) == 1 {
@@ -739,7 +774,7 @@ impl Engine {
     }
 
     fn join(&mut self, cpu: usize, thread: ThreadId, target: ThreadId, origin: SourceRef) -> bool {
-        let Some(joined) = self.threads.get_mut(target.index()) else {
+        let Some(joined) = self.lives.get_mut(target.index()) else {
             self.misuse(thread, origin, Misuse::UnknownThread(target.0));
             return false;
         };
@@ -752,7 +787,7 @@ impl Engine {
             self.misuse(thread, origin, Misuse::JoinedTwice(name));
             return false;
         }
-        if joined.state == ThreadState::Done {
+        if self.threads[target.index()].state == ThreadState::Done {
             let value = joined.value.take().unwrap_or_else(|| Box::new(()));
             self.threads[thread.index()].pending = Some(Response::Value(value));
             return self.zero_time(cpu, thread);
@@ -794,6 +829,7 @@ impl Engine {
     }
 
     /// Takes the thread on `cpu` off it, blocked for `reason`.
+    #[inline(always)]
     pub(crate) fn block(
         &mut self,
         cpu: usize,
@@ -811,6 +847,7 @@ impl Engine {
     }
 
     /// Ends a blocked thread's wait: it will resume with `response`.
+    #[inline(always)]
     pub(crate) fn wake(&mut self, thread: ThreadId, response: Response) {
         let t = &mut self.threads[thread.index()];
         t.pending = Some(response);
@@ -819,6 +856,7 @@ impl Engine {
     }
 
     /// Lets a thread compete for a CPU, through its process's gate.
+    #[inline(always)]
     fn make_ready(&mut self, thread: ThreadId, why: Enqueue) {
         let process = self.threads[thread.index()].process;
         if self.processes[process.index()].gate.is_some() {
@@ -839,6 +877,7 @@ impl Engine {
 
     /// Puts a thread (past its gate) in the ready queue, preempting for it
     /// where the policy says so.
+    #[inline(always)]
     fn enqueue_ready(&mut self, thread: ThreadId, why: Enqueue) {
         let preemptive = self.policy.preemptive();
         if preemptive {
@@ -880,7 +919,7 @@ impl Engine {
     fn finish(&mut self, thread: ThreadId, exit: Exit) {
         let t = thread.index();
         match exit {
-            Exit::Value(value) => self.threads[t].value = Some(value),
+            Exit::Value(value) => self.lives[t].value = Some(value),
             Exit::Failed(error) => {
                 let origin = error
                     .position
@@ -912,9 +951,9 @@ impl Engine {
         self.with_gate(process, |gate, now, actions| {
             gate.release(thread, now, actions)
         });
-        let mut joiners = std::mem::take(&mut self.threads[t].joiners);
+        let mut joiners = std::mem::take(&mut self.lives[t].joiners);
         if let Some(joiner) = self.pick_waiter(&mut joiners) {
-            let value = self.threads[t].value.take().unwrap_or_else(|| Box::new(()));
+            let value = self.lives[t].value.take().unwrap_or_else(|| Box::new(()));
             self.wake(joiner.thread, Response::Value(value));
         }
     }
@@ -1045,7 +1084,7 @@ impl Engine {
 
     /// Moves the bodies' values out, by thread.
     pub(crate) fn take_values(&mut self) -> Vec<Option<Box<dyn Any>>> {
-        self.threads.iter_mut().map(|t| t.value.take()).collect()
+        self.lives.iter_mut().map(|t| t.value.take()).collect()
     }
 }
 

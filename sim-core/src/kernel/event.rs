@@ -1,77 +1,53 @@
 //! The event queue and its total order.
 //!
-//! Events are kept in a binary heap keyed by `(time, seq)`, where `seq` grows
-//! by one with every event scheduled. The key is unique, so the order is total:
-//! earlier times first, and among events at the same time, the one scheduled
-//! first comes first (FIFO). That FIFO order is only the *default*: the kernel
-//! gathers every event of the earliest instant into a batch (in key order) and
-//! lets its chooser pick which one to handle, so exploration can reorder
-//! same-instant events without touching the queue.
+//! Events are ordered by `(time, seq)`, where `seq` grows by one with every
+//! event scheduled. The key is unique, so the order is total: earlier times
+//! first, and among events at the same time, the one scheduled first comes
+//! first (FIFO). That FIFO order is only the *default*: the kernel looks at
+//! every event of the earliest instant as a batch (in key order) and lets its
+//! chooser pick which one to handle, so exploration can reorder same-instant
+//! events without touching the queue.
+//!
+//! The queue is a calendar: one FIFO bucket per distinct pending instant, the
+//! buckets in a map ordered by time. Events scheduled for the same instant
+//! arrive in `seq` order, so appending to the instant's bucket keeps the key
+//! order without storing `seq` at all; the earliest bucket *is* the batch.
+//! Simulations have far fewer distinct pending instants than events (threads
+//! wake on the same microsecond ticks), so this costs a small map lookup per
+//! event where a binary heap over every event paid a full sift.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::time::Time;
 
-struct Entry<E> {
-    /// `time << 64 | seq`: one integer comparison orders entries.
-    key: u128,
-    event: E,
-}
-
-impl<E> Entry<E> {
-    fn time(&self) -> Time {
-        Time((self.key >> 64) as u64)
-    }
-}
-
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Entry<E> {
-    /// Reversed, so that `BinaryHeap` (a max-heap) pops the smallest key.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
-    }
-}
-
-/// Pending events in `(time, seq)` order, with a batch of the current instant.
+/// Pending events by instant, each instant's events in the order scheduled.
 pub(crate) struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
-    /// Events of the earliest instant, in key order, drawn out of the heap.
-    batch: VecDeque<Entry<E>>,
-    next_seq: u64,
+    /// Non-empty buckets by time, except that the earliest may have been
+    /// emptied by [`EventQueue::take`] (it is dropped at the next gather).
+    buckets: BTreeMap<Time, VecDeque<E>>,
+    /// Emptied buckets, kept for their allocation.
+    spare: Vec<VecDeque<E>>,
 }
 
 impl<E> EventQueue<E> {
     pub(crate) fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::new(),
-            batch: VecDeque::new(),
-            next_seq: 0,
+            buckets: BTreeMap::new(),
+            spare: Vec::new(),
         }
     }
 
-    /// Schedules `event` at `time`.
+    /// Schedules `event` at `time`, after every event already at `time`.
     pub(crate) fn push(&mut self, time: Time, event: E) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.heap.push(Entry {
-            key: (u128::from(time.0) << 64) | u128::from(seq),
-            event,
-        });
+        let spare = &mut self.spare;
+        self.buckets
+            .entry(time)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push_back(event);
     }
 
-    /// Gathers every event of the earliest instant into the batch, dropping
-    /// dead events (cancelled timers) at its head. Returns that instant and
+    /// Finds the earliest instant with a live event, dropping dead events
+    /// (cancelled timers) at the head of its batch. Returns that instant and
     /// how many events lead the batch, at most `window`: the options of a
     /// same-instant choice. Only the head is checked for liveness, so a later
     /// option may turn out dead when taken (see [`EventQueue::take`]); bounding
@@ -82,39 +58,40 @@ impl<E> EventQueue<E> {
         window: usize,
         mut live: impl FnMut(&E) -> bool,
     ) -> Option<(Time, usize)> {
-        while self.batch.front().is_some_and(|entry| !live(&entry.event)) {
-            self.batch.pop_front();
-        }
-        if self.batch.is_empty() {
-            loop {
-                let first = self.heap.pop()?;
-                if live(&first.event) {
-                    self.batch.push_back(first);
-                    break;
-                }
+        loop {
+            let mut first = self.buckets.first_entry()?;
+            let bucket = first.get_mut();
+            while bucket.front().is_some_and(|event| !live(event)) {
+                bucket.pop_front();
             }
+            if !bucket.is_empty() {
+                let options = bucket.len().min(window);
+                return Some((*first.key(), options));
+            }
+            self.spare.push(first.remove());
         }
-        let time = self.batch[0].time();
-        while self.heap.peek().is_some_and(|e| e.time() == time) {
-            let entry = self.heap.pop().expect("peeked");
-            self.batch.push_back(entry);
-        }
-        Some((time, self.batch.len().min(window)))
     }
 
     /// The event of the gathered batch at `index`, removed from the queue. It
     /// may be dead when `index > 0`: the caller checks and skips it.
     pub(crate) fn take(&mut self, index: usize) -> E {
-        self.batch
-            .remove(index)
-            .expect("index within the gathered batch")
-            .event
+        let mut first = self.buckets.first_entry().expect("a gathered batch");
+        let bucket = first.get_mut();
+        let event = if index == 0 {
+            bucket.pop_front()
+        } else {
+            bucket.remove(index)
+        };
+        event.expect("index within the gathered batch")
     }
 
     /// The events of the gathered batch, in key order (only the window
     /// checked by [`EventQueue::gather`] is known to be live).
     pub(crate) fn batch(&self) -> impl Iterator<Item = &E> {
-        self.batch.iter().map(|entry| &entry.event)
+        self.buckets
+            .first_key_value()
+            .into_iter()
+            .flat_map(|(_, bucket)| bucket.iter())
     }
 }
 

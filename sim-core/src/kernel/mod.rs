@@ -66,7 +66,7 @@ impl Simulation {
     pub fn new(machine: Machine) -> Result<Simulation, MachineError> {
         machine.validate()?;
         Ok(Simulation {
-            engine: Engine::new(machine, Box::new(FirstChooser)),
+            engine: Engine::new(machine),
         })
     }
 

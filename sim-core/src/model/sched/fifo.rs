@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::{leading_ties, Enqueue, Policy};
+use super::{ready_ties, Enqueue, Policy};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -38,7 +38,7 @@ impl Policy for Fifo {
     }
 
     fn ties(&self) -> usize {
-        leading_ties(self.queue.iter().map(|e| e.1))
+        ready_ties(&self.queue)
     }
 
     fn tied_threads(&self, out: &mut Vec<ThreadId>) {

@@ -9,6 +9,8 @@ mod fair;
 mod fifo;
 mod priority;
 
+use std::collections::VecDeque;
+
 use crate::ids::ThreadId;
 use crate::model::machine::{Machine, SchedulerKind};
 use crate::model::thread::ThreadOptions;
@@ -103,6 +105,14 @@ fn leading_ties<K: PartialEq>(mut keys: impl Iterator<Item = K>) -> usize {
         count += 1;
     }
     count
+}
+
+/// [`leading_ties`] of a ready queue of `(thread, ready since)`, by time.
+/// Walks the deque's two slices: cheaper than its element-wise iterator on
+/// this path, which runs at every dispatch.
+fn ready_ties(queue: &VecDeque<(ThreadId, Time)>) -> usize {
+    let (front, back) = queue.as_slices();
+    leading_ties(front.iter().chain(back).map(|e| e.1))
 }
 
 /// Grows a per-thread table so that `thread` indexes into it.

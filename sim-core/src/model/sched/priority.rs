@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{leading_ties, slot, Enqueue, Policy};
+use super::{ready_ties, slot, Enqueue, Policy};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -55,8 +55,7 @@ impl Policy for Priority {
     }
 
     fn ties(&self) -> usize {
-        self.top()
-            .map_or(0, |(_, queue)| leading_ties(queue.iter().map(|e| e.1)))
+        self.top().map_or(0, |(_, queue)| ready_ties(queue))
     }
 
     fn tied_threads(&self, out: &mut Vec<ThreadId>) {
