@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::thread::{BlockKind, ThreadState};
 use crate::time::{Span, Time};
-use crate::trace::Trace;
+use crate::trace::{StateChange, Trace};
 
 /// Where one thread's time went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,20 +90,17 @@ impl Stats {
             })
             .collect();
         let mut cpus = vec![(Span::ZERO, Span::ZERO); usize::from(trace.machine.cpus)];
-        for change in &trace.states {
-            let stats = &mut threads[change.thread.index()];
-            match change.state {
-                ThreadState::Done => stats.end = Some(change.time),
-                ThreadState::Switch => stats.switches += 1,
-                // Each dispatch records Running once, after its switch if any.
-                ThreadState::Running => stats.dispatches += 1,
-                _ => {}
+        // One pass over the state changes: each closes the interval its
+        // thread was in (the same intervals as `Trace::thread_intervals`,
+        // without building them).
+        let mut open: Vec<Option<&StateChange>> = vec![None; threads.len()];
+        let mut account = |from: &StateChange, end: Time, threads: &mut [ThreadStats]| {
+            if end <= from.time {
+                return;
             }
-        }
-        for interval in trace.thread_intervals().into_iter().flatten() {
-            let stats = &mut threads[interval.thread.index()];
-            let length = interval.end - interval.start;
-            match interval.state {
+            let stats = &mut threads[from.thread.index()];
+            let length = end - from.time;
+            match from.state {
                 ThreadState::Running => stats.cpu += length,
                 ThreadState::Ready => stats.ready += length,
                 ThreadState::Switch => stats.switching += length,
@@ -113,13 +110,33 @@ impl Stats {
                 }
                 ThreadState::Done => {}
             }
-            if let Some(cpu) = interval.cpu {
+            if let Some(cpu) = from.cpu {
                 let (busy, switching) = &mut cpus[cpu.index()];
-                match interval.state {
+                match from.state {
                     ThreadState::Switch => *switching += length,
                     _ => *busy += length,
                 }
             }
+        };
+        for change in &trace.states {
+            let i = change.thread.index();
+            if let Some(previous) = open[i].take() {
+                account(previous, change.time, &mut threads);
+            }
+            let stats = &mut threads[i];
+            match change.state {
+                ThreadState::Done => stats.end = Some(change.time),
+                ThreadState::Switch => stats.switches += 1,
+                // Each dispatch records Running once, after its switch if any.
+                ThreadState::Running => stats.dispatches += 1,
+                _ => {}
+            }
+            if change.state != ThreadState::Done {
+                open[i] = Some(change);
+            }
+        }
+        for previous in open.into_iter().flatten() {
+            account(previous, trace.end.max(previous.time), &mut threads);
         }
         let whole = makespan.elapsed().as_nanos();
         let cpus = cpus
