@@ -20,11 +20,12 @@ pub(crate) fn def<A: 'static, const N: usize, const X: bool, R, const F: bool, F
     R: Variant + Clone,
     FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
 {
-    FuncRegistration::new(name)
-        .with_volatility(true)
-        .with_params_info(params)
-        .with_comments([format!("/// {doc}")])
-        .register_into_engine(engine, f);
+    documented(
+        FuncRegistration::new(name).with_volatility(true),
+        params,
+        doc,
+    )
+    .register_into_engine(engine, f);
 }
 
 /// [`def`] for a pure function (same arguments, same result, no effect):
@@ -40,10 +41,14 @@ pub(crate) fn def_pure<A: 'static, const N: usize, const X: bool, R, const F: bo
     R: Variant + Clone,
     FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
 {
-    FuncRegistration::new(name)
+    documented(FuncRegistration::new(name), params, doc).register_into_engine(engine, f);
+}
+
+/// Attaches the parameter list and the doc line.
+fn documented(registration: FuncRegistration, params: &[&str], doc: &str) -> FuncRegistration {
+    registration
         .with_params_info(params)
         .with_comments([format!("/// {doc}")])
-        .register_into_engine(engine, f);
 }
 
 /// Registers `f` as the property getter `x.name`.
@@ -57,11 +62,12 @@ pub(crate) fn getter<A: 'static, const X: bool, R, const F: bool, FUNC>(
     R: Variant + Clone,
     FUNC: RhaiNativeFunc<A, 1, X, R, F> + 'static,
 {
-    FuncRegistration::new_getter(name)
-        .with_volatility(true)
-        .with_params_info(params)
-        .with_comments([format!("/// {doc}")])
-        .register_into_engine(engine, f);
+    documented(
+        FuncRegistration::new_getter(name).with_volatility(true),
+        params,
+        doc,
+    )
+    .register_into_engine(engine, f);
 }
 
 /// One script function: its signature and what it is for.

@@ -79,6 +79,12 @@ fn checked(
     })
 }
 
+/// `d` times a whole number.
+fn times(call: &NativeCallContext, d: Span, n: INT) -> Result<Span, Box<EvalAltResult>> {
+    let n = u64::try_from(n).ok();
+    checked(call, n.and_then(|n| d.0.checked_mul(n)), "product")
+}
+
 /// Registers the `Duration` type and its helpers.
 pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Span>("Duration");
@@ -119,20 +125,14 @@ pub(crate) fn register(engine: &mut Engine) {
         "*",
         &["d: Duration", "n: int", "Duration"],
         "`d` times `n`.",
-        |call: NativeCallContext, d: Span, n: INT| {
-            let n = u64::try_from(n).ok();
-            checked(&call, n.and_then(|n| d.0.checked_mul(n)), "product")
-        },
+        |call: NativeCallContext, d: Span, n: INT| times(&call, d, n),
     );
     def_pure(
         engine,
         "*",
         &["n: int", "d: Duration", "Duration"],
         "`n` times `d`.",
-        |call: NativeCallContext, n: INT, d: Span| {
-            let n = u64::try_from(n).ok();
-            checked(&call, n.and_then(|n| d.0.checked_mul(n)), "product")
-        },
+        |call: NativeCallContext, n: INT, d: Span| times(&call, d, n),
     );
     def_pure(
         engine,
