@@ -69,6 +69,9 @@ pub struct Machine {
     pub max_time: Time,
     /// The run stops with an error after this many events and operations.
     pub max_events: u64,
+    /// A thread that waits longer than this for a CPU or a resource is
+    /// flagged as starved; `None` is 100 quanta.
+    pub starvation: Option<Span>,
     /// Usable bytes of each thread's coroutine stack (only touched pages cost
     /// memory).
     pub stack_size: usize,
@@ -88,6 +91,7 @@ impl Default for Machine {
             seed: 0,
             max_time: Time(secs(3600).as_nanos()),
             max_events: 100_000_000,
+            starvation: None,
             stack_size: 256 * 1024,
         }
     }
@@ -143,6 +147,12 @@ impl Machine {
     pub fn fair_granularity(&self) -> Span {
         self.granularity
             .unwrap_or(Span(us(750).as_nanos() * self.cfs_factor()))
+    }
+
+    /// The starvation threshold in force: `starvation`, or 100 quanta.
+    pub fn starvation_threshold(&self) -> Span {
+        self.starvation
+            .unwrap_or(Span(self.quantum.as_nanos().saturating_mul(100)))
     }
 
     /// Checks that the machine can be simulated.

@@ -23,7 +23,7 @@ use crate::time::Time;
 
 /// The keys `machine(#{ ... })` accepts.
 const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
-     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, stack_size";
+     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size";
 
 /// A machine as declared by a script (shared by every handle to it).
 #[derive(Clone, Debug)]
@@ -163,6 +163,7 @@ fn machine_from_map(
             "thread_spawn" => machine.thread_spawn = span()?,
             "slice" => machine.slice = Some(span()?),
             "granularity" => machine.granularity = Some(span()?),
+            "starvation" => machine.starvation = Some(span()?),
             "seed" => machine.seed = int_in(key, value, 0..=i64::MAX, position)? as u64,
             "max_time" => machine.max_time = Time(span()?.as_nanos()),
             "max_events" => machine.max_events = int_in(key, value, 1..=i64::MAX, position)? as u64,

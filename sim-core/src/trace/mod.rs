@@ -5,6 +5,7 @@
 //! charts) is derived from it. A trace serializes to RON and reads back equal.
 
 mod intervals;
+mod sync;
 
 use std::fmt;
 
@@ -18,6 +19,7 @@ use crate::model::thread::ThreadState;
 use crate::time::Time;
 
 pub use intervals::{CpuInterval, Interval};
+pub use sync::{Deadlock, ResourceInfo, ResourceKind, SyncAction, SyncEvent, WaitStep, WaitTarget};
 
 /// A place in the source that made an operation: a script position or a line
 /// of Rust code.
@@ -97,6 +99,13 @@ pub struct Trace {
     pub origins: Vec<Origin>,
     /// Variables with their final values.
     pub variables: Vec<Variable>,
+    /// Synchronization resources, indexed by [`crate::ResourceId`].
+    pub resources: Vec<ResourceInfo>,
+    /// Every acquisition, release, send, receive and notification, in time
+    /// order.
+    pub sync: Vec<SyncEvent>,
+    /// The deadlock that formed, if one did.
+    pub deadlock: Option<Deadlock>,
     /// When the run ended (the last event, or the limit it hit).
     pub end: Time,
 }
@@ -112,6 +121,9 @@ impl Trace {
             logs: Vec::new(),
             origins: Vec::new(),
             variables: Vec::new(),
+            resources: Vec::new(),
+            sync: Vec::new(),
+            deadlock: None,
             end: Time::ZERO,
         }
     }
@@ -132,6 +144,13 @@ impl Trace {
             .iter()
             .position(|t| t.name == name)
             .map(|i| ThreadId(i as u32))
+    }
+
+    /// The name of a resource, or "?" for an unknown id.
+    pub fn resource_name(&self, id: crate::ids::ResourceId) -> &str {
+        self.resources
+            .get(id.index())
+            .map_or("?", |r| r.name.as_str())
     }
 
     /// The source position with this id.
