@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use sim_core::kernel::Outcome;
+use sim_core::analysis::deadlock;
+use sim_core::kernel::{Outcome, Waiting};
 use sim_core::script::{ScriptError, ScriptRun};
 use sim_core::{Machine, SchedulerKind};
 
@@ -38,23 +39,50 @@ pub fn describe_outcome(run: &ScriptRun) -> String {
     match &run.outcome {
         Outcome::Completed => "completed: every thread finished".to_string(),
         Outcome::Stalled(waiting) => {
-            let list: Vec<String> = waiting
-                .iter()
-                .map(|w| {
-                    format!(
-                        "{} ({})",
-                        run.trace.threads[w.thread.index()].name,
-                        w.state.name()
-                    )
-                })
-                .collect();
+            let list: Vec<String> = waiting.iter().map(|w| wait_line(run, w)).collect();
             format!(
                 "stalled: unfinished threads and nothing left to wake them: {}",
                 list.join(", ")
             )
         }
+        Outcome::Deadlocked(waiting) => {
+            let mut text = String::from("DEADLOCK");
+            if let Some(deadlock) = &run.trace.deadlock {
+                let _ = write!(
+                    text,
+                    " at {}: a cycle of threads each waiting for the next",
+                    deadlock.time
+                );
+                for line in deadlock::explain(deadlock, &run.trace) {
+                    let _ = write!(text, "\n  {line}");
+                }
+            }
+            let others: Vec<String> = waiting
+                .iter()
+                .filter(|w| {
+                    run.trace
+                        .deadlock
+                        .as_ref()
+                        .is_none_or(|d| d.cycle.iter().all(|s| s.thread != w.thread))
+                })
+                .map(|w| wait_line(run, w))
+                .collect();
+            if !others.is_empty() {
+                let _ = write!(text, "\n  also stuck: {}", others.join(", "));
+            }
+            text
+        }
         Outcome::Failed(error) => format!("failed: {error}"),
     }
+}
+
+/// "name (what it waits for)".
+fn wait_line(run: &ScriptRun, waiting: &Waiting) -> String {
+    format!(
+        "{} ({})",
+        run.trace.threads[waiting.thread.index()].name,
+        deadlock::describe_state(&run.trace, waiting.state)
+    )
 }
 
 /// The full text report of one run.
@@ -87,6 +115,7 @@ pub fn line(run: &ScriptRun) -> String {
     let outcome = match &run.outcome {
         Outcome::Completed => "completed",
         Outcome::Stalled(_) => "stalled",
+        Outcome::Deadlocked(_) => "deadlocked",
         Outcome::Failed(_) => "failed",
     };
     format!(
@@ -101,8 +130,12 @@ pub fn line(run: &ScriptRun) -> String {
 pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
     let (outcome, detail) = match &run.outcome {
         Outcome::Completed => ("completed", Value::Null),
-        Outcome::Stalled(waiting) => (
-            "stalled",
+        Outcome::Stalled(waiting) | Outcome::Deadlocked(waiting) => (
+            if matches!(run.outcome, Outcome::Stalled(_)) {
+                "stalled"
+            } else {
+                "deadlocked"
+            },
             Value::Array(
                 waiting
                     .iter()
@@ -110,6 +143,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
                         json!({
                             "thread": run.trace.threads[w.thread.index()].name,
                             "state": w.state.name(),
+                            "waits_for": deadlock::describe_state(&run.trace, w.state),
                         })
                     })
                     .collect(),
@@ -136,6 +170,10 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "detail": detail,
         "stats": run.stats,
         "log": logs,
+        "deadlock": run.trace.deadlock.as_ref().map(|d| json!({
+            "time": d.time.as_nanos(),
+            "cycle": deadlock::explain(d, &run.trace),
+        })),
         "chart": chart.map(|c| c.display().to_string()),
     })
 }

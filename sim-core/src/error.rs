@@ -124,6 +124,35 @@ pub enum Misuse {
         /// The process of the thread that touched it.
         accessor: String,
     },
+    /// Unlock (or release) of a lock the thread does not hold.
+    #[error("{kind} '{resource}' is not held by this thread; only the thread that locked it may unlock it")]
+    NotOwner {
+        /// The resource's name.
+        resource: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+    /// Lock of a lock the thread already holds.
+    #[error("{kind} '{resource}' is already held by this thread: it is not recursive, so the thread would wait for itself forever (a self-deadlock)")]
+    Relock {
+        /// The resource's name.
+        resource: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+    /// An operation the resource does not have (e.g. `acquire` on a mutex).
+    #[error("'{resource}' is a {kind}, which has no {operation}")]
+    WrongKind {
+        /// The resource's name.
+        resource: String,
+        /// Its kind.
+        kind: &'static str,
+        /// The operation tried.
+        operation: &'static str,
+    },
+    /// A resource id that does not exist.
+    #[error("no resource has id {0}")]
+    UnknownResource(u32),
     /// A thread's coroutine stack ran low.
     #[error("the thread's stack is nearly exhausted ({size} bytes); raise the machine's stack_size or recurse less")]
     StackExhausted {

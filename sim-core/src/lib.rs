@@ -37,9 +37,12 @@ pub mod trace;
 pub use analysis::stats::Stats;
 pub use error::{BodyError, Misuse, SimError};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
-pub use kernel::{Ctx, JoinHandle, Outcome, Run, Simulation};
+pub use kernel::{Ctx, JoinHandle, Outcome, RandomChooser, ReplayChooser, Run, Simulation};
 pub use model::machine::{Machine, SchedulerKind};
 pub use model::process::{GateActions, ProcessGate, ProcessOptions};
+pub use model::sync::{
+    Barrier, Channel, Condvar, Lock, Mutex, MutexOptions, RwLock, RwPrefer, Semaphore, Spinlock,
+};
 pub use model::thread::{BlockKind, BlockReason, ThreadOptions, ThreadState};
 pub use time::{ms, ns, secs, us, Span, Time};
-pub use trace::Trace;
+pub use trace::{Deadlock, ResourceKind, SyncAction, SyncEvent, Trace, WaitStep, WaitTarget};

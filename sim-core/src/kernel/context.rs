@@ -16,7 +16,8 @@ use corosensei::Yielder;
 
 use super::stack::approximate_stack_pointer;
 use crate::error::{BodyError, Misuse};
-use crate::ids::{ThreadId, VarId};
+use crate::ids::{ResourceId, ThreadId, VarId};
+use crate::model::sync::{Barrier, Channel, Condvar, Lock, RwLock, Semaphore};
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
 
@@ -38,6 +39,30 @@ pub(crate) enum Request {
     #[allow(clippy::box_collection)]
     Print(Box<String>),
     Fault(Box<Misuse>),
+    /// An operation on a synchronization resource.
+    Sync(ResourceId, SyncOp),
+    /// A value sent into a channel (boxed: rare and large).
+    Send(Box<(ResourceId, Box<dyn Any>)>),
+}
+
+/// What a thread does to a synchronization resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyncOp {
+    Lock,
+    TryLock,
+    Unlock,
+    Acquire,
+    Release,
+    ReadLock,
+    ReadUnlock,
+    WriteLock,
+    WriteUnlock,
+    /// Wait on a condition variable, releasing this mutex meanwhile.
+    Wait(ResourceId),
+    NotifyOne,
+    NotifyAll,
+    BarrierWait,
+    Recv,
 }
 
 /// A request to start a thread.
@@ -82,6 +107,9 @@ pub(crate) enum Response {
     Thread(ThreadId),
     Value(Box<dyn Any>),
     Int(i64),
+    Bool(bool),
+    /// A barging mutex was freed: try to take it again.
+    Retry,
 }
 
 /// The context a thread body receives: every operation a simulated thread can
@@ -316,5 +344,132 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn store(&self, var: VarId, value: i64) {
         self.call(Request::Store(var, value), Location::caller());
+    }
+
+    fn sync(&self, resource: ResourceId, op: SyncOp, at: &'static Location<'static>) -> Response {
+        self.call(Request::Sync(resource, op), at)
+    }
+
+    /// Takes a mutex or a spinlock, waiting (asleep, or spinning on the CPU
+    /// for a spinlock) while another thread holds it. Takes no time when it
+    /// is free. Locking a lock this thread holds is an error.
+    #[track_caller]
+    pub fn lock(&self, lock: impl Lock) {
+        let at = Location::caller();
+        while let Response::Retry = self.sync(lock.resource(), SyncOp::Lock, at) {}
+    }
+
+    /// Takes the lock if it is free; never waits.
+    #[track_caller]
+    pub fn try_lock(&self, lock: impl Lock) -> bool {
+        matches!(
+            self.sync(lock.resource(), SyncOp::TryLock, Location::caller()),
+            Response::Bool(true)
+        )
+    }
+
+    /// Releases a lock this thread holds (an error otherwise).
+    #[track_caller]
+    pub fn unlock(&self, lock: impl Lock) {
+        self.sync(lock.resource(), SyncOp::Unlock, Location::caller());
+    }
+
+    /// Takes a permit of the semaphore, waiting (FIFO) while there is none.
+    #[track_caller]
+    pub fn acquire(&self, semaphore: Semaphore) {
+        self.sync(semaphore.0, SyncOp::Acquire, Location::caller());
+    }
+
+    /// Gives a permit back (any thread may).
+    #[track_caller]
+    pub fn release(&self, semaphore: Semaphore) {
+        self.sync(semaphore.0, SyncOp::Release, Location::caller());
+    }
+
+    /// Takes a reader-writer lock for reading.
+    #[track_caller]
+    pub fn read_lock(&self, lock: RwLock) {
+        self.sync(lock.0, SyncOp::ReadLock, Location::caller());
+    }
+
+    /// Gives back a read hold.
+    #[track_caller]
+    pub fn read_unlock(&self, lock: RwLock) {
+        self.sync(lock.0, SyncOp::ReadUnlock, Location::caller());
+    }
+
+    /// Takes a reader-writer lock for writing.
+    #[track_caller]
+    pub fn write_lock(&self, lock: RwLock) {
+        self.sync(lock.0, SyncOp::WriteLock, Location::caller());
+    }
+
+    /// Gives back the write hold.
+    #[track_caller]
+    pub fn write_unlock(&self, lock: RwLock) {
+        self.sync(lock.0, SyncOp::WriteUnlock, Location::caller());
+    }
+
+    /// Releases `mutex` (which this thread must hold), waits for a
+    /// notification, then takes `mutex` back.
+    #[track_caller]
+    pub fn wait(&self, condvar: Condvar, mutex: crate::model::sync::Mutex) {
+        self.sync(condvar.0, SyncOp::Wait(mutex.0), Location::caller());
+    }
+
+    /// Wakes the oldest waiter (the chooser may pick another); lost when no
+    /// thread waits.
+    #[track_caller]
+    pub fn notify_one(&self, condvar: Condvar) {
+        self.sync(condvar.0, SyncOp::NotifyOne, Location::caller());
+    }
+
+    /// Wakes every waiter; lost when no thread waits.
+    #[track_caller]
+    pub fn notify_all(&self, condvar: Condvar) {
+        self.sync(condvar.0, SyncOp::NotifyAll, Location::caller());
+    }
+
+    /// Waits until the barrier's last party arrives.
+    #[track_caller]
+    pub fn barrier_wait(&self, barrier: Barrier) {
+        self.sync(barrier.0, SyncOp::BarrierWait, Location::caller());
+    }
+
+    /// Sends a value, waiting while the channel is full.
+    #[track_caller]
+    pub fn send<T: 'static>(&self, channel: Channel<T>, value: T) {
+        let request = Request::Send(Box::new((channel.id, Box::new(value) as Box<dyn Any>)));
+        self.call(request, Location::caller());
+    }
+
+    /// Receives the oldest value, waiting while the channel is empty.
+    #[track_caller]
+    pub fn recv<T: 'static>(&self, channel: Channel<T>) -> T {
+        match self.sync(channel.id, SyncOp::Recv, Location::caller()) {
+            Response::Value(value) => *value
+                .downcast::<T>()
+                .expect("a Channel<T> carries T values"),
+            _ => unreachable!("the kernel answers Recv with a value"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_stay_small_across_the_coroutine_boundary() {
+        assert!(
+            std::mem::size_of::<Request>() <= 16,
+            "{}",
+            std::mem::size_of::<Request>()
+        );
+        assert!(
+            std::mem::size_of::<Call>() <= 32,
+            "{}",
+            std::mem::size_of::<Call>()
+        );
     }
 }

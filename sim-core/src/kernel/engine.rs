@@ -21,14 +21,17 @@ use super::stack::{red_zone_floor, PooledStack};
 use super::wait::WaitQueue;
 use super::{Outcome, Waiting};
 use crate::error::{BodyError, Misuse, SimError};
-use crate::ids::{CpuId, OriginId, ProcessId, ThreadId, VarId};
+use crate::ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::machine::Machine;
 use crate::model::memory::Memory;
 use crate::model::process::{GateAction, GateActions, ProcessGate, ProcessInfo};
 use crate::model::sched::{policy_for, Enqueue, Policy};
+use crate::model::sync::Resource;
 use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
 use crate::trace::{LogLine, Origin, StateChange, ThreadInfo, Trace};
+
+mod sync;
 
 /// How many options a same-instant or dispatch choice offers at most: the
 /// first few events of an instant, the first few tied threads. Repeated
@@ -66,7 +69,12 @@ enum Then {
 
 enum Work {
     None,
-    Compute { remaining: Span, then: Then },
+    Compute {
+        remaining: Span,
+        then: Then,
+    },
+    /// Busy-waiting on the CPU for a spinlock.
+    Spin(ResourceId),
 }
 
 /// What the engine touches of a thread at every operation. The fields used
@@ -131,6 +139,10 @@ pub(crate) struct Engine {
     lives: Vec<Lifecycle>,
     processes: Vec<ProcessSlot>,
     pub(crate) memory: Memory,
+    /// Synchronization resources, by [`ResourceId`].
+    resources: Vec<Resource>,
+    /// When a thread woken by a barging unlock first started to wait.
+    barging_since: Vec<Option<Time>>,
     policy: Box<dyn Policy>,
     /// The chooser set with [`Engine::set_chooser`]; `None` is the default
     /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
@@ -173,6 +185,8 @@ impl Engine {
             lives: Vec::new(),
             processes: Vec::new(),
             memory: Memory::default(),
+            resources: Vec::new(),
+            barging_since: Vec::new(),
             chooser: None,
             decisions: Vec::new(),
             operations: 0,
@@ -328,6 +342,9 @@ impl Engine {
                     state: t.state,
                 })
                 .collect();
+            if self.trace.deadlock.is_some() {
+                return Outcome::Deadlocked(waiting);
+            }
             return Outcome::Stalled(waiting);
         }
         Outcome::Completed
@@ -525,9 +542,13 @@ impl Engine {
         let ran = self.now - c.segment_start;
         c.segment_start = self.now;
         let thread = c.thread.expect("a running thread");
-        if let Work::Compute { remaining, .. } = &mut self.threads[thread.index()].work {
-            *remaining -= ran;
-            self.policy.charge(thread, ran);
+        match &mut self.threads[thread.index()].work {
+            Work::Compute { remaining, .. } => {
+                *remaining -= ran;
+                self.policy.charge(thread, ran);
+            }
+            Work::Spin(_) => self.policy.charge(thread, ran),
+            Work::None => {}
         }
     }
 
@@ -582,6 +603,13 @@ impl Engine {
                         }
                     };
                     self.threads[t].pending = Some(response);
+                }
+                Work::Spin(resource) => {
+                    let resource = *resource;
+                    if !self.spin(cpu, thread, resource) {
+                        return;
+                    }
+                    continue;
                 }
                 Work::None => {}
             }
@@ -752,6 +780,11 @@ impl Engine {
             Request::Fault(misuse) => {
                 self.misuse(thread, call.origin, *misuse);
                 false
+            }
+            Request::Sync(resource, op) => self.sync_call(cpu, thread, resource, op, call.origin),
+            Request::Send(send) => {
+                let (channel, value) = *send;
+                self.send(cpu, thread, channel, value, call.origin)
             }
         }
     }

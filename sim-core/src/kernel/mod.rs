@@ -33,6 +33,9 @@ use crate::error::{BodyError, SimError};
 use crate::ids::{ProcessId, ThreadId, VarId};
 use crate::model::machine::{Machine, MachineError};
 use crate::model::process::ProcessOptions;
+use crate::model::sync::{
+    Barrier, Channel, Condvar, Mutex, MutexOptions, Resource, RwLock, RwPrefer, Semaphore, Spinlock,
+};
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::trace::Trace;
 use context::boxed_body;
@@ -150,6 +153,75 @@ impl Simulation {
             .create_thread(name.to_string(), process, options, Box::new(body), None)
     }
 
+    /// Declares a mutex.
+    pub fn mutex(&mut self, name: &str, options: MutexOptions) -> Mutex {
+        let resource = Resource::Mutex {
+            owner: None,
+            options,
+            waiters: WaitQueue::new(),
+        };
+        Mutex(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a spinlock: a waiter keeps its CPU, spinning.
+    pub fn spinlock(&mut self, name: &str) -> Spinlock {
+        let resource = Resource::Spinlock {
+            owner: None,
+            spinners: WaitQueue::new(),
+        };
+        Spinlock(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a semaphore with `permits` permits.
+    pub fn semaphore(&mut self, name: &str, permits: u64) -> Semaphore {
+        let resource = Resource::Semaphore {
+            permits,
+            waiters: WaitQueue::new(),
+        };
+        Semaphore(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a reader-writer lock.
+    pub fn rwlock(&mut self, name: &str, prefer: RwPrefer) -> RwLock {
+        let resource = Resource::RwLock {
+            readers: Vec::new(),
+            writer: None,
+            prefer,
+            waiters: std::collections::VecDeque::new(),
+        };
+        RwLock(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a condition variable.
+    pub fn condvar(&mut self, name: &str) -> Condvar {
+        let resource = Resource::Condvar {
+            waiters: std::collections::VecDeque::new(),
+        };
+        Condvar(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a barrier for `parties` threads (at least 1).
+    pub fn barrier(&mut self, name: &str, parties: usize) -> Barrier {
+        let resource = Resource::Barrier {
+            parties: parties.max(1),
+            waiting: WaitQueue::new(),
+        };
+        Barrier(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a channel holding up to `capacity` values (at least 1):
+    /// `send` waits while it is full, `recv` while it is empty. Channels
+    /// work across processes, like pipes.
+    pub fn channel<T: 'static>(&mut self, name: &str, capacity: usize) -> Channel<T> {
+        let resource = Resource::Channel {
+            capacity: capacity.max(1),
+            items: std::collections::VecDeque::new(),
+            senders: std::collections::VecDeque::new(),
+            receivers: WaitQueue::new(),
+        };
+        Channel::new(self.engine.add_resource(name, resource))
+    }
+
     /// Declares a variable in `process`'s memory.
     pub fn variable(&mut self, process: ProcessId, name: &str, init: i64) -> VarId {
         self.engine.memory.declare(process, name, init)
@@ -187,6 +259,9 @@ pub enum Outcome {
     Completed,
     /// Unfinished threads, and nothing left that could wake them.
     Stalled(Vec<Waiting>),
+    /// Some threads wait for each other in a cycle (the cycle is in
+    /// [`Trace::deadlock`]); these are every unfinished thread.
+    Deadlocked(Vec<Waiting>),
     /// An error stopped the run.
     Failed(SimError),
 }

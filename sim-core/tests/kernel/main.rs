@@ -5,6 +5,7 @@ mod errors;
 mod gate;
 mod properties;
 mod scheduling;
+mod sync;
 mod threads;
 mod trace;
 

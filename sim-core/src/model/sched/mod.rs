@@ -77,6 +77,18 @@ pub(crate) trait Policy {
     fn preempts(&self, waking: ThreadId, running: ThreadId) -> bool;
     /// How deserving a running thread is of being preempted.
     fn victim_rank(&self, running: ThreadId) -> i64;
+    /// The priority `thread` is scheduled at now (0 for policies without
+    /// priorities).
+    fn priority(&self, thread: ThreadId) -> i32 {
+        let _ = thread;
+        0
+    }
+    /// Changes the priority `thread` is scheduled at (priority inheritance);
+    /// a ready thread moves to the back of its new level. Policies without
+    /// priorities ignore it.
+    fn set_priority(&mut self, thread: ThreadId, priority: i32) {
+        let _ = (thread, priority);
+    }
 }
 
 /// The policy a machine asks for.

@@ -103,4 +103,27 @@ impl Policy for Priority {
     fn victim_rank(&self, running: ThreadId) -> i64 {
         -i64::from(self.of(running))
     }
+
+    fn priority(&self, thread: ThreadId) -> i32 {
+        self.of(thread)
+    }
+
+    fn set_priority(&mut self, thread: ThreadId, priority: i32) {
+        let old = self.of(thread);
+        if old == priority {
+            return;
+        }
+        *slot(&mut self.priority, thread) = priority;
+        let Some(level) = self.levels.get_mut(&old) else {
+            return;
+        };
+        let Some(i) = level.iter().position(|e| e.0 == thread) else {
+            return;
+        };
+        let entry = level.remove(i).expect("found above");
+        if level.is_empty() {
+            self.levels.remove(&old);
+        }
+        self.levels.entry(priority).or_default().push_back(entry);
+    }
 }

@@ -1,0 +1,57 @@
+//! Words for deadlocks and stalls: what each stuck thread waits for, who
+//! holds it, and where in the script the thread blocked. The kernel finds
+//! the cycle (with petgraph, the moment it closes); this module explains it.
+
+use crate::model::thread::{BlockReason, ThreadState};
+use crate::trace::{Deadlock, Trace, WaitTarget};
+
+/// What a thread in `state` waits for, e.g. "lock 'm1'" or "join 'worker'".
+pub fn describe_state(trace: &Trace, state: ThreadState) -> String {
+    let named = |kind: &str, id| format!("{kind} '{}'", trace.resource_name(id));
+    match state {
+        ThreadState::Blocked(reason) => match reason {
+            BlockReason::Sleep => "sleep".to_string(),
+            BlockReason::Join(t) => format!("join '{}'", trace.threads[t.index()].name),
+            BlockReason::Lock(r) => named(trace.resources[r.index()].kind.name(), r),
+            BlockReason::Semaphore(r) => named("semaphore", r),
+            BlockReason::RwLock(r) => named("rwlock", r),
+            BlockReason::Condvar(r) => named("condvar", r),
+            BlockReason::Barrier(r) => named("barrier", r),
+            BlockReason::Channel(r) => named("channel", r),
+            BlockReason::Io(r) => named("device", r),
+            BlockReason::Gil(p) => format!("the GIL of '{}'", trace.processes[p.index()].name),
+            BlockReason::Epoll(r) => named("epoll", r),
+        },
+        ThreadState::Spin(r) => format!("spinning on {}", named("spinlock", r)),
+        other => other.name().to_string(),
+    }
+}
+
+/// One line per step of the cycle: "a waits for mutex 'm1', held by b
+/// (deadlock.rhai:12:9)".
+pub fn explain(deadlock: &Deadlock, trace: &Trace) -> Vec<String> {
+    let name = |t: crate::ids::ThreadId| trace.threads[t.index()].name.clone();
+    deadlock
+        .cycle
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let next = &deadlock.cycle[(i + 1) % deadlock.cycle.len()];
+            let what = match step.target {
+                WaitTarget::Resource(r) => format!(
+                    "{} '{}', held by {}",
+                    trace.resources[r.index()].kind.name(),
+                    trace.resource_name(r),
+                    name(next.thread)
+                ),
+                WaitTarget::Thread(t) => format!("thread {} to finish (join)", name(t)),
+            };
+            let at = step
+                .origin
+                .and_then(|o| trace.origin(o))
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default();
+            format!("{} waits for {what}{at}", name(step.thread))
+        })
+        .collect()
+}

@@ -1,0 +1,885 @@
+//! The kernel side of synchronization: blocking and waking threads on the
+//! resources of `model::sync`, choosing which waiter wins through the
+//! chooser, recording every acquisition, priority inheritance, and the
+//! wait-for graph that finds deadlocks the moment a cycle closes.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+
+use petgraph::graphmap::DiGraphMap;
+
+use super::{Engine, Phase, Work};
+use crate::error::Misuse;
+use crate::ids::{ResourceId, ThreadId};
+use crate::kernel::context::{Response, SourceRef, SyncOp};
+use crate::kernel::wait::{WaitQueue, Waiter};
+use crate::model::sync::Resource;
+use crate::model::thread::{BlockReason, ThreadState};
+use crate::time::Time;
+use crate::trace::{Deadlock, ResourceInfo, SyncAction, SyncEvent, WaitStep, WaitTarget};
+
+impl Engine {
+    /// Declares a resource.
+    pub(crate) fn add_resource(&mut self, name: &str, resource: Resource) -> ResourceId {
+        let id = ResourceId(self.resources.len() as u32);
+        self.trace.resources.push(ResourceInfo {
+            name: name.to_string(),
+            kind: resource.kind(),
+        });
+        self.resources.push(resource);
+        id
+    }
+
+    fn sync_event(&mut self, thread: ThreadId, resource: ResourceId, action: SyncAction) {
+        self.trace.sync.push(SyncEvent {
+            time: self.now,
+            thread,
+            resource,
+            action,
+        });
+    }
+
+    fn acquired(&mut self, thread: ThreadId, resource: ResourceId, since: Time, shared: bool) {
+        let waited = self.now - since;
+        self.sync_event(thread, resource, SyncAction::Acquired { waited, shared });
+    }
+
+    fn resource_misuse(
+        &mut self,
+        thread: ThreadId,
+        resource: ResourceId,
+        origin: SourceRef,
+        make: impl FnOnce(String, &'static str) -> Misuse,
+    ) -> bool {
+        let info = &self.trace.resources[resource.index()];
+        let misuse = make(info.name.clone(), info.kind.name());
+        self.misuse(thread, origin, misuse);
+        false
+    }
+
+    /// Takes `queue`'s winner through the chooser, with the queue borrowed
+    /// out of the resource meanwhile.
+    fn pick_from(
+        &mut self,
+        resource: ResourceId,
+        queue: impl Fn(&mut Resource) -> &mut WaitQueue,
+    ) -> Option<Waiter> {
+        let mut waiters = std::mem::take(queue(&mut self.resources[resource.index()]));
+        let picked = self.pick_waiter(&mut waiters);
+        *queue(&mut self.resources[resource.index()]) = waiters;
+        picked
+    }
+
+    /// Blocks the thread on `cpu` for `reason`, recording where it blocked.
+    fn wait_on(&mut self, cpu: usize, thread: ThreadId, reason: BlockReason, origin: SourceRef) {
+        let origin = self.intern(thread, origin);
+        self.block(cpu, thread, reason, Some(origin));
+    }
+
+    /// A synchronization request of the thread on `cpu`. Returns true when
+    /// the thread keeps the CPU. Kept out of line so that the hot loop of
+    /// compute and sleep stays small.
+    #[inline(never)]
+    pub(super) fn sync_call(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        op: SyncOp,
+        origin: SourceRef,
+    ) -> bool {
+        if resource.index() >= self.resources.len() {
+            self.misuse(thread, origin, Misuse::UnknownResource(resource.0));
+            return false;
+        }
+        let kind = self.resources[resource.index()].kind();
+        use crate::trace::ResourceKind as K;
+        match (op, kind) {
+            (SyncOp::Lock, K::Mutex) => self.mutex_lock(cpu, thread, resource, origin),
+            (SyncOp::Lock, K::Spinlock) => self.spin_lock(cpu, thread, resource, origin),
+            (SyncOp::TryLock, K::Mutex | K::Spinlock) => self.try_lock(cpu, thread, resource),
+            (SyncOp::Unlock, K::Mutex) => {
+                if !self.holds(thread, resource) {
+                    return self.resource_misuse(thread, resource, origin, not_owner);
+                }
+                self.mutex_unlock(thread, resource);
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::Unlock, K::Spinlock) => self.spin_unlock(cpu, thread, resource, origin),
+            (SyncOp::Acquire, K::Semaphore) => self.sem_acquire(cpu, thread, resource, origin),
+            (SyncOp::Release, K::Semaphore) => self.sem_release(cpu, thread, resource),
+            (SyncOp::ReadLock, K::RwLock) => self.rw_lock(cpu, thread, resource, false, origin),
+            (SyncOp::WriteLock, K::RwLock) => self.rw_lock(cpu, thread, resource, true, origin),
+            (SyncOp::ReadUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, false, origin),
+            (SyncOp::WriteUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, true, origin),
+            (SyncOp::Wait(mutex), K::Condvar) => {
+                self.cond_wait(cpu, thread, resource, mutex, origin)
+            }
+            (SyncOp::NotifyOne, K::Condvar) => self.notify(cpu, thread, resource, false),
+            (SyncOp::NotifyAll, K::Condvar) => self.notify(cpu, thread, resource, true),
+            (SyncOp::BarrierWait, K::Barrier) => self.barrier_wait(cpu, thread, resource, origin),
+            (SyncOp::Recv, K::Channel) => self.recv(cpu, thread, resource, origin),
+            (op, _) => {
+                let operation = op_name(op);
+                self.resource_misuse(thread, resource, origin, |resource, kind| {
+                    Misuse::WrongKind {
+                        resource,
+                        kind,
+                        operation,
+                    }
+                })
+            }
+        }
+    }
+
+    /// After a zero-time operation that may have woken (and been preempted
+    /// by) another thread: true when the thread keeps its CPU.
+    fn proceed(&mut self, cpu: usize, thread: ThreadId) -> bool {
+        if self.threads[thread.index()].cpu != Some(cpu) {
+            return false;
+        }
+        self.zero_time(cpu, thread)
+    }
+
+    fn holds(&self, thread: ThreadId, resource: ResourceId) -> bool {
+        match &self.resources[resource.index()] {
+            Resource::Mutex { owner, .. } | Resource::Spinlock { owner, .. } => {
+                *owner == Some(thread)
+            }
+            _ => false,
+        }
+    }
+
+    // ----- mutex ------------------------------------------------------------
+
+    fn mutex_lock(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let since = self
+            .barging_since
+            .get_mut(thread.index())
+            .and_then(Option::take)
+            .unwrap_or(self.now);
+        let Resource::Mutex {
+            owner,
+            waiters,
+            options,
+        } = &mut self.resources[resource.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        match *owner {
+            None => {
+                *owner = Some(thread);
+                self.acquired(thread, resource, since, false);
+                self.proceed(cpu, thread)
+            }
+            Some(holder) if holder == thread => {
+                self.resource_misuse(thread, resource, origin, relock)
+            }
+            Some(holder) => {
+                waiters.push(thread, since);
+                let inherit = options.inherit;
+                self.wait_on(cpu, thread, BlockReason::Lock(resource), origin);
+                if inherit {
+                    self.inherit_priority(holder);
+                }
+                self.check_deadlock(thread);
+                false
+            }
+        }
+    }
+
+    /// Releases a mutex `thread` holds: hands it to a waiter (fair) or frees
+    /// it and wakes every waiter to race for it (barging).
+    fn mutex_unlock(&mut self, thread: ThreadId, resource: ResourceId) {
+        self.sync_event(thread, resource, SyncAction::Released);
+        let Resource::Mutex { owner, options, .. } = &mut self.resources[resource.index()] else {
+            unreachable!("a mutex")
+        };
+        *owner = None;
+        let options = *options;
+        if options.inherit {
+            // Back to its own priority before a woken waiter can preempt it.
+            self.inherit_priority(thread);
+        }
+        if options.fair {
+            let picked = self.pick_from(resource, |r| match r {
+                Resource::Mutex { waiters, .. } => waiters,
+                _ => unreachable!("a mutex"),
+            });
+            if let Some(winner) = picked {
+                self.give_mutex(winner.thread, resource, winner.since);
+            }
+        } else {
+            let Resource::Mutex { waiters, .. } = &mut self.resources[resource.index()] else {
+                unreachable!("a mutex")
+            };
+            let woken: Vec<Waiter> = waiters.drain().collect();
+            for waiter in woken {
+                let t = waiter.thread.index();
+                if self.barging_since.len() <= t {
+                    self.barging_since.resize(t + 1, None);
+                }
+                self.barging_since[t] = Some(waiter.since);
+                self.wake(waiter.thread, Response::Retry);
+            }
+        }
+    }
+
+    /// Makes a blocked `thread` the owner of a free mutex and wakes it.
+    fn give_mutex(&mut self, thread: ThreadId, resource: ResourceId, since: Time) {
+        let Resource::Mutex { owner, options, .. } = &mut self.resources[resource.index()] else {
+            unreachable!("a mutex")
+        };
+        *owner = Some(thread);
+        let inherit = options.inherit;
+        self.acquired(thread, resource, since, false);
+        self.wake(thread, Response::Resume);
+        if inherit {
+            self.inherit_priority(thread);
+        }
+    }
+
+    /// Sets `thread`'s priority to the highest of its own and those of the
+    /// threads waiting for the inheriting mutexes it holds.
+    fn inherit_priority(&mut self, thread: ThreadId) {
+        let base = self.trace.threads[thread.index()].priority;
+        let mut effective = base;
+        for resource in &self.resources {
+            if let Resource::Mutex {
+                owner: Some(owner),
+                options,
+                waiters,
+            } = resource
+            {
+                if *owner == thread && options.inherit {
+                    for waiter in waiters.iter() {
+                        effective = effective.max(self.policy.priority(waiter.thread));
+                    }
+                }
+            }
+        }
+        if effective == self.policy.priority(thread) {
+            return;
+        }
+        self.policy.set_priority(thread, effective);
+        if self.threads[thread.index()].state == ThreadState::Ready && self.policy.preemptive() {
+            self.settle_all();
+            self.preempt_for(thread);
+        }
+    }
+
+    fn try_lock(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
+        let taken = match &mut self.resources[resource.index()] {
+            Resource::Mutex { owner, .. } | Resource::Spinlock { owner, .. } if owner.is_none() => {
+                *owner = Some(thread);
+                true
+            }
+            _ => false,
+        };
+        if taken {
+            self.acquired(thread, resource, self.now, false);
+        }
+        self.threads[thread.index()].pending = Some(Response::Bool(taken));
+        self.proceed(cpu, thread)
+    }
+
+    // ----- spinlock ---------------------------------------------------------
+
+    fn spin_lock(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Spinlock { owner, spinners } = &mut self.resources[resource.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        match *owner {
+            None => {
+                *owner = Some(thread);
+                self.acquired(thread, resource, self.now, false);
+                self.proceed(cpu, thread)
+            }
+            Some(holder) if holder == thread => {
+                self.resource_misuse(thread, resource, origin, relock)
+            }
+            Some(_) => {
+                spinners.push(thread, self.now);
+                let origin = self.intern(thread, origin);
+                self.threads[thread.index()].work = Work::Spin(resource);
+                self.record(thread, ThreadState::Spin(resource), Some(cpu), Some(origin));
+                self.check_deadlock(thread);
+                true
+            }
+        }
+    }
+
+    /// The thread on `cpu` spins for `resource`: takes it if it is free,
+    /// else keeps spinning until its slice ends. Returns true when the thread
+    /// should be advanced further (it took the lock or got a new slice).
+    #[inline(never)]
+    pub(super) fn spin(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
+        let Resource::Spinlock { owner, spinners } = &mut self.resources[resource.index()] else {
+            unreachable!("spinning on a spinlock")
+        };
+        if owner.is_none() {
+            *owner = Some(thread);
+            let since = spinners
+                .iter()
+                .find(|w| w.thread == thread)
+                .map_or(self.now, |w| w.since);
+            spinners.remove(thread);
+            self.acquired(thread, resource, since, false);
+            self.threads[thread.index()].work = Work::None;
+            self.threads[thread.index()].pending = Some(Response::Resume);
+            self.record(thread, ThreadState::Running, Some(cpu), None);
+            return true;
+        }
+        if self.cpus[cpu].slice_end <= self.now {
+            return !self.expire(cpu);
+        }
+        if self.threads[thread.index()].state != ThreadState::Spin(resource) {
+            self.record(thread, ThreadState::Spin(resource), Some(cpu), None);
+        }
+        let c = &mut self.cpus[cpu];
+        c.segment_start = self.now;
+        c.generation = c.generation.wrapping_add(1);
+        if c.slice_end != Time::MAX {
+            let generation = c.generation;
+            let end = c.slice_end;
+            self.queue.push(
+                end,
+                super::Event::CpuDone {
+                    cpu: cpu as u16,
+                    generation,
+                },
+            );
+        }
+        false
+    }
+
+    fn spin_unlock(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        if !self.holds(thread, resource) {
+            return self.resource_misuse(thread, resource, origin, not_owner);
+        }
+        self.sync_event(thread, resource, SyncAction::Released);
+        let Resource::Spinlock { owner, spinners } = &mut self.resources[resource.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        *owner = None;
+        // Spinners on a CPU race for it; preempted ones retry when they run.
+        let mut on_cpu = WaitQueue::new();
+        for waiter in spinners.iter() {
+            if self.threads[waiter.thread.index()].state == ThreadState::Spin(resource) {
+                on_cpu.push(waiter.thread, waiter.since);
+            }
+        }
+        if let Some(winner) = self.pick_waiter(&mut on_cpu) {
+            let winner_cpu = self.threads[winner.thread.index()]
+                .cpu
+                .expect("a spinner on a CPU");
+            self.settle(winner_cpu);
+            // Its CPU ends the spin segment now and runs it on.
+            let c = &mut self.cpus[winner_cpu];
+            c.generation = c.generation.wrapping_add(1);
+            c.segment_start = self.now;
+            let generation = c.generation;
+            debug_assert_eq!(c.phase, Phase::Running);
+            self.queue.push(
+                self.now,
+                super::Event::CpuDone {
+                    cpu: winner_cpu as u16,
+                    generation,
+                },
+            );
+        }
+        self.proceed(cpu, thread)
+    }
+
+    // ----- semaphore --------------------------------------------------------
+
+    fn sem_acquire(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Semaphore { permits, waiters } = &mut self.resources[resource.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        if *permits > 0 {
+            *permits -= 1;
+            self.acquired(thread, resource, self.now, false);
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Semaphore(resource), origin);
+        false
+    }
+
+    fn sem_release(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
+        self.sync_event(thread, resource, SyncAction::Released);
+        let picked = self.pick_from(resource, |r| match r {
+            Resource::Semaphore { waiters, .. } => waiters,
+            _ => unreachable!("a semaphore"),
+        });
+        match picked {
+            Some(winner) => {
+                self.acquired(winner.thread, resource, winner.since, false);
+                self.wake(winner.thread, Response::Resume);
+            }
+            None => {
+                if let Resource::Semaphore { permits, .. } = &mut self.resources[resource.index()] {
+                    *permits += 1;
+                }
+            }
+        }
+        self.proceed(cpu, thread)
+    }
+
+    // ----- reader-writer lock -----------------------------------------------
+
+    fn rw_lock(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        write: bool,
+        origin: SourceRef,
+    ) -> bool {
+        let lock = &mut self.resources[resource.index()];
+        let admissible = if write {
+            matches!(lock, Resource::RwLock { readers, writer: None, waiters, prefer }
+                if readers.is_empty() && (*prefer != crate::model::sync::RwPrefer::Fifo || waiters.is_empty()))
+        } else {
+            lock.read_admissible()
+        };
+        let Resource::RwLock {
+            readers,
+            writer,
+            waiters,
+            ..
+        } = lock
+        else {
+            unreachable!("checked by sync_call")
+        };
+        if *writer == Some(thread) || (write && readers.contains(&thread)) {
+            return self.resource_misuse(thread, resource, origin, relock);
+        }
+        if admissible {
+            if write {
+                *writer = Some(thread);
+            } else {
+                readers.push(thread);
+            }
+            self.acquired(thread, resource, self.now, !write);
+            return self.proceed(cpu, thread);
+        }
+        waiters.push_back((
+            Waiter {
+                thread,
+                since: self.now,
+            },
+            write,
+        ));
+        self.wait_on(cpu, thread, BlockReason::RwLock(resource), origin);
+        self.check_deadlock(thread);
+        false
+    }
+
+    fn rw_unlock(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        write: bool,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::RwLock {
+            readers, writer, ..
+        } = &mut self.resources[resource.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        let held = if write {
+            (*writer == Some(thread)).then(|| *writer = None).is_some()
+        } else {
+            match readers.iter().position(|&r| r == thread) {
+                Some(i) => {
+                    readers.remove(i);
+                    true
+                }
+                None => false,
+            }
+        };
+        if !held {
+            return self.resource_misuse(thread, resource, origin, not_owner);
+        }
+        self.sync_event(thread, resource, SyncAction::Released);
+        let granted = self.resources[resource.index()].rw_grant();
+        for (waiter, write) in granted {
+            self.acquired(waiter.thread, resource, waiter.since, !write);
+            self.wake(waiter.thread, Response::Resume);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    // ----- condition variable -----------------------------------------------
+
+    fn cond_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        condvar: ResourceId,
+        mutex: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let is_mutex = matches!(
+            self.resources.get(mutex.index()),
+            Some(Resource::Mutex { .. })
+        );
+        if !is_mutex || !self.holds(thread, mutex) {
+            if !is_mutex && mutex.index() >= self.resources.len() {
+                self.misuse(thread, origin, Misuse::UnknownResource(mutex.0));
+                return false;
+            }
+            return self.resource_misuse(thread, mutex, origin, not_owner);
+        }
+        self.mutex_unlock(thread, mutex);
+        let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        waiters.push_back((
+            Waiter {
+                thread,
+                since: self.now,
+            },
+            mutex,
+        ));
+        self.wait_on(cpu, thread, BlockReason::Condvar(condvar), origin);
+        false
+    }
+
+    fn notify(&mut self, cpu: usize, thread: ThreadId, condvar: ResourceId, all: bool) -> bool {
+        let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        let mut queue = WaitQueue::new();
+        for (waiter, _) in waiters.iter() {
+            queue.push(waiter.thread, waiter.since);
+        }
+        let mut woken = Vec::new();
+        while !queue.is_empty() {
+            let winner = self.pick_waiter(&mut queue).expect("a waiter");
+            woken.push(winner.thread);
+            if !all {
+                break;
+            }
+        }
+        let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
+            unreachable!("a condvar")
+        };
+        let mut moved = Vec::new();
+        for thread in &woken {
+            let i = waiters
+                .iter()
+                .position(|(w, _)| w.thread == *thread)
+                .expect("a waiter");
+            moved.push(waiters.remove(i).expect("a waiter"));
+        }
+        self.sync_event(
+            thread,
+            condvar,
+            SyncAction::Notified {
+                woke: woken.len() as u32,
+            },
+        );
+        for (waiter, mutex) in moved {
+            self.reacquire(waiter.thread, mutex);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    /// A notified thread takes its mutex back, or waits for it.
+    fn reacquire(&mut self, thread: ThreadId, mutex: ResourceId) {
+        let Resource::Mutex {
+            owner,
+            waiters,
+            options,
+        } = &mut self.resources[mutex.index()]
+        else {
+            unreachable!("a condvar waits with a mutex")
+        };
+        match *owner {
+            None => self.give_mutex(thread, mutex, self.now),
+            Some(holder) => {
+                waiters.push(thread, self.now);
+                let inherit = options.inherit;
+                self.record(
+                    thread,
+                    ThreadState::Blocked(BlockReason::Lock(mutex)),
+                    None,
+                    None,
+                );
+                if inherit {
+                    self.inherit_priority(holder);
+                }
+                self.check_deadlock(thread);
+            }
+        }
+    }
+
+    // ----- barrier ----------------------------------------------------------
+
+    fn barrier_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Barrier { parties, waiting } = &mut self.resources[resource.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        if waiting.len() + 1 < *parties {
+            waiting.push(thread, self.now);
+            self.wait_on(cpu, thread, BlockReason::Barrier(resource), origin);
+            return false;
+        }
+        let released: Vec<Waiter> = waiting.drain().collect();
+        for waiter in released {
+            self.wake(waiter.thread, Response::Resume);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    // ----- channel ----------------------------------------------------------
+
+    #[inline(never)]
+    pub(super) fn send(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        channel: ResourceId,
+        value: Box<dyn Any>,
+        origin: SourceRef,
+    ) -> bool {
+        match self.resources.get(channel.index()) {
+            Some(Resource::Channel { .. }) => {}
+            Some(_) => {
+                return self.resource_misuse(thread, channel, origin, |resource, kind| {
+                    Misuse::WrongKind {
+                        resource,
+                        kind,
+                        operation: "send",
+                    }
+                })
+            }
+            None => {
+                self.misuse(thread, origin, Misuse::UnknownResource(channel.0));
+                return false;
+            }
+        }
+        let picked = self.pick_from(channel, |r| match r {
+            Resource::Channel { receivers, .. } => receivers,
+            _ => unreachable!("a channel"),
+        });
+        self.sync_event(thread, channel, SyncAction::Sent);
+        if let Some(receiver) = picked {
+            self.sync_event(receiver.thread, channel, SyncAction::Received);
+            self.wake(receiver.thread, Response::Value(value));
+            return self.proceed(cpu, thread);
+        }
+        let Resource::Channel {
+            capacity,
+            items,
+            senders,
+            ..
+        } = &mut self.resources[channel.index()]
+        else {
+            unreachable!("a channel")
+        };
+        if items.len() < *capacity {
+            items.push_back(value);
+            return self.proceed(cpu, thread);
+        }
+        // Full: the send completes when a receiver takes the value.
+        self.trace.sync.pop();
+        senders.push_back((
+            Waiter {
+                thread,
+                since: self.now,
+            },
+            value,
+        ));
+        self.wait_on(cpu, thread, BlockReason::Channel(channel), origin);
+        false
+    }
+
+    fn recv(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        channel: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Channel {
+            items,
+            senders,
+            receivers,
+            ..
+        } = &mut self.resources[channel.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        let value = match items.pop_front() {
+            Some(value) => {
+                // A blocked sender's value takes the freed place.
+                if let Some((sender, value)) = senders.pop_front() {
+                    items.push_back(value);
+                    self.sync_event(sender.thread, channel, SyncAction::Sent);
+                    self.wake(sender.thread, Response::Resume);
+                }
+                value
+            }
+            None => match senders.pop_front() {
+                Some((sender, value)) => {
+                    self.sync_event(sender.thread, channel, SyncAction::Sent);
+                    self.wake(sender.thread, Response::Resume);
+                    value
+                }
+                None => {
+                    receivers.push(thread, self.now);
+                    self.wait_on(cpu, thread, BlockReason::Channel(channel), origin);
+                    return false;
+                }
+            },
+        };
+        self.sync_event(thread, channel, SyncAction::Received);
+        self.threads[thread.index()].pending = Some(Response::Value(value));
+        self.proceed(cpu, thread)
+    }
+
+    // ----- deadlock ---------------------------------------------------------
+
+    /// What `thread` waits for, and the threads that hold it.
+    fn waits_for(&self, thread: ThreadId, holders: &mut Vec<ThreadId>) -> Option<WaitTarget> {
+        holders.clear();
+        let t = &self.threads[thread.index()];
+        let resource = match (t.state, &t.work) {
+            (ThreadState::Blocked(BlockReason::Join(target)), _) => {
+                holders.push(target);
+                return Some(WaitTarget::Thread(target));
+            }
+            (ThreadState::Blocked(BlockReason::Lock(r) | BlockReason::RwLock(r)), _) => r,
+            (_, Work::Spin(r)) => *r,
+            _ => return None,
+        };
+        self.resources[resource.index()].holders(holders);
+        holders.retain(|&h| h != thread);
+        Some(WaitTarget::Resource(resource))
+    }
+
+    /// `thread` just started to wait: if that closed a cycle in the
+    /// wait-for graph, record the deadlock (the first one only).
+    fn check_deadlock(&mut self, thread: ThreadId) {
+        if self.trace.deadlock.is_some() {
+            return;
+        }
+        let mut graph: DiGraphMap<u32, WaitTarget> = DiGraphMap::new();
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![thread];
+        let mut holders = Vec::new();
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t) {
+                continue;
+            }
+            graph.add_node(t.0);
+            if let Some(target) = self.waits_for(t, &mut holders) {
+                for &h in &holders {
+                    graph.add_edge(t.0, h.0, target);
+                    stack.push(h);
+                }
+            }
+        }
+        let successors: Vec<u32> = graph.neighbors(thread.0).collect();
+        let cycle = successors.into_iter().find_map(|next| {
+            petgraph::algo::astar(&graph, next, |n| n == thread.0, |_| 1u32, |_| 0)
+                .map(|(_, path)| path)
+        });
+        let Some(path) = cycle else {
+            return;
+        };
+        // path: next, ..., thread. The cycle starts with `thread`.
+        let mut nodes = vec![thread.0];
+        nodes.extend(path.iter().copied().take(path.len() - 1));
+        let steps = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let next = nodes[(i + 1) % nodes.len()];
+                let target = *graph.edge_weight(t, next).expect("an edge of the cycle");
+                WaitStep {
+                    thread: ThreadId(t),
+                    target,
+                    origin: self.last_origin_of(ThreadId(t)),
+                }
+            })
+            .collect();
+        self.trace.deadlock = Some(Deadlock {
+            time: self.now,
+            cycle: steps,
+        });
+    }
+
+    /// Where `thread` last changed state with a recorded origin.
+    fn last_origin_of(&self, thread: ThreadId) -> Option<crate::ids::OriginId> {
+        self.trace
+            .states
+            .iter()
+            .rev()
+            .find(|c| c.thread == thread)
+            .and_then(|c| c.origin)
+    }
+}
+
+fn not_owner(resource: String, kind: &'static str) -> Misuse {
+    Misuse::NotOwner { resource, kind }
+}
+
+fn relock(resource: String, kind: &'static str) -> Misuse {
+    Misuse::Relock { resource, kind }
+}
+
+fn op_name(op: SyncOp) -> &'static str {
+    match op {
+        SyncOp::Lock => "lock",
+        SyncOp::TryLock => "try_lock",
+        SyncOp::Unlock => "unlock",
+        SyncOp::Acquire => "acquire",
+        SyncOp::Release => "release",
+        SyncOp::ReadLock => "read_lock",
+        SyncOp::ReadUnlock => "read_unlock",
+        SyncOp::WriteLock => "write_lock",
+        SyncOp::WriteUnlock => "write_unlock",
+        SyncOp::Wait(_) => "wait",
+        SyncOp::NotifyOne => "notify_one",
+        SyncOp::NotifyAll => "notify_all",
+        SyncOp::BarrierWait => "barrier wait",
+        SyncOp::Recv => "recv",
+    }
+}
