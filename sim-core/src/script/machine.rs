@@ -12,9 +12,10 @@ use super::duration::to_span;
 use super::error::{fault, position_of, ScriptError};
 use super::limits::SCRIPT_STACK;
 use super::run::RunHandle;
+use super::sync::ResourceSpec;
 use super::{current, session, Output, ScriptRun};
 use crate::error::{BodyError, SimError};
-use crate::ids::ProcessId;
+use crate::ids::{ProcessId, ResourceId};
 use crate::kernel::{Ctx, RandomChooser, Simulation};
 use crate::model::machine::{Machine, SchedulerKind};
 use crate::model::process::ProcessOptions;
@@ -38,6 +39,8 @@ pub(crate) struct MachineDecl {
     /// Process names; index 0 is the default process.
     processes: Vec<String>,
     threads: Vec<ThreadDecl>,
+    /// Synchronization resources, in declaration order (their ids).
+    resources: Vec<(String, ResourceSpec)>,
     /// Whether it ran at least once.
     pub(crate) ran: bool,
 }
@@ -65,6 +68,33 @@ pub(crate) struct ThreadHandle {
 }
 
 impl MachineHandle {
+    /// The shared declaration, for identity checks.
+    pub(crate) fn shared(&self) -> &Rc<RefCell<MachineDecl>> {
+        &self.0
+    }
+
+    /// Declares a resource; its id is its place in declaration order.
+    pub(crate) fn declare_resource(
+        &self,
+        call: &NativeCallContext,
+        name: &str,
+        spec: ResourceSpec,
+    ) -> Result<ResourceId, Box<EvalAltResult>> {
+        let mut decl = self.0.borrow_mut();
+        if decl.ran {
+            return Err(fault(
+                format!(
+                    "machine '{}' already ran; it cannot take new resources",
+                    decl.label
+                ),
+                Some("declare locks, semaphores and channels before m.run()"),
+                call.call_position(),
+            ));
+        }
+        decl.resources.push((name.to_string(), spec));
+        Ok(ResourceId(decl.resources.len() as u32 - 1))
+    }
+
     /// Whether this machine still has to run.
     pub(crate) fn pending(&self) -> bool {
         !self.0.borrow().ran
@@ -211,6 +241,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
         machine,
         processes: vec!["main".to_string()],
         threads: Vec::new(),
+        resources: Vec::new(),
         ran: false,
     })));
     session::with(|s| {
@@ -317,6 +348,9 @@ pub(crate) fn execute(
         if let Some(seed) = seed {
             sim.set_chooser(Box::new(RandomChooser::new(seed)));
         }
+        for (name, spec) in &decl.resources {
+            super::sync::create(&mut sim, name, spec);
+        }
         let mut processes = vec![ProcessId::MAIN];
         for name in &decl.processes[1..] {
             processes.push(sim.add_process(name, ProcessOptions::default()));
@@ -332,8 +366,10 @@ pub(crate) fn execute(
         }
         (sim, decl.label.clone())
     };
+    session::with(|s| s.running = Some(handle.clone()));
     let run = sim.run();
     current::clear();
+    session::with(|s| s.running = None);
     let record = Rc::new(ScriptRun::new(label, run));
     let failed = session::with(|s| {
         let failure = record.outcome_error().map(|error| {

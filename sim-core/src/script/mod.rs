@@ -19,7 +19,7 @@
 //!
 //! - `api`: how functions are registered with their docs, and the listing.
 //! - `current`: the simulated thread whose body runs script code now.
-//! - `duration`, `machine`, `ops`, `run`: the bindings, by concern.
+//! - `duration`, `machine`, `ops`, `run`, `sync`: the bindings, by concern.
 //! - `error`: [`ScriptError`], with position and hint.
 //! - `limits`: operations, depth and size limits for untrusted scripts.
 //! - `session`: the state of one evaluation.
@@ -33,6 +33,7 @@ mod machine;
 mod ops;
 mod run;
 mod session;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -156,6 +157,7 @@ pub(crate) fn build_engine() -> Engine {
     duration::register(&mut engine);
     machine::register(&mut engine);
     ops::register(&mut engine);
+    sync::register(&mut engine);
     run::register(&mut engine);
     engine
 }
@@ -206,6 +208,7 @@ impl Script {
             machines: Vec::new(),
             runs: Vec::new(),
             output: Vec::new(),
+            running: None,
             failure: None,
         });
         limits::operation_called();

@@ -22,6 +22,8 @@ pub(crate) struct Session {
     pub(crate) machines: Vec<MachineHandle>,
     pub(crate) runs: Vec<Rc<ScriptRun>>,
     pub(crate) output: Vec<Output>,
+    /// The machine whose run is in progress.
+    pub(crate) running: Option<MachineHandle>,
     /// The error that ended the last run, with its script position.
     pub(crate) failure: Option<ScriptError>,
 }

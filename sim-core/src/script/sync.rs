@@ -1,0 +1,353 @@
+//! Synchronization in scripts: `m.mutex(...)`, `m.semaphore(...)`, … declare
+//! resources with a machine; inside bodies their methods (`lock`, `acquire`,
+//! `send`, …) are operations of the running thread.
+
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, INT};
+
+use super::api::def;
+use super::error::fault;
+use super::machine::MachineHandle;
+use super::{current, session};
+use crate::ids::ResourceId;
+use crate::kernel::Simulation;
+use crate::model::sync::{
+    Barrier, Channel, Condvar, Mutex, MutexOptions, RwLock, RwPrefer, Semaphore, Spinlock,
+};
+
+/// A resource as a script declares it.
+#[derive(Clone, Debug)]
+pub(crate) enum ResourceSpec {
+    Mutex(MutexOptions),
+    Spinlock,
+    Semaphore(u64),
+    RwLock(RwPrefer),
+    Condvar,
+    Barrier(usize),
+    Channel(usize),
+}
+
+/// Declares `spec` in `sim`; ids follow declaration order.
+pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> ResourceId {
+    match *spec {
+        ResourceSpec::Mutex(options) => sim.mutex(name, options).id(),
+        ResourceSpec::Spinlock => sim.spinlock(name).id(),
+        ResourceSpec::Semaphore(permits) => sim.semaphore(name, permits).id(),
+        ResourceSpec::RwLock(prefer) => sim.rwlock(name, prefer).id(),
+        ResourceSpec::Condvar => sim.condvar(name).id(),
+        ResourceSpec::Barrier(parties) => sim.barrier(name, parties).id(),
+        ResourceSpec::Channel(capacity) => sim.channel::<Dynamic>(name, capacity).id(),
+    }
+}
+
+/// A script's handle to one resource of one machine.
+#[derive(Clone, Debug)]
+pub(crate) struct Handle {
+    machine: MachineHandle,
+    id: ResourceId,
+}
+
+impl Handle {
+    /// The resource, checked to belong to the machine that is running.
+    fn id(&self, call: &NativeCallContext) -> Result<ResourceId, Box<EvalAltResult>> {
+        let running = session::with(|s| {
+            s.running
+                .as_ref()
+                .is_some_and(|m| Rc::ptr_eq(m.shared(), self.machine.shared()))
+        });
+        if !running && current::in_body() {
+            return Err(fault(
+                format!("{}() on a resource of another machine", call.fn_name()),
+                Some("a thread can only use the locks, semaphores and channels of its own machine"),
+                call.call_position(),
+            ));
+        }
+        Ok(self.id)
+    }
+}
+
+macro_rules! handle_type {
+    ($($name:ident),*) => {$(
+        /// A script handle (see [`Handle`]).
+        #[derive(Clone, Debug)]
+        pub(crate) struct $name(Handle);
+    )*};
+}
+
+handle_type!(MutexH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, ChannelH);
+
+fn options_map(
+    call: &NativeCallContext,
+    map: &Map,
+    allowed: &[&str],
+    what: &str,
+) -> Result<(), Box<EvalAltResult>> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(fault(
+            format!("{what} has no option `{key}`"),
+            Some(&format!("its options are: {}", allowed.join(", "))),
+            call.call_position(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn flag(
+    call: &NativeCallContext,
+    map: &Map,
+    key: &str,
+    default: bool,
+) -> Result<bool, Box<EvalAltResult>> {
+    match map.get(key) {
+        None => Ok(default),
+        Some(value) => value.as_bool().map_err(|_| {
+            fault(
+                format!("`{key}` must be true or false, not {value}"),
+                None,
+                call.call_position(),
+            )
+        }),
+    }
+}
+
+fn count(
+    call: &NativeCallContext,
+    what: &str,
+    n: INT,
+    min: INT,
+) -> Result<u64, Box<EvalAltResult>> {
+    if n < min {
+        return Err(fault(
+            format!("{what} must be at least {min}, not {n}"),
+            None,
+            call.call_position(),
+        ));
+    }
+    Ok(n as u64)
+}
+
+fn declare(
+    call: &NativeCallContext,
+    machine: &MachineHandle,
+    name: &str,
+    spec: ResourceSpec,
+) -> Result<Handle, Box<EvalAltResult>> {
+    let id = machine.declare_resource(call, name, spec)?;
+    Ok(Handle {
+        machine: machine.clone(),
+        id,
+    })
+}
+
+/// Runs a sync operation on the current thread.
+fn op<R>(
+    call: &NativeCallContext,
+    handle: &Handle,
+    f: impl FnOnce(&crate::kernel::Ctx<'_>, ResourceId) -> R,
+) -> Result<R, Box<EvalAltResult>> {
+    let id = handle.id(call)?;
+    current::operation(call, |ctx| f(ctx, id))
+}
+
+/// Registers the resource types, their constructors and their methods.
+pub(crate) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<MutexH>("Mutex");
+    engine.register_type_with_name::<SpinlockH>("Spinlock");
+    engine.register_type_with_name::<SemaphoreH>("Semaphore");
+    engine.register_type_with_name::<RwLockH>("RwLock");
+    engine.register_type_with_name::<CondvarH>("Condvar");
+    engine.register_type_with_name::<BarrierH>("Barrier");
+    engine.register_type_with_name::<ChannelH>("Channel");
+
+    // ----- declarations -----
+    def(
+        engine,
+        "mutex",
+        &["self: Machine", "name: String", "Mutex"],
+        "Declares a fair mutex: unlock hands it to the oldest waiter.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::Mutex(MutexOptions::default())).map(MutexH)
+        },
+    );
+    def(
+        engine,
+        "mutex",
+        &["self: Machine", "name: String", "options: Map", "Mutex"],
+        "Declares a mutex with #{ fair (default true; false: barging), inherit (priority inheritance) }.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, options: Map| {
+            options_map(&call, &options, &["fair", "inherit"], "a mutex")?;
+            let options = MutexOptions {
+                fair: flag(&call, &options, "fair", true)?,
+                inherit: flag(&call, &options, "inherit", false)?,
+            };
+            declare(&call, m, name, ResourceSpec::Mutex(options)).map(MutexH)
+        },
+    );
+    def(
+        engine,
+        "spinlock",
+        &["self: Machine", "name: String", "Spinlock"],
+        "Declares a spinlock: a waiter keeps its CPU, spinning.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::Spinlock).map(SpinlockH)
+        },
+    );
+    def(
+        engine,
+        "semaphore",
+        &["self: Machine", "name: String", "permits: int", "Semaphore"],
+        "Declares a counting semaphore with `permits` permits; waiters are served FIFO.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, permits: INT| {
+            let permits = count(&call, "a semaphore's permits", permits, 0)?;
+            declare(&call, m, name, ResourceSpec::Semaphore(permits)).map(SemaphoreH)
+        },
+    );
+    def(
+        engine,
+        "rwlock",
+        &["self: Machine", "name: String", "RwLock"],
+        "Declares a reader-writer lock that prefers readers.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::RwLock(RwPrefer::Readers)).map(RwLockH)
+        },
+    );
+    def(
+        engine,
+        "rwlock",
+        &["self: Machine", "name: String", "options: Map", "RwLock"],
+        "Declares a reader-writer lock with #{ prefer: \"readers\" | \"writers\" | \"fifo\" }.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, options: Map| {
+            options_map(&call, &options, &["prefer"], "a rwlock")?;
+            let prefer = match options.get("prefer") {
+                None => RwPrefer::Readers,
+                Some(value) => value
+                    .clone()
+                    .into_string()
+                    .ok()
+                    .and_then(|s| RwPrefer::from_name(&s))
+                    .ok_or_else(|| {
+                        fault(
+                            format!("`prefer` must be \"readers\", \"writers\" or \"fifo\", not {value}"),
+                            None,
+                            call.call_position(),
+                        )
+                    })?,
+            };
+            declare(&call, m, name, ResourceSpec::RwLock(prefer)).map(RwLockH)
+        },
+    );
+    def(
+        engine,
+        "condvar",
+        &["self: Machine", "name: String", "Condvar"],
+        "Declares a condition variable (a notify with no waiter is lost).",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::Condvar).map(CondvarH)
+        },
+    );
+    def(
+        engine,
+        "barrier",
+        &["self: Machine", "name: String", "parties: int", "Barrier"],
+        "Declares a barrier that opens when `parties` threads wait at it.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, parties: INT| {
+            let parties = count(&call, "a barrier's parties", parties, 1)? as usize;
+            declare(&call, m, name, ResourceSpec::Barrier(parties)).map(BarrierH)
+        },
+    );
+    def(
+        engine,
+        "channel",
+        &["self: Machine", "name: String", "capacity: int", "Channel"],
+        "Declares a bounded channel: send waits while it is full, recv while it is empty; works across processes.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, capacity: INT| {
+            let capacity = count(&call, "a channel's capacity", capacity, 1)? as usize;
+            declare(&call, m, name, ResourceSpec::Channel(capacity)).map(ChannelH)
+        },
+    );
+
+    // ----- operations -----
+    macro_rules! locks {
+        ($($ty:ident $wrap:ident $tyname:literal),*) => {$(
+            def(
+                engine,
+                "lock",
+                &[concat!("self: ", $tyname), "()"],
+                "Inside a body: takes the lock, waiting while another thread holds it.",
+                |call: NativeCallContext, h: &mut $ty| op(&call, &h.0, |ctx, id| ctx.lock($wrap(id))),
+            );
+            def(
+                engine,
+                "unlock",
+                &[concat!("self: ", $tyname), "()"],
+                "Inside a body: releases the lock (only its holder may).",
+                |call: NativeCallContext, h: &mut $ty| op(&call, &h.0, |ctx, id| ctx.unlock($wrap(id))),
+            );
+            def(
+                engine,
+                "try_lock",
+                &[concat!("self: ", $tyname), "bool"],
+                "Inside a body: takes the lock if it is free and says whether it did; never waits.",
+                |call: NativeCallContext, h: &mut $ty| op(&call, &h.0, |ctx, id| ctx.try_lock($wrap(id))),
+            );
+        )*};
+    }
+    locks!(MutexH Mutex "Mutex", SpinlockH Spinlock "Spinlock");
+    macro_rules! simple {
+        ($ty:ident $tyname:literal: $($name:literal $method:ident $wrap:ident $doc:literal),*) => {$(
+            def(
+                engine,
+                $name,
+                &[concat!("self: ", $tyname), "()"],
+                $doc,
+                |call: NativeCallContext, h: &mut $ty| op(&call, &h.0, |ctx, id| ctx.$method($wrap(id))),
+            );
+        )*};
+    }
+    simple!(SemaphoreH "Semaphore":
+        "acquire" acquire Semaphore "Inside a body: takes a permit, waiting (FIFO) while there is none.",
+        "release" release Semaphore "Inside a body: gives a permit back (any thread may).");
+    simple!(RwLockH "RwLock":
+        "read_lock" read_lock RwLock "Inside a body: takes the lock for reading.",
+        "read_unlock" read_unlock RwLock "Inside a body: gives back a read hold.",
+        "write_lock" write_lock RwLock "Inside a body: takes the lock for writing.",
+        "write_unlock" write_unlock RwLock "Inside a body: gives back the write hold.");
+    simple!(CondvarH "Condvar":
+        "notify_one" notify_one Condvar "Inside a body: wakes one waiter; lost if none waits.",
+        "notify_all" notify_all Condvar "Inside a body: wakes every waiter; lost if none waits.");
+    simple!(BarrierH "Barrier":
+        "wait" barrier_wait Barrier "Inside a body: waits until every party has arrived.");
+    def(
+        engine,
+        "wait",
+        &["self: Condvar", "mutex: Mutex", "()"],
+        "Inside a body: releases `mutex` (held by this thread), waits for a notify, then takes `mutex` back.",
+        |call: NativeCallContext, cv: &mut CondvarH, mutex: MutexH| {
+            let mutex = mutex.0.id(&call)?;
+            op(&call, &cv.0, |ctx, id| ctx.wait(Condvar(id), Mutex(mutex)))
+        },
+    );
+    def(
+        engine,
+        "send",
+        &["self: Channel", "value: Dynamic", "()"],
+        "Inside a body: sends a value, waiting while the channel is full.",
+        |call: NativeCallContext, ch: &mut ChannelH, value: Dynamic| {
+            op(&call, &ch.0, |ctx, id| {
+                ctx.send(Channel::<Dynamic>::new(id), value)
+            })
+        },
+    );
+    def(
+        engine,
+        "recv",
+        &["self: Channel", "Dynamic"],
+        "Inside a body: receives the oldest value, waiting while the channel is empty.",
+        |call: NativeCallContext, ch: &mut ChannelH| {
+            op(&call, &ch.0, |ctx, id| {
+                ctx.recv(Channel::<Dynamic>::new(id))
+            })
+        },
+    );
+}
