@@ -1,4 +1,14 @@
-//! What a run means, derived from its trace: statistics now; deadlock, race
-//! and starvation analyses beside them later.
+//! What a run means, derived from its trace:
+//!
+//! - [`stats`]: makespan, where each thread's time went, CPU utilisation;
+//! - [`starvation`]: each thread's longest wait for a CPU and for each
+//!   resource, threads over the starvation threshold or that never ran, and
+//!   the fairness of CPU shares (Jain's index).
+//!
+//! Deadlock and race analyses will sit beside them.
 
+pub mod starvation;
 pub mod stats;
+
+#[cfg(test)]
+mod testing;
