@@ -3,10 +3,13 @@
 //! - [`stats`]: makespan, where each thread's time went, CPU utilisation;
 //! - [`starvation`]: each thread's longest wait for a CPU and for each
 //!   resource, threads over the starvation threshold or that never ran, and
-//!   the fairness of CPU shares (Jain's index).
+//!   the fairness of CPU shares (Jain's index);
+//! - [`locks`]: per synchronization resource, acquisitions, contention, wait
+//!   and hold times, channel traffic and lost notifications.
 //!
 //! Deadlock and race analyses will sit beside them.
 
+pub mod locks;
 pub mod starvation;
 pub mod stats;
 

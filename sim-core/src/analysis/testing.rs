@@ -5,7 +5,9 @@ use crate::model::machine::Machine;
 use crate::model::process::ProcessInfo;
 use crate::model::thread::ThreadState;
 use crate::time::{ms, Time};
-use crate::trace::{ResourceInfo, ResourceKind, StateChange, ThreadInfo, Trace};
+use crate::trace::{
+    ResourceInfo, ResourceKind, StateChange, SyncAction, SyncEvent, ThreadInfo, Trace,
+};
 
 /// Builds a trace by hand; times are in milliseconds.
 pub(crate) struct TraceBuilder {
@@ -61,11 +63,29 @@ impl TraceBuilder {
         self
     }
 
-    /// The trace, ending at `end` ms, its state changes sorted by time (stably).
+    /// `thread` does `action` to `resource` at `time` ms.
+    pub(crate) fn sync(
+        &mut self,
+        time: u64,
+        thread: ThreadId,
+        resource: ResourceId,
+        action: SyncAction,
+    ) -> &mut Self {
+        self.trace.sync.push(SyncEvent {
+            time: at(time),
+            thread,
+            resource,
+            action,
+        });
+        self
+    }
+
+    /// The trace, ending at `end` ms, its events sorted by time (stably).
     pub(crate) fn end(&mut self, end: u64) -> Trace {
         let mut trace = self.trace.clone();
         trace.end = at(end);
         trace.states.sort_by_key(|c| c.time);
+        trace.sync.sort_by_key(|e| e.time);
         trace
     }
 }
