@@ -8,7 +8,7 @@
 //!
 //! Data flows one way: [`time`] → [`kernel`] (event queue, dispatch) ←
 //! [`model`] (machine, schedulers, threads, processes, memory) → [`trace`] →
-//! [`analysis`] (stats) → [`plot`] (Gantt charts).
+//! [`analysis`] (stats, starvation, locks) → [`plot`] (Gantt charts).
 //!
 //! ```
 //! use sim_core::{Machine, Simulation, ms};
@@ -34,6 +34,8 @@ pub mod script;
 pub mod time;
 pub mod trace;
 
+pub use analysis::locks::{LockStats, ResourceStats};
+pub use analysis::starvation::{Starvation, ThreadStarvation};
 pub use analysis::stats::Stats;
 pub use error::{BodyError, Misuse, SimError};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
