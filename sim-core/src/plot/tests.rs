@@ -410,3 +410,20 @@ fn a_trace_without_deadlock_is_drawn_as_before() {
         .any(|s| matches!(s, Shape::Line { .. })));
     assert!(!texts(&picture).iter().any(|t| t.contains("deadlock")));
 }
+
+#[test]
+fn a_cycle_through_a_join_reads_join() {
+    use crate::trace::{WaitStep, WaitTarget};
+    let mut trace = deadlock_trace();
+    let dl = trace.deadlock.as_mut().unwrap();
+    dl.cycle[1] = WaitStep {
+        thread: ThreadId(0),
+        target: WaitTarget::Thread(ThreadId(1)),
+        origin: None,
+    };
+    let dl = trace.deadlock.clone().unwrap();
+    assert_eq!(
+        deadlock::cycle_label(&trace, &dl),
+        "deadlock: b → m1 → a → join b"
+    );
+}
