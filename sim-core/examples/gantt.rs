@@ -1,8 +1,10 @@
-//! Gantt charts of four runs, from three threads to a million intervals.
+//! Gantt charts of five runs, from three threads to a million intervals,
+//! and a deadlock.
 //!
 //! Demonstrates: `sim_core::plot::gantt` with titles and markers, rows that
-//! stay readable from 3 to 30 threads, and pixel merging that keeps a trace
-//! of a million intervals fast to draw.
+//! stay readable from 3 to 30 threads, pixel merging that keeps a trace
+//! of a million intervals fast to draw, waits labelled with what they wait
+//! for, and a deadlock cycle drawn from the trace alone.
 //!
 //! ```text
 //!   CPU 0   [alpha  ][beta ][alpha ]...      one row per CPU: who ran
@@ -13,14 +15,21 @@
 //! ```
 //!
 //! Run: `cargo run --release -p sim-core --example gantt [OUT_DIR]`
-//! (default `plots/`), then open `example_3.png`, `example_30.png` and
-//! `example_10k.png`.
+//! (default `plots/`), then open `example_3.png`, `example_30.png`,
+//! `example_10k.png` and `example_deadlock.png`.
 
 use std::path::Path;
 use std::time::Instant;
 
+use sim_core::model::process::ProcessInfo;
 use sim_core::plot::{gantt, ChartFormat, GanttOptions, Marker, MarkerKind};
-use sim_core::{ms, us, Machine, SchedulerKind, Simulation, Span, Time, Trace};
+use sim_core::trace::{
+    Deadlock, ResourceInfo, ResourceKind, StateChange, ThreadInfo, WaitStep, WaitTarget,
+};
+use sim_core::{
+    ms, us, BlockReason, CpuId, Machine, ProcessId, ResourceId, SchedulerKind, Simulation, Span,
+    ThreadId, ThreadState, Time, Trace,
+};
 
 /// A small deterministic sequence for varied durations: 0..n.
 fn pseudo(seed: u64, i: u64, n: u64) -> u64 {
@@ -100,6 +109,112 @@ fn busy(cpus: u16, threads: u64, rounds: u64, quantum: Span) -> Trace {
     run(sim)
 }
 
+/// A deadlock, built by hand as the kernel records one: on two CPUs, `a`
+/// holds m1 and waits for m2 from 3ms; `b` holds m2, sleeps, and waits for
+/// m1 at 7ms, which closes the cycle. Around them `d` spins on a spinlock
+/// `c` holds, `c` waits for a semaphore and then joins `a`, forever.
+fn deadlock() -> Trace {
+    use BlockReason::{Join, Lock, Semaphore, Sleep};
+    use ThreadState::{Blocked, Done, Ready, Running, Spin, Switch};
+    let names = ["a", "b", "c", "d", "e"];
+    let resources = [
+        ("m1", ResourceKind::Mutex),
+        ("m2", ResourceKind::Mutex),
+        ("sl", ResourceKind::Spinlock),
+        ("permits", ResourceKind::Semaphore),
+    ];
+    let [m1, m2, sl, permits] = [0, 1, 2, 3].map(ResourceId);
+    let [a, b, c, d, e] = [0, 1, 2, 3, 4];
+    // (time in µs, thread, state, cpu)
+    let changes = [
+        (0, a, Running, Some(0)),
+        (0, b, Running, Some(1)),
+        (0, c, Ready, None),
+        (0, d, Ready, None),
+        (0, e, Ready, None),
+        (2000, b, Blocked(Sleep), None),
+        (2000, d, Switch, Some(1)),
+        (2050, d, Running, Some(1)),
+        (3000, a, Blocked(Lock(m2)), None),
+        (3000, c, Switch, Some(0)),
+        (3050, c, Running, Some(0)),
+        (3500, d, Spin(sl), Some(1)),
+        (5000, b, Ready, None),
+        (5000, d, Ready, None),
+        (5000, b, Switch, Some(1)),
+        (5050, b, Running, Some(1)),
+        (6000, c, Blocked(Semaphore(permits)), None),
+        (6000, e, Switch, Some(0)),
+        (6050, e, Running, Some(0)),
+        (7000, b, Blocked(Lock(m1)), None),
+        (7000, d, Switch, Some(1)),
+        (7050, d, Running, Some(1)),
+        (8000, c, Ready, None),
+        (8000, e, Done, None),
+        (8000, c, Switch, Some(0)),
+        (8050, c, Running, Some(0)),
+        (8500, c, Blocked(Join(ThreadId(a))), None),
+        (9500, d, Done, None),
+    ];
+    Trace {
+        machine: Machine {
+            cpus: 2,
+            ..Machine::default()
+        },
+        processes: vec![ProcessInfo {
+            name: "main".to_string(),
+        }],
+        threads: names
+            .iter()
+            .map(|name| ThreadInfo {
+                name: name.to_string(),
+                process: ProcessId(0),
+                parent: None,
+                created: Time::ZERO,
+                priority: 0,
+                nice: 0,
+            })
+            .collect(),
+        states: changes
+            .iter()
+            .map(|&(t, thread, state, cpu)| StateChange {
+                time: Time(us(t).as_nanos()),
+                thread: ThreadId(thread),
+                state,
+                cpu: cpu.map(CpuId),
+                origin: None,
+            })
+            .collect(),
+        logs: Vec::new(),
+        origins: Vec::new(),
+        variables: Vec::new(),
+        resources: resources
+            .iter()
+            .map(|&(name, kind)| ResourceInfo {
+                name: name.to_string(),
+                kind,
+            })
+            .collect(),
+        sync: Vec::new(),
+        deadlock: Some(Deadlock {
+            time: Time(ms(7).as_nanos()),
+            cycle: vec![
+                WaitStep {
+                    thread: ThreadId(b),
+                    target: WaitTarget::Resource(m1),
+                    origin: None,
+                },
+                WaitStep {
+                    thread: ThreadId(a),
+                    target: WaitTarget::Resource(m2),
+                    origin: None,
+                },
+            ],
+        }),
+        end: Time(us(9500).as_nanos()),
+    }
+}
+
 fn run(sim: Simulation) -> Trace {
     let run = sim.run();
     assert!(run.completed(), "{:?}", run.outcome);
@@ -157,6 +272,14 @@ fn main() {
     let path = dir.join("example_3.svg");
     gantt(&trace, &path, &options).expect("the chart is written");
     println!("{}", path.display());
+
+    draw(
+        &deadlock(),
+        dir,
+        "example_deadlock.png",
+        "two threads, two mutexes",
+        Vec::new(),
+    );
 
     let trace = thirty_threads();
     draw(

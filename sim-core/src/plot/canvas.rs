@@ -2,14 +2,15 @@
 //! PNG or SVG bytes through plotters.
 //!
 //! The chart is laid out once, as data ([`Picture`]); each backend only
-//! replays the list. Rectangles and text are all a Gantt chart needs, and
+//! replays the list. Rectangles and text are nearly all a Gantt chart needs
+//! (thin straight lines hatch the bars of a deadlock), and
 //! plain pixel coordinates keep a million-interval trace cheap: there is no
 //! chart coordinate system to map through.
 
 use plotters::backend::{BitMapBackend, DrawingBackend, SVGBackend};
 use plotters::coord::Shift;
 use plotters::drawing::{DrawingArea, DrawingAreaErrorKind, IntoDrawingArea};
-use plotters::element::{Rectangle, Text};
+use plotters::element::{PathElement, Rectangle, Text};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, RGBColor};
 
@@ -33,6 +34,12 @@ pub(crate) enum Shape {
         y0: i32,
         x1: i32,
         y1: i32,
+        color: RGBColor,
+    },
+    /// A straight line one pixel wide from `from` to `to`, both included.
+    Line {
+        from: (i32, i32),
+        to: (i32, i32),
         color: RGBColor,
     },
     /// A line of text whose middle is at height `y`.
@@ -66,6 +73,11 @@ impl Picture {
                 color,
             });
         }
+    }
+
+    /// Adds a straight line one pixel wide.
+    pub(crate) fn line(&mut self, from: (i32, i32), to: (i32, i32), color: RGBColor) {
+        self.shapes.push(Shape::Line { from, to, color });
     }
 
     /// Adds a text centred vertically on `y`; empty ones are dropped.
@@ -140,6 +152,9 @@ impl Picture {
                     y1,
                     color,
                 } => root.draw(&Rectangle::new([(x0, y0), (x1, y1)], color.filled()))?,
+                &Shape::Line { from, to, color } => {
+                    root.draw(&PathElement::new(vec![from, to], color.stroke_width(1)))?
+                }
                 Shape::Text {
                     text,
                     x,

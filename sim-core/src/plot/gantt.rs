@@ -8,6 +8,12 @@
 //! the state that covers most of their time. Row labels are left out where
 //! rows are too thin to hold one each: every k-th row is labelled then, with
 //! a tick mark.
+//!
+//! Bars of waits on a resource or a thread carry its name where they are
+//! wide enough, as CPU bars carry the thread's; both are placed on the
+//! merged bars, so only bars that survive pixel merging are labelled. The
+//! waits of a deadlocked cycle are hatched and framed from where each
+//! thread blocked to the end (see [`super::deadlock`]).
 
 use std::ops::Range;
 
@@ -15,13 +21,15 @@ use plotters::style::RGBColor;
 
 use super::axis;
 use super::canvas::{Align, Picture};
+use super::deadlock;
 use super::font;
 use super::merge::{merge_overlapping, merge_sorted, Columns, Segment};
 use super::palette::{self, Shade};
 use super::{GanttOptions, Marker, MarkerKind};
 use crate::ids::ThreadId;
+use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::Time;
-use crate::trace::Trace;
+use crate::trace::{Interval, Trace, WaitTarget};
 
 /// Space around the chart.
 const MARGIN: i32 = 16;
@@ -54,6 +62,12 @@ const SECTION_GAP: i32 = 12;
 const MARKER_LANE: i32 = 18;
 /// Lanes of marker labels before labels may overlap.
 const MAX_MARKER_LANES: usize = 3;
+/// Marker labels longer than this are cut; deadlock labels spell a cycle
+/// and get [`DEADLOCK_LABEL_MAX`].
+const MARKER_LABEL_MAX: u32 = 240;
+const DEADLOCK_LABEL_MAX: u32 = 560;
+/// Distance between the hatch lines of a deadlocked wait.
+const HATCH_STEP: i32 = 8;
 
 /// How `n` things share rows: `per` things a row, `rows` rows, `height`
 /// pixels each.
@@ -107,6 +121,11 @@ type Timed<K> = (Time, Time, K);
 struct Spans {
     /// Per thread, its states.
     threads: Vec<Vec<Timed<Shade>>>,
+    /// Per thread, its waits on a resource or a thread, for the labels.
+    waits: Vec<Vec<Timed<(Shade, WaitTarget)>>>,
+    /// Per thread of a deadlocked cycle, when it blocked for good and the
+    /// shade of that wait.
+    deadlocked: Vec<Option<(Time, Shade)>>,
     /// Per CPU, who was on it and in which state, in time order.
     cpus: Vec<Vec<Timed<(ThreadId, Shade)>>>,
     /// Which shades occur, for the legend.
@@ -114,19 +133,29 @@ struct Spans {
 }
 
 impl Spans {
-    fn of(trace: &Trace) -> Spans {
-        let intervals = trace.thread_intervals();
+    /// The spans of `trace` drawn up to `end`; unfinished threads stay in
+    /// their last state past the end of the run.
+    fn of(trace: &Trace, end: Time) -> Spans {
+        let mut intervals = trace.thread_intervals();
+        if end > trace.end {
+            extend_to(trace, &mut intervals, end);
+        }
         let mut present = [false; Shade::COUNT];
         let mut threads = Vec::with_capacity(intervals.len());
+        let mut waits = Vec::with_capacity(intervals.len());
         let mut cpus: Vec<Vec<_>> = vec![Vec::new(); usize::from(trace.machine.cpus)];
         for list in &intervals {
             let mut spans = Vec::with_capacity(list.len());
+            let mut thread_waits = Vec::new();
             for iv in list {
                 let Some(shade) = Shade::of(iv.state) else {
                     continue;
                 };
                 present[shade.index()] = true;
                 spans.push((iv.start, iv.end, shade));
+                if let Some(target) = wait_target(iv.state) {
+                    thread_waits.push((iv.start, iv.end, (shade, target)));
+                }
                 if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
                     if let Some(row) = cpus.get_mut(cpu.index()) {
                         row.push((iv.start, iv.end, (iv.thread, shade)));
@@ -134,15 +163,69 @@ impl Spans {
                 }
             }
             threads.push(spans);
+            waits.push(thread_waits);
         }
         for row in &mut cpus {
             row.sort_by_key(|&(start, end, _)| (start, end));
         }
+        let last = deadlock::last_changes(trace);
+        let deadlocked = deadlock::blocked_since(trace)
+            .into_iter()
+            .zip(&last)
+            .map(|(since, last)| Some((since?, Shade::of((*last)?.state)?)))
+            .collect();
         Spans {
             threads,
+            waits,
+            deadlocked,
             cpus,
             present,
         }
+    }
+}
+
+/// Keeps every unfinished thread in its last state from the end of the run
+/// on to `end`.
+fn extend_to(trace: &Trace, intervals: &mut [Vec<Interval>], end: Time) {
+    for (list, last) in intervals.iter_mut().zip(deadlock::last_changes(trace)) {
+        let Some(change) = last else { continue };
+        if change.state == ThreadState::Done || change.time >= end {
+            continue;
+        }
+        match list.last_mut() {
+            Some(iv) if iv.start == change.time && iv.state == change.state => iv.end = end,
+            _ => list.push(Interval {
+                thread: change.thread,
+                state: change.state,
+                cpu: change.cpu,
+                origin: change.origin,
+                start: change.time,
+                end,
+            }),
+        }
+    }
+}
+
+/// What a state waits for, when its bar is labelled with it: the resource
+/// of a spin or of a wait on synchronization, the thread of a join. Waits on
+/// the outside world (io, epoll, sleep, the GIL) are left unlabelled.
+fn wait_target(state: ThreadState) -> Option<WaitTarget> {
+    match state {
+        ThreadState::Spin(r) => Some(WaitTarget::Resource(r)),
+        ThreadState::Blocked(reason) => match reason {
+            BlockReason::Lock(r)
+            | BlockReason::Semaphore(r)
+            | BlockReason::RwLock(r)
+            | BlockReason::Condvar(r)
+            | BlockReason::Barrier(r)
+            | BlockReason::Channel(r) => Some(WaitTarget::Resource(r)),
+            BlockReason::Join(t) => Some(WaitTarget::Thread(t)),
+            BlockReason::Sleep
+            | BlockReason::Io(_)
+            | BlockReason::Gil(_)
+            | BlockReason::Epoll(_) => None,
+        },
+        _ => None,
     }
 }
 
@@ -157,8 +240,9 @@ struct Placed<'a> {
 
 /// Lays out the Gantt chart of `trace`.
 pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
-    let end = Time(trace.end.max(trace.makespan()).as_nanos().max(1));
-    let spans = Spans::of(trace);
+    let end = deadlock::chart_end(trace);
+    let spans = Spans::of(trace, end);
+    let markers = deadlock::markers(trace, &options.markers);
     let cpu_fit = fit(
         usize::from(trace.machine.cpus),
         CPU_AREA,
@@ -188,7 +272,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let x1 = (width - RIGHT).max(x0 + 1);
     let columns = Columns::new(end, (x1 - x0) as u32);
     let x_at = |t: Time| (x0 + columns.edge(t.min(end)) as i32).min(x1 - 1);
-    let (placed, lanes) = place_markers(&options.markers, x_at, width);
+    let (placed, lanes) = place_markers(&markers, x_at, width);
 
     // Vertical geometry, top down.
     let mut pic = Picture {
@@ -207,7 +291,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         Align::Left,
         palette::INK,
     );
-    let mut kinds: Vec<MarkerKind> = options.markers.iter().map(|m| m.kind).collect();
+    let mut kinds: Vec<MarkerKind> = markers.iter().map(|m| m.kind).collect();
     kinds.sort();
     kinds.dedup();
     let lanes_top = legend(&mut pic, &spans.present, &kinds, MARGIN + 34, width);
@@ -242,8 +326,12 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         let x = x_at(tick.time);
         pic.rect(x, y0, x + 1, y1, palette::GRID);
     }
+    // Bar labels keep clear of the marker lines.
+    let mut avoid: Vec<i32> = placed.iter().map(|p| p.x).collect();
+    avoid.sort_unstable();
+    avoid.dedup();
     for row in &rows {
-        draw_row(&mut pic, row, trace, &spans, columns, x0);
+        draw_row(&mut pic, row, trace, &spans, (columns, x0), &avoid);
     }
     pic.rect(x0, y1, x1, y1 + 1, palette::INK);
     for tick in &ticks {
@@ -289,7 +377,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         pic.text(p.text.clone(), (tx, label_y), SMALL_SIZE, p.align, color);
     }
     pic.text(
-        notes(trace, cpu_fit, thread_fit),
+        notes(trace, end, cpu_fit, thread_fit),
         (x0, y1 + 40),
         SMALL_SIZE,
         Align::Left,
@@ -363,7 +451,12 @@ fn place_markers(
     let mut placed = Vec::with_capacity(sorted.len());
     for marker in sorted {
         let x = x_at(marker.time);
-        let text = font::truncate(&marker.label, SMALL_SIZE, 240);
+        let max = match marker.kind {
+            MarkerKind::Deadlock => DEADLOCK_LABEL_MAX,
+            _ => MARKER_LABEL_MAX,
+        };
+        let max = max.min((width - 2 * MARGIN) as u32);
+        let text = font::truncate(&marker.label, SMALL_SIZE, max);
         let w = font::width(&text, SMALL_SIZE) as i32;
         let (left, align) = if x + 4 + w <= width - MARGIN {
             (x + 4, Align::Left)
@@ -427,7 +520,7 @@ fn outline_rows(
 }
 
 /// The line under the axis: the machine, and how rows were thinned.
-fn notes(trace: &Trace, cpu_fit: Fit, thread_fit: Fit) -> String {
+fn notes(trace: &Trace, end: Time, cpu_fit: Fit, thread_fit: Fit) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let cpus = usize::from(trace.machine.cpus);
     let threads = trace.threads.len();
@@ -449,11 +542,26 @@ fn notes(trace: &Trace, cpu_fit: Fit, thread_fit: Fit) -> String {
             ordinal(thread_fit.every)
         ));
     }
+    if let Some(dl) = &trace.deadlock {
+        let mut note = format!("deadlock at {}", dl.time);
+        if end > trace.end {
+            note.push_str(&format!(", run ended at {}", trace.end));
+        }
+        notes.push(note);
+    }
     notes.join(" · ")
 }
 
-/// Draws the bars of one row.
-fn draw_row(pic: &mut Picture, row: &Row, trace: &Trace, spans: &Spans, columns: Columns, x0: i32) {
+/// Draws the bars of one row, `x0` being the page column of the columns'
+/// first; labels on them keep clear of the page columns `avoid`.
+fn draw_row(
+    pic: &mut Picture,
+    row: &Row,
+    trace: &Trace,
+    spans: &Spans,
+    (columns, x0): (Columns, i32),
+    avoid: &[i32],
+) {
     let h = row.height as i32;
     let pad = match h {
         20.. => 4,
@@ -462,14 +570,33 @@ fn draw_row(pic: &mut Picture, row: &Row, trace: &Trace, spans: &Spans, columns:
         _ => 0,
     };
     let (top, bottom) = (row.y + pad, row.y + h - pad);
-    let mut bar = |seg_x0: u32, seg_x1: u32, color: RGBColor| {
+    let bar = |pic: &mut Picture, seg_x0: u32, seg_x1: u32, color: RGBColor| {
         pic.rect(x0 + seg_x0 as i32, top, x0 + seg_x1 as i32, bottom, color);
     };
     match &row.content {
         Content::Threads(range) if range.len() == 1 => {
-            for seg in merge_sorted(spans.threads[range.start].iter().copied(), columns) {
-                bar(seg.x0, seg.x1, seg.key.color());
+            let t = range.start;
+            let merged = merge_sorted(spans.threads[t].iter().copied(), columns);
+            for seg in &merged {
+                bar(pic, seg.x0, seg.x1, seg.key.color());
             }
+            let hatched = spans.deadlocked[t].map(|(since, shade)| {
+                let from = columns.edge(since).min(columns.width().saturating_sub(1));
+                let (xs, xe) = (x0 + from as i32, x0 + columns.width() as i32);
+                deadlocked_wait(pic, (xs, xe), (top, bottom), pad, shade);
+                from
+            });
+            wait_labels(
+                pic,
+                &merged,
+                &spans.waits[t],
+                trace,
+                columns,
+                (top, bottom),
+                x0,
+                hatched,
+                avoid,
+            );
         }
         Content::Threads(range) => {
             let spans = spans.threads[range.clone()].iter().flatten();
@@ -479,15 +606,15 @@ fn draw_row(pic: &mut Picture, row: &Row, trace: &Trace, spans: &Spans, columns:
                 Shade::COUNT,
             );
             for seg in merged {
-                bar(seg.x0, seg.x1, Shade::ALL[seg.key].color());
+                bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
             }
         }
         Content::Cpus(range) if range.len() == 1 => {
             let merged = merge_sorted(spans.cpus[range.start].iter().copied(), columns);
             for seg in &merged {
-                bar(seg.x0, seg.x1, seg.key.1.color());
+                bar(pic, seg.x0, seg.x1, seg.key.1.color());
             }
-            cpu_details(pic, &merged, trace, (top, bottom), x0);
+            cpu_details(pic, &merged, trace, (top, bottom), x0, avoid);
         }
         Content::Cpus(range) => {
             let spans = spans.cpus[range.clone()].iter().flatten();
@@ -497,9 +624,138 @@ fn draw_row(pic: &mut Picture, row: &Row, trace: &Trace, spans: &Spans, columns:
                 Shade::COUNT,
             );
             for seg in merged {
-                bar(seg.x0, seg.x1, Shade::ALL[seg.key].color());
+                bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
             }
         }
+    }
+}
+
+/// Marks the wait of a deadlocked thread over `[xs, xe)`: diagonal hatch
+/// lines across the bar, in the colour that reads on it, and a red frame in
+/// the row's padding when there is room for one.
+fn deadlocked_wait(
+    pic: &mut Picture,
+    (xs, xe): (i32, i32),
+    (top, bottom): (i32, i32),
+    pad: i32,
+    shade: Shade,
+) {
+    let red = marker_color(MarkerKind::Deadlock);
+    if pad >= 2 {
+        pic.rect(xs - 2, top - 2, xe + 2, top, red);
+        pic.rect(xs - 2, bottom, xe + 2, bottom + 2, red);
+        pic.rect(xs - 2, top, xs, bottom, red);
+        pic.rect(xe, top, xe + 2, bottom, red);
+    }
+    let h = bottom - top;
+    if h < 6 {
+        return;
+    }
+    let ink = palette::text_on(shade.color());
+    // Lines rise to the right at 45 degrees, two pixels wide, clipped to
+    // the bar: line `x` runs through (x + k, bottom - 1 - k).
+    let mut x = xs - h;
+    while x < xe {
+        for dx in 0..2 {
+            let start = x + dx;
+            let lo = (xs - start).max(0);
+            let hi = (xe - 1 - start).min(h - 1);
+            if lo <= hi {
+                pic.line(
+                    (start + lo, bottom - 1 - lo),
+                    (start + hi, bottom - 1 - hi),
+                    ink,
+                );
+            }
+        }
+        x += HATCH_STEP;
+    }
+}
+
+/// On a thread row: the name of what a wait waits for, on bars wide enough
+/// to hold it. A merged bar takes the target that covers most of its time,
+/// followed by "+n" when it also holds waits on `n` other targets. Labels
+/// over the hatch of a deadlocked wait (from column `hatched` on) sit on a
+/// box of the bar's colour.
+#[allow(clippy::too_many_arguments)]
+fn wait_labels(
+    pic: &mut Picture,
+    merged: &[Segment<Shade>],
+    waits: &[Timed<(Shade, WaitTarget)>],
+    trace: &Trace,
+    columns: Columns,
+    (top, bottom): (i32, i32),
+    x0: i32,
+    hatched: Option<u32>,
+    avoid: &[i32],
+) {
+    if bottom - top < 10 || waits.is_empty() {
+        return;
+    }
+    let size = if bottom - top >= 14 { SMALL_SIZE } else { 10.0 };
+    let name = |t: ThreadId| {
+        trace
+            .threads
+            .get(t.index())
+            .map_or("?", |i| i.name.as_str())
+    };
+    for seg in merged {
+        let w = seg.x1 - seg.x0;
+        if w < 16 {
+            continue;
+        }
+        let (t0, t1) = (columns.time(seg.x0), columns.time(seg.x1));
+        // Cover of each target of this shade inside the bar, in order of
+        // first appearance.
+        let mut cover: Vec<(WaitTarget, u64)> = Vec::new();
+        let first = waits.partition_point(|&(_, end, _)| end <= t0);
+        for &(start, end, (shade, target)) in waits[first..].iter().take_while(|w| w.0 < t1) {
+            if shade != seg.key {
+                continue;
+            }
+            let amount = end.min(t1).as_nanos() - start.max(t0).as_nanos();
+            match cover.iter_mut().find(|(t, _)| *t == target) {
+                Some(entry) => entry.1 += amount,
+                None => cover.push((target, amount)),
+            }
+        }
+        let Some(&(target, _)) = cover
+            .iter()
+            .enumerate()
+            .max_by(|(i, a), (j, b)| a.1.cmp(&b.1).then(j.cmp(i)))
+            .map(|(_, c)| c)
+        else {
+            continue;
+        };
+        let mut text = match target {
+            WaitTarget::Resource(r) => trace.resource_name(r).to_string(),
+            WaitTarget::Thread(t) => format!("join {}", name(t)),
+        };
+        if cover.len() > 1 {
+            text.push_str(&format!(" +{}", cover.len() - 1));
+        }
+        let (left, right) = (x0 + seg.x0 as i32, x0 + seg.x1 as i32);
+        let Some((shown, mid)) = fit_label(&text, size, (left, right), 8, avoid) else {
+            continue;
+        };
+        let color = seg.key.color();
+        if hatched.is_some_and(|from| seg.x1 > from) {
+            let half = font::width(&shown, size) as i32 / 2 + 3;
+            pic.rect(
+                (mid - half).max(left),
+                top,
+                (mid + half).min(right),
+                bottom,
+                color,
+            );
+        }
+        pic.text(
+            shown,
+            (mid, (top + bottom) / 2),
+            size,
+            Align::Center,
+            palette::text_on(color),
+        );
     }
 }
 
@@ -511,6 +767,7 @@ fn cpu_details(
     trace: &Trace,
     (top, bottom): (i32, i32),
     x0: i32,
+    avoid: &[i32],
 ) {
     let size = if bottom - top >= 14 { SMALL_SIZE } else { 10.0 };
     for (i, seg) in merged.iter().enumerate() {
@@ -531,9 +788,8 @@ fn cpu_details(
             let Some(info) = trace.threads.get(seg.key.0.index()) else {
                 continue;
             };
-            let name = font::truncate(&info.name, size, w - 12);
-            if name == info.name || name.chars().count() >= 4 {
-                let mid = x0 + (seg.x0 + seg.x1) as i32 / 2;
+            let bar = (x0 + seg.x0 as i32, x0 + seg.x1 as i32);
+            if let Some((name, mid)) = fit_label(&info.name, size, bar, 12, avoid) {
                 pic.text(
                     name,
                     (mid, (top + bottom) / 2),
@@ -544,6 +800,56 @@ fn cpu_details(
             }
         }
     }
+}
+
+/// Where a label fits on a bar over the page columns `[left, right)`, clear
+/// of the marker lines at the sorted columns `avoid`: the text, cut to fit
+/// `margin` pixels short of the gap it goes in, and the middle of that gap.
+/// The gap that shows the most of the text wins, then the one nearest the
+/// middle of the bar, then the leftmost; with no line across the bar that is
+/// the whole bar. `None` when no gap holds the whole text or at least four
+/// characters of it.
+fn fit_label(
+    text: &str,
+    size: f64,
+    (left, right): (i32, i32),
+    margin: i32,
+    avoid: &[i32],
+) -> Option<(String, i32)> {
+    // A marker line covers x - 2 ..= x + 2, on a white band; keep one more
+    // pixel clear on each side.
+    let mut gaps = Vec::new();
+    let mut start = left;
+    for &x in avoid {
+        if x + 4 > start && x - 3 < right {
+            if x - 3 > start {
+                gaps.push((start, x - 3));
+            }
+            start = start.max(x + 4);
+        }
+    }
+    if start < right {
+        gaps.push((start, right));
+    }
+    let mid = (left + right) / 2;
+    let mut best: Option<(String, i32, (usize, i32))> = None;
+    for (l, r) in gaps {
+        let room = r - l - margin;
+        if room <= 0 {
+            continue;
+        }
+        let shown = font::truncate(text, size, room as u32);
+        let count = shown.chars().count();
+        if shown.is_empty() || (shown != text && count < 4) {
+            continue;
+        }
+        let center = (l + r) / 2;
+        let rank = (count, -(center - mid).abs());
+        if best.as_ref().is_none_or(|b| rank > b.2) {
+            best = Some((shown, center, rank));
+        }
+    }
+    best.map(|(shown, center, _)| (shown, center))
 }
 
 /// Draws the legend from `y` down, wrapping at the page width: the states

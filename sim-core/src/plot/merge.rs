@@ -40,6 +40,13 @@ impl Columns {
         ((self.scaled(t) + self.unit() / 2) / self.unit()) as u32
     }
 
+    /// The time at the left edge of column `x` (rounded down); `width` gives
+    /// the end.
+    pub(crate) fn time(self, x: u32) -> Time {
+        let x = u128::from(x.min(self.width));
+        Time((x * u128::from(self.end) / u128::from(self.width)) as u64)
+    }
+
     /// `t` (clamped to the end) in the scaled space.
     fn scaled(self, t: Time) -> u128 {
         u128::from(t.as_nanos().min(self.end)) * u128::from(self.width)

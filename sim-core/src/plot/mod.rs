@@ -4,7 +4,11 @@
 //! one row per thread (its state over time, one colour per state), a legend
 //! of the states that occur, a time axis in units that suit the run, and
 //! [`Marker`]s: vertical lines at instants of interest, with the threads
-//! involved outlined.
+//! involved outlined. Waits on a lock, semaphore, rwlock, condvar, barrier,
+//! channel or spinlock carry the resource's name where the bar is wide
+//! enough, joins the joined thread's ("join b"). A deadlock the trace
+//! recorded is drawn without being asked: a marker that spells the cycle,
+//! its threads outlined and their waits hatched and framed in red.
 //!
 //! Charts are deterministic: the same trace and options give the same bytes.
 //! Text uses a font compiled into the library, so a PNG looks the same on a
@@ -27,6 +31,7 @@
 
 mod axis;
 mod canvas;
+mod deadlock;
 mod font;
 mod gantt;
 mod merge;
@@ -69,7 +74,9 @@ pub struct GanttOptions {
     /// [`GanttOptions::MAX_WIDTH`]; the height follows from the number of
     /// rows. Default 1600.
     pub width: u32,
-    /// Instants to mark, such as a deadlock or a race.
+    /// Instants to mark, such as a race or a failure. The trace's deadlock,
+    /// if any, is marked without being listed here; a deadlock marker listed
+    /// at the same time replaces that one (and outlines the cycle too).
     pub markers: Vec<Marker>,
 }
 

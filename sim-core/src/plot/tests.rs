@@ -146,7 +146,7 @@ fn the_legend_lists_only_states_that_occur() {
         .iter()
         .filter_map(|s| match s {
             Shape::Text { text, .. } => Some(text.as_str()),
-            Shape::Rect { .. } => None,
+            Shape::Rect { .. } | Shape::Line { .. } => None,
         })
         .collect();
     for name in ["running", "ready", "switch", "sleep", "join"] {
@@ -207,7 +207,7 @@ fn thousands_of_threads_share_rows_and_keep_the_chart_bounded() {
         .iter()
         .filter_map(|s| match s {
             Shape::Text { text, .. } => Some(text.as_str()),
-            Shape::Rect { .. } => None,
+            Shape::Rect { .. } | Shape::Line { .. } => None,
         })
         .collect();
     assert!(texts.contains(&"t0 … t2"), "{:?}", &texts[..20]);
@@ -246,4 +246,184 @@ fn an_empty_trace_still_draws() {
     let (width, _, _) = decode(&path);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(width, 1600);
+}
+
+/// Two threads on two CPUs, each holding one mutex and blocked on the
+/// other's: a locks m1 and waits for m2 from 3ms, b locks m2 and waits for
+/// m1 from 4ms, and the run ends there. Built by hand, as the kernel would
+/// record it.
+fn deadlock_trace() -> Trace {
+    use crate::model::process::ProcessInfo;
+    use crate::trace::{
+        Deadlock, ResourceInfo, ResourceKind, StateChange, ThreadInfo, WaitStep, WaitTarget,
+    };
+    use crate::{BlockReason, CpuId, ResourceId, ThreadState};
+
+    let mut trace = Trace::new(Machine {
+        cpus: 2,
+        ..Machine::default()
+    });
+    trace.processes.push(ProcessInfo {
+        name: "main".into(),
+    });
+    for name in ["a", "b"] {
+        trace.threads.push(ThreadInfo {
+            name: name.into(),
+            process: crate::ProcessId(0),
+            parent: None,
+            created: Time::ZERO,
+            priority: 0,
+            nice: 0,
+        });
+    }
+    for name in ["m1", "m2"] {
+        trace.resources.push(ResourceInfo {
+            name: name.into(),
+            kind: ResourceKind::Mutex,
+        });
+    }
+    let (m1, m2) = (ResourceId(0), ResourceId(1));
+    let change = |t: u64, thread: u32, state: ThreadState| StateChange {
+        time: Time(ms(t).as_nanos()),
+        thread: ThreadId(thread),
+        state,
+        cpu: state.on_cpu().then_some(CpuId(thread as u16)),
+        origin: None,
+    };
+    trace.states = vec![
+        change(0, 0, ThreadState::Running),
+        change(0, 1, ThreadState::Running),
+        change(3, 0, ThreadState::Blocked(BlockReason::Lock(m2))),
+        change(4, 1, ThreadState::Blocked(BlockReason::Lock(m1))),
+    ];
+    trace.deadlock = Some(Deadlock {
+        time: Time(ms(4).as_nanos()),
+        cycle: vec![
+            WaitStep {
+                thread: ThreadId(1),
+                target: WaitTarget::Resource(m1),
+                origin: None,
+            },
+            WaitStep {
+                thread: ThreadId(0),
+                target: WaitTarget::Resource(m2),
+                origin: None,
+            },
+        ],
+    });
+    trace.end = Time(ms(4).as_nanos());
+    trace
+}
+
+fn texts(picture: &canvas::Picture) -> Vec<&str> {
+    picture
+        .shapes
+        .iter()
+        .filter_map(|s| match s {
+            Shape::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_deadlock_is_drawn_deterministically_with_its_cycle_and_resources() {
+    for format in [ChartFormat::Png, ChartFormat::Svg] {
+        let options = GanttOptions {
+            title: "deadlock".into(),
+            format,
+            ..GanttOptions::default()
+        };
+        let (a, b) = (temp_path("dl-a"), temp_path("dl-b"));
+        gantt(&deadlock_trace(), &a, &options).unwrap();
+        gantt(&deadlock_trace(), &b, &options).unwrap();
+        let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        std::fs::remove_file(&a).unwrap();
+        std::fs::remove_file(&b).unwrap();
+        assert!(bytes_a == bytes_b, "{format:?} differs");
+        if format == ChartFormat::Svg {
+            let svg = String::from_utf8(bytes_a).unwrap();
+            for word in ["m1", "m2", "deadlock: b → m1 → a → m2 → b"] {
+                assert!(svg.contains(word), "{word} missing");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_deadlock_gets_a_marker_outlines_hatch_and_a_legend_entry() {
+    let trace = deadlock_trace();
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    let texts = texts(&picture);
+    for text in ["deadlock", "deadlock: b → m1 → a → m2 → b", "m1", "m2"] {
+        assert!(texts.contains(&text), "{text} missing from {texts:?}");
+    }
+    assert!(texts.iter().any(|t| t.contains("run ended at 4ms")));
+    let lines = picture
+        .shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Line { .. }))
+        .count();
+    assert!(lines > 20, "{lines} hatch lines");
+    // The blocked bars run past the end of the run, so b's wait shows.
+    let red = plotters::style::RGBColor(0xe0, 0x10, 0x10);
+    let red_rects = picture
+        .shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Rect { color, .. } if *color == red))
+        .count();
+    // Row outline (4), two bar frames (8), marker line, legend swatch.
+    assert_eq!(red_rects, 14);
+
+    // The caller's deadlock marker at the same time replaces the cycle's.
+    let options = GanttOptions {
+        markers: vec![Marker {
+            time: Time(ms(4).as_nanos()),
+            label: "stuck".into(),
+            threads: vec![],
+            kind: MarkerKind::Deadlock,
+        }],
+        ..GanttOptions::default()
+    };
+    let picture = gantt::layout(&trace, &options);
+    let texts = self::texts(&picture);
+    assert!(texts.contains(&"stuck"));
+    assert!(
+        !texts.iter().any(|t| t.starts_with("deadlock:")),
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| **t == "deadlock").count(),
+        1,
+        "one legend entry"
+    );
+}
+
+#[test]
+fn a_trace_without_deadlock_is_drawn_as_before() {
+    let trace = small_trace();
+    assert!(trace.deadlock.is_none());
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    assert!(!picture
+        .shapes
+        .iter()
+        .any(|s| matches!(s, Shape::Line { .. })));
+    assert!(!texts(&picture).iter().any(|t| t.contains("deadlock")));
+}
+
+#[test]
+fn a_cycle_through_a_join_reads_join() {
+    use crate::trace::{WaitStep, WaitTarget};
+    let mut trace = deadlock_trace();
+    let dl = trace.deadlock.as_mut().unwrap();
+    dl.cycle[1] = WaitStep {
+        thread: ThreadId(0),
+        target: WaitTarget::Thread(ThreadId(1)),
+        origin: None,
+    };
+    let dl = trace.deadlock.clone().unwrap();
+    assert_eq!(
+        deadlock::cycle_label(&trace, &dl),
+        "deadlock: b → m1 → a → join b"
+    );
 }
