@@ -92,6 +92,10 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
     let _ = writeln!(out, "machine: {}", describe_machine(&run.trace.machine));
     let _ = writeln!(out, "outcome: {}", describe_outcome(run));
     let _ = write!(out, "{}", run.stats);
+    if !run.locks.resources.is_empty() {
+        let _ = write!(out, "{}", run.locks);
+    }
+    let _ = write!(out, "{}", run.starvation);
     if !run.trace.logs.is_empty() {
         let _ = writeln!(out, "log:");
         for line in &run.trace.logs {
@@ -169,6 +173,8 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "outcome": outcome,
         "detail": detail,
         "stats": run.stats,
+        "locks": run.locks,
+        "starvation": run.starvation,
         "log": logs,
         "deadlock": run.trace.deadlock.as_ref().map(|d| json!({
             "time": d.time.as_nanos(),

@@ -128,6 +128,45 @@ fn each_evaluation_starts_afresh() {
 }
 
 #[test]
+fn threads_block_on_a_captured_handle_one_after_another() {
+    // Rhai write-locks a shared (captured) variable during a method call; a
+    // blocking method must not leave the next caller a "data race".
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let gate = m.semaphore("gate", 0);
+        let ch = m.channel("ch", 1);
+        let got = [];
+        m.add_thread("a", || { gate.acquire(); got.push(ch.recv()); });
+        m.add_thread("b", || { gate.acquire(); got.push(ch.recv()); });
+        m.add_thread("opener", || {
+            sleep(ms(1));
+            gate.release();
+            gate.release();
+            ch.send(1);
+            ch.send(2);
+        });
+        m.run();
+        print(got);
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(prints(&outcome), ["[1, 2]"]);
+}
+
+#[test]
+fn a_resource_of_another_machine_is_refused() {
+    let outcome = run(r#"
+        let other = machine();
+        let foreign = other.mutex("foreign");
+        let m = machine();
+        m.add_thread("a", || foreign.lock());
+        m.run();
+    "#);
+    let error = outcome.error.expect("an error");
+    assert!(error.message.contains("another machine"), "{error}");
+    assert_eq!(error.position.map(|p| p.0), Some(5));
+}
+
+#[test]
 fn an_unknown_scheduler_names_the_choices() {
     let error = run(r#"machine(#{ scheduler: "lottery" });"#)
         .error

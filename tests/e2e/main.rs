@@ -3,3 +3,4 @@
 mod cli;
 mod errors;
 mod scripts;
+mod sync;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::{Span, Time};
-use crate::trace::{StateChange, Trace};
+use crate::trace::{StateChange, SyncAction, Trace};
 
 /// The longest continuous wait of one thread for one thing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,11 @@ pub struct LongestWait {
     pub span: Span,
     /// When it started.
     pub at: Time,
+    /// Whether a long wait of this kind is starvation: a wait for a CPU-like
+    /// resource others hold (a lock, semaphore, rwlock, spinlock, the GIL).
+    /// Waits for another thread's progress (join, condvar, barrier, channel,
+    /// io, epoll) are listed but never flag a thread.
+    pub starves: bool,
 }
 
 /// How long one thread waited.
@@ -64,14 +69,24 @@ pub struct Starvation {
     pub fairness_over: usize,
 }
 
-/// What a thread in `state` waits for, if it is a wait that can starve it.
-fn wait_name(trace: &Trace, state: ThreadState) -> Option<String> {
+/// What a thread in `state` waits for (sleep is no wait), and whether such a
+/// wait can starve it.
+fn wait_name(trace: &Trace, state: ThreadState) -> Option<(String, bool)> {
     let reason = match state {
-        ThreadState::Spin(resource) => return Some(trace.resource_name(resource).to_string()),
+        ThreadState::Spin(resource) => {
+            return Some((trace.resource_name(resource).to_string(), true))
+        }
         ThreadState::Blocked(reason) => reason,
         _ => return None,
     };
-    Some(match reason {
+    let starves = matches!(
+        reason,
+        BlockReason::Lock(_)
+            | BlockReason::Semaphore(_)
+            | BlockReason::RwLock(_)
+            | BlockReason::Gil(_)
+    );
+    let name = match reason {
         BlockReason::Sleep => return None,
         BlockReason::Join(thread) => {
             let name = trace.threads.get(thread.index()).map_or("?", |t| &t.name);
@@ -86,14 +101,15 @@ fn wait_name(trace: &Trace, state: ThreadState) -> Option<String> {
         BlockReason::Io(_) | BlockReason::Gil(_) | BlockReason::Epoll(_) => {
             reason.kind().name().to_string()
         }
-    })
+    };
+    Some((name, starves))
 }
 
 /// Per thread while scanning: the longest waits so far and CPU time.
 #[derive(Default)]
 struct Scan {
     ready: Option<(Span, Time)>,
-    blocked: BTreeMap<String, (Span, Time)>,
+    blocked: BTreeMap<String, (Span, Time, bool)>,
     cpu: Span,
     ran: bool,
     was_ready: bool,
@@ -111,10 +127,10 @@ impl Scan {
             }
             ThreadState::Running => self.cpu += length,
             _ => {
-                if let Some(name) = wait_name(trace, state) {
-                    let longest = self.blocked.entry(name).or_insert((length, start));
+                if let Some((name, starves)) = wait_name(trace, state) {
+                    let longest = self.blocked.entry(name).or_insert((length, start, starves));
                     if length > longest.0 {
-                        *longest = (length, start);
+                        *longest = (length, start, starves);
                     }
                 }
             }
@@ -158,6 +174,26 @@ impl Starvation {
             }
         }
 
+        // A lock wait can be cut into stretches (a barging mutex wakes its
+        // waiters, who lose the race and block again); the acquisition
+        // records the whole wait.
+        for event in &trace.sync {
+            if let SyncAction::Acquired { waited, .. } = event.action {
+                let Some(info) = trace.resources.get(event.resource.index()) else {
+                    continue;
+                };
+                let scan = &mut scans[event.thread.index()];
+                let at = Time(event.time.as_nanos() - waited.as_nanos());
+                let longest = scan
+                    .blocked
+                    .entry(info.name.clone())
+                    .or_insert((waited, at, true));
+                if waited > longest.0 {
+                    *longest = (waited, at, true);
+                }
+            }
+        }
+
         let shares: Vec<f64> = scans
             .iter()
             .filter(|s| s.was_ready)
@@ -175,11 +211,18 @@ impl Starvation {
                 let longest_blocked: Vec<LongestWait> = scan
                     .blocked
                     .into_iter()
-                    .map(|(on, (span, at))| LongestWait { on, span, at })
+                    .map(|(on, (span, at, starves))| LongestWait {
+                        on,
+                        span,
+                        at,
+                        starves,
+                    })
                     .collect();
                 let starved = never_ran
                     || longest_ready > threshold
-                    || longest_blocked.iter().any(|w| w.span > threshold);
+                    || longest_blocked
+                        .iter()
+                        .any(|w| w.starves && w.span > threshold);
                 ThreadStarvation {
                     name: info.name.clone(),
                     longest_ready,
@@ -250,7 +293,11 @@ impl fmt::Display for Starvation {
             if let (true, Some(at)) = (t.longest_ready > self.threshold, t.longest_ready_at) {
                 why.push(format!("ready {} at {at}", t.longest_ready));
             }
-            for w in t.longest_blocked.iter().filter(|w| w.span > self.threshold) {
+            for w in t
+                .longest_blocked
+                .iter()
+                .filter(|w| w.starves && w.span > self.threshold)
+            {
                 why.push(format!("{} {} at {}", w.on, w.span, w.at));
             }
             writeln!(f, "{:<width$}  {}", t.name, why.join("; "))?;
@@ -332,7 +379,8 @@ mod tests {
             vec![LongestWait {
                 on: "m".to_string(),
                 span: ms(8),
-                at: at(7)
+                at: at(7),
+                starves: true,
             }]
         );
         // 6ms + 8ms would be over 10ms; each alone is not.
@@ -373,13 +421,14 @@ mod tests {
             vec![("io".to_string(), ms(1)), ("jobs".to_string(), ms(2))]
         );
         assert_eq!(waits("main"), vec![("join worker".to_string(), ms(54))]);
+        // Waiting 54ms for a join is waiting for the worker's progress, not
+        // starvation.
         assert!(!s.thread("worker").unwrap().starved);
-        assert!(s.thread("main").unwrap().starved);
+        assert!(!s.thread("main").unwrap().starved);
         assert_eq!(
             s.to_string(),
             "fairness (Jain) 1.00 over 1 thread\n\
-             thread  starved (over 10ms)\n\
-             main    join worker 54ms at 2ms\n"
+             no thread starved (threshold 10ms)\n"
         );
     }
 

@@ -44,6 +44,8 @@ pub use api::{api, ApiEntry};
 pub use error::{ErrorStage, ScriptError};
 pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
 
+use crate::analysis::locks::LockStats;
+use crate::analysis::starvation::Starvation;
 use crate::analysis::stats::Stats;
 use crate::error::SimError;
 use crate::kernel::{Decision, Outcome, Run};
@@ -81,6 +83,10 @@ pub struct ScriptRun {
     pub decisions: Vec<Decision>,
     /// Statistics derived from the trace.
     pub stats: Stats,
+    /// Longest waits, starved threads, fairness.
+    pub starvation: Starvation,
+    /// Per synchronization resource: acquisitions, contention, waits, holds.
+    pub locks: LockStats,
     /// How many operations the threads called.
     pub operations: u64,
 }
@@ -88,8 +94,12 @@ pub struct ScriptRun {
 impl ScriptRun {
     fn new(label: String, run: Run) -> Self {
         let stats = run.stats();
+        let starvation = Starvation::from_trace(&run.trace);
+        let locks = LockStats::from_trace(&run.trace);
         ScriptRun {
             label,
+            starvation,
+            locks,
             trace: run.trace,
             outcome: run.outcome,
             decisions: run.decisions,
@@ -158,6 +168,7 @@ pub(crate) fn build_engine() -> Engine {
     machine::register(&mut engine);
     ops::register(&mut engine);
     sync::register(&mut engine);
+    sync::install_handle_reads(&mut engine);
     run::register(&mut engine);
     engine
 }

@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, INT};
 
 use super::api::def;
 use super::error::fault;
-use super::machine::MachineHandle;
+use super::machine::{MachineHandle, ThreadHandle};
 use super::{current, session};
 use crate::ids::ResourceId;
 use crate::kernel::Simulation;
@@ -148,6 +148,45 @@ fn op<R>(
 ) -> Result<R, Box<EvalAltResult>> {
     let id = handle.id(call)?;
     current::operation(call, |ctx| f(ctx, id))
+}
+
+/// Whether `value` is a handle whose methods may block.
+fn is_blocking_handle(value: &Dynamic) -> bool {
+    value.is::<MutexH>()
+        || value.is::<SpinlockH>()
+        || value.is::<SemaphoreH>()
+        || value.is::<RwLockH>()
+        || value.is::<CondvarH>()
+        || value.is::<BarrierH>()
+        || value.is::<ChannelH>()
+        || value.is::<ThreadHandle>()
+}
+
+/// Reads captured handles by value.
+///
+/// Closures share the variables they capture, and Rhai write-locks a shared
+/// variable for the length of a method call on it. A method that blocks
+/// (`lock`, `recv`, `join`, …) suspends the thread inside that call, so a
+/// second thread calling a method on the same captured handle would find it
+/// locked ("data race"). Handles are immutable, so every read of a shared
+/// handle yields a copy, and the method runs on the copy.
+///
+/// (`on_var` is marked volatile in Rhai; the workspace pins rhai 1.27.)
+#[allow(deprecated)]
+pub(crate) fn install_handle_reads(engine: &mut Engine) {
+    engine.on_var(|name, _, context| {
+        let Some(value) = context.scope().get(name) else {
+            return Ok(None);
+        };
+        if !value.is_shared() {
+            return Ok(None);
+        }
+        // Look before copying: other shared values (arrays, maps) may be large.
+        let handle = value
+            .read_lock::<Dynamic>()
+            .is_some_and(|inner| is_blocking_handle(&inner));
+        Ok(handle.then(|| value.flatten_clone()))
+    });
 }
 
 /// Registers the resource types, their constructors and their methods.
