@@ -153,6 +153,31 @@ fn threads_block_on_a_captured_handle_one_after_another() {
 }
 
 #[test]
+fn unlocking_a_mutex_held_by_another_thread_names_the_line() {
+    let outcome = run(r#"
+        let m = machine(#{ cpus: 2 });
+        let bus = m.mutex("bus");
+        m.add_thread("holder", || { bus.lock(); compute(ms(5)); bus.unlock(); });
+        m.add_thread("intruder", || {
+            compute(ms(1));
+            bus.unlock();
+        });
+    "#);
+    let error = outcome.error.expect("a misuse");
+    assert_eq!(error.position, Some((7, 17)));
+    assert!(
+        error.message.contains("in thread 'intruder' at 1ms"),
+        "{error}"
+    );
+    assert!(
+        error
+            .message
+            .contains("mutex 'bus' is not held by this thread"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_resource_of_another_machine_is_refused() {
     let outcome = run(r#"
         let other = machine();
