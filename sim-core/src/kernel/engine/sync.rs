@@ -185,10 +185,7 @@ impl Engine {
                 waiters.push(thread, since);
                 let inherit = options.inherit;
                 self.wait_on(cpu, thread, BlockReason::Lock(resource), origin);
-                if inherit {
-                    self.inherit_priority(holder);
-                }
-                self.check_deadlock(thread);
+                self.waiting_for_mutex(thread, holder, inherit);
                 false
             }
         }
@@ -229,6 +226,15 @@ impl Engine {
                 self.wake(waiter.thread, Response::Retry);
             }
         }
+    }
+
+    /// `thread` now waits for a mutex `holder` holds: the holder inherits
+    /// its priority if the mutex says so, and the wait may close a cycle.
+    fn waiting_for_mutex(&mut self, thread: ThreadId, holder: ThreadId, inherit: bool) {
+        if inherit {
+            self.inherit_priority(holder);
+        }
+        self.check_deadlock(thread);
     }
 
     /// Makes a blocked `thread` the owner of a free mutex and wakes it.
@@ -629,16 +635,9 @@ impl Engine {
             Some(holder) => {
                 waiters.push(thread, self.now);
                 let inherit = options.inherit;
-                self.record(
-                    thread,
-                    ThreadState::Blocked(BlockReason::Lock(mutex)),
-                    None,
-                    None,
-                );
-                if inherit {
-                    self.inherit_priority(holder);
-                }
-                self.check_deadlock(thread);
+                let state = ThreadState::Blocked(BlockReason::Lock(mutex));
+                self.record(thread, state, None, None);
+                self.waiting_for_mutex(thread, holder, inherit);
             }
         }
     }
