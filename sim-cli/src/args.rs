@@ -49,6 +49,14 @@ pub struct RunArgs {
     /// deterministic default (same seed, same run).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Replay a schedule (the decisions of a run, as `simcli explore`
+    /// writes them) instead of choosing.
+    #[arg(long, value_name = "FILE.ron")]
+    pub schedule: Option<PathBuf>,
+    /// Perturb every compute and sleep by up to P percent (drawn from the
+    /// seed), as `explore --jitter` does.
+    #[arg(long, value_name = "P")]
+    pub jitter: Option<u32>,
     /// Draw SVG charts instead of PNG.
     #[arg(long)]
     pub svg: bool,

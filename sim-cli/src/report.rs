@@ -96,6 +96,14 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
         let _ = write!(out, "{}", run.locks);
     }
     let _ = write!(out, "{}", run.starvation);
+    for expectation in run.expectations() {
+        let verdict = match (&expectation.error, expectation.held) {
+            (Some(error), _) => format!("FAILED: {}", error.lines().next().unwrap_or_default()),
+            (None, true) => "held".to_string(),
+            (None, false) => "FAILED".to_string(),
+        };
+        let _ = writeln!(out, "expectation '{}': {verdict}", expectation.name);
+    }
     if !run.trace.logs.is_empty() {
         let _ = writeln!(out, "log:");
         for line in &run.trace.logs {
@@ -122,8 +130,14 @@ pub fn line(run: &ScriptRun) -> String {
         Outcome::Deadlocked(_) => "deadlocked",
         Outcome::Failed(_) => "failed",
     };
+    let failed = run.expectations().iter().filter(|e| !e.held).count();
+    let expectations = if failed > 0 {
+        format!(", {failed} expectation(s) FAILED")
+    } else {
+        String::new()
+    };
     format!(
-        "{}: {outcome}, makespan {}, {} threads",
+        "{}: {outcome}, makespan {}, {} threads{expectations}",
         run.label,
         run.stats.makespan,
         run.trace.threads.len()
@@ -174,6 +188,8 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "detail": detail,
         "stats": run.stats,
         "locks": run.locks,
+        "expectations": run.expectations(),
+        "variables": run.trace.variables.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>(),
         "starvation": run.starvation,
         "log": logs,
         "deadlock": run.trace.deadlock.as_ref().map(|d| json!({

@@ -28,13 +28,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
             });
         }
     };
+    let schedule = match args.schedule.as_deref().map(read_schedule).transpose() {
+        Ok(schedule) => schedule,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let started = Instant::now();
     let outcome = script.run(&RunOptions {
         seed: args.seed,
         out_dir: args.out.clone(),
+        jitter: args.jitter,
+        schedule,
     });
     let elapsed = started.elapsed();
-    let mut failed = outcome.error.is_some();
+    let mut failed = outcome.error.is_some() || outcome.runs.iter().any(|r| r.expectation_failed());
 
     let charts: Vec<Option<PathBuf>> = outcome
         .runs
@@ -174,6 +183,13 @@ fn failure_marker(run: &ScriptRun) -> Option<Marker> {
         threads: thread.into_iter().collect(),
         kind: MarkerKind::Failure,
     })
+}
+
+/// Reads a schedule file: the RON list of decisions `explore` writes.
+pub fn read_schedule(path: &Path) -> anyhow::Result<Vec<sim_core::kernel::Decision>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the schedule {}", path.display()))?;
+    ron::from_str(&text).with_context(|| format!("{} is not a schedule", path.display()))
 }
 
 fn write_trace(run: Option<&ScriptRun>, path: &Path) -> anyhow::Result<()> {

@@ -35,6 +35,11 @@ pub(crate) enum Request {
     Join(ThreadId),
     Load(VarId),
     Store(VarId, i64),
+    /// Atomic add; answers the previous value.
+    FetchAdd(VarId, i64),
+    /// Atomic compare-and-swap (variable, expected, new); answers the
+    /// previous value. Boxed: rare, and it would make every request larger.
+    CompareExchange(Box<(VarId, i64, i64)>),
     /// A thin box (not `Box<str>`) keeps the request at 16 bytes.
     #[allow(clippy::box_collection)]
     Print(Box<String>),
@@ -344,6 +349,29 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn store(&self, var: VarId, value: i64) {
         self.call(Request::Store(var, value), Location::caller());
+    }
+
+    /// Adds `delta` to a variable atomically and returns its previous value.
+    /// Takes no time; synchronizes like a lock release then acquire.
+    #[track_caller]
+    pub fn fetch_add(&self, var: VarId, delta: i64) -> i64 {
+        match self.call(Request::FetchAdd(var, delta), Location::caller()) {
+            Response::Int(v) => v,
+            _ => unreachable!("the kernel answers FetchAdd with a value"),
+        }
+    }
+
+    /// Sets a variable to `new` if it holds `current`, atomically: `Ok` with
+    /// the previous value when it did, `Err` with the value found otherwise.
+    /// Takes no time; synchronizes like a lock release then acquire.
+    #[track_caller]
+    pub fn compare_exchange(&self, var: VarId, current: i64, new: i64) -> Result<i64, i64> {
+        let request = Request::CompareExchange(Box::new((var, current, new)));
+        match self.call(request, Location::caller()) {
+            Response::Int(v) if v == current => Ok(v),
+            Response::Int(v) => Err(v),
+            _ => unreachable!("the kernel answers CompareExchange with a value"),
+        }
     }
 
     fn sync(&self, resource: ResourceId, op: SyncOp, at: &'static Location<'static>) -> Response {

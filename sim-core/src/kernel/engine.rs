@@ -143,6 +143,8 @@ pub(crate) struct Engine {
     resources: Vec<Resource>,
     /// When a thread woken by a barging unlock first started to wait.
     barging_since: Vec<Option<Time>>,
+    /// Duration perturbation: up to this percent, drawn from this stream.
+    jitter: Option<(u32, rand_chacha::ChaCha8Rng)>,
     policy: Box<dyn Policy>,
     /// The chooser set with [`Engine::set_chooser`]; `None` is the default
     /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
@@ -187,6 +189,7 @@ impl Engine {
             memory: Memory::default(),
             resources: Vec::new(),
             barging_since: Vec::new(),
+            jitter: None,
             chooser: None,
             decisions: Vec::new(),
             operations: 0,
@@ -203,6 +206,27 @@ impl Engine {
 
     pub(crate) fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
         self.chooser = Some(chooser);
+    }
+
+    pub(crate) fn set_jitter(&mut self, percent: u32, seed: u64) {
+        use rand::SeedableRng;
+        self.jitter =
+            (percent > 0).then(|| (percent, rand_chacha::ChaCha8Rng::seed_from_u64(seed)));
+    }
+
+    /// `d` perturbed by up to the jitter percent either way (unchanged
+    /// without jitter).
+    fn jittered(&mut self, d: Span) -> Span {
+        use rand::Rng;
+        let Some((percent, rng)) = &mut self.jitter else {
+            return d;
+        };
+        let spread = u128::from(d.as_nanos()) * u128::from(*percent) / 100;
+        if spread == 0 {
+            return d;
+        }
+        let offset = rng.random_range(0..=2 * spread) as i128 - spread as i128;
+        Span((i128::from(d.as_nanos()) + offset).max(0) as u64)
     }
 
     pub(crate) fn set_script_name(&mut self, name: &str) {
@@ -713,6 +737,7 @@ impl Engine {
         let t = thread.index();
         match call.request {
             Request::Compute(d) => {
+                let d = self.jittered(d);
                 if d.is_zero() {
                     return self.zero_time(cpu, thread);
                 }
@@ -723,6 +748,7 @@ impl Engine {
                 true
             }
             Request::Sleep(d) => {
+                let d = self.jittered(d);
                 let origin = self.intern(thread, call.origin);
                 self.block(cpu, thread, BlockReason::Sleep, Some(origin));
                 let generation = self.threads[t].wake_generation;
@@ -777,6 +803,15 @@ impl Engine {
                 }
                 None => false,
             },
+            Request::FetchAdd(var, delta) => self.atomic(cpu, thread, var, call.origin, |old| {
+                Some(old.wrapping_add(delta))
+            }),
+            Request::CompareExchange(cas) => {
+                let (var, current, new) = *cas;
+                self.atomic(cpu, thread, var, call.origin, |old| {
+                    (old == current).then_some(new)
+                })
+            }
             Request::Fault(misuse) => {
                 self.misuse(thread, call.origin, *misuse);
                 false
@@ -829,6 +864,26 @@ impl Engine {
         let origin = self.intern(thread, origin);
         self.block(cpu, thread, BlockReason::Join(target), Some(origin));
         false
+    }
+
+    /// An atomic read-modify-write: `update` maps the old value to the new
+    /// one (`None`: leave it); the thread gets the old value.
+    fn atomic(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        var: VarId,
+        origin: SourceRef,
+        update: impl FnOnce(i64) -> Option<i64>,
+    ) -> bool {
+        let Some(old) = self.check_access(thread, var, origin) else {
+            return false;
+        };
+        if let Some(new) = update(old) {
+            self.memory.get_mut(var).expect("checked").value = new;
+        }
+        self.threads[thread.index()].pending = Some(Response::Int(old));
+        self.zero_time(cpu, thread)
     }
 
     /// Returns the variable's value when `thread` may touch it; otherwise

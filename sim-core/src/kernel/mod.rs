@@ -78,6 +78,13 @@ impl Simulation {
         self.engine.set_chooser(chooser);
     }
 
+    /// Perturbs every compute and sleep duration by up to `percent` either
+    /// way, drawn from a stream seeded with `seed` (exploration's `--jitter`).
+    /// The same percent and seed give the same durations.
+    pub fn set_jitter(&mut self, percent: u32, seed: u64) {
+        self.engine.set_jitter(percent, seed);
+    }
+
     /// Names the script that script positions refer to.
     pub fn set_script_name(&mut self, name: &str) {
         self.engine.set_script_name(name);

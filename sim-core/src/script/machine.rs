@@ -11,12 +11,13 @@ use super::api::def;
 use super::duration::to_span;
 use super::error::{fault, position_of, ScriptError};
 use super::limits::SCRIPT_STACK;
+use super::memory::VariableH;
 use super::run::RunHandle;
 use super::sync::ResourceSpec;
-use super::{current, session, Output, ScriptRun};
+use super::{current, session, Expectation, Output, ScriptRun};
 use crate::error::{BodyError, SimError};
-use crate::ids::{ProcessId, ResourceId};
-use crate::kernel::{Ctx, RandomChooser, Simulation};
+use crate::ids::{ProcessId, ResourceId, VarId};
+use crate::kernel::{Ctx, RandomChooser, ReplayChooser, Simulation};
 use crate::model::machine::{Machine, SchedulerKind};
 use crate::model::process::ProcessOptions;
 use crate::model::thread::ThreadOptions;
@@ -41,6 +42,11 @@ pub(crate) struct MachineDecl {
     threads: Vec<ThreadDecl>,
     /// Synchronization resources, in declaration order (their ids).
     resources: Vec<(String, ResourceSpec)>,
+    /// Shared variables (name, process index, initial value), in declaration
+    /// order (their ids).
+    variables: Vec<(String, usize, i64)>,
+    /// Invariants checked after each run: name and closure `|run| bool`.
+    expectations: Vec<(String, FnPtr)>,
     /// Whether it ran at least once.
     pub(crate) ran: bool,
 }
@@ -93,6 +99,37 @@ impl MachineHandle {
         }
         decl.resources.push((name.to_string(), spec));
         Ok(ResourceId(decl.resources.len() as u32 - 1))
+    }
+
+    /// Declares a shared variable of process `process`.
+    fn declare_variable(
+        &self,
+        call: &NativeCallContext,
+        process: usize,
+        name: &str,
+        init: i64,
+    ) -> Result<VariableH, Box<EvalAltResult>> {
+        let mut decl = self.0.borrow_mut();
+        if decl.ran {
+            return Err(fault(
+                format!(
+                    "machine '{}' already ran; it cannot take new variables",
+                    decl.label
+                ),
+                Some("declare variables before m.run()"),
+                call.call_position(),
+            ));
+        }
+        if decl.variables.iter().any(|(n, _, _)| n == name) {
+            return Err(fault(
+                format!("the machine already has a variable named \"{name}\""),
+                Some("give each variable its own name: r.value(name) reads it by name"),
+                call.call_position(),
+            ));
+        }
+        decl.variables.push((name.to_string(), process, init));
+        let id = VarId(decl.variables.len() as u32 - 1);
+        Ok(VariableH::new(self.clone(), id))
     }
 
     /// Whether this machine still has to run.
@@ -242,6 +279,8 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
         processes: vec!["main".to_string()],
         threads: Vec::new(),
         resources: Vec::new(),
+        variables: Vec::new(),
+        expectations: Vec::new(),
         ran: false,
     })));
     session::with(|s| {
@@ -330,13 +369,15 @@ pub(crate) fn execute(
             position,
         ));
     }
-    let (engine, ast, script, seed) = session::with(|s| {
+    let (engine, ast, script, seed, jitter, schedule) = session::with(|s| {
         s.failure = None;
         (
             s.engine.clone(),
             s.ast.clone(),
             s.script.clone(),
             s.options.seed,
+            s.options.jitter,
+            s.options.schedule.clone(),
         )
     });
     let (sim, label) = {
@@ -345,8 +386,12 @@ pub(crate) fn execute(
         let mut sim = Simulation::new(decl.machine.clone())
             .map_err(|e| fault(e.to_string(), None, position))?;
         sim.set_script_name(&script);
-        if let Some(seed) = seed {
-            sim.set_chooser(Box::new(RandomChooser::new(seed)));
+        match (&schedule, seed) {
+            (Some(decisions), _) => {
+                sim.set_chooser(Box::new(ReplayChooser::new(decisions.clone())))
+            }
+            (None, Some(seed)) => sim.set_chooser(Box::new(RandomChooser::new(seed))),
+            (None, None) => {}
         }
         for (name, spec) in &decl.resources {
             super::sync::create(&mut sim, name, spec);
@@ -354,6 +399,12 @@ pub(crate) fn execute(
         let mut processes = vec![ProcessId::MAIN];
         for name in &decl.processes[1..] {
             processes.push(sim.add_process(name, ProcessOptions::default()));
+        }
+        for (name, process, init) in &decl.variables {
+            sim.variable(processes[*process], name, *init);
+        }
+        if let Some(jitter) = jitter.filter(|&j| j > 0) {
+            sim.set_jitter(jitter, seed.unwrap_or(0));
         }
         for thread in &decl.threads {
             let body = thread_body(engine.clone(), ast.clone(), thread.body.clone());
@@ -371,6 +422,29 @@ pub(crate) fn execute(
     current::clear();
     session::with(|s| s.running = None);
     let record = Rc::new(ScriptRun::new(label, run));
+    let expectations = handle.0.borrow().expectations.clone();
+    let results = expectations
+        .into_iter()
+        .map(|(name, check)| {
+            let result = check.call::<bool>(&engine, &ast, (RunHandle::new(record.clone()),));
+            current::clear();
+            match result {
+                Ok(held) => Expectation {
+                    name,
+                    held,
+                    error: None,
+                },
+                Err(error) => Expectation {
+                    name,
+                    held: false,
+                    error: Some(session::with(|s| {
+                        ScriptError::from_eval(&error, &s.script, &s.source).to_string()
+                    })),
+                },
+            }
+        })
+        .collect();
+    record.set_expectations(results);
     let failed = session::with(|s| {
         let failure = record.outcome_error().map(|error| {
             let from_body = s
@@ -502,6 +576,42 @@ pub(crate) fn register(engine: &mut Engine) {
         |call: NativeCallContext, p: &mut ProcessHandle, name: &str, options: Map, body: FnPtr| {
             let options = thread_options(&options, call.call_position())?;
             add_thread(&call, &p.machine, p.index, name, options, body)
+        },
+    );
+    def(
+        engine,
+        "variable",
+        &["self: Machine", "name: String", "init: int", "Variable"],
+        "Declares a variable of the default process that its threads share (load, store, fetch_add, compare_exchange).",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, init: rhai::INT| {
+            m.declare_variable(&call, 0, name, init)
+        },
+    );
+    def(
+        engine,
+        "variable",
+        &["self: Process", "name: String", "init: int", "Variable"],
+        "Declares a variable of this process; threads of other processes may not touch it.",
+        |call: NativeCallContext, p: &mut ProcessHandle, name: &str, init: rhai::INT| {
+            p.machine.declare_variable(&call, p.index, name, init)
+        },
+    );
+    def(
+        engine,
+        "expect",
+        &["self: Machine", "name: String", "check: Fn", "()"],
+        "Declares an invariant `|run| bool` checked after each run; `simcli run` exits 1 and `explore` reports a failure when it is false.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, check: FnPtr| {
+            let mut decl = m.0.borrow_mut();
+            if decl.ran {
+                return Err(fault(
+                    format!("machine '{}' already ran; declare expectations before m.run()", decl.label),
+                    None,
+                    call.call_position(),
+                ));
+            }
+            decl.expectations.push((name.to_string(), check));
+            Ok(())
         },
     );
     def(

@@ -30,6 +30,7 @@ mod duration;
 mod error;
 mod limits;
 mod machine;
+mod memory;
 mod ops;
 mod run;
 mod session;
@@ -59,6 +60,12 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Where `r.gantt(name)` writes charts.
     pub out_dir: PathBuf,
+    /// Perturb compute and sleep durations by up to this percent (seeded by
+    /// `seed`, or 0).
+    pub jitter: Option<u32>,
+    /// Replay these decisions (a schedule recorded by `explore`) instead of
+    /// choosing; takes precedence over `seed` for choices.
+    pub schedule: Option<Vec<Decision>>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +73,8 @@ impl Default for RunOptions {
         RunOptions {
             seed: None,
             out_dir: PathBuf::from("plots"),
+            jitter: None,
+            schedule: None,
         }
     }
 }
@@ -89,6 +98,18 @@ pub struct ScriptRun {
     pub locks: LockStats,
     /// How many operations the threads called.
     pub operations: u64,
+    expectations: std::cell::OnceCell<Vec<Expectation>>,
+}
+
+/// The result of one `m.expect(name, |run| bool)` after a run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Expectation {
+    /// Its name.
+    pub name: String,
+    /// Whether it held.
+    pub held: bool,
+    /// The error its closure raised, if it did (it then did not hold).
+    pub error: Option<String>,
 }
 
 impl ScriptRun {
@@ -105,7 +126,22 @@ impl ScriptRun {
             decisions: run.decisions,
             stats,
             operations: run.operations,
+            expectations: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The expectations of its machine, checked after the run.
+    pub fn expectations(&self) -> &[Expectation] {
+        self.expectations.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any expectation did not hold.
+    pub fn expectation_failed(&self) -> bool {
+        self.expectations().iter().any(|e| !e.held)
+    }
+
+    pub(crate) fn set_expectations(&self, results: Vec<Expectation>) {
+        let _ = self.expectations.set(results);
     }
 
     /// The error that stopped the run, if one did.
@@ -168,6 +204,7 @@ pub(crate) fn build_engine() -> Engine {
     machine::register(&mut engine);
     ops::register(&mut engine);
     sync::register(&mut engine);
+    memory::register(&mut engine);
     sync::install_handle_reads(&mut engine);
     run::register(&mut engine);
     engine

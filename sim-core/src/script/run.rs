@@ -176,6 +176,34 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "value",
+        &["self: Run", "variable: String", "int"],
+        "The final value of a shared variable.",
+        |call: NativeCallContext, r: &mut RunHandle, name: &str| {
+            let variables = &r.0.trace.variables;
+            variables
+                .iter()
+                .find(|v| v.name == name)
+                .map(|v| v.value as INT)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = variables.iter().map(|v| v.name.as_str()).collect();
+                    fault(
+                        format!("the run has no variable named \"{name}\""),
+                        Some(&format!("its variables are: {}", names.join(", "))),
+                        call.call_position(),
+                    )
+                })
+        },
+    );
+    getter(
+        engine,
+        "deadlocked",
+        &["self: Run", "bool"],
+        "Whether the run ended in a deadlock.",
+        |r: &mut RunHandle| matches!(r.0.outcome, Outcome::Deadlocked(_)),
+    );
+    def(
+        engine,
         "summary",
         &["self: Run", "String"],
         "The report as text: makespan, one line per thread, one per CPU.",

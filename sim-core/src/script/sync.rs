@@ -160,6 +160,7 @@ fn is_blocking_handle(value: &Dynamic) -> bool {
         || value.is::<BarrierH>()
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
+        || value.is::<super::memory::VariableH>()
 }
 
 /// Reads captured handles by value.

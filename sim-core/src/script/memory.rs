@@ -1,0 +1,89 @@
+//! Shared memory in scripts: `m.variable(name, init)` declares a variable
+//! that simulated threads share; inside bodies `v.load()`, `v.store(x)`
+//! (plain, race-checked) and `v.fetch_add(d)`, `v.compare_exchange(old, new)`
+//! (atomic). `r.value(name)` reads a final value.
+
+use std::rc::Rc;
+
+use rhai::{Engine, EvalAltResult, NativeCallContext, INT};
+
+use super::api::def;
+use super::error::fault;
+use super::machine::MachineHandle;
+use super::{current, session};
+use crate::ids::VarId;
+
+/// A script's handle to a variable of one machine.
+#[derive(Clone, Debug)]
+pub(crate) struct VariableH {
+    machine: MachineHandle,
+    id: VarId,
+}
+
+impl VariableH {
+    pub(crate) fn new(machine: MachineHandle, id: VarId) -> Self {
+        VariableH { machine, id }
+    }
+
+    /// The variable, checked to belong to the machine that is running.
+    fn id(&self, call: &NativeCallContext) -> Result<VarId, Box<EvalAltResult>> {
+        let running = session::with(|s| {
+            s.running
+                .as_ref()
+                .is_some_and(|m| Rc::ptr_eq(m.shared(), self.machine.shared()))
+        });
+        if !running && current::in_body() {
+            return Err(fault(
+                format!("{}() on a variable of another machine", call.fn_name()),
+                Some("a thread can only use the variables of its own machine"),
+                call.call_position(),
+            ));
+        }
+        Ok(self.id)
+    }
+}
+
+/// Registers the `Variable` type and its operations.
+pub(crate) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<VariableH>("Variable");
+    def(
+        engine,
+        "load",
+        &["self: Variable", "int"],
+        "Inside a body: reads the variable (a plain read, checked for data races). Takes no time.",
+        |call: NativeCallContext, v: &mut VariableH| {
+            let id = v.id(&call)?;
+            current::operation(&call, |ctx| ctx.load(id))
+        },
+    );
+    def(
+        engine,
+        "store",
+        &["self: Variable", "value: int", "()"],
+        "Inside a body: writes the variable (a plain write, checked for data races). Takes no time.",
+        |call: NativeCallContext, v: &mut VariableH, value: INT| {
+            let id = v.id(&call)?;
+            current::operation(&call, |ctx| ctx.store(id, value))
+        },
+    );
+    def(
+        engine,
+        "fetch_add",
+        &["self: Variable", "delta: int", "int"],
+        "Inside a body: adds `delta` atomically and returns the previous value. Takes no time.",
+        |call: NativeCallContext, v: &mut VariableH, delta: INT| {
+            let id = v.id(&call)?;
+            current::operation(&call, |ctx| ctx.fetch_add(id, delta))
+        },
+    );
+    def(
+        engine,
+        "compare_exchange",
+        &["self: Variable", "current: int", "new: int", "bool"],
+        "Inside a body: sets the variable to `new` if it holds `current`, atomically; says whether it did.",
+        |call: NativeCallContext, v: &mut VariableH, current: INT, new: INT| {
+            let id = v.id(&call)?;
+            current::operation(&call, |ctx| ctx.compare_exchange(id, current, new).is_ok())
+        },
+    );
+}
