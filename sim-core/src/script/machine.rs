@@ -17,7 +17,7 @@ use super::sync::ResourceSpec;
 use super::{current, session, Expectation, Output, ScriptRun};
 use crate::error::{BodyError, SimError};
 use crate::ids::{ProcessId, ResourceId, VarId};
-use crate::kernel::{Ctx, RandomChooser, ReplayChooser, Simulation};
+use crate::kernel::{Ctx, Simulation};
 use crate::model::machine::{Machine, SchedulerKind};
 use crate::model::process::ProcessOptions;
 use crate::model::thread::ThreadOptions;
@@ -369,7 +369,7 @@ pub(crate) fn execute(
             position,
         ));
     }
-    let (engine, ast, script, seed, jitter, schedule) = session::with(|s| {
+    let (engine, ast, script, seed, jitter, chooser) = session::with(|s| {
         s.failure = None;
         (
             s.engine.clone(),
@@ -377,7 +377,7 @@ pub(crate) fn execute(
             s.script.clone(),
             s.options.seed,
             s.options.jitter,
-            s.options.schedule.clone(),
+            s.chooser.clone(),
         )
     });
     let (sim, label) = {
@@ -386,12 +386,8 @@ pub(crate) fn execute(
         let mut sim = Simulation::new(decl.machine.clone())
             .map_err(|e| fault(e.to_string(), None, position))?;
         sim.set_script_name(&script);
-        match (&schedule, seed) {
-            (Some(decisions), _) => {
-                sim.set_chooser(Box::new(ReplayChooser::new(decisions.clone())))
-            }
-            (None, Some(seed)) => sim.set_chooser(Box::new(RandomChooser::new(seed))),
-            (None, None) => {}
+        if let Some(chooser) = chooser {
+            sim.set_chooser(Box::new(chooser));
         }
         for (name, spec) in &decl.resources {
             super::sync::create(&mut sim, name, spec);

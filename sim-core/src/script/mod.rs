@@ -49,7 +49,7 @@ use crate::analysis::locks::LockStats;
 use crate::analysis::starvation::Starvation;
 use crate::analysis::stats::Stats;
 use crate::error::SimError;
-use crate::kernel::{Decision, Outcome, Run};
+use crate::kernel::{Chooser, Decision, Outcome, RandomChooser, ReplayChooser, Run};
 use crate::trace::Trace;
 
 /// Options of one evaluation of a script.
@@ -63,8 +63,9 @@ pub struct RunOptions {
     /// Perturb compute and sleep durations by up to this percent (seeded by
     /// `seed`, or 0).
     pub jitter: Option<u32>,
-    /// Replay these decisions (a schedule recorded by `explore`) instead of
-    /// choosing; takes precedence over `seed` for choices.
+    /// Replay these decisions (a schedule recorded by `explore`: one list for
+    /// the whole script, each machine run continuing where the previous
+    /// stopped) instead of choosing; takes precedence over `seed`.
     pub schedule: Option<Vec<Decision>>,
 }
 
@@ -175,6 +176,17 @@ pub struct ScriptOutcome {
     pub error: Option<ScriptError>,
 }
 
+impl ScriptOutcome {
+    /// Every decision of every run, in order: the script's schedule, which
+    /// [`RunOptions::schedule`] replays.
+    pub fn schedule(&self) -> Vec<Decision> {
+        self.runs
+            .iter()
+            .flat_map(|r| r.decisions.iter().copied())
+            .collect()
+    }
+}
+
 /// A compiled scenario script.
 pub struct Script {
     name: Rc<str>,
@@ -247,7 +259,28 @@ impl Script {
     /// Evaluates the script: runs what it runs, then every machine it
     /// declared but did not run.
     pub fn run(&self, options: &RunOptions) -> ScriptOutcome {
+        let chooser: Option<Box<dyn Chooser>> = match (&options.schedule, options.seed) {
+            (Some(decisions), _) => Some(Box::new(ReplayChooser::new(decisions.clone()))),
+            (None, Some(seed)) => Some(Box::new(RandomChooser::new(seed))),
+            (None, None) => None,
+        };
+        self.evaluate(options, chooser)
+    }
+
+    /// [`Script::run`] with `chooser` taking every decision of every machine
+    /// run (exploration strategies use this); `options.seed` and
+    /// `options.schedule` then only seed the jitter.
+    pub fn run_with_chooser(
+        &self,
+        options: &RunOptions,
+        chooser: Box<dyn Chooser>,
+    ) -> ScriptOutcome {
+        self.evaluate(options, Some(chooser))
+    }
+
+    fn evaluate(&self, options: &RunOptions, chooser: Option<Box<dyn Chooser>>) -> ScriptOutcome {
         session::begin(session::Session {
+            chooser: chooser.map(|c| session::SharedChooser(Rc::new(std::cell::RefCell::new(c)))),
             engine: self.engine.clone(),
             ast: self.ast.clone(),
             script: self.name.clone(),

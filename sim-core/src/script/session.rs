@@ -8,6 +8,8 @@ use std::rc::Rc;
 
 use rhai::{Engine, AST};
 
+use crate::kernel::{Choice, Chooser, ChooserError};
+
 use super::error::ScriptError;
 use super::machine::MachineHandle;
 use super::{Output, RunOptions, ScriptRun};
@@ -22,10 +24,35 @@ pub(crate) struct Session {
     pub(crate) machines: Vec<MachineHandle>,
     pub(crate) runs: Vec<Rc<ScriptRun>>,
     pub(crate) output: Vec<Output>,
+    /// The chooser every machine run of this evaluation shares, if not the
+    /// default one.
+    pub(crate) chooser: Option<SharedChooser>,
     /// The machine whose run is in progress.
     pub(crate) running: Option<MachineHandle>,
     /// The error that ended the last run, with its script position.
     pub(crate) failure: Option<ScriptError>,
+}
+
+/// One chooser shared by every machine a script runs, so that a schedule is
+/// one list of decisions for the whole script, each run continuing where the
+/// previous stopped.
+#[derive(Clone)]
+pub(crate) struct SharedChooser(pub(crate) Rc<RefCell<Box<dyn Chooser>>>);
+
+impl std::fmt::Debug for SharedChooser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedChooser")
+    }
+}
+
+impl Chooser for SharedChooser {
+    fn choose(&mut self, choice: &Choice<'_>) -> Result<usize, ChooserError> {
+        self.0.borrow_mut().choose(choice)
+    }
+
+    fn wants_threads(&self) -> bool {
+        self.0.borrow().wants_threads()
+    }
 }
 
 thread_local! {
