@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// writes them) instead of choosing.
     #[arg(long, value_name = "FILE.ron")]
     pub schedule: Option<PathBuf>,
+    /// Write the decisions this evaluation took (its schedule) to a file that
+    /// `--schedule` replays.
+    #[arg(long, value_name = "FILE.ron")]
+    pub save_schedule: Option<PathBuf>,
     /// Perturb every compute and sleep by up to P percent (drawn from the
     /// seed), as `explore --jitter` does.
     #[arg(long, value_name = "P")]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use sim_core::analysis::deadlock;
+use sim_core::analysis::{deadlock, race};
 use sim_core::kernel::{Outcome, Waiting};
 use sim_core::script::{ScriptError, ScriptRun};
 use sim_core::{Machine, SchedulerKind};
@@ -91,6 +91,9 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
     let _ = writeln!(out, "== {} ==", run.label);
     let _ = writeln!(out, "machine: {}", describe_machine(&run.trace.machine));
     let _ = writeln!(out, "outcome: {}", describe_outcome(run));
+    for race in &run.trace.races {
+        let _ = writeln!(out, "{}", race::explain(race, &run.trace));
+    }
     let _ = write!(out, "{}", run.stats);
     if !run.locks.resources.is_empty() {
         let _ = write!(out, "{}", run.locks);
@@ -189,6 +192,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "stats": run.stats,
         "locks": run.locks,
         "expectations": run.expectations(),
+        "races": run.trace.races.iter().map(|r| race::explain(r, &run.trace)).collect::<Vec<_>>(),
         "variables": run.trace.variables.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>(),
         "starvation": run.starvation,
         "log": logs,

@@ -94,6 +94,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
             serde_json::to_string_pretty(&document).expect("a report serializes")
         );
     }
+    if let Some(path) = &args.save_schedule {
+        let text = ron::to_string(&outcome.schedule()).expect("decisions serialize");
+        if let Err(error) = std::fs::write(path, text) {
+            eprintln!("error: writing {}: {error}", path.display());
+            failed = true;
+        }
+    }
     if let Some(path) = &args.trace {
         if let Err(error) = write_trace(outcome.runs.last().map(|r| &**r), path) {
             eprintln!("error: {error:#}");
@@ -155,10 +162,33 @@ fn write_chart(
         } else {
             ChartFormat::Png
         },
-        markers: failure_marker(run).into_iter().collect(),
+        markers: failure_marker(run)
+            .into_iter()
+            .chain(race_markers(run))
+            .collect(),
         ..GanttOptions::default()
     };
     gantt(&run.trace, path, &options).with_context(|| format!("drawing {}", path.display()))
+}
+
+/// The most races a chart marks.
+const RACE_MARKERS: usize = 20;
+
+/// Marks each data race at its second access, on both threads.
+fn race_markers(run: &ScriptRun) -> impl Iterator<Item = Marker> + '_ {
+    run.trace.races.iter().take(RACE_MARKERS).map(|race| {
+        let name = run
+            .trace
+            .variables
+            .get(race.variable.index())
+            .map_or("?", |v| v.name.as_str());
+        Marker {
+            time: race.second.time,
+            label: format!("race on '{name}'"),
+            threads: vec![race.first.thread, race.second.thread],
+            kind: MarkerKind::Race,
+        }
+    })
 }
 
 /// Marks where a failed run stopped, on the thread that failed.

@@ -211,6 +211,7 @@ fn deadlock() -> Trace {
                 },
             ],
         }),
+        races: Vec::new(),
         end: Time(us(9500).as_nanos()),
     }
 }

@@ -2,5 +2,6 @@
 
 mod cli;
 mod errors;
+mod races;
 mod scripts;
 mod sync;

@@ -9,10 +9,12 @@
 //! - [`deadlock`]: words for the deadlock cycle the kernel found (with
 //!   petgraph, when it closed) and for what stalled threads wait on.
 //!
-//! Race analysis will sit beside them.
+//! - [`race`]: happens-before with vector clocks, fed by the kernel, to
+//!   find data races on shared variables.
 
 pub mod deadlock;
 pub mod locks;
+pub mod race;
 pub mod starvation;
 pub mod stats;
 

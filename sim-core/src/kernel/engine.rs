@@ -20,6 +20,7 @@ use super::event::EventQueue;
 use super::stack::{red_zone_floor, PooledStack};
 use super::wait::WaitQueue;
 use super::{Outcome, Waiting};
+use crate::analysis::race::{RaceDetector, SyncObject};
 use crate::error::{BodyError, Misuse, SimError};
 use crate::ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::machine::Machine;
@@ -29,7 +30,7 @@ use crate::model::sched::{policy_for, Enqueue, Policy};
 use crate::model::sync::Resource;
 use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
-use crate::trace::{LogLine, Origin, StateChange, ThreadInfo, Trace};
+use crate::trace::{AccessKind, LogLine, Origin, StateChange, ThreadInfo, Trace};
 
 mod sync;
 
@@ -143,6 +144,8 @@ pub(crate) struct Engine {
     resources: Vec<Resource>,
     /// When a thread woken by a barging unlock first started to wait.
     barging_since: Vec<Option<Time>>,
+    /// Happens-before bookkeeping for data-race detection.
+    races: RaceDetector,
     /// Duration perturbation: up to this percent, drawn from this stream.
     jitter: Option<(u32, rand_chacha::ChaCha8Rng)>,
     policy: Box<dyn Policy>,
@@ -190,6 +193,7 @@ impl Engine {
             resources: Vec::new(),
             barging_since: Vec::new(),
             jitter: None,
+            races: RaceDetector::new(),
             chooser: None,
             decisions: Vec::new(),
             operations: 0,
@@ -285,6 +289,7 @@ impl Engine {
             nice: options.nice,
         });
         self.policy.add_thread(id, options);
+        self.races.thread_started(parent, id);
         self.unfinished += 1;
         id
     }
@@ -791,6 +796,7 @@ impl Engine {
             Request::Join(target) => self.join(cpu, thread, target, call.origin),
             Request::Load(var) => match self.check_access(thread, var, call.origin) {
                 Some(value) => {
+                    self.plain_access(thread, var, AccessKind::Load, call.origin);
                     self.threads[t].pending = Some(Response::Int(value));
                     self.zero_time(cpu, thread)
                 }
@@ -798,6 +804,7 @@ impl Engine {
             },
             Request::Store(var, value) => match self.check_access(thread, var, call.origin) {
                 Some(_) => {
+                    self.plain_access(thread, var, AccessKind::Store, call.origin);
                     self.memory.get_mut(var).expect("checked").value = value;
                     self.zero_time(cpu, thread)
                 }
@@ -857,6 +864,7 @@ impl Engine {
         }
         if self.threads[target.index()].state == ThreadState::Done {
             let value = joined.value.take().unwrap_or_else(|| Box::new(()));
+            self.races.thread_joined(thread, target);
             self.threads[thread.index()].pending = Some(Response::Value(value));
             return self.zero_time(cpu, thread);
         }
@@ -864,6 +872,14 @@ impl Engine {
         let origin = self.intern(thread, origin);
         self.block(cpu, thread, BlockReason::Join(target), Some(origin));
         false
+    }
+
+    /// A plain load or store: checked against earlier unordered accesses.
+    fn plain_access(&mut self, thread: ThreadId, var: VarId, kind: AccessKind, origin: SourceRef) {
+        let origin = self.intern(thread, origin);
+        if let Some(race) = self.races.access(thread, var, kind, self.now, Some(origin)) {
+            self.trace.races.push(race);
+        }
     }
 
     /// An atomic read-modify-write: `update` maps the old value to the new
@@ -879,6 +895,8 @@ impl Engine {
         let Some(old) = self.check_access(thread, var, origin) else {
             return false;
         };
+        self.races.acquire(thread, SyncObject::Atomic(var));
+        self.races.release(thread, SyncObject::Atomic(var));
         if let Some(new) = update(old) {
             self.memory.get_mut(var).expect("checked").value = new;
         }
@@ -1006,6 +1024,7 @@ impl Engine {
 
     fn finish(&mut self, thread: ThreadId, exit: Exit) {
         let t = thread.index();
+        self.races.thread_finished(thread);
         match exit {
             Exit::Value(value) => self.lives[t].value = Some(value),
             Exit::Failed(error) => {
@@ -1041,6 +1060,7 @@ impl Engine {
         });
         let mut joiners = std::mem::take(&mut self.lives[t].joiners);
         if let Some(joiner) = self.pick_waiter(&mut joiners) {
+            self.races.thread_joined(joiner.thread, thread);
             let value = self.lives[t].value.take().unwrap_or_else(|| Box::new(()));
             self.wake(joiner.thread, Response::Value(value));
         }

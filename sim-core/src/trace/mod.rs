@@ -5,6 +5,7 @@
 //! charts) is derived from it. A trace serializes to RON and reads back equal.
 
 mod intervals;
+mod race;
 mod sync;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use crate::model::thread::ThreadState;
 use crate::time::Time;
 
 pub use intervals::{CpuInterval, Interval};
+pub use race::{AccessKind, Race, RaceAccess};
 pub use sync::{Deadlock, ResourceInfo, ResourceKind, SyncAction, SyncEvent, WaitStep, WaitTarget};
 
 /// A place in the source that made an operation: a script position or a line
@@ -106,6 +108,9 @@ pub struct Trace {
     pub sync: Vec<SyncEvent>,
     /// The deadlock that formed, if one did.
     pub deadlock: Option<Deadlock>,
+    /// Data races found, in the order they were found; one per pair of
+    /// source positions.
+    pub races: Vec<Race>,
     /// When the run ended (the last event, or the limit it hit).
     pub end: Time,
 }
@@ -124,6 +129,7 @@ impl Trace {
             resources: Vec::new(),
             sync: Vec::new(),
             deadlock: None,
+            races: Vec::new(),
             end: Time::ZERO,
         }
     }

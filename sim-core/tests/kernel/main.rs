@@ -4,6 +4,7 @@
 mod errors;
 mod gate;
 mod properties;
+mod races;
 mod scheduling;
 mod sync;
 mod threads;

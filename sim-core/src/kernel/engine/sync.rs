@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use petgraph::graphmap::DiGraphMap;
 
 use super::{Engine, Phase, Work};
+use crate::analysis::race::SyncObject;
 use crate::error::Misuse;
 use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef, SyncOp};
@@ -30,7 +31,19 @@ impl Engine {
         id
     }
 
+    /// Records a synchronization event and the happens-before edge it makes:
+    /// releases, sends and notifications publish the thread's past;
+    /// acquisitions and receives take it in.
     fn sync_event(&mut self, thread: ThreadId, resource: ResourceId, action: SyncAction) {
+        let object = SyncObject::Resource(resource);
+        match action {
+            SyncAction::Acquired { .. } | SyncAction::Received => {
+                self.races.acquire(thread, object)
+            }
+            SyncAction::Released | SyncAction::Sent | SyncAction::Notified { .. } => {
+                self.races.release(thread, object)
+            }
+        }
         self.trace.sync.push(SyncEvent {
             time: self.now,
             thread,
@@ -651,6 +664,7 @@ impl Engine {
         resource: ResourceId,
         origin: SourceRef,
     ) -> bool {
+        self.races.release(thread, SyncObject::Resource(resource));
         let Resource::Barrier { parties, waiting } = &mut self.resources[resource.index()] else {
             unreachable!("checked by sync_call")
         };
@@ -660,7 +674,10 @@ impl Engine {
             return false;
         }
         let released: Vec<Waiter> = waiting.drain().collect();
+        self.races.acquire(thread, SyncObject::Resource(resource));
         for waiter in released {
+            self.races
+                .acquire(waiter.thread, SyncObject::Resource(resource));
             self.wake(waiter.thread, Response::Resume);
         }
         self.proceed(cpu, thread)
