@@ -26,6 +26,7 @@
 
 pub mod analysis;
 pub mod error;
+pub mod explore;
 pub mod ids;
 pub mod kernel;
 pub mod model;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ThreadId;
 
 /// What kind of decision the kernel is asking for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ChoicePoint {
     /// Several events fall on the same instant: which is handled first.
     /// Options are in the order the events were scheduled.
@@ -47,7 +47,7 @@ pub struct Choice<'a> {
 }
 
 /// A decision taken during a run: which option of how many, at what kind of point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Decision {
     /// The kind of decision.
     pub point: ChoicePoint,

@@ -1,0 +1,208 @@
+//! Schedule exploration: run a scenario many times, each time with another
+//! chooser (random, PCT, or bounded depth-first search), find the runs that
+//! fail, and shrink a failing schedule to the fewest preemptions.
+//!
+//! The driver is generic over a [`Scenario`], so the Rust API and scripts
+//! explore the same way. Runs are spread over `jobs` threads with rayon in
+//! index-ordered batches, so the report is identical for any number of jobs.
+
+mod shrink;
+mod strategy;
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+pub use shrink::{shrink, LenientReplayChooser};
+pub use strategy::{dfs_next, mix, preemptions, PctChooser};
+
+use crate::kernel::{Chooser, Decision, RandomChooser, ReplayChooser};
+
+/// How schedules are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Every decision uniformly at random (run `i` seeded with `mix(seed, i)`).
+    Random,
+    /// PCT with bug depth `depth`.
+    Pct {
+        /// The bug depth the search targets (change points + 1).
+        depth: u32,
+    },
+    /// Every schedule with at most `preemptions` preemptions, depth first.
+    /// Sequential (one job).
+    Dfs {
+        /// The preemption bound.
+        preemptions: u32,
+    },
+}
+
+/// Options of an exploration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExploreOptions {
+    /// At most this many runs.
+    pub runs: u64,
+    /// How schedules are chosen.
+    pub strategy: Strategy,
+    /// Worker threads (random and PCT).
+    pub jobs: usize,
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Collect distinct failures instead of stopping at the first.
+    pub keep_going: bool,
+}
+
+/// What one run found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What failed, or `None` when the run passed.
+    pub failure: Option<String>,
+    /// The decisions the run took.
+    pub decisions: Vec<Decision>,
+    /// A key for counting distinct outcomes (e.g. final values).
+    pub outcome: String,
+}
+
+/// Something to explore: one run per call, with the given chooser. `seed`
+/// is the run's own seed (for jitter). Built once per worker thread, so it
+/// need not be `Send`.
+pub trait Scenario {
+    /// Runs once.
+    fn run(&mut self, chooser: Box<dyn Chooser>, seed: u64) -> Verdict;
+}
+
+/// A failing run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Its index among the runs.
+    pub run: u64,
+    /// Its seed.
+    pub seed: u64,
+    /// What failed.
+    pub message: String,
+    /// The decisions it took.
+    pub decisions: Vec<Decision>,
+}
+
+/// Where an exploration stands, for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Runs done.
+    pub runs: u64,
+    /// Failing runs so far.
+    pub failures: u64,
+}
+
+/// What an exploration found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExploreReport {
+    /// Runs made.
+    pub runs: u64,
+    /// How many runs ended in each outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Failing runs in run order; with `keep_going`, one per distinct message.
+    pub failures: Vec<Failure>,
+    /// True when DFS ran every schedule within its bound.
+    pub exhausted: bool,
+}
+
+/// Runs in a batch: the unit of parallel work and of stopping.
+const BATCH: u64 = 64;
+/// PCT places its change points among this many first choices.
+const PCT_STEPS: u64 = 200;
+
+impl ExploreReport {
+    fn record(&mut self, run: u64, seed: u64, verdict: Verdict, keep_going: bool) {
+        self.runs += 1;
+        *self.outcomes.entry(verdict.outcome).or_default() += 1;
+        if let Some(message) = verdict.failure {
+            let known = self.failures.iter().any(|f| f.message == message);
+            if self.failures.is_empty() || (keep_going && !known) {
+                self.failures.push(Failure {
+                    run,
+                    seed,
+                    message,
+                    decisions: verdict.decisions,
+                });
+            }
+        }
+    }
+
+    fn done(&self, keep_going: bool) -> bool {
+        !keep_going && !self.failures.is_empty()
+    }
+}
+
+/// Explores: see the module documentation.
+pub fn explore<S, M, P>(options: &ExploreOptions, make: M, progress: P) -> ExploreReport
+where
+    S: Scenario,
+    M: Fn() -> S + Sync,
+    P: Fn(Progress) + Sync,
+{
+    let mut report = ExploreReport::default();
+    let mut failing = 0;
+    match options.strategy {
+        Strategy::Dfs { preemptions } => {
+            let mut scenario = make();
+            let mut prefix = Vec::new();
+            while report.runs < options.runs {
+                let verdict = scenario.run(Box::new(ReplayChooser::new(prefix)), options.seed);
+                let next = dfs_next(&verdict.decisions, preemptions);
+                failing += u64::from(verdict.failure.is_some());
+                report.record(report.runs, options.seed, verdict, options.keep_going);
+                progress(Progress {
+                    runs: report.runs,
+                    failures: failing,
+                });
+                if report.done(options.keep_going) {
+                    break;
+                }
+                match next {
+                    Some(next) => prefix = next,
+                    None => {
+                        report.exhausted = true;
+                        break;
+                    }
+                }
+            }
+        }
+        strategy => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(options.jobs.max(1))
+                .build()
+                .expect("a thread pool");
+            let mut start = 0;
+            while start < options.runs && !report.done(options.keep_going) {
+                let end = (start + BATCH).min(options.runs);
+                let verdicts: Vec<(u64, u64, Verdict)> = pool.install(|| {
+                    (start..end)
+                        .into_par_iter()
+                        .map_init(&make, |scenario, run| {
+                            let seed = mix(options.seed, run);
+                            let chooser: Box<dyn Chooser> = match strategy {
+                                Strategy::Pct { depth } => {
+                                    Box::new(PctChooser::new(seed, depth, PCT_STEPS))
+                                }
+                                _ => Box::new(RandomChooser::new(seed)),
+                            };
+                            (run, seed, scenario.run(chooser, seed))
+                        })
+                        .collect()
+                });
+                for (run, seed, verdict) in verdicts {
+                    failing += u64::from(verdict.failure.is_some());
+                    report.record(run, seed, verdict, options.keep_going);
+                }
+                progress(Progress {
+                    runs: report.runs,
+                    failures: failing,
+                });
+                start = end;
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests;

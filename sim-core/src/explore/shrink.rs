@@ -1,0 +1,75 @@
+//! Shrinking a failing schedule to the fewest preemptions that still fail.
+
+use crate::kernel::{Choice, ChoicePoint, Chooser, ChooserError, Decision};
+
+/// Replays a decision list as far as it fits: where the run asks a question
+/// the list does not match (another kind of point, or too few options), and
+/// past its end, it takes option 0. Shrinking changes early decisions, which
+/// changes later questions; a strict replay would refuse those candidates.
+#[derive(Clone, Debug)]
+pub struct LenientReplayChooser {
+    decisions: Vec<Decision>,
+    next: usize,
+}
+
+impl LenientReplayChooser {
+    /// Follows `decisions` where they fit.
+    pub fn new(decisions: Vec<Decision>) -> Self {
+        LenientReplayChooser { decisions, next: 0 }
+    }
+}
+
+impl Chooser for LenientReplayChooser {
+    fn choose(&mut self, choice: &Choice<'_>) -> Result<usize, ChooserError> {
+        let recorded = self.decisions.get(self.next);
+        self.next += 1;
+        Ok(match recorded {
+            Some(d) if d.point == choice.point && (d.chosen as usize) < choice.options => {
+                d.chosen as usize
+            }
+            _ => 0,
+        })
+    }
+}
+
+/// Shrinks `decisions`: `fails` runs a candidate (with a
+/// [`LenientReplayChooser`]) and returns the decisions that run really took
+/// when it still failed. Greedy, to a fixpoint: first every preemption is
+/// tried at 0 (latest first), then every other non-default choice; trailing
+/// default choices are dropped at the end (replay takes 0 past the end).
+pub fn shrink(
+    decisions: &[Decision],
+    mut fails: impl FnMut(&[Decision]) -> Option<Vec<Decision>>,
+) -> Vec<Decision> {
+    let mut best = decisions.to_vec();
+    for preempt_only in [true, false] {
+        loop {
+            let mut improved = false;
+            let mut i = best.len();
+            while i > 0 {
+                i -= 1;
+                let Some(d) = best.get(i).copied() else {
+                    continue;
+                };
+                if d.chosen == 0 || (preempt_only && d.point != ChoicePoint::Preempt) {
+                    continue;
+                }
+                let mut candidate = best.clone();
+                candidate[i].chosen = 0;
+                if let Some(taken) = fails(&candidate) {
+                    if super::strategy::preemptions(&taken) <= super::strategy::preemptions(&best) {
+                        best = taken;
+                        improved = true;
+                    }
+                }
+            }
+            if !improved {
+                break;
+            }
+        }
+    }
+    while best.last().is_some_and(|d| d.chosen == 0) {
+        best.pop();
+    }
+    best
+}
