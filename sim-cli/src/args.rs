@@ -28,6 +28,13 @@ pub enum Command {
     /// Exit status: 0 on success, 1 when the script fails (a script error, a
     /// failed run or a limit), 2 on a usage error.
     Run(RunArgs),
+    /// Search many schedules for one that breaks the script: a failed
+    /// expectation, a deadlock, a stall, a script error (and, with --races,
+    /// a data race). Prints the command that replays the first failure
+    /// exactly and writes its chart.
+    ///
+    /// Exit status: 0 when no run failed, 1 when one did, 2 on a usage error.
+    Explore(ExploreArgs),
     /// Compile a script without running it: report syntax errors.
     Check {
         /// The script.
@@ -35,6 +42,61 @@ pub enum Command {
     },
     /// List every function a script can call, with its signature and doc.
     Api,
+}
+
+/// How `explore` picks schedules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// Every decision uniformly at random.
+    Random,
+    /// Probabilistic concurrency testing (random thread priorities with
+    /// --depth - 1 change points).
+    Pct,
+    /// Every schedule with at most --preemptions preemptions, depth first.
+    Dfs,
+}
+
+/// Options of `simcli explore`.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The scenario script (.rhai).
+    pub script: PathBuf,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 1000)]
+    pub runs: u64,
+    /// How schedules are chosen.
+    #[arg(long, value_enum, default_value = "random")]
+    pub strategy: StrategyArg,
+    /// PCT: the bug depth to target.
+    #[arg(long, default_value_t = 3)]
+    pub depth: u32,
+    /// DFS: the preemption bound.
+    #[arg(long, default_value_t = 2)]
+    pub preemptions: u32,
+    /// Perturb every compute and sleep by up to P percent.
+    #[arg(long, value_name = "P")]
+    pub jitter: Option<u32>,
+    /// Parallel runs (the results are the same for any number).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// The seed every run's seed derives from.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Collect distinct failures instead of stopping at the first.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Count a data race as a failure.
+    #[arg(long)]
+    pub races: bool,
+    /// Draw the distribution of this variable's final value over all runs.
+    #[arg(long, value_name = "VAR")]
+    pub histogram: Option<String>,
+    /// Folder for schedules and charts.
+    #[arg(long, value_name = "DIR", default_value = "plots")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Options of `simcli run`.

@@ -3,6 +3,7 @@
 //! and traces; it holds no simulation semantics of its own.
 
 mod args;
+mod explore;
 mod report;
 mod run;
 
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Explore(args) => explore::explore(&args),
         Command::Check { script } => match Script::load(&script) {
             Ok(script) => {
                 println!("{}: ok", script.name());

@@ -54,7 +54,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 return None;
             }
             let path = chart_path(args, outcome.runs.len(), i);
-            match write_chart(run, &path, &script, args) {
+            match write_chart(run, &path, &script, args.svg) {
                 Ok(()) => Some(path),
                 Err(error) => {
                     eprintln!("error: {error:#}");
@@ -142,12 +142,8 @@ fn chart_path(args: &RunArgs, runs: usize, index: usize) -> PathBuf {
     args.out.join(name)
 }
 
-fn write_chart(
-    run: &ScriptRun,
-    path: &Path,
-    script: &Script,
-    args: &RunArgs,
-) -> anyhow::Result<()> {
+/// Draws a run's chart, with its failure and race markers.
+pub fn write_chart(run: &ScriptRun, path: &Path, script: &Script, svg: bool) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -157,7 +153,7 @@ fn write_chart(
         .unwrap_or_default();
     let options = GanttOptions {
         title: format!("{name}: {}", run.label),
-        format: if args.svg {
+        format: if svg {
             ChartFormat::Svg
         } else {
             ChartFormat::Png

@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod explore;
 mod races;
 mod scripts;
 mod sync;

@@ -34,6 +34,7 @@ mod canvas;
 mod deadlock;
 mod font;
 mod gantt;
+mod histogram;
 mod merge;
 mod palette;
 
@@ -165,6 +166,8 @@ pub enum PlotError {
         source: std::io::Error,
     },
 }
+
+pub use histogram::histogram;
 
 /// Draws the Gantt chart of `trace` into the file at `path`, in
 /// `options.format` whatever the path's extension. The folder must exist.

@@ -161,6 +161,8 @@ fn is_blocking_handle(value: &Dynamic) -> bool {
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
         || value.is::<super::memory::VariableH>()
+        // A captured closure's `.call(...)` may block inside the call too.
+        || value.is_fnptr()
 }
 
 /// Reads captured handles by value.

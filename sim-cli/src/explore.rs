@@ -1,0 +1,272 @@
+//! `simcli explore`: run a script under many schedules, report what failed,
+//! shrink the first failure and print the command that replays it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sim_core::analysis::{deadlock, race};
+use sim_core::explore::{
+    explore as search, preemptions, shrink, ExploreOptions, LenientReplayChooser, Progress,
+    Scenario, Strategy, Verdict,
+};
+use sim_core::kernel::{Chooser, Decision, Outcome};
+use sim_core::script::{ErrorStage, RunOptions, Script, ScriptOutcome};
+
+use crate::args::{ExploreArgs, StrategyArg};
+use crate::run::write_chart;
+use crate::{EXIT_FAILURE, EXIT_USAGE};
+
+/// One script evaluation per run.
+struct ScriptScenario<'a> {
+    script: Script,
+    args: &'a ExploreArgs,
+}
+
+impl Scenario for ScriptScenario<'_> {
+    fn run(&mut self, chooser: Box<dyn Chooser>, seed: u64) -> Verdict {
+        let options = run_options(self.args, seed, None);
+        let outcome = self.script.run_with_chooser(&options, chooser);
+        verdict(&outcome, self.args)
+    }
+}
+
+fn run_options(args: &ExploreArgs, seed: u64, schedule: Option<Vec<Decision>>) -> RunOptions {
+    RunOptions {
+        seed: Some(seed),
+        out_dir: args.out.clone(),
+        jitter: args.jitter,
+        schedule,
+    }
+}
+
+/// What failed in an evaluation, if anything, and its outcome key.
+fn verdict(outcome: &ScriptOutcome, args: &ExploreArgs) -> Verdict {
+    let mut failure = outcome
+        .error
+        .as_ref()
+        .map(|e| format!("script error: {}", e.message));
+    for run in &outcome.runs {
+        if failure.is_some() {
+            break;
+        }
+        let label = &run.label;
+        failure = match &run.outcome {
+            Outcome::Deadlocked(_) => Some(format!(
+                "deadlock in '{label}': {}",
+                run.trace
+                    .deadlock
+                    .as_ref()
+                    .map(|d| deadlock::explain(d, &run.trace).join("; "))
+                    .unwrap_or_default()
+            )),
+            Outcome::Stalled(waiting) => Some(format!(
+                "stall in '{label}': {}",
+                waiting
+                    .iter()
+                    .map(|w| format!(
+                        "{} waits for {}",
+                        run.trace.threads[w.thread.index()].name,
+                        deadlock::describe_state(&run.trace, w.state)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => None,
+        }
+        .or_else(|| {
+            run.expectations()
+                .iter()
+                .find(|e| !e.held)
+                .map(|e| format!("expectation '{}' failed in '{label}'", e.name))
+        })
+        .or_else(|| {
+            let first = run.trace.races.first().filter(|_| args.races)?;
+            Some(race::explain(first, &run.trace))
+        });
+    }
+    let key = match &args.histogram {
+        Some(name) => outcome
+            .runs
+            .iter()
+            .flat_map(|r| r.trace.variables.iter())
+            .find(|v| &v.name == name)
+            .map_or_else(|| "-".to_string(), |v| v.value.to_string()),
+        None => outcome
+            .runs
+            .iter()
+            .map(|r| {
+                let values: Vec<String> = r
+                    .trace
+                    .variables
+                    .iter()
+                    .map(|v| format!("{}={}", v.name, v.value))
+                    .collect();
+                format!("{}: {}", r.label, values.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Verdict {
+        failure,
+        decisions: outcome.schedule(),
+        outcome: key,
+    }
+}
+
+/// Runs `simcli explore`.
+pub fn explore(args: &ExploreArgs) -> ExitCode {
+    let script = match Script::load(&args.script) {
+        Ok(script) => script,
+        Err(error) => {
+            eprint!("{error}");
+            return ExitCode::from(if error.stage == ErrorStage::Load {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            });
+        }
+    };
+    let name = script.name().to_string();
+    let source = std::fs::read_to_string(&args.script).expect("read above");
+    let strategy = match args.strategy {
+        StrategyArg::Random => Strategy::Random,
+        StrategyArg::Pct => Strategy::Pct { depth: args.depth },
+        StrategyArg::Dfs => Strategy::Dfs {
+            preemptions: args.preemptions,
+        },
+    };
+    let options = ExploreOptions {
+        runs: args.runs,
+        strategy,
+        jobs: args.jobs,
+        seed: args.seed,
+        // A histogram is of every run, so it does not stop at a failure.
+        keep_going: args.keep_going || args.histogram.is_some(),
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.runs)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, {per_sec}")
+            .expect("a valid template"),
+    );
+    let started = Instant::now();
+    let make = || ScriptScenario {
+        script: Script::compile(&name, &source).expect("compiled above"),
+        args,
+    };
+    let report = search(&options, make, |p: Progress| {
+        bar.set_position(p.runs);
+        bar.set_message(format!("{} failing", p.failures));
+    });
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+
+    println!(
+        "explored {} runs ({:?}{}) in {seconds:.2}s: {} distinct outcome(s), {} failure(s)",
+        report.runs,
+        strategy,
+        if report.exhausted {
+            ", every schedule within the bound"
+        } else {
+            ""
+        },
+        report.outcomes.len(),
+        report.failures.len()
+    );
+    if let Some(variable) = &args.histogram {
+        print_histogram(&report.outcomes, variable);
+        let path = args
+            .out
+            .join(format!("{}-histogram.png", stem(&args.script)));
+        match sim_core::plot::histogram(&report.outcomes, variable, &path) {
+            Ok(()) => println!("histogram: {}", path.display()),
+            Err(error) => eprintln!("error: {error}"),
+        }
+    }
+    let mut scenario = make();
+    for (n, failure) in report.failures.iter().enumerate() {
+        println!(
+            "\nfailure {} (run {}, seed {}): {}",
+            n + 1,
+            failure.run,
+            failure.seed,
+            failure.message
+        );
+        let shrunk = shrink(&failure.decisions, |candidate| {
+            let chooser = Box::new(LenientReplayChooser::new(candidate.to_vec()));
+            let verdict = scenario.run(chooser, failure.seed);
+            verdict.failure.is_some().then_some(verdict.decisions)
+        });
+        println!(
+            "  shrunk from {} to {} preemption(s), {} decision(s)",
+            preemptions(&failure.decisions),
+            preemptions(&shrunk),
+            shrunk.len()
+        );
+        let file = args
+            .out
+            .join(format!("{}-failure-{}.ron", stem(&args.script), n + 1));
+        if let Err(error) = save(&file, &shrunk) {
+            eprintln!("error: {error}");
+            continue;
+        }
+        let jitter = args
+            .jitter
+            .map(|p| format!(" --jitter {p} --seed {}", failure.seed))
+            .unwrap_or_default();
+        println!(
+            "  replay: simcli run {} --schedule {}{jitter}",
+            args.script.display(),
+            file.display()
+        );
+        let replay = script.run(&run_options(args, failure.seed, Some(shrunk)));
+        for (i, run) in replay.runs.iter().enumerate() {
+            let chart = args.out.join(format!(
+                "{}-failure-{}-{}.png",
+                stem(&args.script),
+                n + 1,
+                i + 1
+            ));
+            if write_chart(run, &chart, &script, false).is_ok() {
+                println!("  chart: {}", chart.display());
+            }
+        }
+    }
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+fn stem(script: &Path) -> String {
+    script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "script".to_string())
+}
+
+fn save(path: &PathBuf, decisions: &[Decision]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(
+        path,
+        ron::to_string(decisions).expect("decisions serialize"),
+    )
+}
+
+fn print_histogram(outcomes: &BTreeMap<String, u64>, variable: &str) {
+    println!("final value of '{variable}' over all runs:");
+    let total: u64 = outcomes.values().sum();
+    for (value, count) in outcomes {
+        let bar = "#".repeat((count * 40 / total.max(1)) as usize);
+        println!("  {value:>8}  {count:>6}  {bar}");
+    }
+}

@@ -1,0 +1,127 @@
+//! `simcli explore`: finds what the default schedule hides, shrinks it,
+//! prints a replay command that reproduces it, and does not depend on jobs.
+
+use simcli_tests::{decode_png, run_simcli, scratch};
+
+fn explore(args: &[&str], name: &str) -> (Option<i32>, String, std::path::PathBuf) {
+    let out = scratch(name);
+    let mut all = vec!["explore"];
+    all.extend_from_slice(args);
+    all.extend(["--quiet", "--out", out.to_str().unwrap()]);
+    let output = run_simcli(&all);
+    let text = String::from_utf8(output.stdout).unwrap();
+    (output.status.code(), text, out)
+}
+
+/// The text without the wall-clock time.
+fn timeless(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find(" in ") {
+            Some(i) if l.starts_with("explored") => {
+                let rest = &l[i..];
+                let colon = rest.find(':').unwrap_or(0);
+                format!("{}{}", &l[..i], &rest[colon..])
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn explore_finds_the_lost_update_and_its_replay_reproduces_it() {
+    let (code, text, out) = explore(&["scripts/race.rhai", "--runs", "500"], "explore-race");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("expectation 'every increment counted' failed in 'unprotected'"),
+        "{text}"
+    );
+    assert!(text.contains("to 1 preemption(s)"), "{text}");
+    let schedule = out.join("race-failure-1.ron");
+    assert!(text.contains(&format!(
+        "replay: simcli run scripts/race.rhai --schedule {}",
+        schedule.display()
+    )));
+    decode_png(&out.join("race-failure-1-1.png"));
+    let replay = run_simcli(&[
+        "run",
+        "scripts/race.rhai",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--quiet",
+        "--no-chart",
+    ]);
+    assert_eq!(replay.status.code(), Some(1));
+    let replayed = String::from_utf8(replay.stdout).unwrap();
+    assert!(
+        replayed
+            .contains("unprotected: completed, makespan 60us, 2 threads, 1 expectation(s) FAILED"),
+        "{replayed}"
+    );
+}
+
+#[test]
+fn explore_finds_the_deadlock_of_opposite_lock_order() {
+    let (code, text, _) = explore(
+        &["scripts/bank_transfer.rhai", "--strategy", "pct"],
+        "explore-bank",
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("deadlock in 'opposite order'"), "{text}");
+}
+
+#[test]
+fn the_report_does_not_depend_on_the_number_of_jobs() {
+    let args = [
+        "scripts/race.rhai",
+        "--runs",
+        "300",
+        "--keep-going",
+        "--seed",
+        "3",
+    ];
+    let (_, one, _) = explore(&[&args[..], &["--jobs", "1"]].concat(), "explore-jobs-1");
+    let (_, two, _) = explore(&[&args[..], &["--jobs", "2"]].concat(), "explore-jobs-2");
+    let strip = |t: &str, n: &str| timeless(t).replace(&format!("explore-jobs-{n}"), "OUT");
+    assert_eq!(strip(&one, "1"), strip(&two, "2"));
+}
+
+#[test]
+fn a_script_without_bugs_explores_clean_and_dfs_exhausts_it() {
+    let (code, text, _) = explore(
+        &[
+            "scripts/hello.rhai",
+            "--strategy",
+            "dfs",
+            "--preemptions",
+            "2",
+        ],
+        "explore-hello",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("every schedule within the bound"), "{text}");
+    assert!(text.contains("0 failure(s)"), "{text}");
+}
+
+#[test]
+fn the_histogram_shows_the_lost_updates() {
+    let (_, text, out) = explore(
+        &[
+            "scripts/race.rhai",
+            "--runs",
+            "200",
+            "--histogram",
+            "counter",
+        ],
+        "explore-histogram",
+    );
+    assert!(
+        text.contains("final value of 'counter' over all runs:"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("6 ")),
+        "{text}"
+    );
+    decode_png(&out.join("race-histogram.png"));
+}
