@@ -1,9 +1,11 @@
 //! `simcli explore`: run a script under many schedules, report what failed,
 //! shrink the first failure and print the command that replays it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,8 +23,14 @@ use crate::{EXIT_FAILURE, EXIT_USAGE};
 
 /// One script evaluation per run.
 struct ScriptScenario<'a> {
-    script: Script,
+    script: Rc<Script>,
     args: &'a ExploreArgs,
+}
+
+thread_local! {
+    /// The script compiled once per worker thread (rayon may ask for a new
+    /// scenario for every piece of work it splits off).
+    static COMPILED: RefCell<Option<Rc<Script>>> = const { RefCell::new(None) };
 }
 
 impl Scenario for ScriptScenario<'_> {
@@ -157,7 +165,12 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     );
     let started = Instant::now();
     let make = || ScriptScenario {
-        script: Script::compile(&name, &source).expect("compiled above"),
+        script: COMPILED.with_borrow_mut(|slot| {
+            slot.get_or_insert_with(|| {
+                Rc::new(Script::compile(&name, &source).expect("compiled above"))
+            })
+            .clone()
+        }),
         args,
     };
     let report = search(&options, make, |p: Progress| {

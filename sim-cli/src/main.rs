@@ -26,6 +26,13 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // A closed pipe (`simcli ... | head`) ends the program quietly, as it
+    // does for other command-line tools, instead of panicking on print.
+    // SAFETY: restoring the default disposition of a signal at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
