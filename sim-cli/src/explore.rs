@@ -15,11 +15,11 @@ use sim_core::explore::{
     Scenario, Strategy, Verdict,
 };
 use sim_core::kernel::{Chooser, Decision, Outcome};
-use sim_core::script::{ErrorStage, RunOptions, Script, ScriptOutcome};
+use sim_core::script::{RunOptions, Script, ScriptOutcome};
 
 use crate::args::{ExploreArgs, StrategyArg};
 use crate::run::write_chart;
-use crate::{EXIT_FAILURE, EXIT_USAGE};
+use crate::EXIT_FAILURE;
 
 /// One script evaluation per run.
 struct ScriptScenario<'a> {
@@ -126,16 +126,9 @@ fn verdict(outcome: &ScriptOutcome, args: &ExploreArgs) -> Verdict {
 
 /// Runs `simcli explore`.
 pub fn explore(args: &ExploreArgs) -> ExitCode {
-    let script = match Script::load(&args.script) {
+    let script = match crate::load_script(&args.script) {
         Ok(script) => script,
-        Err(error) => {
-            eprint!("{error}");
-            return ExitCode::from(if error.stage == ErrorStage::Load {
-                EXIT_USAGE
-            } else {
-                EXIT_FAILURE
-            });
-        }
+        Err(status) => return status,
     };
     let name = script.name().to_string();
     let source = std::fs::read_to_string(&args.script).expect("read above");

@@ -25,6 +25,19 @@ const EXIT_FAILURE: u8 = 1;
 /// Exit status of a usage error (bad arguments, unreadable script).
 const EXIT_USAGE: u8 = 2;
 
+/// Reads and compiles a script; on failure prints the error and gives the
+/// exit status (usage for an unreadable file, failure for a bad script).
+pub fn load_script(path: &std::path::Path) -> Result<Script, ExitCode> {
+    Script::load(path).map_err(|error| {
+        eprint!("{error}");
+        ExitCode::from(if error.stage == ErrorStage::Load {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILURE
+        })
+    })
+}
+
 fn main() -> ExitCode {
     // A closed pipe (`simcli ... | head`) ends the program quietly, as it
     // does for other command-line tools, instead of panicking on print.
@@ -47,19 +60,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Explore(args) => explore::explore(&args),
-        Command::Check { script } => match Script::load(&script) {
+        Command::Check { script } => match load_script(&script) {
             Ok(script) => {
                 println!("{}: ok", script.name());
                 ExitCode::SUCCESS
             }
-            Err(error) => {
-                eprint!("{error}");
-                ExitCode::from(if error.stage == ErrorStage::Load {
-                    EXIT_USAGE
-                } else {
-                    EXIT_FAILURE
-                })
-            }
+            Err(status) => status,
         },
         Command::Api => {
             let entries = api();

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use sim_core::plot::{gantt, ChartFormat, GanttOptions, Marker, MarkerKind};
-use sim_core::script::{ErrorStage, Output, RunOptions, Script, ScriptRun};
+use sim_core::script::{Output, RunOptions, Script, ScriptRun};
 use sim_core::SimError;
 
 use crate::args::RunArgs;
@@ -17,16 +17,9 @@ use crate::{EXIT_FAILURE, EXIT_USAGE};
 
 /// Runs `simcli run`.
 pub fn run(args: &RunArgs) -> ExitCode {
-    let script = match Script::load(&args.script) {
+    let script = match crate::load_script(&args.script) {
         Ok(script) => script,
-        Err(error) => {
-            eprint!("{error}");
-            return ExitCode::from(if error.stage == ErrorStage::Load {
-                EXIT_USAGE
-            } else {
-                EXIT_FAILURE
-            });
-        }
+        Err(status) => return status,
     };
     let schedule = match args.schedule.as_deref().map(read_schedule).transpose() {
         Ok(schedule) => schedule,

@@ -79,6 +79,30 @@ impl MachineHandle {
         &self.0
     }
 
+    /// Checks, inside a body, that this machine is the one running: a
+    /// thread may only use `what` (locks, variables, …) of its own machine.
+    pub(crate) fn check_running(
+        &self,
+        call: &NativeCallContext,
+        what: &str,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let running = session::with(|s| {
+            s.running
+                .as_ref()
+                .is_some_and(|m| Rc::ptr_eq(m.shared(), self.shared()))
+        });
+        if !running && current::in_body() {
+            return Err(fault(
+                format!("{}() on a {what} of another machine", call.fn_name()),
+                Some(&format!(
+                    "a thread can only use the {what}s of its own machine"
+                )),
+                call.call_position(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Declares a resource; its id is its place in declaration order.
     pub(crate) fn declare_resource(
         &self,

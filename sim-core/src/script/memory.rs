@@ -3,14 +3,11 @@
 //! (plain, race-checked) and `v.fetch_add(d)`, `v.compare_exchange(old, new)`
 //! (atomic). `r.value(name)` reads a final value.
 
-use std::rc::Rc;
-
 use rhai::{Engine, EvalAltResult, NativeCallContext, INT};
 
 use super::api::def;
-use super::error::fault;
+use super::current;
 use super::machine::MachineHandle;
-use super::{current, session};
 use crate::ids::VarId;
 
 /// A script's handle to a variable of one machine.
@@ -27,18 +24,7 @@ impl VariableH {
 
     /// The variable, checked to belong to the machine that is running.
     fn id(&self, call: &NativeCallContext) -> Result<VarId, Box<EvalAltResult>> {
-        let running = session::with(|s| {
-            s.running
-                .as_ref()
-                .is_some_and(|m| Rc::ptr_eq(m.shared(), self.machine.shared()))
-        });
-        if !running && current::in_body() {
-            return Err(fault(
-                format!("{}() on a variable of another machine", call.fn_name()),
-                Some("a thread can only use the variables of its own machine"),
-                call.call_position(),
-            ));
-        }
+        self.machine.check_running(call, "variable")?;
         Ok(self.id)
     }
 }

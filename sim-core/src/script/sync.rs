@@ -2,14 +2,12 @@
 //! resources with a machine; inside bodies their methods (`lock`, `acquire`,
 //! `send`, …) are operations of the running thread.
 
-use std::rc::Rc;
-
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, INT};
 
 use super::api::def;
+use super::current;
 use super::error::fault;
 use super::machine::{MachineHandle, ThreadHandle};
-use super::{current, session};
 use crate::ids::ResourceId;
 use crate::kernel::Simulation;
 use crate::model::sync::{
@@ -51,18 +49,7 @@ pub(crate) struct Handle {
 impl Handle {
     /// The resource, checked to belong to the machine that is running.
     fn id(&self, call: &NativeCallContext) -> Result<ResourceId, Box<EvalAltResult>> {
-        let running = session::with(|s| {
-            s.running
-                .as_ref()
-                .is_some_and(|m| Rc::ptr_eq(m.shared(), self.machine.shared()))
-        });
-        if !running && current::in_body() {
-            return Err(fault(
-                format!("{}() on a resource of another machine", call.fn_name()),
-                Some("a thread can only use the locks, semaphores and channels of its own machine"),
-                call.call_position(),
-            ));
-        }
+        self.machine.check_running(call, "resource")?;
         Ok(self.id)
     }
 }
