@@ -46,11 +46,7 @@ pub fn explain(deadlock: &Deadlock, trace: &Trace) -> Vec<String> {
                 ),
                 WaitTarget::Thread(t) => format!("thread {} to finish (join)", name(t)),
             };
-            let at = step
-                .origin
-                .and_then(|o| trace.origin(o))
-                .map(|o| format!(" ({o})"))
-                .unwrap_or_default();
+            let at = trace.at(step.origin);
             format!("{} waits for {what}{at}", name(step.thread))
         })
         .collect()

@@ -230,11 +230,7 @@ pub fn explain(race: &Race, trace: &crate::trace::Trace) -> String {
             AccessKind::Load => "loaded",
             AccessKind::Store => "stored",
         };
-        let at = a
-            .origin
-            .and_then(|o| trace.origin(o))
-            .map(|o| format!(" ({o})"))
-            .unwrap_or_default();
+        let at = trace.at(a.origin);
         format!(
             "{} {verb} it at {}{at}",
             trace.threads[a.thread.index()].name,

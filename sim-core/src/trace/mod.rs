@@ -164,6 +164,15 @@ impl Trace {
         self.origins.get(id.index())
     }
 
+    /// " (file:line:col)" for a recorded origin, "" for none: how reports
+    /// point at the source.
+    pub fn at(&self, origin: Option<OriginId>) -> String {
+        origin
+            .and_then(|o| self.origin(o))
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default()
+    }
+
     /// When the last thread finished, or the end of the run if some never did.
     pub fn makespan(&self) -> Time {
         let mut done = vec![false; self.threads.len()];
