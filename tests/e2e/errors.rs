@@ -72,10 +72,24 @@ fn an_endless_loop_is_stopped_with_a_clear_error() {
 }
 
 #[test]
+fn a_body_capturing_its_own_machine_is_pointed_at() {
+    let (code, stderr) = fail("captures_machine");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("captures_machine.rhai:4:3"), "{stderr}");
+    assert!(
+        stderr.contains("capture the variables and locks"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn deep_recursion_is_stopped_before_the_stack_overflows() {
+    // Whichever limit comes first stops it: the stack margin (debug builds,
+    // large frames) or the call depth (release builds).
     let (code, stderr) = fail("deep_recursion");
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("stack"), "{stderr}");
+    assert!(stderr.contains("calls nested too deeply"), "{stderr}");
+    assert!(stderr.contains("deep_recursion.rhai:4:"), "{stderr}");
     assert!(stderr.contains("help:"), "{stderr}");
 }
 

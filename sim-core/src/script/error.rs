@@ -85,7 +85,11 @@ impl ScriptError {
     /// The error of a failed evaluation, at its innermost position (the line
     /// inside the closure or function where it arose, not the call site).
     pub(crate) fn from_eval(error: &EvalAltResult, script: &str, source: &str) -> Self {
-        let (inner, position) = innermost(error);
+        let (inner, mut position) = innermost(error);
+        if let (true, EvalAltResult::ErrorDataRace(what, _)) = (position.is_none(), inner) {
+            // Rhai gives no position here; the message names the function.
+            position = only_call_of(what, source).unwrap_or(position);
+        }
         let (stage, message, hint) = describe(inner);
         let mut out = ScriptError::new(script, stage, message).at(position_of(position), source);
         out.hint = hint;
@@ -161,6 +165,40 @@ fn innermost(error: &EvalAltResult) -> (&EvalAltResult, Position) {
     (current, position)
 }
 
+/// Where the function named last in `message` (in single quotes) is called:
+/// the call whose line mentions its receiver again (a closure capturing it),
+/// else the only call. `None` when that does not single one out.
+fn only_call_of(message: &str, source: &str) -> Option<Position> {
+    let name = message.rsplit('\'').nth(1)?;
+    let call = format!(".{name}(");
+    let calls: Vec<(usize, usize, bool)> = source
+        .lines()
+        .enumerate()
+        .filter_map(|(line, text)| {
+            let at = text.find(&call)?;
+            let receiver = text[..at]
+                .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .filter(|r| !r.is_empty())?;
+            let rest = &text[at + call.len()..];
+            let captured = rest
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| word == receiver);
+            Some((line, at + 1, captured))
+        })
+        .collect();
+    let captured: Vec<_> = calls.iter().filter(|c| c.2).collect();
+    let (line, column, _) = match (captured.as_slice(), calls.as_slice()) {
+        ([only], _) => **only,
+        (_, [only]) => *only,
+        _ => return None,
+    };
+    Some(Position::new(
+        u16::try_from(line + 1).ok()?,
+        u16::try_from(column + 1).ok()?,
+    ))
+}
+
 /// A fault raised by a binding: the message and a hint. It travels inside
 /// `EvalAltResult::ErrorRuntime` so that a script error keeps its hint.
 #[derive(Clone, Debug)]
@@ -209,6 +247,15 @@ fn describe(error: &EvalAltResult) -> (ErrorStage, String, Option<String>) {
             Some(
                 "check the name and the argument types: durations are written ms(5), us(250), \
                  sec(1.5); bodies are closures `|| { ... }`. `simcli api` lists every function"
+                    .into(),
+            ),
+        ),
+        E::ErrorDataRace(_, _) => (
+            run,
+            "a closure passed to this call captures the value the call is made on".into(),
+            Some(
+                "a body or expectation cannot capture its own machine (or process) while it is \
+                 being declared: capture the variables and locks it needs instead"
                     .into(),
             ),
         ),

@@ -160,6 +160,16 @@ impl MachineHandle {
     pub(crate) fn pending(&self) -> bool {
         !self.0.borrow().ran
     }
+
+    /// Drops the declared bodies and expectations at the end of an
+    /// evaluation. Their closures may capture handles that point back at
+    /// this machine, a reference cycle that would otherwise leak the whole
+    /// declaration on every evaluation (an exploration makes thousands).
+    pub(crate) fn release_closures(&self) {
+        let mut decl = self.0.borrow_mut();
+        decl.threads.clear();
+        decl.expectations.clear();
+    }
 }
 
 fn bad_value(key: &str, expected: &str, value: &Dynamic, position: Position) -> Box<EvalAltResult> {
@@ -297,6 +307,8 @@ fn thread_options(map: &Map, position: Position) -> Result<ThreadOptions, Box<Ev
 }
 
 fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
+    #[cfg(test)]
+    tests::LIVE.with(|live| live.set(live.get() + 1));
     let handle = MachineHandle(Rc::new(RefCell::new(MachineDecl {
         label: String::new(),
         machine,
@@ -718,4 +730,42 @@ fn start_thread(
         thread,
         name: name.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::MachineDecl;
+    use crate::script::{RunOptions, Script};
+
+    thread_local! {
+        /// Declarations alive on this thread.
+        pub(super) static LIVE: Cell<usize> = const { Cell::new(0) };
+    }
+
+    impl Drop for MachineDecl {
+        fn drop(&mut self) {
+            LIVE.with(|live| live.set(live.get() - 1));
+        }
+    }
+
+    #[test]
+    fn an_evaluation_frees_its_machines_even_when_bodies_capture_handles() {
+        let source = r#"
+            let m = machine();
+            let counter = m.variable("counter", 0);
+            let lock = m.mutex("lock");
+            let p = m.add_process("p");
+            m.add_thread("a", || { lock.lock(); counter.store(counter.load() + 1); lock.unlock(); });
+            m.add_thread("b", || { let q = p; counter.fetch_add(1); });
+            m.expect("two", |run| run.value("counter") == 2);
+        "#;
+        let script = Script::compile("capture.rhai", source).expect("compiles");
+        for _ in 0..3 {
+            let outcome = script.run(&RunOptions::default());
+            assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        }
+        assert_eq!(LIVE.with(Cell::get), 0);
+    }
 }

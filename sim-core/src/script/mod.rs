@@ -313,6 +313,9 @@ impl Script {
             }
         }
         let session = session::end();
+        for machine in &session.machines {
+            machine.release_closures();
+        }
         ScriptOutcome {
             output: session.output,
             runs: session.runs,
