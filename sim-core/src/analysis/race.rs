@@ -33,37 +33,39 @@ impl VectorClock {
         }
     }
 
-    /// Entry-wise maximum with `other`.
+    /// Entry-wise maximum with `other`, merged in place from the back, so it
+    /// allocates only when `self` must grow past its capacity.
     pub fn join(&mut self, other: &VectorClock) {
-        let mut merged = Vec::with_capacity(self.0.len().max(other.0.len()));
-        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x.0 == y.0 => {
-                    merged.push((x.0, x.1.max(y.1)));
-                    a.next();
-                    b.next();
-                }
-                (Some(&&x), Some(&&y)) if x.0 < y.0 => {
-                    merged.push(x);
-                    a.next();
-                }
-                (Some(_), Some(&&y)) => {
-                    merged.push(y);
-                    b.next();
-                }
-                (Some(&&x), None) => {
-                    merged.push(x);
-                    a.next();
-                }
-                (None, Some(&&y)) => {
-                    merged.push(y);
-                    b.next();
-                }
-                (None, None) => break,
+        let missing = {
+            let mut mine = self.0.iter().peekable();
+            other
+                .0
+                .iter()
+                .filter(|&&(thread, _)| {
+                    while mine.next_if(|e| e.0 < thread).is_some() {}
+                    mine.peek().is_none_or(|e| e.0 != thread)
+                })
+                .count()
+        };
+        let old = self.0.len();
+        self.0.resize(old + missing, (0, 0));
+        // Fill from the back: `write` never overtakes the unread part of self.
+        let (mut a, mut b, mut write) = (old, other.0.len(), old + missing);
+        while b > 0 {
+            write -= 1;
+            let theirs = other.0[b - 1];
+            if a > 0 && self.0[a - 1].0 > theirs.0 {
+                self.0[write] = self.0[a - 1];
+                a -= 1;
+            } else if a > 0 && self.0[a - 1].0 == theirs.0 {
+                self.0[write] = (theirs.0, theirs.1.max(self.0[a - 1].1));
+                a -= 1;
+                b -= 1;
+            } else {
+                self.0[write] = theirs;
+                b -= 1;
             }
         }
-        self.0 = merged;
     }
 }
 
@@ -143,30 +145,37 @@ impl RaceDetector {
 
     /// `joiner` joined the finished `joined`.
     pub fn thread_joined(&mut self, joiner: ThreadId, joined: ThreadId) {
-        if let Some(Some(clock)) = self.finished.get(joined.index()).cloned() {
-            self.clock(joiner).join(&clock);
+        self.clock(joiner);
+        if let Some(Some(clock)) = self.finished.get(joined.index()) {
+            self.threads[joiner.index()].join(clock);
         }
     }
 
-    fn object(&mut self, object: SyncObject) -> &mut VectorClock {
+    fn object<'a>(
+        resources: &'a mut Vec<VectorClock>,
+        atomics: &'a mut Vec<VectorClock>,
+        object: SyncObject,
+    ) -> &'a mut VectorClock {
         match object {
-            SyncObject::Resource(r) => slot(&mut self.resources, r.index()),
-            SyncObject::Atomic(v) => slot(&mut self.atomics, v.index()),
+            SyncObject::Resource(r) => slot(resources, r.index()),
+            SyncObject::Atomic(v) => slot(atomics, v.index()),
         }
     }
 
     /// `thread` releases `object`: what it did so far happens before the
     /// next acquire of it.
     pub fn release(&mut self, thread: ThreadId, object: SyncObject) {
-        let clock = self.clock(thread).clone();
-        self.object(object).join(&clock);
+        self.clock(thread);
+        let clock = &self.threads[thread.index()];
+        Self::object(&mut self.resources, &mut self.atomics, object).join(clock);
         self.clock(thread).tick(thread);
     }
 
     /// `thread` acquires `object`.
     pub fn acquire(&mut self, thread: ThreadId, object: SyncObject) {
-        let clock = self.object(object).clone();
-        self.clock(thread).join(&clock);
+        self.clock(thread);
+        let object = Self::object(&mut self.resources, &mut self.atomics, object);
+        self.threads[thread.index()].join(object);
     }
 
     /// A plain load or store. Returns the race it forms with an earlier
@@ -180,7 +189,8 @@ impl RaceDetector {
         time: Time,
         origin: Option<OriginId>,
     ) -> Option<Race> {
-        let clock = self.clock(thread).clone();
+        self.clock(thread);
+        let clock = &self.threads[thread.index()];
         let now = Seen {
             epoch: clock.get(thread),
             access: RaceAccess {
@@ -280,6 +290,27 @@ mod tests {
             (a.get(ThreadId(1)), a.get(ThreadId(3)), a.get(ThreadId(2))),
             (1, 2, 0)
         );
+    }
+
+    proptest::proptest! {
+        /// The in-place merge agrees with an entry-wise maximum over maps.
+        #[test]
+        fn join_is_the_entry_wise_maximum(
+            a in proptest::collection::btree_map(0u32..40, 1u32..5, 0..12),
+            b in proptest::collection::btree_map(0u32..40, 1u32..5, 0..12),
+        ) {
+            let clock = |m: &std::collections::BTreeMap<u32, u32>| {
+                VectorClock(m.iter().map(|(&t, &c)| (t, c)).collect())
+            };
+            let mut joined = clock(&a);
+            joined.join(&clock(&b));
+            let mut expected = a.clone();
+            for (t, c) in &b {
+                let e = expected.entry(*t).or_default();
+                *e = (*e).max(*c);
+            }
+            proptest::prop_assert_eq!(joined, clock(&expected));
+        }
     }
 
     #[test]

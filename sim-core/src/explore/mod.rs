@@ -106,7 +106,7 @@ pub struct ExploreReport {
 }
 
 /// Runs in a batch: the unit of parallel work and of stopping.
-const BATCH: u64 = 64;
+const BATCH: u64 = 1024;
 /// PCT places its change points among this many first choices.
 const PCT_STEPS: u64 = 200;
 
@@ -167,28 +167,37 @@ where
             }
         }
         strategy => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(options.jobs.max(1))
-                .build()
-                .expect("a thread pool");
+            let run_one = |scenario: &mut S, run: u64| {
+                let seed = mix(options.seed, run);
+                let chooser: Box<dyn Chooser> = match strategy {
+                    Strategy::Pct { depth } => Box::new(PctChooser::new(seed, depth, PCT_STEPS)),
+                    _ => Box::new(RandomChooser::new(seed)),
+                };
+                (run, seed, scenario.run(chooser, seed))
+            };
+            // One job runs on the calling thread: no pool, no hand-offs.
+            let pool = (options.jobs > 1).then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(options.jobs)
+                    .build()
+                    .expect("a thread pool")
+            });
+            let mut local = None;
             let mut start = 0;
             while start < options.runs && !report.done(options.keep_going) {
                 let end = (start + BATCH).min(options.runs);
-                let verdicts: Vec<(u64, u64, Verdict)> = pool.install(|| {
-                    (start..end)
-                        .into_par_iter()
-                        .map_init(&make, |scenario, run| {
-                            let seed = mix(options.seed, run);
-                            let chooser: Box<dyn Chooser> = match strategy {
-                                Strategy::Pct { depth } => {
-                                    Box::new(PctChooser::new(seed, depth, PCT_STEPS))
-                                }
-                                _ => Box::new(RandomChooser::new(seed)),
-                            };
-                            (run, seed, scenario.run(chooser, seed))
-                        })
-                        .collect()
-                });
+                let verdicts: Vec<(u64, u64, Verdict)> = match &pool {
+                    Some(pool) => pool.install(|| {
+                        (start..end)
+                            .into_par_iter()
+                            .map_init(&make, run_one)
+                            .collect()
+                    }),
+                    None => {
+                        let scenario = local.get_or_insert_with(&make);
+                        (start..end).map(|run| run_one(scenario, run)).collect()
+                    }
+                };
                 for (run, seed, verdict) in verdicts {
                     failing += u64::from(verdict.failure.is_some());
                     report.record(run, seed, verdict, options.keep_going);

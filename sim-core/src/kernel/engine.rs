@@ -9,7 +9,7 @@
 //! blocking requests take the thread off its CPU.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use corosensei::{Coroutine, CoroutineResult};
@@ -128,6 +128,9 @@ struct ProcessSlot {
 }
 
 /// The state of one simulation.
+/// Threads a scenario is assumed to have when lists are first sized.
+const SMALL: usize = 8;
+
 pub(crate) struct Engine {
     pub(crate) machine: Machine,
     script: Option<String>,
@@ -158,7 +161,7 @@ pub(crate) struct Engine {
     /// Threads an open choice concerns.
     scratch: Vec<ThreadId>,
     pub(crate) trace: Trace,
-    origin_ids: HashMap<(usize, u32, u32), OriginId>,
+    origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
     steps: u64,
     error: Option<SimError>,
     unfinished: usize,
@@ -177,17 +180,22 @@ impl Engine {
                 slice_end: Time::MAX,
             })
             .collect();
+        let mut trace = Trace::new(machine.clone());
+        // Room for a small scenario, so that the many short runs of an
+        // exploration do not pay for growing every list from empty.
+        trace.threads.reserve(SMALL);
+        trace.states.reserve(8 * SMALL);
         let mut engine = Engine {
             policy: policy_for(&machine),
             idle: usize::from(machine.cpus),
-            trace: Trace::new(machine.clone()),
+            trace,
             machine,
             script: None,
             now: Time::ZERO,
             queue: EventQueue::new(),
             cpus,
-            threads: Vec::new(),
-            lives: Vec::new(),
+            threads: Vec::with_capacity(SMALL),
+            lives: Vec::with_capacity(SMALL),
             processes: Vec::new(),
             memory: Memory::default(),
             resources: Vec::new(),
@@ -195,10 +203,10 @@ impl Engine {
             jitter: None,
             races: RaceDetector::new(),
             chooser: None,
-            decisions: Vec::new(),
+            decisions: Vec::with_capacity(4 * SMALL),
             operations: 0,
-            scratch: Vec::new(),
-            origin_ids: HashMap::new(),
+            scratch: Vec::with_capacity(SMALL),
+            origin_ids: BTreeMap::new(),
             steps: 0,
             error: None,
             unfinished: 0,
