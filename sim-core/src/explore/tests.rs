@@ -152,3 +152,62 @@ fn the_report_is_the_same_for_any_number_of_jobs() {
     assert_eq!(one.runs, 500);
     assert_eq!(one.outcomes.len(), 2);
 }
+
+/// Two threads that each make one plain store and end, on one CPU with no
+/// switch cost.
+struct TwoStores;
+
+impl Scenario for TwoStores {
+    fn run(&mut self, chooser: Box<dyn Chooser>, _seed: u64) -> Verdict {
+        let mut s = Simulation::new(Machine::textbook()).unwrap();
+        s.set_chooser(chooser);
+        let x = s.variable(ProcessId::MAIN, "x", 0);
+        for (name, value) in [("a", 1), ("b", 2)] {
+            s.add_thread(name, move |ctx| ctx.store(x, value));
+        }
+        let run = s.run();
+        Verdict {
+            failure: None,
+            outcome: format!("{:?}", run.decisions),
+            decisions: run.decisions,
+        }
+    }
+}
+
+/// The schedules of [`TwoStores`], counted by hand. Both threads are ready at
+/// 0 and tie, so the first question is which runs first (D, 2 options); call
+/// it X and the other Y. After X's store, Y is ready, so: preempt X (P1) or
+/// not (P0). A preempted thread is ready again at 0 and ties with the others.
+///
+/// ```text
+/// D=X, P0                 X ends; Y runs alone, nobody else ready   0 preemptions
+/// D=X, P1, D=X            X resumed at once and ends; then Y         1
+/// D=X, P1, D=Y, P0        Y stores and ends; X ends                  1
+/// D=X, P1, D=Y, P1, D=X   Y preempted too; X ends, then Y            2
+/// D=X, P1, D=Y, P1, D=Y   Y preempted and resumed; then X            2
+/// ```
+///
+/// That is 5 schedules for each of the 2 first choices: within 0
+/// preemptions 2·1 = 2, within 1 2·3 = 6, within 2 all 2·5 = 10.
+#[test]
+fn dfs_counts_the_schedules_computed_by_hand() {
+    for (bound, expected) in [(0u32, 2u64), (1, 6), (2, 10), (3, 10)] {
+        let report = explore(
+            &ExploreOptions {
+                runs: 1000,
+                keep_going: true,
+                ..options(Strategy::Dfs { preemptions: bound }, 1)
+            },
+            || TwoStores,
+            |_| {},
+        );
+        assert!(report.exhausted, "bound {bound}");
+        assert_eq!(report.runs, expected, "bound {bound}: runs");
+        // Every run took a schedule of its own.
+        assert_eq!(
+            report.outcomes.len() as u64,
+            expected,
+            "bound {bound}: distinct"
+        );
+    }
+}
