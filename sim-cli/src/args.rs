@@ -73,8 +73,10 @@ pub struct ExploreArgs {
     /// DFS: the preemption bound.
     #[arg(long, default_value_t = 2)]
     pub preemptions: u32,
-    /// Perturb every compute and sleep by up to P percent.
-    #[arg(long, value_name = "P")]
+    /// Let each run perturb every compute and sleep by up to P percent
+    /// (1 to 100), in steps of 0.1%, chosen like every other decision: the
+    /// schedule file of a failure replays them. Random and PCT only.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub jitter: Option<u32>,
     /// Parallel runs (the results are the same for any number).
     #[arg(long, default_value_t = 1)]
@@ -101,6 +103,7 @@ pub struct ExploreArgs {
 
 /// Options of `simcli run`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("chooser").args(["seed", "schedule"]).multiple(true)))]
 pub struct RunArgs {
     /// The scenario script (.rhai).
     pub script: PathBuf,
@@ -119,9 +122,11 @@ pub struct RunArgs {
     /// `--schedule` replays.
     #[arg(long, value_name = "FILE.ron")]
     pub save_schedule: Option<PathBuf>,
-    /// Perturb every compute and sleep by up to P percent (drawn from the
-    /// seed), as `explore --jitter` does.
-    #[arg(long, value_name = "P")]
+    /// Let the chooser perturb every compute and sleep by up to P percent
+    /// (1 to 100), as `explore --jitter` does: drawn from `--seed`, or
+    /// replayed from `--schedule`.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..=100),
+          requires = "chooser")]
     pub jitter: Option<u32>,
     /// Draw SVG charts instead of PNG.
     #[arg(long)]

@@ -126,6 +126,13 @@ fn verdict(outcome: &ScriptOutcome, args: &ExploreArgs) -> Verdict {
 
 /// Runs `simcli explore`.
 pub fn explore(args: &ExploreArgs) -> ExitCode {
+    if args.jitter.is_some() && args.strategy == StrategyArg::Dfs {
+        eprintln!(
+            "error: --jitter works with --strategy random or pct: dfs enumerates orderings, \
+             and a search over every perturbation of every duration would never end"
+        );
+        return ExitCode::from(crate::EXIT_USAGE);
+    }
     let script = match crate::load_script(&args.script) {
         Ok(script) => script,
         Err(status) => return status,
@@ -224,7 +231,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         }
         let jitter = args
             .jitter
-            .map(|p| format!(" --jitter {p} --seed {}", failure.seed))
+            .map(|p| format!(" --jitter {p}"))
             .unwrap_or_default();
         println!(
             "  replay: simcli run {} --schedule {}{jitter}",

@@ -125,3 +125,31 @@ fn the_histogram_shows_the_lost_updates() {
     );
     decode_png(&out.join("race-histogram.png"));
 }
+
+#[test]
+fn jitter_finds_what_only_timing_reveals_and_the_replay_keeps_the_jitter() {
+    let script = "tests/fixtures/jitter_order.rhai";
+    let (code, text, _) = explore(&[script, "--runs", "300"], "explore-no-jitter");
+    assert_eq!(code, Some(0), "without jitter `a` always wins: {text}");
+    let (code, text, _) = explore(
+        &[script, "--runs", "300", "--jitter", "5"],
+        "explore-jitter",
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("expectation 'a claims first' failed"),
+        "{text}"
+    );
+    let command = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: simcli "))
+        .expect("a replay command");
+    assert!(command.ends_with(" --jitter 5"), "{command}");
+    let mut replay: Vec<&str> = command.split(' ').collect();
+    replay.extend(["--quiet", "--no-chart"]);
+    let first = run_simcli(&replay);
+    assert_eq!(first.status.code(), Some(1));
+    let report = String::from_utf8(first.stdout).unwrap();
+    assert!(report.contains("1 expectation(s) FAILED"), "{report}");
+    assert_eq!(run_simcli(&replay).stdout, report.as_bytes());
+}

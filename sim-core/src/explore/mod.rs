@@ -105,7 +105,13 @@ pub struct ExploreReport {
     pub exhausted: bool,
 }
 
-/// Runs in a batch: the unit of parallel work and of stopping.
+/// Runs in the first batch (a batch is the unit of parallel work and of
+/// stopping). The first batch is this small, so that a failure found early stops the
+/// search early; each next batch doubles, up to [`BATCH`], so that long
+/// searches pay little for the hand-offs between batches. The sizes do not
+/// depend on the number of jobs, so neither does the report.
+const FIRST_BATCH: u64 = 16;
+/// The largest batch.
 const BATCH: u64 = 1024;
 /// PCT places its change points among this many first choices.
 const PCT_STEPS: u64 = 200;
@@ -184,8 +190,10 @@ where
             });
             let mut local = None;
             let mut start = 0;
+            let mut batch = FIRST_BATCH;
             while start < options.runs && !report.done(options.keep_going) {
-                let end = (start + BATCH).min(options.runs);
+                let end = (start + batch).min(options.runs);
+                batch = (2 * batch).min(BATCH);
                 let verdicts: Vec<(u64, u64, Verdict)> = match &pool {
                     Some(pool) => pool.install(|| {
                         (start..end)

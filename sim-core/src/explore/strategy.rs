@@ -22,7 +22,7 @@ pub fn mix(seed: u64, index: u64) -> u64 {
 /// when first seen; at each choice the option whose thread has the highest
 /// priority wins (a preemption happens when the ready head outranks the
 /// running thread). At `depth - 1` random steps the winning thread drops
-/// below every other. Finds a bug of depth d with probability at least
+/// below every other. Jitter decisions are drawn uniformly and are not steps. Finds a bug of depth d with probability at least
 /// 1/(n·k^(d-1)).
 #[derive(Debug)]
 pub struct PctChooser {
@@ -65,6 +65,10 @@ impl PctChooser {
 
 impl Chooser for PctChooser {
     fn choose(&mut self, choice: &Choice<'_>) -> Result<usize, ChooserError> {
+        // Durations are perturbed uniformly; only ordering follows priorities.
+        if choice.point == ChoicePoint::Jitter {
+            return Ok(self.rng.random_range(0..choice.options));
+        }
         let step = self.step;
         self.step += 1;
         let ranks: Vec<u64> = (0..choice.options)

@@ -30,6 +30,29 @@ pub enum ChoicePoint {
     /// A thread made a zero-time operation while others are ready: option 0
     /// keeps it running, option 1 preempts it.
     Preempt,
+    /// A compute or sleep duration is perturbed (`--jitter P`): option 0
+    /// keeps it as written; option `2k - 1` lengthens it and option `2k`
+    /// shortens it by `k` thousandths, for `k` up to `10 * P`. See
+    /// [`jitter_options`] and [`jittered`].
+    Jitter,
+}
+
+/// How many options a [`ChoicePoint::Jitter`] question has for `percent`:
+/// as written, then every step of 0.1% up to `percent` either way.
+pub fn jitter_options(percent: u32) -> usize {
+    20 * percent as usize + 1
+}
+
+/// The duration `nanos` under option `chosen` of a [`ChoicePoint::Jitter`]
+/// question (see there). Never below zero.
+pub fn jittered(nanos: u64, chosen: usize) -> u64 {
+    let k = chosen.div_ceil(2) as u128;
+    let offset = (u128::from(nanos) * k / 1000) as u64;
+    if chosen % 2 == 1 {
+        nanos.saturating_add(offset)
+    } else {
+        nanos.saturating_sub(offset)
+    }
 }
 
 /// One question to a [`Chooser`]: pick an index below `options`.
@@ -161,6 +184,17 @@ mod tests {
             options,
             threads: &[],
         })
+    }
+
+    #[test]
+    fn jitter_options_step_by_a_thousandth_either_way() {
+        assert_eq!(jitter_options(5), 101);
+        assert_eq!(jittered(10_000, 0), 10_000);
+        assert_eq!(jittered(10_000, 1), 10_010);
+        assert_eq!(jittered(10_000, 2), 9_990);
+        // The last options are the full 5% either way.
+        assert_eq!(jittered(10_000, 99), 10_500);
+        assert_eq!(jittered(10_000, 100), 9_500);
     }
 
     #[test]

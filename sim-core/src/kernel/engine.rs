@@ -150,7 +150,7 @@ pub(crate) struct Engine {
     /// Happens-before bookkeeping for data-race detection.
     races: RaceDetector,
     /// Duration perturbation: up to this percent, drawn from this stream.
-    jitter: Option<(u32, rand_chacha::ChaCha8Rng)>,
+    jitter: u32,
     policy: Box<dyn Policy>,
     /// The chooser set with [`Engine::set_chooser`]; `None` is the default
     /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
@@ -200,7 +200,7 @@ impl Engine {
             memory: Memory::default(),
             resources: Vec::new(),
             barging_since: Vec::new(),
-            jitter: None,
+            jitter: 0,
             races: RaceDetector::new(),
             chooser: None,
             decisions: Vec::with_capacity(4 * SMALL),
@@ -220,25 +220,23 @@ impl Engine {
         self.chooser = Some(chooser);
     }
 
-    pub(crate) fn set_jitter(&mut self, percent: u32, seed: u64) {
-        use rand::SeedableRng;
-        self.jitter =
-            (percent > 0).then(|| (percent, rand_chacha::ChaCha8Rng::seed_from_u64(seed)));
+    pub(crate) fn set_jitter(&mut self, percent: u32) {
+        self.jitter = percent;
     }
 
-    /// `d` perturbed by up to the jitter percent either way (unchanged
-    /// without jitter).
+    /// `d` perturbed by up to the jitter percent either way, as the chooser
+    /// decides (unchanged without jitter, and by the default chooser).
     fn jittered(&mut self, d: Span) -> Span {
-        use rand::Rng;
-        let Some((percent, rng)) = &mut self.jitter else {
-            return d;
-        };
-        let spread = u128::from(d.as_nanos()) * u128::from(*percent) / 100;
-        if spread == 0 {
+        // No question when the largest perturbation is under a nanosecond.
+        if u128::from(d.as_nanos()) * u128::from(self.jitter) < 100 {
             return d;
         }
-        let offset = rng.random_range(0..=2 * spread) as i128 - spread as i128;
-        Span((i128::from(d.as_nanos()) + offset).max(0) as u64)
+        self.scratch.clear();
+        let chosen = self.choose(
+            ChoicePoint::Jitter,
+            super::choice::jitter_options(self.jitter),
+        );
+        Span(super::choice::jittered(d.as_nanos(), chosen))
     }
 
     pub(crate) fn set_script_name(&mut self, name: &str) {

@@ -21,8 +21,8 @@ mod wait;
 use std::any::Any;
 
 pub use choice::{
-    Choice, ChoicePoint, Chooser, ChooserError, Decision, FirstChooser, RandomChooser,
-    ReplayChooser,
+    jitter_options, jittered, Choice, ChoicePoint, Chooser, ChooserError, Decision, FirstChooser,
+    RandomChooser, ReplayChooser,
 };
 pub use context::{Ctx, JoinHandle};
 pub use stack::MIN_STACK;
@@ -78,11 +78,12 @@ impl Simulation {
         self.engine.set_chooser(chooser);
     }
 
-    /// Perturbs every compute and sleep duration by up to `percent` either
-    /// way, drawn from a stream seeded with `seed` (exploration's `--jitter`).
-    /// The same percent and seed give the same durations.
-    pub fn set_jitter(&mut self, percent: u32, seed: u64) {
-        self.engine.set_jitter(percent, seed);
+    /// Lets the chooser perturb every compute and sleep duration by up to
+    /// `percent` either way, in steps of 0.1% (exploration's `--jitter`): a
+    /// [`ChoicePoint::Jitter`] decision per duration, recorded and replayed
+    /// like any other. The default chooser keeps durations as written.
+    pub fn set_jitter(&mut self, percent: u32) {
+        self.engine.set_jitter(percent);
     }
 
     /// Names the script that script positions refer to.

@@ -405,13 +405,12 @@ pub(crate) fn execute(
             position,
         ));
     }
-    let (engine, ast, script, seed, jitter, chooser) = session::with(|s| {
+    let (engine, ast, script, jitter, chooser) = session::with(|s| {
         s.failure = None;
         (
             s.engine.clone(),
             s.ast.clone(),
             s.script.clone(),
-            s.options.seed,
             s.options.jitter,
             s.chooser.clone(),
         )
@@ -435,8 +434,8 @@ pub(crate) fn execute(
         for (name, process, init) in &decl.variables {
             sim.variable(processes[*process], name, *init);
         }
-        if let Some(jitter) = jitter.filter(|&j| j > 0) {
-            sim.set_jitter(jitter, seed.unwrap_or(0));
+        if let Some(jitter) = jitter {
+            sim.set_jitter(jitter);
         }
         for thread in &decl.threads {
             let body = thread_body(engine.clone(), ast.clone(), thread.body.clone());

@@ -60,8 +60,9 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Where `r.gantt(name)` writes charts.
     pub out_dir: PathBuf,
-    /// Perturb compute and sleep durations by up to this percent (seeded by
-    /// `seed`, or 0).
+    /// Let the chooser perturb compute and sleep durations by up to this
+    /// percent (see [`crate::kernel::ChoicePoint::Jitter`]). The default
+    /// chooser keeps them as written: pair it with `seed` or `schedule`.
     pub jitter: Option<u32>,
     /// Replay these decisions (a schedule recorded by `explore`: one list for
     /// the whole script, each machine run continuing where the previous
@@ -269,7 +270,7 @@ impl Script {
 
     /// [`Script::run`] with `chooser` taking every decision of every machine
     /// run (exploration strategies use this); `options.seed` and
-    /// `options.schedule` then only seed the jitter.
+    /// `options.schedule` are then ignored.
     pub fn run_with_chooser(
         &self,
         options: &RunOptions,
