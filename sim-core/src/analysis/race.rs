@@ -7,15 +7,18 @@
 
 use std::collections::BTreeSet;
 
+use smallvec::SmallVec;
+
 use crate::ids::{OriginId, ResourceId, ThreadId, VarId};
 use crate::time::Time;
 use crate::trace::{AccessKind, Race, RaceAccess};
 
 /// A vector clock: one counter per thread that ever happened before, kept
 /// sparse (sorted by thread) so that a hundred thousand threads that never
-/// touch shared memory cost nothing. Missing entries are zero.
+/// touch shared memory cost nothing. Missing entries are zero. Up to four
+/// entries live inline, so small scenarios allocate no clocks at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VectorClock(Vec<(u32, u32)>);
+pub struct VectorClock(SmallVec<[(u32, u32); 4]>);
 
 impl VectorClock {
     /// `thread`'s entry.
