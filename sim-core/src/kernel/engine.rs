@@ -417,15 +417,16 @@ impl Engine {
 
     /// Asks the chooser (with `self.scratch` as the options' threads) and
     /// records the decision. The default chooser takes option 0 without a
-    /// call; its decisions are recorded all the same, so that they replay.
+    /// call or a record: replaying an empty list answers option 0 throughout,
+    /// so the empty list is its schedule (and a long run does not spend
+    /// memory on millions of zeros).
     #[inline(always)]
     fn choose(&mut self, point: ChoicePoint, options: usize) -> usize {
-        let chosen = match self.chooser {
-            None => 0,
-            Some(_) => match self.ask_chooser(point, options) {
-                Some(chosen) => chosen,
-                None => return 0,
-            },
+        if self.chooser.is_none() {
+            return 0;
+        }
+        let Some(chosen) = self.ask_chooser(point, options) else {
+            return 0;
         };
         self.decisions.push(Decision {
             point,

@@ -281,7 +281,8 @@ pub struct Run {
     /// How it ended.
     pub outcome: Outcome,
     /// Every decision taken, in order; a [`ReplayChooser`] fed with them
-    /// reproduces the run.
+    /// reproduces the run. Empty when no chooser was set: the default takes
+    /// option 0 every time, which is what replaying an empty list does.
     pub decisions: Vec<Decision>,
     /// How many operations the threads called (compute, sleep, yield_now,
     /// now, print, start_thread, join, load, store).

@@ -173,7 +173,17 @@ proptest! {
         let a = s.simulation().run();
         let b = s.simulation().run();
         prop_assert_eq!(&a.trace, &b.trace);
-        prop_assert_eq!(a.decisions, b.decisions);
+        // The default records no decisions: replaying none is the same run,
+        // and so is asking a FirstChooser every question.
+        prop_assert!(a.decisions.is_empty());
+        let mut replay = s.simulation();
+        replay.set_chooser(Box::new(ReplayChooser::new(Vec::new())));
+        prop_assert_eq!(&replay.run().trace, &a.trace);
+        let mut first = s.simulation();
+        first.set_chooser(Box::new(sim_core::kernel::FirstChooser));
+        let first = first.run();
+        prop_assert_eq!(&first.trace, &a.trace);
+        prop_assert!(first.decisions.iter().all(|d| d.chosen == 0));
         prop_assert!(a.trace.states.iter().all(|c| c.time <= a.trace.end));
         prop_assert!(a.trace.states.iter().filter(|c| c.state == ThreadState::Done).count() == a.trace.threads.len());
         prop_assert!(a.trace.end >= Time::ZERO);
