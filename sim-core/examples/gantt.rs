@@ -177,12 +177,14 @@ fn deadlock() -> Trace {
             .collect(),
         states: changes
             .iter()
-            .map(|&(t, thread, state, cpu)| StateChange {
-                time: Time(us(t).as_nanos()),
-                thread: ThreadId(thread),
-                state,
-                cpu: cpu.map(CpuId),
-                origin: None,
+            .map(|&(t, thread, state, cpu)| {
+                StateChange::new(
+                    Time(us(t).as_nanos()),
+                    ThreadId(thread),
+                    state,
+                    cpu.map(CpuId),
+                    None,
+                )
             })
             .collect(),
         logs: Vec::new(),

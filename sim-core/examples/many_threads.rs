@@ -38,9 +38,9 @@ fn main() {
     let mut peak = 0;
     let mut started = vec![false; run.trace.threads.len()];
     for change in &run.trace.states {
-        match change.state {
-            ThreadState::Running if !started[change.thread.index()] => {
-                started[change.thread.index()] = true;
+        match change.state() {
+            ThreadState::Running if !started[change.thread().index()] => {
+                started[change.thread().index()] = true;
                 alive += 1;
                 peak = peak.max(alive);
             }

@@ -148,28 +148,28 @@ impl Starvation {
         // to the state it is already in continues the stretch.
         let mut open: Vec<Option<&StateChange>> = vec![None; trace.threads.len()];
         for change in &trace.states {
-            let i = change.thread.index();
+            let i = change.thread().index();
             let scan = &mut scans[i];
-            match change.state {
+            match change.state() {
                 ThreadState::Running => scan.ran = true,
                 ThreadState::Ready => scan.was_ready = true,
                 _ => {}
             }
             if let Some(previous) = open[i] {
-                if previous.state == change.state {
+                if previous.state() == change.state() {
                     continue;
                 }
-                scan.close(trace, previous.state, previous.time, change.time);
+                scan.close(trace, previous.state(), previous.time(), change.time());
             }
-            open[i] = (change.state != ThreadState::Done).then_some(change);
+            open[i] = (change.state() != ThreadState::Done).then_some(change);
         }
         for (scan, previous) in scans.iter_mut().zip(&open) {
             if let Some(previous) = previous {
                 scan.close(
                     trace,
-                    previous.state,
-                    previous.time,
-                    trace.end.max(previous.time),
+                    previous.state(),
+                    previous.time(),
+                    trace.end.max(previous.time()),
                 );
             }
         }

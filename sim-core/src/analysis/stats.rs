@@ -95,12 +95,12 @@ impl Stats {
         // without building them).
         let mut open: Vec<Option<&StateChange>> = vec![None; threads.len()];
         let mut account = |from: &StateChange, end: Time, threads: &mut [ThreadStats]| {
-            if end <= from.time {
+            if end <= from.time() {
                 return;
             }
-            let stats = &mut threads[from.thread.index()];
-            let length = end - from.time;
-            match from.state {
+            let stats = &mut threads[from.thread().index()];
+            let length = end - from.time();
+            match from.state() {
                 ThreadState::Running => stats.cpu += length,
                 ThreadState::Ready => stats.ready += length,
                 ThreadState::Switch => stats.switching += length,
@@ -110,33 +110,33 @@ impl Stats {
                 }
                 ThreadState::Done => {}
             }
-            if let Some(cpu) = from.cpu {
+            if let Some(cpu) = from.cpu() {
                 let (busy, switching) = &mut cpus[cpu.index()];
-                match from.state {
+                match from.state() {
                     ThreadState::Switch => *switching += length,
                     _ => *busy += length,
                 }
             }
         };
         for change in &trace.states {
-            let i = change.thread.index();
+            let i = change.thread().index();
             if let Some(previous) = open[i].take() {
-                account(previous, change.time, &mut threads);
+                account(previous, change.time(), &mut threads);
             }
             let stats = &mut threads[i];
-            match change.state {
-                ThreadState::Done => stats.end = Some(change.time),
+            match change.state() {
+                ThreadState::Done => stats.end = Some(change.time()),
                 ThreadState::Switch => stats.switches += 1,
                 // Each dispatch records Running once, after its switch if any.
                 ThreadState::Running => stats.dispatches += 1,
                 _ => {}
             }
-            if change.state != ThreadState::Done {
+            if change.state() != ThreadState::Done {
                 open[i] = Some(change);
             }
         }
         for previous in open.into_iter().flatten() {
-            account(previous, trace.end.max(previous.time), &mut threads);
+            account(previous, trace.end.max(previous.time()), &mut threads);
         }
         let whole = makespan.elapsed().as_nanos();
         let cpus = cpus

@@ -53,13 +53,9 @@ impl TraceBuilder {
 
     /// `thread` enters `state` at `time` ms.
     pub(crate) fn state(&mut self, time: u64, thread: ThreadId, state: ThreadState) -> &mut Self {
-        self.trace.states.push(StateChange {
-            time: at(time),
-            thread,
-            state,
-            cpu: None,
-            origin: None,
-        });
+        self.trace
+            .states
+            .push(StateChange::new(at(time), thread, state, None, None));
         self
     }
 
@@ -84,7 +80,7 @@ impl TraceBuilder {
     pub(crate) fn end(&mut self, end: u64) -> Trace {
         let mut trace = self.trace.clone();
         trace.end = at(end);
-        trace.states.sort_by_key(|c| c.time);
+        trace.states.sort_by_key(|c| c.time());
         trace.sync.sort_by_key(|e| e.time);
         trace
     }

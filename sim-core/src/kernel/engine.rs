@@ -1144,13 +1144,13 @@ impl Engine {
         origin: Option<OriginId>,
     ) {
         self.threads[thread.index()].state = state;
-        self.trace.states.push(StateChange {
-            time: self.now,
+        self.trace.states.push(StateChange::new(
+            self.now,
             thread,
             state,
-            cpu: cpu.map(|c| CpuId(c as u16)),
+            cpu.map(|c| CpuId(c as u16)),
             origin,
-        });
+        ));
     }
 
     /// The id of a source position, cached per thread for loops.

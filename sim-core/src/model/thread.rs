@@ -145,6 +145,69 @@ impl ThreadState {
     }
 }
 
+/// [`ThreadState::pack`] kinds of the states without a [`BlockReason`].
+const READY: u8 = 0;
+const SWITCH: u8 = 1;
+const RUNNING: u8 = 2;
+const SPIN: u8 = 3;
+const DONE: u8 = 4;
+/// Blocked states are this plus the reason's place in [`BlockReason`].
+const BLOCKED: u8 = 16;
+
+impl ThreadState {
+    /// The state as a kind and a payload (the id it carries, else 0), for
+    /// compact storage in the trace; [`ThreadState::unpack`] reverses it.
+    pub(crate) fn pack(self) -> (u8, u32) {
+        use BlockReason as B;
+        match self {
+            ThreadState::Ready => (READY, 0),
+            ThreadState::Switch => (SWITCH, 0),
+            ThreadState::Running => (RUNNING, 0),
+            ThreadState::Spin(r) => (SPIN, r.0),
+            ThreadState::Done => (DONE, 0),
+            ThreadState::Blocked(reason) => match reason {
+                B::Sleep => (BLOCKED, 0),
+                B::Join(t) => (BLOCKED + 1, t.0),
+                B::Lock(r) => (BLOCKED + 2, r.0),
+                B::Semaphore(r) => (BLOCKED + 3, r.0),
+                B::RwLock(r) => (BLOCKED + 4, r.0),
+                B::Condvar(r) => (BLOCKED + 5, r.0),
+                B::Barrier(r) => (BLOCKED + 6, r.0),
+                B::Channel(r) => (BLOCKED + 7, r.0),
+                B::Io(r) => (BLOCKED + 8, r.0),
+                B::Gil(p) => (BLOCKED + 9, p.0),
+                B::Epoll(r) => (BLOCKED + 10, r.0),
+            },
+        }
+    }
+
+    /// The state [`ThreadState::pack`] gave `(kind, payload)` for.
+    pub(crate) fn unpack(kind: u8, payload: u32) -> ThreadState {
+        use BlockReason as B;
+        let r = ResourceId(payload);
+        let reason = match kind {
+            READY => return ThreadState::Ready,
+            SWITCH => return ThreadState::Switch,
+            RUNNING => return ThreadState::Running,
+            SPIN => return ThreadState::Spin(r),
+            DONE => return ThreadState::Done,
+            BLOCKED => B::Sleep,
+            k if k == BLOCKED + 1 => B::Join(ThreadId(payload)),
+            k if k == BLOCKED + 2 => B::Lock(r),
+            k if k == BLOCKED + 3 => B::Semaphore(r),
+            k if k == BLOCKED + 4 => B::RwLock(r),
+            k if k == BLOCKED + 5 => B::Condvar(r),
+            k if k == BLOCKED + 6 => B::Barrier(r),
+            k if k == BLOCKED + 7 => B::Channel(r),
+            k if k == BLOCKED + 8 => B::Io(r),
+            k if k == BLOCKED + 9 => B::Gil(ProcessId(payload)),
+            k if k == BLOCKED + 10 => B::Epoll(r),
+            _ => unreachable!("no thread state packs to kind {kind}"),
+        };
+        ThreadState::Blocked(reason)
+    }
+}
+
 /// Options of a new thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadOptions {
@@ -152,4 +215,42 @@ pub struct ThreadOptions {
     pub priority: i32,
     /// Nice value for "fair", -20 (most CPU) to 19 (least). Default 0.
     pub nice: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_packs_and_unpacks_to_itself() {
+        let r = ResourceId(7);
+        let reasons = [
+            BlockReason::Sleep,
+            BlockReason::Join(ThreadId(9)),
+            BlockReason::Lock(r),
+            BlockReason::Semaphore(r),
+            BlockReason::RwLock(r),
+            BlockReason::Condvar(r),
+            BlockReason::Barrier(r),
+            BlockReason::Channel(r),
+            BlockReason::Io(r),
+            BlockReason::Gil(ProcessId(3)),
+            BlockReason::Epoll(r),
+        ];
+        let states = [
+            ThreadState::Ready,
+            ThreadState::Switch,
+            ThreadState::Running,
+            ThreadState::Spin(r),
+            ThreadState::Done,
+        ]
+        .into_iter()
+        .chain(reasons.map(ThreadState::Blocked));
+        let mut kinds = std::collections::BTreeSet::new();
+        for state in states {
+            let (kind, payload) = state.pack();
+            assert!(kinds.insert(kind), "{state:?} shares kind {kind}");
+            assert_eq!(ThreadState::unpack(kind, payload), state);
+        }
+    }
 }

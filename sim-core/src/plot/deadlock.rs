@@ -108,8 +108,11 @@ pub(crate) fn blocked_since(trace: &Trace) -> Vec<Option<Time>> {
     for step in &dl.cycle {
         let i = step.thread.index();
         if let Some(Some(change)) = last.get(i) {
-            if matches!(change.state, ThreadState::Blocked(_) | ThreadState::Spin(_)) {
-                since[i] = Some(change.time);
+            if matches!(
+                change.state(),
+                ThreadState::Blocked(_) | ThreadState::Spin(_)
+            ) {
+                since[i] = Some(change.time());
             }
         }
     }
@@ -120,7 +123,7 @@ pub(crate) fn blocked_since(trace: &Trace) -> Vec<Option<Time>> {
 pub(crate) fn last_changes(trace: &Trace) -> Vec<Option<StateChange>> {
     let mut last = vec![None; trace.threads.len()];
     for change in &trace.states {
-        if let Some(slot) = last.get_mut(change.thread.index()) {
+        if let Some(slot) = last.get_mut(change.thread().index()) {
             *slot = Some(*change);
         }
     }

@@ -172,7 +172,7 @@ impl Spans {
         let deadlocked = deadlock::blocked_since(trace)
             .into_iter()
             .zip(&last)
-            .map(|(since, last)| Some((since?, Shade::of((*last)?.state)?)))
+            .map(|(since, last)| Some((since?, Shade::of((*last)?.state())?)))
             .collect();
         Spans {
             threads,
@@ -189,17 +189,17 @@ impl Spans {
 fn extend_to(trace: &Trace, intervals: &mut [Vec<Interval>], end: Time) {
     for (list, last) in intervals.iter_mut().zip(deadlock::last_changes(trace)) {
         let Some(change) = last else { continue };
-        if change.state == ThreadState::Done || change.time >= end {
+        if change.state() == ThreadState::Done || change.time() >= end {
             continue;
         }
         match list.last_mut() {
-            Some(iv) if iv.start == change.time && iv.state == change.state => iv.end = end,
+            Some(iv) if iv.start == change.time() && iv.state == change.state() => iv.end = end,
             _ => list.push(Interval {
-                thread: change.thread,
-                state: change.state,
-                cpu: change.cpu,
-                origin: change.origin,
-                start: change.time,
+                thread: change.thread(),
+                state: change.state(),
+                cpu: change.cpu(),
+                origin: change.origin(),
+                start: change.time(),
                 end,
             }),
         }

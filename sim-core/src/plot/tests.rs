@@ -283,12 +283,14 @@ fn deadlock_trace() -> Trace {
         });
     }
     let (m1, m2) = (ResourceId(0), ResourceId(1));
-    let change = |t: u64, thread: u32, state: ThreadState| StateChange {
-        time: Time(ms(t).as_nanos()),
-        thread: ThreadId(thread),
-        state,
-        cpu: state.on_cpu().then_some(CpuId(thread as u16)),
-        origin: None,
+    let change = |t: u64, thread: u32, state: ThreadState| {
+        StateChange::new(
+            Time(ms(t).as_nanos()),
+            ThreadId(thread),
+            state,
+            state.on_cpu().then_some(CpuId(thread as u16)),
+            None,
+        )
     };
     trace.states = vec![
         change(0, 0, ThreadState::Running),

@@ -47,21 +47,21 @@ impl Trace {
         let mut open: Vec<Option<Interval>> = vec![None; self.threads.len()];
         let mut out: Vec<Vec<Interval>> = vec![Vec::new(); self.threads.len()];
         for change in &self.states {
-            let i = change.thread.index();
+            let i = change.thread().index();
             if let Some(mut prev) = open[i].take() {
-                prev.end = change.time;
+                prev.end = change.time();
                 if prev.end > prev.start {
                     out[i].push(prev);
                 }
             }
-            if change.state != ThreadState::Done {
+            if change.state() != ThreadState::Done {
                 open[i] = Some(Interval {
-                    thread: change.thread,
-                    state: change.state,
-                    cpu: change.cpu,
-                    origin: change.origin,
-                    start: change.time,
-                    end: change.time,
+                    thread: change.thread(),
+                    state: change.state(),
+                    cpu: change.cpu(),
+                    origin: change.origin(),
+                    start: change.time(),
+                    end: change.time(),
                 });
             }
         }

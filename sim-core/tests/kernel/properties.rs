@@ -184,8 +184,8 @@ proptest! {
         let first = first.run();
         prop_assert_eq!(&first.trace, &a.trace);
         prop_assert!(first.decisions.iter().all(|d| d.chosen == 0));
-        prop_assert!(a.trace.states.iter().all(|c| c.time <= a.trace.end));
-        prop_assert!(a.trace.states.iter().filter(|c| c.state == ThreadState::Done).count() == a.trace.threads.len());
+        prop_assert!(a.trace.states.iter().all(|c| c.time() <= a.trace.end));
+        prop_assert!(a.trace.states.iter().filter(|c| c.state() == ThreadState::Done).count() == a.trace.threads.len());
         prop_assert!(a.trace.end >= Time::ZERO);
     }
 }

@@ -451,7 +451,7 @@ proptest! {
                         panic!("lock programs only wait on locks")
                     };
                     let waiting_state = run.trace.states.iter().rev()
-                        .find(|c| c.thread == step.thread).unwrap().state;
+                        .find(|c| c.thread() == step.thread).unwrap().state();
                     prop_assert_eq!(waiting_state, ThreadState::Blocked(sim_core::BlockReason::Lock(r)));
                     // The next thread acquired r and never released it.
                     let held = run.trace.sync.iter().filter(|e| e.resource == r && e.thread == next.thread)

@@ -127,15 +127,15 @@ fn a_hundred_thousand_threads_can_be_alive_at_once() {
         .trace
         .states
         .iter()
-        .find(|s| s.state == ThreadState::Done)
+        .find(|s| s.state() == ThreadState::Done)
         .unwrap()
-        .time;
+        .time();
     let last_start = run
         .trace
         .states
         .iter()
-        .filter(|s| s.state == ThreadState::Running)
-        .map(|s| s.time)
+        .filter(|s| s.state() == ThreadState::Running)
+        .map(|s| s.time())
         .next_back();
     assert!(first_done.as_nanos() >= ms(10).as_nanos());
     assert!(last_start.is_some());

@@ -106,9 +106,14 @@ fn blocking_operations_record_their_rust_line() {
         .trace
         .states
         .iter()
-        .find(|s| matches!(s.state, ThreadState::Blocked(sim_core::BlockReason::Sleep)))
+        .find(|s| {
+            matches!(
+                s.state(),
+                ThreadState::Blocked(sim_core::BlockReason::Sleep)
+            )
+        })
         .unwrap();
-    let origin = run.trace.origin(sleep.origin.unwrap()).unwrap();
+    let origin = run.trace.origin(sleep.origin().unwrap()).unwrap();
     assert!(origin.file.ends_with("trace.rs"), "{origin}");
     assert_eq!(origin.line, 13);
 }

@@ -868,8 +868,8 @@ impl Engine {
             .states
             .iter()
             .rev()
-            .find(|c| c.thread == thread)
-            .and_then(|c| c.origin)
+            .find(|c| c.thread() == thread)
+            .and_then(|c| c.origin())
     }
 }
 
