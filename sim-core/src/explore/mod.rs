@@ -62,9 +62,10 @@ pub struct Verdict {
     pub outcome: String,
 }
 
-/// Something to explore: one run per call, with the given chooser. `seed`
-/// is the run's own seed (for jitter). Built once per worker thread, so it
-/// need not be `Send`.
+/// Something to explore: one run per call, with the given chooser, which
+/// takes every decision (jitter included). `seed` is the run's own seed, for
+/// a scenario that draws randomness of its own. Built once per worker
+/// thread, so it need not be `Send`.
 pub trait Scenario {
     /// Runs once.
     fn run(&mut self, chooser: Box<dyn Chooser>, seed: u64) -> Verdict;
