@@ -127,10 +127,10 @@ struct ProcessSlot {
     gate: Option<Box<dyn ProcessGate>>,
 }
 
-/// The state of one simulation.
 /// Threads a scenario is assumed to have when lists are first sized.
 const SMALL: usize = 8;
 
+/// The state of one simulation.
 pub(crate) struct Engine {
     pub(crate) machine: Machine,
     script: Option<String>,
@@ -149,7 +149,8 @@ pub(crate) struct Engine {
     barging_since: Vec<Option<Time>>,
     /// Happens-before bookkeeping for data-race detection.
     races: RaceDetector,
-    /// Duration perturbation: up to this percent, drawn from this stream.
+    /// Duration perturbation: up to this percent either way, as the chooser
+    /// decides (0: none).
     jitter: u32,
     policy: Box<dyn Policy>,
     /// The chooser set with [`Engine::set_chooser`]; `None` is the default
