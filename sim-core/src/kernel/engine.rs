@@ -227,9 +227,10 @@ impl Engine {
 
     /// `d` perturbed by up to the jitter percent either way, as the chooser
     /// decides (unchanged without jitter, and by the default chooser).
+    #[inline(always)]
     fn jittered(&mut self, d: Span) -> Span {
         // No question when the largest perturbation is under a nanosecond.
-        if u128::from(d.as_nanos()) * u128::from(self.jitter) < 100 {
+        if self.jitter == 0 || u128::from(d.as_nanos()) * u128::from(self.jitter) < 100 {
             return d;
         }
         self.scratch.clear();
@@ -488,7 +489,12 @@ impl Engine {
                 .iter()
                 .position(|c| c.phase == Phase::Idle)
                 .expect("an idle CPU");
-            let ties = self.policy.ties();
+            // The default chooser takes the head: no need to count ties.
+            let ties = if self.chooser.is_some() {
+                self.policy.ties()
+            } else {
+                1
+            };
             let index = if ties > 1 {
                 if self.wants_threads() {
                     self.policy.tied_threads(&mut self.scratch);
@@ -545,7 +551,12 @@ impl Engine {
         c.slice_end = slice.map_or(Time::MAX, |s| self.now + s);
         self.record(thread, ThreadState::Running, Some(cpu), None);
         // A more important thread may have become ready during the switch.
-        if let Some(head) = self.policy.head().filter(|_| self.policy.preemptive()) {
+        if let Some(head) = self
+            .policy
+            .preemptive()
+            .then(|| self.policy.head())
+            .flatten()
+        {
             if self.policy.preempts(head, thread) {
                 self.preempt(cpu, Enqueue::Preempted);
                 return;
@@ -698,9 +709,29 @@ impl Engine {
 
     /// Resumes a thread's coroutine (creating it at first dispatch). Returns
     /// its next request, or `None` when it ended.
+    #[inline(always)]
     fn resume(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
         let t = thread.index();
-        if self.threads[t].coroutine.is_none() {
+        if self.threads[t].coroutine.is_none() && !self.start_coroutine(thread) {
+            return None;
+        }
+        let coroutine = self.threads[t].coroutine.as_mut().expect("a coroutine");
+        match coroutine.resume(response) {
+            CoroutineResult::Yield(call) => Some(call),
+            CoroutineResult::Return(exit) => {
+                self.end_coroutine(thread, exit);
+                None
+            }
+        }
+    }
+
+    /// Gives a thread dispatched for the first time its stack and coroutine.
+    /// False when no stack could be had: the run then stops with the error.
+    #[cold]
+    #[inline(never)]
+    fn start_coroutine(&mut self, thread: ThreadId) -> bool {
+        let t = thread.index();
+        {
             let stack = match PooledStack::take(self.machine.stack_size) {
                 Ok(stack) => stack,
                 Err(e) => {
@@ -709,7 +740,7 @@ impl Engine {
                         thread,
                         message: e.to_string(),
                     });
-                    return None;
+                    return false;
                 }
             };
             let body = self.lives[t].body.take().expect("a body to start");
@@ -728,20 +759,27 @@ impl Engine {
                 },
             ));
         }
-        let coroutine = self.threads[t].coroutine.as_mut().expect("a coroutine");
-        match coroutine.resume(response) {
-            CoroutineResult::Yield(call) => Some(call),
-            CoroutineResult::Return(exit) => {
-                let coroutine = self.threads[t].coroutine.take().expect("a coroutine");
-                drop(coroutine.into_stack());
-                self.finish(thread, exit);
-                None
-            }
-        }
+        true
+    }
+
+    /// The body of `thread` returned: its stack goes back to the pool.
+    #[inline(never)]
+    fn end_coroutine(&mut self, thread: ThreadId, exit: Exit) {
+        let coroutine = self.threads[thread.index()]
+            .coroutine
+            .take()
+            .expect("a coroutine");
+        drop(coroutine.into_stack());
+        self.finish(thread, exit);
     }
 
     /// Handles a request of the thread on `cpu`. Returns true when the thread
     /// keeps the CPU and should be advanced further.
+    ///
+    /// Compute and sleep, the requests of every simulation, are handled here;
+    /// the rest in [`Engine::handle_other_call`], kept out of line so that the
+    /// engine's hot loop stays small.
+    #[inline(always)]
     fn handle_call(&mut self, cpu: usize, thread: ThreadId, call: Call) -> bool {
         if !self.step() {
             return false;
@@ -768,6 +806,18 @@ impl Engine {
                 self.queue
                     .push(self.now + d, Event::Wake { thread, generation });
                 false
+            }
+            _ => self.handle_other_call(cpu, thread, call),
+        }
+    }
+
+    /// [`Engine::handle_call`] for every request but compute and sleep.
+    #[inline(never)]
+    fn handle_other_call(&mut self, cpu: usize, thread: ThreadId, call: Call) -> bool {
+        let t = thread.index();
+        match call.request {
+            Request::Compute(_) | Request::Sleep(_) => {
+                unreachable!("compute and sleep are handled by handle_call")
             }
             Request::Yield => {
                 self.leave_cpu(cpu);
@@ -1088,7 +1138,18 @@ impl Engine {
     // ----- gates ------------------------------------------------------------
 
     /// Calls the process's gate, if it has one, and carries out its actions.
+    #[inline(always)]
     fn with_gate(
+        &mut self,
+        process: ProcessId,
+        call: impl FnOnce(&mut dyn ProcessGate, Time, &mut GateActions),
+    ) {
+        if self.processes[process.index()].gate.is_some() {
+            self.call_gate(process, call);
+        }
+    }
+
+    fn call_gate(
         &mut self,
         process: ProcessId,
         call: impl FnOnce(&mut dyn ProcessGate, Time, &mut GateActions),
@@ -1155,12 +1216,17 @@ impl Engine {
     }
 
     /// The id of a source position, cached per thread for loops.
+    #[inline(always)]
     fn intern(&mut self, thread: ThreadId, source: SourceRef) -> OriginId {
         if let Some((last, id)) = self.threads[thread.index()].last_origin {
             if last == source {
                 return id;
             }
         }
+        self.intern_new(thread, source)
+    }
+
+    fn intern_new(&mut self, thread: ThreadId, source: SourceRef) -> OriginId {
         let key = match source {
             SourceRef::Rust(location) => (
                 location.file().as_ptr() as usize,
