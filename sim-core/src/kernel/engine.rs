@@ -162,6 +162,9 @@ pub(crate) struct Engine {
     /// Threads an open choice concerns.
     scratch: Vec<ThreadId>,
     pub(crate) trace: Trace,
+    /// How many state changes the trace can take before its memory must
+    /// grow or be mapped (see `prefault`).
+    states_ready: usize,
     origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
     steps: u64,
     error: Option<SimError>,
@@ -190,6 +193,7 @@ impl Engine {
             policy: policy_for(&machine),
             idle: usize::from(machine.cpus),
             trace,
+            states_ready: 0,
             machine,
             script: None,
             now: Time::ZERO,
@@ -1206,6 +1210,9 @@ impl Engine {
         origin: Option<OriginId>,
     ) {
         self.threads[thread.index()].state = state;
+        if self.trace.states.len() >= self.states_ready {
+            self.states_ready = super::prefault::prepare(&mut self.trace.states);
+        }
         self.trace.states.push(StateChange::new(
             self.now,
             thread,
