@@ -478,7 +478,7 @@ impl Engine {
     // ----- CPUs -------------------------------------------------------------
 
     /// Fills idle CPUs, lowest index first, from the head of the ready queue.
-    #[inline]
+    #[inline(always)]
     fn reschedule(&mut self) {
         // Most events leave every CPU busy: check that before the call.
         if self.idle > 0 {
@@ -486,6 +486,7 @@ impl Engine {
         }
     }
 
+    #[inline(never)]
     fn fill_idle_cpus(&mut self) {
         while self.idle > 0 && self.policy.len() > 0 && self.error.is_none() {
             let cpu = self
@@ -1202,6 +1203,7 @@ impl Engine {
 
     // ----- trace ------------------------------------------------------------
 
+    #[inline(always)]
     fn record(
         &mut self,
         thread: ThreadId,
@@ -1211,7 +1213,7 @@ impl Engine {
     ) {
         self.threads[thread.index()].state = state;
         if self.trace.states.len() >= self.states_ready {
-            self.states_ready = super::prefault::prepare(&mut self.trace.states);
+            self.prepare_states();
         }
         self.trace.states.push(StateChange::new(
             self.now,
@@ -1220,6 +1222,13 @@ impl Engine {
             cpu.map(|c| CpuId(c as u16)),
             origin,
         ));
+    }
+
+    /// Makes room for the next state changes (see `prefault`).
+    #[cold]
+    #[inline(never)]
+    fn prepare_states(&mut self) {
+        self.states_ready = super::prefault::prepare(&mut self.trace.states);
     }
 
     /// The id of a source position, cached per thread for loops.

@@ -157,6 +157,7 @@ const BLOCKED: u8 = 16;
 impl ThreadState {
     /// The state as a kind and a payload (the id it carries, else 0), for
     /// compact storage in the trace; [`ThreadState::unpack`] reverses it.
+    #[inline]
     pub(crate) fn pack(self) -> (u8, u32) {
         use BlockReason as B;
         match self {

@@ -63,6 +63,7 @@ pub struct StateChange {
 
 impl StateChange {
     /// `thread` entered `state` at `time`, on `cpu`, because of `origin`.
+    #[inline]
     pub fn new(
         time: Time,
         thread: ThreadId,
