@@ -146,7 +146,7 @@ impl Starvation {
         let mut scans: Vec<Scan> = trace.threads.iter().map(|_| Scan::default()).collect();
         // The stretch each thread is in: the change that started it. A change
         // to the state it is already in continues the stretch.
-        let mut open: Vec<Option<&StateChange>> = vec![None; trace.threads.len()];
+        let mut open: Vec<Option<StateChange>> = vec![None; trace.threads.len()];
         for change in &trace.states {
             let i = change.thread().index();
             let scan = &mut scans[i];

@@ -93,8 +93,8 @@ impl Stats {
         // One pass over the state changes: each closes the interval its
         // thread was in (the same intervals as `Trace::thread_intervals`,
         // without building them).
-        let mut open: Vec<Option<&StateChange>> = vec![None; threads.len()];
-        let mut account = |from: &StateChange, end: Time, threads: &mut [ThreadStats]| {
+        let mut open: Vec<Option<StateChange>> = vec![None; threads.len()];
+        let mut account = |from: StateChange, end: Time, threads: &mut [ThreadStats]| {
             if end <= from.time() {
                 return;
             }

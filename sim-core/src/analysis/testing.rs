@@ -80,7 +80,9 @@ impl TraceBuilder {
     pub(crate) fn end(&mut self, end: u64) -> Trace {
         let mut trace = self.trace.clone();
         trace.end = at(end);
-        trace.states.sort_by_key(|c| c.time());
+        let mut states: Vec<_> = trace.states.iter().collect();
+        states.sort_by_key(|c| c.time());
+        trace.states = states.into();
         trace.sync.sort_by_key(|e| e.time);
         trace
     }

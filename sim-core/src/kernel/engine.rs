@@ -162,8 +162,8 @@ pub(crate) struct Engine {
     /// Threads an open choice concerns.
     scratch: Vec<ThreadId>,
     pub(crate) trace: Trace,
-    /// How many state changes the trace can take before its memory must
-    /// grow or be mapped (see `prefault`).
+    /// How many bytes of state changes the trace can take before its memory
+    /// must grow or be mapped (see `prefault`).
     states_ready: usize,
     origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
     steps: u64,
@@ -1212,7 +1212,7 @@ impl Engine {
         origin: Option<OriginId>,
     ) {
         self.threads[thread.index()].state = state;
-        if self.trace.states.len() >= self.states_ready {
+        if self.trace.states.encoded_bytes() + crate::trace::MAX_RECORD > self.states_ready {
             self.prepare_states();
         }
         self.trace.states.push(StateChange::new(
@@ -1228,7 +1228,8 @@ impl Engine {
     #[cold]
     #[inline(never)]
     fn prepare_states(&mut self) {
-        self.states_ready = super::prefault::prepare(&mut self.trace.states);
+        self.states_ready =
+            super::prefault::prepare(self.trace.states.bytes_mut(), crate::trace::MAX_RECORD);
     }
 
     /// The id of a source position, cached per thread for loops.

@@ -154,6 +154,12 @@ const DONE: u8 = 4;
 /// Blocked states are this plus the reason's place in [`BlockReason`].
 const BLOCKED: u8 = 16;
 
+/// Whether the states of a [`ThreadState::pack`] kind carry an id in their
+/// payload (a spin's lock, a blocked thread's resource).
+pub(crate) fn kind_carries_id(kind: u8) -> bool {
+    kind == SPIN || kind > BLOCKED
+}
+
 impl ThreadState {
     /// The state as a kind and a payload (the id it carries, else 0), for
     /// compact storage in the trace; [`ThreadState::unpack`] reverses it.

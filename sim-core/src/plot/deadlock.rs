@@ -124,7 +124,7 @@ pub(crate) fn last_changes(trace: &Trace) -> Vec<Option<StateChange>> {
     let mut last = vec![None; trace.threads.len()];
     for change in &trace.states {
         if let Some(slot) = last.get_mut(change.thread().index()) {
-            *slot = Some(*change);
+            *slot = Some(change);
         }
     }
     last

@@ -297,7 +297,8 @@ fn deadlock_trace() -> Trace {
         change(0, 1, ThreadState::Running),
         change(3, 0, ThreadState::Blocked(BlockReason::Lock(m2))),
         change(4, 1, ThreadState::Blocked(BlockReason::Lock(m1))),
-    ];
+    ]
+    .into();
     trace.deadlock = Some(Deadlock {
         time: Time(ms(4).as_nanos()),
         cycle: vec![

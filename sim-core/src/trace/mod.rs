@@ -5,6 +5,7 @@
 //! charts) is derived from it. A trace serializes to RON and reads back equal.
 
 mod intervals;
+mod log;
 mod race;
 mod sync;
 
@@ -20,6 +21,8 @@ use crate::model::thread::ThreadState;
 use crate::time::Time;
 
 pub use intervals::{CpuInterval, Interval};
+pub(crate) use log::MAX_RECORD;
+pub use log::{Iter as StateIter, StateLog};
 pub use race::{AccessKind, Race, RaceAccess};
 pub use sync::{Deadlock, ResourceInfo, ResourceKind, SyncAction, SyncEvent, WaitStep, WaitTarget};
 
@@ -43,8 +46,7 @@ impl fmt::Display for Origin {
 
 /// A thread entered a state.
 ///
-/// Stored packed in 24 bytes (a run of millions of operations records
-/// millions of these, and their memory is most of a trace's cost); read it
+/// Packed in 24 bytes, and stored in a [`StateLog`] in a few; read it
 /// through its accessors. It serializes as its five fields.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "StateChangeFields", into = "StateChangeFields")]
@@ -192,7 +194,7 @@ pub struct Trace {
     /// Threads, indexed by [`ThreadId`].
     pub threads: Vec<ThreadInfo>,
     /// Every state change, in time order.
-    pub states: Vec<StateChange>,
+    pub states: StateLog,
     /// Printed lines, in time order.
     pub logs: Vec<LogLine>,
     /// Source positions, indexed by [`OriginId`].
@@ -220,7 +222,7 @@ impl Trace {
             machine,
             processes: Vec::new(),
             threads: Vec::new(),
-            states: Vec::new(),
+            states: StateLog::new(),
             logs: Vec::new(),
             origins: Vec::new(),
             variables: Vec::new(),

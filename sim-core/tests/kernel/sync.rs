@@ -450,8 +450,7 @@ proptest! {
                     let sim_core::WaitTarget::Resource(r) = step.target else {
                         panic!("lock programs only wait on locks")
                     };
-                    let waiting_state = run.trace.states.iter().rev()
-                        .find(|c| c.thread() == step.thread).unwrap().state();
+                    let waiting_state = run.trace.states.last_of(step.thread).unwrap().state();
                     prop_assert_eq!(waiting_state, ThreadState::Blocked(sim_core::BlockReason::Lock(r)));
                     // The next thread acquired r and never released it.
                     let held = run.trace.sync.iter().filter(|e| e.resource == r && e.thread == next.thread)

@@ -864,12 +864,7 @@ impl Engine {
 
     /// Where `thread` last changed state with a recorded origin.
     fn last_origin_of(&self, thread: ThreadId) -> Option<crate::ids::OriginId> {
-        self.trace
-            .states
-            .iter()
-            .rev()
-            .find(|c| c.thread() == thread)
-            .and_then(|c| c.origin())
+        self.trace.states.last_of(thread).and_then(|c| c.origin())
     }
 }
 
