@@ -736,34 +736,32 @@ impl Engine {
     #[inline(never)]
     fn start_coroutine(&mut self, thread: ThreadId) -> bool {
         let t = thread.index();
-        {
-            let stack = match PooledStack::take(self.machine.stack_size) {
-                Ok(stack) => stack,
-                Err(e) => {
-                    let thread = self.name(thread);
-                    self.fail(SimError::Resources {
-                        thread,
-                        message: e.to_string(),
-                    });
-                    return false;
+        let stack = match PooledStack::take(self.machine.stack_size) {
+            Ok(stack) => stack,
+            Err(e) => {
+                let thread = self.name(thread);
+                self.fail(SimError::Resources {
+                    thread,
+                    message: e.to_string(),
+                });
+                return false;
+            }
+        };
+        let body = self.lives[t].body.take().expect("a body to start");
+        let red_zone = red_zone_floor(&stack);
+        let stack_bottom = stack.bottom();
+        let stack_size = self.machine.stack_size;
+        self.threads[t].coroutine = Some(Coroutine::with_stack(
+            stack,
+            move |yielder, _first: Response| {
+                let ctx = Ctx::new(yielder, thread, red_zone, stack_bottom, stack_size);
+                match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
+                    Ok(Ok(value)) => Exit::Value(value),
+                    Ok(Err(error)) => Exit::Failed(error),
+                    Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
                 }
-            };
-            let body = self.lives[t].body.take().expect("a body to start");
-            let red_zone = red_zone_floor(&stack);
-            let stack_bottom = stack.bottom();
-            let stack_size = self.machine.stack_size;
-            self.threads[t].coroutine = Some(Coroutine::with_stack(
-                stack,
-                move |yielder, _first: Response| {
-                    let ctx = Ctx::new(yielder, thread, red_zone, stack_bottom, stack_size);
-                    match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
-                        Ok(Ok(value)) => Exit::Value(value),
-                        Ok(Err(error)) => Exit::Failed(error),
-                        Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
-                    }
-                },
-            ));
-        }
+            },
+        ));
         true
     }
 
@@ -1154,6 +1152,7 @@ impl Engine {
         }
     }
 
+    /// [`Engine::with_gate`] for a process that has a gate.
     fn call_gate(
         &mut self,
         process: ProcessId,
@@ -1243,6 +1242,7 @@ impl Engine {
         self.intern_new(thread, source)
     }
 
+    /// [`Engine::intern`] for a position other than the thread's last.
     fn intern_new(&mut self, thread: ThreadId, source: SourceRef) -> OriginId {
         let key = match source {
             SourceRef::Rust(location) => (
