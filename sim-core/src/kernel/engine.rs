@@ -162,9 +162,6 @@ pub(crate) struct Engine {
     /// Threads an open choice concerns.
     scratch: Vec<ThreadId>,
     pub(crate) trace: Trace,
-    /// How many bytes of state changes the trace can take before its memory
-    /// must grow or be mapped (see `prefault`).
-    states_ready: usize,
     origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
     steps: u64,
     error: Option<SimError>,
@@ -193,7 +190,6 @@ impl Engine {
             policy: policy_for(&machine),
             idle: usize::from(machine.cpus),
             trace,
-            states_ready: 0,
             machine,
             script: None,
             now: Time::ZERO,
@@ -1211,9 +1207,6 @@ impl Engine {
         origin: Option<OriginId>,
     ) {
         self.threads[thread.index()].state = state;
-        if self.trace.states.encoded_bytes() + crate::trace::MAX_RECORD > self.states_ready {
-            self.prepare_states();
-        }
         self.trace.states.push(StateChange::new(
             self.now,
             thread,
@@ -1221,14 +1214,6 @@ impl Engine {
             cpu.map(|c| CpuId(c as u16)),
             origin,
         ));
-    }
-
-    /// Makes room for the next state changes (see `prefault`).
-    #[cold]
-    #[inline(never)]
-    fn prepare_states(&mut self) {
-        self.states_ready =
-            super::prefault::prepare(self.trace.states.bytes_mut(), crate::trace::MAX_RECORD);
     }
 
     /// The id of a source position, cached per thread for loops.

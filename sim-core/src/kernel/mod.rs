@@ -5,7 +5,6 @@
 //! - `choice`: the one choice point ([`Chooser`]) and the decisions it records.
 //! - `context`: [`Ctx`], what a thread body calls.
 //! - `stack`: coroutine stacks carved from large regions.
-//! - `prefault`: mapping the trace's memory ahead of its writes.
 //! - `wait`: [`WaitQueue`], how threads wait on anything.
 //! - `engine`: the loop, the CPUs and the thread lifecycle.
 //!
@@ -16,7 +15,6 @@ mod choice;
 mod context;
 mod engine;
 mod event;
-mod prefault;
 mod stack;
 mod wait;
 

@@ -27,7 +27,7 @@ use crate::model::thread::kind_carries_id;
 use crate::time::Time;
 
 /// The most bytes one change takes: header, time, thread, id, CPU, origin.
-pub(crate) const MAX_RECORD: usize = 1 + 10 + 5 + 5 + 3 + 5;
+const MAX_RECORD: usize = 1 + 10 + 5 + 5 + 3 + 5;
 
 const KIND: u8 = 0x1f;
 const SAME_TIME: u8 = 0x80;
@@ -111,11 +111,6 @@ impl StateLog {
     /// Reserves room for about `changes` more changes.
     pub fn reserve(&mut self, changes: usize) {
         self.bytes.reserve(changes * 6);
-    }
-
-    /// The encoded bytes, for the kernel to map their memory ahead of time.
-    pub(crate) fn bytes_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.bytes
     }
 }
 

@@ -21,7 +21,6 @@ use crate::model::thread::ThreadState;
 use crate::time::Time;
 
 pub use intervals::{CpuInterval, Interval};
-pub(crate) use log::MAX_RECORD;
 pub use log::{Iter as StateIter, StateLog};
 pub use race::{AccessKind, Race, RaceAccess};
 pub use sync::{Deadlock, ResourceInfo, ResourceKind, SyncAction, SyncEvent, WaitStep, WaitTarget};
