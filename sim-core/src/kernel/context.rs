@@ -442,7 +442,12 @@ impl<'a> Ctx<'a> {
     /// notification, then takes `mutex` back.
     #[track_caller]
     pub fn wait(&self, condvar: Condvar, mutex: crate::model::sync::Mutex) {
-        self.sync(condvar.0, SyncOp::Wait(mutex.0), Location::caller());
+        let at = Location::caller();
+        // A barging mutex freed while this thread waited to take it back
+        // wakes it to race for it, as `lock` does.
+        if let Response::Retry = self.sync(condvar.0, SyncOp::Wait(mutex.0), at) {
+            while let Response::Retry = self.sync(mutex.0, SyncOp::Lock, at) {}
+        }
     }
 
     /// Wakes the oldest waiter (the chooser may pick another); lost when no

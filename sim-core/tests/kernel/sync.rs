@@ -276,6 +276,54 @@ fn a_condvar_wakes_the_waiter_which_takes_the_mutex_back() {
 }
 
 #[test]
+fn a_condvar_waiter_on_a_barging_mutex_races_for_it_and_returns_holding_it() {
+    // Issue 19, bug 1: the barging unlock woke the waiter with a retry that
+    // `wait` ignored, so it returned without the mutex.
+    let mut s = sim(2, SchedulerKind::RoundRobin);
+    let m = s.mutex(
+        "m",
+        MutexOptions {
+            fair: false,
+            inherit: false,
+        },
+    );
+    let cv = s.condvar("cv");
+    let ready = s.variable(sim_core::ProcessId::MAIN, "ready", 0);
+    s.add_thread("waiter", move |ctx| {
+        ctx.lock(m);
+        while ctx.load(ready) == 0 {
+            ctx.wait(cv, m);
+        }
+        ctx.compute(ms(1));
+        ctx.unlock(m);
+    });
+    s.add_thread("notifier", move |ctx| {
+        ctx.sleep(ms(1));
+        ctx.lock(m);
+        ctx.store(ready, 1);
+        ctx.notify_one(cv);
+        ctx.compute(ms(2));
+        ctx.unlock(m);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert!(run.trace.races.is_empty(), "{:#?}", run.trace.races);
+    // Notified at 1ms, it takes the mutex when the notifier frees it at 3ms.
+    assert_eq!(end_ns(&run.stats(), "waiter"), 4 * MS);
+    let waiter = run.trace.thread_named("waiter").unwrap();
+    let retook = run
+        .trace
+        .sync
+        .iter()
+        .rev()
+        .find(|e| e.thread == waiter && matches!(e.action, SyncAction::Acquired { .. }));
+    assert!(
+        matches!(retook.map(|e| e.action), Some(SyncAction::Acquired { waited, .. }) if waited == ms(2)),
+        "{retook:?}"
+    );
+}
+
+#[test]
 fn a_bounded_channel_blocks_the_sender_when_full() {
     let mut s = sim(2, SchedulerKind::RoundRobin);
     let ch = s.channel::<u32>("pipe", 1);
