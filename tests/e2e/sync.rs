@@ -85,7 +85,7 @@ fn naive_philosophers_deadlock_around_the_table_and_ordered_ones_eat() {
     assert_eq!(runs[0]["outcome"], "deadlocked");
     assert_eq!(runs[0]["deadlock"]["cycle"].as_array().unwrap().len(), 5);
     assert_eq!(runs[1]["outcome"], "completed");
-    assert_eq!(runs[1]["stats"]["makespan"], ms(30.0));
+    assert_eq!(runs[1]["stats"]["makespan"], ms(25.0));
 }
 
 #[test]
@@ -112,7 +112,8 @@ fn starvation_flags_the_meek_thread_and_the_loser_of_a_barging_mutex() {
     assert_eq!(starved(runs[1]), ["polite"]);
     assert_eq!(end(runs[1], "polite"), ms(1501.0));
     assert!(starved(runs[2]).is_empty());
-    assert_eq!(end(runs[2], "polite"), ms(11.0));
+    assert_eq!(end(runs[2], "polite"), ms(31.0));
+    assert_eq!(thread(runs[1], "polite")["blocked"]["Lock"], ms(1480.0));
 }
 
 #[test]

@@ -889,20 +889,48 @@ impl Engine {
     }
 
     /// After a zero-time operation: the chooser may preempt the thread when
-    /// others are ready. Returns true when it keeps the CPU.
+    /// others are ready. Returns true when it keeps the CPU and goes on now.
+    ///
+    /// Threads on different CPUs run in parallel within one instant: when
+    /// another CPU has a step to take at this instant (an event of the batch,
+    /// or an idle CPU and a ready thread), the thread's next step waits
+    /// behind it as an event of the same instant. So the CPUs' same-instant
+    /// steps interleave, round-robin by default and in any order the chooser
+    /// picks among the batch, and a spin on a flag another CPU sets ends.
     fn zero_time(&mut self, cpu: usize, thread: ThreadId) -> bool {
-        let Some(head) = self.policy.head() else {
-            return true;
-        };
-        self.scratch.clear();
-        if self.wants_threads() {
-            self.scratch.extend([thread, head]);
+        if let Some(head) = self.policy.head() {
+            self.scratch.clear();
+            if self.wants_threads() {
+                self.scratch.extend([thread, head]);
+            }
+            if self.choose(ChoicePoint::Preempt, 2) == 1 {
+                self.preempt(cpu, Enqueue::Yielded);
+                return false;
+            }
         }
-        if self.choose(ChoicePoint::Preempt, 2) == 1 {
-            self.preempt(cpu, Enqueue::Yielded);
+        if self.cpus.len() > 1
+            && (self.queue.has_batch() || (self.idle > 0 && self.policy.len() > 0))
+        {
+            self.step_later(cpu);
             return false;
         }
         true
+    }
+
+    /// The thread on `cpu` takes its next step after the events already at
+    /// this instant: it keeps the CPU, and resumes at a `CpuDone` of now.
+    fn step_later(&mut self, cpu: usize) {
+        let c = &mut self.cpus[cpu];
+        c.segment_start = self.now;
+        c.generation = c.generation.wrapping_add(1);
+        let generation = c.generation;
+        self.queue.push(
+            self.now,
+            Event::CpuDone {
+                cpu: cpu as u16,
+                generation,
+            },
+        );
     }
 
     fn join(&mut self, cpu: usize, thread: ThreadId, target: ThreadId, origin: SourceRef) -> bool {

@@ -128,6 +128,12 @@ impl<E> EventQueue<E> {
         event.expect("index within the gathered batch")
     }
 
+    /// Whether events wait at the instant being handled (some may be dead).
+    #[inline(always)]
+    pub(crate) fn has_batch(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
     /// The events of the gathered batch, in key order (only the window
     /// checked by [`EventQueue::gather`] is known to be live).
     pub(crate) fn batch(&self) -> impl Iterator<Item = &E> {

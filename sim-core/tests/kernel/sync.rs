@@ -118,8 +118,13 @@ fn the_same_locks_in_one_order_never_deadlock() {
 
 #[test]
 fn a_barging_mutex_lets_the_releaser_take_it_again() {
-    let build = |fair: bool| {
-        let mut s = sim(2, SchedulerKind::RoundRobin);
+    // One CPU and 1ms slices: polite gets to wait for the lock at 1ms.
+    let build = |fair: bool, cpus: u16| {
+        let machine = sim_core::Machine {
+            quantum: ms(1),
+            ..textbook(cpus, SchedulerKind::RoundRobin)
+        };
+        let mut s = Simulation::new(machine).unwrap();
         let m = s.mutex(
             "m",
             MutexOptions {
@@ -141,13 +146,19 @@ fn a_barging_mutex_lets_the_releaser_take_it_again() {
         });
         s.run().stats()
     };
-    let fair = build(true);
+    let fair = build(true, 1);
     assert_eq!(end_ns(&fair, "polite"), 11 * MS);
     assert_eq!(end_ns(&fair, "greedy"), 31 * MS);
-    let barging = build(false);
+    let barging = build(false, 1);
     // greedy re-takes the lock before polite, woken, gets a CPU to retry.
     assert_eq!(end_ns(&barging, "greedy"), 30 * MS);
     assert_eq!(end_ns(&barging, "polite"), 31 * MS);
+    // On two CPUs the woken polite retries on its own CPU in the same
+    // instant as greedy's next lock; round-robin by CPU, greedy's unlock,
+    // then polite's retry, then greedy's lock: polite wins the race.
+    let parallel = build(false, 2);
+    assert_eq!(end_ns(&parallel, "polite"), 11 * MS);
+    assert_eq!(end_ns(&parallel, "greedy"), 31 * MS);
 }
 
 /// low holds the bus; high waits for it; medium runs in between.

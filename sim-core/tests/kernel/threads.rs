@@ -140,3 +140,42 @@ fn a_hundred_thousand_threads_can_be_alive_at_once() {
     assert!(first_done.as_nanos() >= ms(10).as_nanos());
     assert!(last_start.is_some());
 }
+
+/// A spinner waiting for a flag that a thread on another CPU sets.
+fn spin_on_flag(cpus: u16) -> (sim_core::Run, sim_core::JoinHandle<u64>) {
+    let mut machine = textbook(cpus, SchedulerKind::RoundRobin);
+    machine.max_events = 100_000;
+    let mut sim = Simulation::new(machine).unwrap();
+    let flag = sim.variable(sim_core::ProcessId::MAIN, "flag", 0);
+    let spinner = sim.add_thread("spinner", move |ctx| {
+        let mut spins = 0u64;
+        while ctx.load(flag) == 0 {
+            spins += 1;
+        }
+        spins
+    });
+    sim.add_thread("setter", move |ctx| ctx.store(flag, 1));
+    (sim.run(), spinner)
+}
+
+#[test]
+fn threads_on_two_cpus_interleave_their_steps_within_one_instant() {
+    // Issue 19, bug 2: the spinner's zero-time loads on CPU 0 ran forever
+    // and the setter on CPU 1 never took its step.
+    let (mut run, spinner) = spin_on_flag(2);
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert_eq!(run.trace.end.as_nanos(), 0);
+    // Round-robin by CPU: the spinner loads once, the setter stores, the
+    // spinner's next load sees the flag.
+    assert_eq!(run.take_value(&spinner), Some(1));
+}
+
+#[test]
+fn on_one_cpu_a_spin_on_a_flag_is_a_livelock() {
+    let (run, _) = spin_on_flag(1);
+    assert!(
+        matches!(run.error(), Some(sim_core::SimError::EventLimit { .. })),
+        "{:?}",
+        run.outcome
+    );
+}
