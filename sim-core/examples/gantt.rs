@@ -198,6 +198,8 @@ fn deadlock() -> Trace {
             })
             .collect(),
         sync: Vec::new(),
+        devices: Vec::new(),
+        io: Vec::new(),
         deadlock: Some(Deadlock {
             time: Time(ms(7).as_nanos()),
             cycle: vec![

@@ -153,6 +153,28 @@ pub enum Misuse {
     /// A resource id that does not exist.
     #[error("no resource has id {0}")]
     UnknownResource(u32),
+    /// An I/O request id that does not exist.
+    #[error("no I/O request has id {0}")]
+    UnknownIo(u32),
+    /// `wait` without a timeout on an epoll set with nothing in it.
+    #[error("epoll wait on an empty set with no timeout would block forever; add a handle first (ep.add(h)) or give wait a timeout")]
+    EmptyEpoll,
+    /// A second thread waits on an epoll set that already has a waiter.
+    #[error("another thread already waits on '{0}'; give each waiting thread its own epoll")]
+    EpollBusy(String),
+    /// A handle added twice to one epoll set.
+    #[error("this handle is already in the epoll set; add each handle once (a handle that epoll returned has left the set and may be added again)")]
+    AlreadyPolled,
+    /// A thread used a handle of another process.
+    #[error("{what} belongs to process '{owner}', but a thread of process '{accessor}' used it; handles stay in their process, use a channel between processes")]
+    ForeignHandle {
+        /// The handle, described.
+        what: String,
+        /// The process it belongs to.
+        owner: String,
+        /// The process of the thread that used it.
+        accessor: String,
+    },
     /// A thread's coroutine stack ran low.
     #[error("the thread's stack is nearly exhausted ({size} bytes); raise the machine's stack_size or recurse less")]
     StackExhausted {

@@ -41,6 +41,7 @@ pub use analysis::stats::Stats;
 pub use error::{BodyError, Misuse, SimError};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 pub use kernel::{Ctx, JoinHandle, Outcome, RandomChooser, ReplayChooser, Run, Simulation};
+pub use model::io::{DeviceOptions, DeviceRef, EpollRef, IoHandle, IoId, Pollable};
 pub use model::machine::{Machine, SchedulerKind};
 pub use model::process::{GateActions, ProcessGate, ProcessOptions};
 pub use model::sync::{
@@ -48,4 +49,7 @@ pub use model::sync::{
 };
 pub use model::thread::{BlockKind, BlockReason, ThreadOptions, ThreadState};
 pub use time::{ms, ns, secs, us, Span, Time};
-pub use trace::{Deadlock, ResourceKind, SyncAction, SyncEvent, Trace, WaitStep, WaitTarget};
+pub use trace::{
+    Deadlock, DeviceInfo, IoRecord, ResourceKind, SyncAction, SyncEvent, Trace, WaitStep,
+    WaitTarget,
+};

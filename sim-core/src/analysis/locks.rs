@@ -56,7 +56,8 @@ impl ResourceStats {
 /// Statistics of every synchronization resource of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockStats {
-    /// Per resource, by [`crate::ResourceId`].
+    /// Per synchronization resource, in declaration order (devices and
+    /// epoll instances are not synchronization: see [`crate::analysis::io`]).
     pub resources: Vec<ResourceStats>,
 }
 
@@ -73,9 +74,19 @@ impl LockStats {
     /// Derives the statistics of `trace`'s resources from its sync events.
     /// Events on resources the trace does not list are ignored.
     pub fn from_trace(trace: &Trace) -> LockStats {
+        // Where each resource id's statistics are, for sync resources.
+        let mut place = Vec::with_capacity(trace.resources.len());
+        let mut count = 0;
+        for info in &trace.resources {
+            place.push(info.kind.is_sync().then(|| {
+                count += 1;
+                count - 1
+            }));
+        }
         let mut resources: Vec<ResourceStats> = trace
             .resources
             .iter()
+            .filter(|info| info.kind.is_sync())
             .map(|info| ResourceStats {
                 name: info.name.clone(),
                 kind: info.kind,
@@ -91,13 +102,15 @@ impl LockStats {
                 lost_notifies: 0,
             })
             .collect();
-        let mut scans: Vec<Scan> = trace.resources.iter().map(|_| Scan::default()).collect();
+        let mut scans: Vec<Scan> = resources.iter().map(|_| Scan::default()).collect();
         let hold = |stats: &mut ResourceStats, scan: &mut Scan, length: Span| {
             scan.hold += length;
             stats.max_hold = stats.max_hold.max(length);
         };
         for event in &trace.sync {
-            let i = event.resource.index();
+            let Some(&Some(i)) = place.get(event.resource.index()) else {
+                continue;
+            };
             let (Some(stats), Some(scan)) = (resources.get_mut(i), scans.get_mut(i)) else {
                 continue;
             };

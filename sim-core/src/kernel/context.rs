@@ -17,6 +17,7 @@ use corosensei::Yielder;
 use super::stack::approximate_stack_pointer;
 use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId, VarId};
+use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, PollKey, Pollable};
 use crate::model::sync::{Barrier, Channel, Condvar, Lock, RwLock, Semaphore};
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -48,6 +49,24 @@ pub(crate) enum Request {
     Sync(ResourceId, SyncOp),
     /// A value sent into a channel (boxed: rare and large).
     Send(Box<(ResourceId, Box<dyn Any>)>),
+    /// Submit a request of this many bytes to a device; answers its id.
+    Submit(ResourceId, u64),
+    /// Blocking I/O: submit, then wait for the completion.
+    Io(ResourceId, u64),
+    /// Wait for a request to complete.
+    IoWait(IoId),
+    /// Whether a request has completed.
+    IoReady(IoId),
+    /// Create an epoll instance; answers its resource id.
+    EpollCreate,
+    /// Add a key to an epoll set.
+    EpollAdd(ResourceId, PollKey),
+    /// Remove a key from an epoll set; answers whether it was in.
+    EpollRemove(ResourceId, PollKey),
+    /// How many keys an epoll set holds.
+    EpollLen(ResourceId),
+    /// Wait for readiness, for at most this long (`Span::MAX`: no limit).
+    EpollWait(ResourceId, Span),
 }
 
 /// What a thread does to a synchronization resource.
@@ -115,6 +134,12 @@ pub(crate) enum Response {
     Bool(bool),
     /// A barging mutex was freed: try to take it again.
     Retry,
+    /// The epoll wait of this thread ended (readiness or timeout): the
+    /// kernel answers with the keys ready when the thread runs again.
+    EpollReady(ResourceId),
+    /// The ready keys of an epoll wait (a thin box keeps responses small).
+    #[allow(clippy::box_collection)]
+    Ready(Box<Vec<Pollable>>),
 }
 
 /// The context a thread body receives: every operation a simulated thread can
@@ -474,6 +499,93 @@ impl<'a> Ctx<'a> {
     pub fn send<T: 'static>(&self, channel: Channel<T>, value: T) {
         let request = Request::Send(Box::new((channel.id, Box::new(value) as Box<dyn Any>)));
         self.call(request, Location::caller());
+    }
+
+    /// Submits a request of `bytes` to `device` and goes on (no time): the
+    /// handle tells when it completes ([`Ctx::io_ready`], [`Ctx::io_wait`],
+    /// [`Ctx::epoll_add`]).
+    #[track_caller]
+    pub fn submit(&self, device: DeviceRef, bytes: u64) -> IoHandle {
+        match self.call(Request::Submit(device.0, bytes), Location::caller()) {
+            Response::Int(id) => IoHandle {
+                id: IoId(id as u32),
+                device: device.0,
+                bytes,
+            },
+            _ => unreachable!("the kernel answers Submit with an id"),
+        }
+    }
+
+    /// Blocking I/O: submits a request of `bytes` to `device` and waits, off
+    /// the CPU (state io), until it completes.
+    #[track_caller]
+    pub fn io(&self, device: DeviceRef, bytes: u64) {
+        self.call(Request::Io(device.0, bytes), Location::caller());
+    }
+
+    /// Waits, off the CPU (state io), until the request completes; returns
+    /// at once if it has.
+    #[track_caller]
+    pub fn io_wait(&self, handle: IoHandle) {
+        self.call(Request::IoWait(handle.id), Location::caller());
+    }
+
+    /// Whether the request has completed (no time).
+    #[track_caller]
+    pub fn io_ready(&self, handle: IoHandle) -> bool {
+        matches!(
+            self.call(Request::IoReady(handle.id), Location::caller()),
+            Response::Bool(true)
+        )
+    }
+
+    /// Creates an epoll instance of this thread's process.
+    #[track_caller]
+    pub fn epoll(&self) -> EpollRef {
+        match self.call(Request::EpollCreate, Location::caller()) {
+            Response::Int(id) => EpollRef(ResourceId(id as u32)),
+            _ => unreachable!("the kernel answers EpollCreate with an id"),
+        }
+    }
+
+    /// Adds a request or a channel's readiness to the epoll set (no time).
+    #[track_caller]
+    pub fn epoll_add(&self, epoll: EpollRef, what: impl Into<Pollable>) {
+        let key = what.into().key();
+        self.call(Request::EpollAdd(epoll.0, key), Location::caller());
+    }
+
+    /// Removes it from the set; false when it was not in (no time).
+    #[track_caller]
+    pub fn epoll_remove(&self, epoll: EpollRef, what: impl Into<Pollable>) -> bool {
+        let key = what.into().key();
+        matches!(
+            self.call(Request::EpollRemove(epoll.0, key), Location::caller()),
+            Response::Bool(true)
+        )
+    }
+
+    /// How many handles the set holds, ready or not (no time).
+    #[track_caller]
+    pub fn epoll_len(&self, epoll: EpollRef) -> usize {
+        match self.call(Request::EpollLen(epoll.0), Location::caller()) {
+            Response::Int(n) => n as usize,
+            _ => unreachable!("the kernel answers EpollLen with a count"),
+        }
+    }
+
+    /// Waits (state epoll) until at least one handle of the set is ready,
+    /// or `timeout` passes, and returns every ready one in the order they
+    /// became ready, removed from the set (one-shot). A timeout that passes
+    /// first returns an empty list. Waiting on an empty set with no timeout
+    /// is a misuse: it would block forever.
+    #[track_caller]
+    pub fn epoll_wait(&self, epoll: EpollRef, timeout: Option<Span>) -> Vec<Pollable> {
+        let request = Request::EpollWait(epoll.0, timeout.unwrap_or(Span::MAX));
+        match self.call(request, Location::caller()) {
+            Response::Ready(ready) => *ready,
+            _ => unreachable!("the kernel answers EpollWait with the ready handles"),
+        }
     }
 
     /// Receives the oldest value, waiting while the channel is empty.

@@ -23,6 +23,7 @@ use super::{Outcome, Waiting};
 use crate::analysis::race::{RaceDetector, SyncObject};
 use crate::error::{BodyError, Misuse, SimError};
 use crate::ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
+use crate::model::io::IoId;
 use crate::model::machine::Machine;
 use crate::model::memory::Memory;
 use crate::model::process::{GateAction, GateActions, ProcessGate, ProcessInfo};
@@ -32,6 +33,7 @@ use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
 use crate::trace::{AccessKind, LogLine, Origin, StateChange, ThreadInfo, Trace};
 
+mod io;
 mod sync;
 
 /// How many options a same-instant or dispatch choice offers at most: the
@@ -60,6 +62,11 @@ enum Event {
     Wake { thread: ThreadId, generation: u32 },
     /// A process gate's timer.
     GateTimer { process: ProcessId, token: u64 },
+    /// An I/O request reaches its device (at the instant it was submitted:
+    /// the chooser orders same-instant arrivals).
+    IoArrive { io: IoId },
+    /// An I/O request completes.
+    IoDone { io: IoId },
 }
 
 /// What a thread does once its current compute is done.
@@ -149,6 +156,10 @@ pub(crate) struct Engine {
     barging_since: Vec<Option<Time>>,
     /// Happens-before bookkeeping for data-race detection.
     races: RaceDetector,
+    /// Who waits for each I/O request and channel readiness.
+    watches: io::Watches,
+    /// Reused list of the watchers of a completing request.
+    watchers_scratch: Vec<io::Watcher>,
     /// Duration perturbation: up to this percent either way, as the chooser
     /// decides (0: none).
     jitter: u32,
@@ -203,6 +214,8 @@ impl Engine {
             barging_since: Vec::new(),
             jitter: 0,
             races: RaceDetector::new(),
+            watches: io::Watches::default(),
+            watchers_scratch: Vec::new(),
             chooser: None,
             decisions: Vec::with_capacity(4 * SMALL),
             operations: 0,
@@ -346,6 +359,9 @@ impl Engine {
                             Event::CpuDone { cpu, .. } => self.cpus[usize::from(cpu)].thread,
                             Event::Wake { thread, .. } => Some(thread),
                             Event::GateTimer { .. } => None,
+                            Event::IoArrive { io } | Event::IoDone { io } => {
+                                Some(self.trace.io[io.index()].thread)
+                            }
                         };
                         self.scratch.extend(subject);
                     }
@@ -395,7 +411,7 @@ impl Engine {
             Event::Wake { thread, generation } => {
                 threads[thread.index()].wake_generation == generation
             }
-            Event::GateTimer { .. } => true,
+            Event::GateTimer { .. } | Event::IoArrive { .. } | Event::IoDone { .. } => true,
         }
     }
 
@@ -464,7 +480,12 @@ impl Engine {
     fn handle(&mut self, event: Event) {
         match event {
             Event::CpuDone { cpu, .. } => self.segment_end(usize::from(cpu)),
-            Event::Wake { thread, .. } => self.wake(thread, Response::Resume),
+            Event::Wake { thread, .. } => match self.epoll_of(thread) {
+                None => self.wake(thread, Response::Resume),
+                Some(epoll) => self.epoll_timeout(thread, epoll),
+            },
+            Event::IoArrive { io } => self.io_arrive(io),
+            Event::IoDone { io } => self.io_done(io),
             Event::GateTimer { process, token } => self.with_gate(process, |gate, now, actions| {
                 gate.timer(token, now, actions);
             }),
@@ -662,7 +683,11 @@ impl Engine {
                 }
                 Work::None => {}
             }
-            let response = self.threads[t].pending.take().unwrap_or(Response::Resume);
+            let response = match self.threads[t].pending.take() {
+                Some(Response::EpollReady(epoll)) => self.collect_ready(epoll),
+                Some(response) => response,
+                None => Response::Resume,
+            };
             let Some(call) = self.resume(thread, response) else {
                 return;
             };
@@ -884,6 +909,23 @@ impl Engine {
             Request::Send(send) => {
                 let (channel, value) = *send;
                 self.send(cpu, thread, channel, value, call.origin)
+            }
+            Request::Submit(device, bytes) => {
+                self.submit(cpu, thread, device, bytes, false, call.origin)
+            }
+            Request::Io(device, bytes) => {
+                self.submit(cpu, thread, device, bytes, true, call.origin)
+            }
+            Request::IoWait(io) => self.io_wait(cpu, thread, io, call.origin),
+            Request::IoReady(io) => self.io_ready(cpu, thread, io, call.origin),
+            Request::EpollCreate => self.epoll_create(cpu, thread),
+            Request::EpollAdd(epoll, key) => self.epoll_add(cpu, thread, epoll, key, call.origin),
+            Request::EpollRemove(epoll, key) => {
+                self.epoll_remove(cpu, thread, epoll, key, call.origin)
+            }
+            Request::EpollLen(epoll) => self.epoll_len(cpu, thread, epoll, call.origin),
+            Request::EpollWait(epoll, timeout) => {
+                self.epoll_wait(cpu, thread, epoll, timeout, call.origin)
             }
         }
     }

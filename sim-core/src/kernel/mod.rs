@@ -31,6 +31,7 @@ pub use wait::{WaitQueue, Waiter};
 use crate::analysis::stats::Stats;
 use crate::error::{BodyError, SimError};
 use crate::ids::{ProcessId, ThreadId, VarId};
+use crate::model::io::{DeviceOptions, DeviceRef};
 use crate::model::machine::{Machine, MachineError};
 use crate::model::process::ProcessOptions;
 use crate::model::sync::{
@@ -228,6 +229,12 @@ impl Simulation {
             receivers: WaitQueue::new(),
         };
         Channel::new(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares an I/O device: requests queue FIFO for one of its
+    /// `channels` and each takes `latency + bytes / bandwidth` in service.
+    pub fn device(&mut self, name: &str, options: DeviceOptions) -> DeviceRef {
+        DeviceRef(self.engine.add_device(name, options))
     }
 
     /// Declares a variable in `process`'s memory.

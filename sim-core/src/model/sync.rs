@@ -97,6 +97,10 @@ pub(crate) enum Resource {
         senders: VecDeque<(Waiter, Box<dyn Any>)>,
         receivers: WaitQueue,
     },
+    /// An I/O device (see [`crate::model::io`]).
+    Device(Box<crate::model::io::Device>),
+    /// An epoll instance.
+    Epoll(Box<crate::model::io::Epoll>),
 }
 
 impl fmt::Debug for Resource {
@@ -116,6 +120,8 @@ impl Resource {
             Resource::Condvar { .. } => ResourceKind::Condvar,
             Resource::Barrier { .. } => ResourceKind::Barrier,
             Resource::Channel { .. } => ResourceKind::Channel,
+            Resource::Device(_) => ResourceKind::Device,
+            Resource::Epoll(_) => ResourceKind::Epoll,
         }
     }
 
@@ -277,6 +283,16 @@ impl<T> Channel<T> {
     /// The resource's id in the trace.
     pub fn id(&self) -> ResourceId {
         self.id
+    }
+
+    /// What epoll waits on for a value to receive.
+    pub fn readable(&self) -> crate::model::io::Pollable {
+        crate::model::io::Pollable::Readable(self.id)
+    }
+
+    /// What epoll waits on for room to send.
+    pub fn writable(&self) -> crate::model::io::Pollable {
+        crate::model::io::Pollable::Writable(self.id)
     }
 }
 

@@ -5,6 +5,7 @@
 //! charts) is derived from it. A trace serializes to RON and reads back equal.
 
 mod intervals;
+mod io;
 mod log;
 mod race;
 mod sync;
@@ -21,6 +22,7 @@ use crate::model::thread::ThreadState;
 use crate::time::Time;
 
 pub use intervals::{CpuInterval, Interval};
+pub use io::{DeviceInfo, IoRecord};
 pub use log::{Iter as StateIter, StateLog};
 pub use race::{AccessKind, Race, RaceAccess};
 pub use sync::{Deadlock, ResourceInfo, ResourceKind, SyncAction, SyncEvent, WaitStep, WaitTarget};
@@ -205,6 +207,13 @@ pub struct Trace {
     /// Every acquisition, release, send, receive and notification, in time
     /// order.
     pub sync: Vec<SyncEvent>,
+    /// Devices, in declaration order.
+    #[serde(default)]
+    pub devices: Vec<DeviceInfo>,
+    /// Every I/O request, in submission order (indexed by
+    /// [`crate::model::io::IoId`]).
+    #[serde(default)]
+    pub io: Vec<IoRecord>,
     /// The deadlock that formed, if one did.
     pub deadlock: Option<Deadlock>,
     /// Data races found, in the order they were found; one per pair of
@@ -227,6 +236,8 @@ impl Trace {
             variables: Vec::new(),
             resources: Vec::new(),
             sync: Vec::new(),
+            devices: Vec::new(),
+            io: Vec::new(),
             deadlock: None,
             races: Vec::new(),
             end: Time::ZERO,

@@ -23,6 +23,10 @@ pub enum ResourceKind {
     Barrier,
     /// A bounded channel.
     Channel,
+    /// An I/O device (see [`crate::model::io`]).
+    Device,
+    /// An epoll instance.
+    Epoll,
 }
 
 impl ResourceKind {
@@ -36,7 +40,15 @@ impl ResourceKind {
             ResourceKind::Condvar => "condvar",
             ResourceKind::Barrier => "barrier",
             ResourceKind::Channel => "channel",
+            ResourceKind::Device => "device",
+            ResourceKind::Epoll => "epoll",
         }
+    }
+
+    /// Whether it synchronizes threads (a lock, semaphore, condition
+    /// variable, barrier or channel) rather than an I/O device or epoll.
+    pub fn is_sync(self) -> bool {
+        !matches!(self, ResourceKind::Device | ResourceKind::Epoll)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod errors;
 mod gate;
+mod io;
 mod jitter;
 mod properties;
 mod races;

@@ -731,6 +731,7 @@ impl Engine {
         };
         if items.len() < *capacity {
             items.push_back(value);
+            self.channel_changed(channel);
             return self.proceed(cpu, thread);
         }
         // Full: the send completes when a receiver takes the value.
@@ -743,6 +744,7 @@ impl Engine {
             value,
         ));
         self.wait_on(cpu, thread, BlockReason::Channel(channel), origin);
+        self.channel_changed(channel);
         false
     }
 
@@ -787,6 +789,7 @@ impl Engine {
         };
         self.sync_event(thread, channel, SyncAction::Received);
         self.threads[thread.index()].pending = Some(Response::Value(value));
+        self.channel_changed(channel);
         self.proceed(cpu, thread)
     }
 
