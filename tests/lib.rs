@@ -95,6 +95,26 @@ pub fn ms(n: f64) -> u64 {
     (n * 1e6).round() as u64
 }
 
+/// What the script printed at its top level, in order.
+pub fn prints(report: &serde_json::Value) -> Vec<String> {
+    report["output"]
+        .as_array()
+        .expect("an output list")
+        .iter()
+        .filter_map(|item| item["print"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The report of the device with this name in a run.
+pub fn device<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["devices"]
+        .as_array()
+        .expect("a device list")
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no device {name} in the report"))
+}
+
 /// Decodes a PNG file and returns its width and height, checking that it
 /// is not one flat colour.
 pub fn decode_png(path: &Path) -> (u32, u32) {

@@ -3,6 +3,7 @@
 mod cli;
 mod errors;
 mod explore;
+mod io;
 mod races;
 mod scripts;
 mod sync;

@@ -2,7 +2,7 @@
 //! starvation flagged, lock statistics, stalls.
 
 use serde_json::Value;
-use simcli_tests::{ms, run_json, run_simcli, runs, scratch, thread};
+use simcli_tests::{ms, prints, run_json, run_simcli, runs, scratch, thread};
 
 fn report(script: &str) -> Value {
     let stem = script.trim_end_matches(".rhai");
@@ -18,15 +18,6 @@ fn end(run: &Value, name: &str) -> u64 {
     thread(run, name)["end"]
         .as_u64()
         .unwrap_or_else(|| panic!("{name} did not end"))
-}
-
-fn prints(report: &Value) -> Vec<String> {
-    report["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|item| item["print"].as_str().map(str::to_string))
-        .collect()
 }
 
 fn lock<'a>(run: &'a Value, name: &str) -> &'a Value {

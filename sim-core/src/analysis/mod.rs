@@ -6,6 +6,8 @@
 //!   the fairness of CPU shares (Jain's index);
 //! - [`locks`]: per synchronization resource, acquisitions, contention, wait
 //!   and hold times, channel traffic and lost notifications;
+//! - [`io`]: per device, requests, bytes, channel utilisation, queue waits
+//!   and service times;
 //! - [`deadlock`]: words for the deadlock cycle the kernel found (with
 //!   petgraph, when it closed) and for what stalled threads wait on.
 //!
@@ -13,6 +15,7 @@
 //!   find data races on shared variables.
 
 pub mod deadlock;
+pub mod io;
 pub mod locks;
 pub mod race;
 pub mod starvation;

@@ -73,7 +73,23 @@ pub(crate) struct ThreadHandle {
     name: String,
 }
 
+impl ProcessHandle {
+    /// The machine this process belongs to.
+    pub(crate) fn machine(&self) -> &MachineHandle {
+        &self.machine
+    }
+}
+
 impl MachineHandle {
+    /// The name a resource (lock, channel, device) was declared with.
+    pub(crate) fn resource_name(&self, id: ResourceId) -> String {
+        let decl = self.0.borrow();
+        match decl.resources.get(id.index()) {
+            Some((name, _)) => name.clone(),
+            None => format!("epoll{}", id.index() + 1 - decl.resources.len()),
+        }
+    }
+
     /// The shared declaration, for identity checks.
     pub(crate) fn shared(&self) -> &Rc<RefCell<MachineDecl>> {
         &self.0

@@ -28,6 +28,7 @@ mod api;
 mod current;
 mod duration;
 mod error;
+mod io;
 mod limits;
 mod machine;
 mod memory;
@@ -45,6 +46,7 @@ pub use api::{api, ApiEntry};
 pub use error::{ErrorStage, ScriptError};
 pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
 
+use crate::analysis::io::IoStats;
 use crate::analysis::locks::LockStats;
 use crate::analysis::starvation::Starvation;
 use crate::analysis::stats::Stats;
@@ -98,6 +100,8 @@ pub struct ScriptRun {
     pub starvation: Starvation,
     /// Per synchronization resource: acquisitions, contention, waits, holds.
     pub locks: LockStats,
+    /// Per I/O device: requests, bytes, utilisation, queue waits, service.
+    pub io: IoStats,
     /// How many operations the threads called.
     pub operations: u64,
     expectations: std::cell::OnceCell<Vec<Expectation>>,
@@ -119,10 +123,12 @@ impl ScriptRun {
         let stats = run.stats();
         let starvation = Starvation::from_trace(&run.trace);
         let locks = LockStats::from_trace(&run.trace);
+        let io = IoStats::from_trace(&run.trace);
         ScriptRun {
             label,
             starvation,
             locks,
+            io,
             trace: run.trace,
             outcome: run.outcome,
             decisions: run.decisions,
@@ -217,6 +223,7 @@ pub(crate) fn build_engine() -> Engine {
     machine::register(&mut engine);
     ops::register(&mut engine);
     sync::register(&mut engine);
+    io::register(&mut engine);
     memory::register(&mut engine);
     sync::install_handle_reads(&mut engine);
     run::register(&mut engine);

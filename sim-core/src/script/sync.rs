@@ -24,6 +24,7 @@ pub(crate) enum ResourceSpec {
     Condvar,
     Barrier(usize),
     Channel(usize),
+    Device(crate::model::io::DeviceOptions),
 }
 
 /// Declares `spec` in `sim`; ids follow declaration order.
@@ -36,6 +37,7 @@ pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> R
         ResourceSpec::Condvar => sim.condvar(name).id(),
         ResourceSpec::Barrier(parties) => sim.barrier(name, parties).id(),
         ResourceSpec::Channel(capacity) => sim.channel::<Dynamic>(name, capacity).id(),
+        ResourceSpec::Device(options) => sim.device(name, options).id(),
     }
 }
 
@@ -148,6 +150,9 @@ fn is_blocking_handle(value: &Dynamic) -> bool {
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
         || value.is::<super::memory::VariableH>()
+        || value.is::<super::io::DeviceH>()
+        || value.is::<super::io::IoH>()
+        || value.is::<super::io::EpollH>()
         // A captured closure's `.call(...)` may block inside the call too.
         || value.is_fnptr()
 }
@@ -377,6 +382,32 @@ pub(crate) fn register(engine: &mut Engine) {
             op(&call, &ch.0, |ctx, id| {
                 ctx.recv(Channel::<Dynamic>::new(id))
             })
+        },
+    );
+    def(
+        engine,
+        "readable",
+        &["self: Channel", "IoHandle"],
+        "A handle epoll waits on until the channel holds a value to receive.",
+        |call: NativeCallContext, ch: &mut ChannelH| {
+            let id = ch.0.id(&call)?;
+            Ok::<_, Box<EvalAltResult>>(super::io::IoH::channel(
+                ch.0.machine.clone(),
+                crate::model::io::Pollable::Readable(id),
+            ))
+        },
+    );
+    def(
+        engine,
+        "writable",
+        &["self: Channel", "IoHandle"],
+        "A handle epoll waits on until the channel has room to send.",
+        |call: NativeCallContext, ch: &mut ChannelH| {
+            let id = ch.0.id(&call)?;
+            Ok::<_, Box<EvalAltResult>>(super::io::IoH::channel(
+                ch.0.machine.clone(),
+                crate::model::io::Pollable::Writable(id),
+            ))
         },
     );
 }
