@@ -18,7 +18,8 @@
 //! what these return (schedule a completion, wake a waiter).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -276,9 +277,9 @@ pub(crate) struct Epoll {
     /// The process of the thread that created it: it may watch only that
     /// process's requests.
     pub(crate) process: ProcessId,
-    /// Keys added and not ready yet.
-    interest: BTreeSet<PollKey>,
-    /// Keys that became ready, in the order they did.
+    /// Every key in the set, with whether it is ready.
+    members: BTreeMap<PollKey, bool>,
+    /// The ready keys, in the order they became ready.
     ready: VecDeque<PollKey>,
     /// The thread blocked in `wait`, if any.
     pub(crate) waiter: Option<ThreadId>,
@@ -288,7 +289,7 @@ impl Epoll {
     pub(crate) fn new(process: ProcessId) -> Epoll {
         Epoll {
             process,
-            interest: BTreeSet::new(),
+            members: BTreeMap::new(),
             ready: VecDeque::new(),
             waiter: None,
         }
@@ -296,45 +297,47 @@ impl Epoll {
 
     /// Adds `key`, ready at once or not. False when it is already in.
     pub(crate) fn add(&mut self, key: PollKey, ready: bool) -> bool {
-        if self.interest.contains(&key) || self.ready.contains(&key) {
-            return false;
+        match self.members.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert(ready);
+                if ready {
+                    self.ready.push_back(key);
+                }
+                true
+            }
         }
-        if ready {
-            self.ready.push_back(key);
-        } else {
-            self.interest.insert(key);
-        }
-        true
     }
 
     /// `key` became ready: it moves to the ready list. False when this
-    /// epoll was not watching it (removed meanwhile).
+    /// epoll was not watching it (removed meanwhile) or it was ready already.
     pub(crate) fn fire(&mut self, key: PollKey) -> bool {
-        if self.interest.remove(&key) {
-            self.ready.push_back(key);
-            true
-        } else {
-            false
+        match self.members.get_mut(&key) {
+            Some(ready @ false) => {
+                *ready = true;
+                self.ready.push_back(key);
+                true
+            }
+            _ => false,
         }
     }
 
     /// Removes `key`, ready or not. False when it was not in.
     pub(crate) fn remove(&mut self, key: PollKey) -> bool {
-        if self.interest.remove(&key) {
-            return true;
-        }
-        match self.ready.iter().position(|&k| k == key) {
-            Some(i) => {
-                self.ready.remove(i);
+        match self.members.remove(&key) {
+            None => false,
+            Some(false) => true,
+            Some(true) => {
+                // Removing a ready key is rare: a scan of the ready list.
+                self.ready.retain(|&k| k != key);
                 true
             }
-            None => false,
         }
     }
 
     /// Keys in the set, ready or not.
     pub(crate) fn len(&self) -> usize {
-        self.interest.len() + self.ready.len()
+        self.members.len()
     }
 
     /// Whether a key is ready.
@@ -342,9 +345,14 @@ impl Epoll {
         !self.ready.is_empty()
     }
 
-    /// Takes every ready key, in the order they became ready.
+    /// Takes every ready key, in the order they became ready: they leave
+    /// the set (one-shot).
     pub(crate) fn take_ready(&mut self) -> Vec<PollKey> {
-        self.ready.drain(..).collect()
+        let keys: Vec<PollKey> = self.ready.drain(..).collect();
+        for key in &keys {
+            self.members.remove(key);
+        }
+        keys
     }
 }
 
@@ -433,5 +441,9 @@ mod tests {
         assert!(ep.remove(a));
         assert!(!ep.fire(a));
         assert_eq!(ep.len(), 0);
+        // A ready key can be removed before it is taken.
+        assert!(ep.add(a, true));
+        assert!(ep.remove(a));
+        assert!(!ep.has_ready());
     }
 }
