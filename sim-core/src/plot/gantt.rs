@@ -2,18 +2,28 @@
 //!
 //! From the top: the title, the legend (only the states that occur, then the
 //! kinds of marker), the marker labels, one row per CPU, one row per thread,
-//! the time axis and a line of notes. Rows are as high as fits a target
-//! height, between [`ROW_MAX`] and [`ROW_MIN`] pixels; past [`MAX_THREAD_ROWS`]
-//! threads (or [`MAX_CPU_ROWS`] CPUs) one row stands for several, drawn with
-//! the state that covers most of their time. Row labels are left out where
-//! rows are too thin to hold one each: every k-th row is labelled then, with
-//! a tick mark.
+//! the rows of each device, the time axis and a line of notes. Rows are as
+//! high as fits a target height, between [`ROW_MAX`] and [`ROW_MIN`] pixels;
+//! past [`MAX_THREAD_ROWS`] threads (or [`MAX_CPU_ROWS`] CPUs) one row stands
+//! for several, drawn with the state that covers most of their time. Row
+//! labels are left out where rows are too thin to hold one each: every k-th
+//! row is labelled then, with a tick mark.
 //!
 //! Bars of waits on a resource or a thread carry its name where they are
 //! wide enough, as CPU bars carry the thread's; both are placed on the
 //! merged bars, so only bars that survive pixel merging are labelled. The
 //! waits of a deadlocked cycle are hatched and framed from where each
 //! thread blocked to the end (see [`super::deadlock`]).
+//!
+//! A device gets one row per channel, on a grey track as CPUs do: each
+//! request in service is a bar labelled with its submitter's name, as a CPU
+//! bar is with the thread's. When some request ever waited for a channel, a
+//! queue row follows: a bar wherever requests wait, darker the more of them
+//! (labelled with how many where wide enough). Past [`MAX_CHANNEL_ROWS`]
+//! channels one row stands for several, drawn where most of their time is
+//! in service; past [`MAX_DEVICES`](super::devices::MAX_DEVICES) devices
+//! the rest are left out (the notes say so, and which rows merge channels).
+//! A trace without devices draws exactly as it did before devices existed.
 
 use std::ops::Range;
 
@@ -22,9 +32,10 @@ use plotters::style::RGBColor;
 use super::axis;
 use super::canvas::{Align, Picture};
 use super::deadlock;
+use super::devices::{queue_range, DeviceSpans, Timed};
 use super::font;
 use super::merge::{merge_overlapping, merge_sorted, Columns, Segment};
-use super::palette::{self, Shade};
+use super::palette::{self, level_color, queue_level, Shade};
 use super::{GanttOptions, Marker, MarkerKind};
 use crate::ids::ThreadId;
 use crate::model::thread::{BlockReason, ThreadState};
@@ -68,6 +79,12 @@ const MARKER_LABEL_MAX: u32 = 240;
 const DEADLOCK_LABEL_MAX: u32 = 560;
 /// Distance between the hatch lines of a deadlocked wait.
 const HATCH_STEP: i32 = 8;
+/// Device rows share about this much height before they thin down.
+const DEVICE_AREA: u32 = 384;
+/// Past this many channels, one row of a device stands for several.
+pub(crate) const MAX_CHANNEL_ROWS: usize = 16;
+/// Space between the rows of two devices.
+const DEVICE_GAP: i32 = 6;
 
 /// How `n` things share rows: `per` things a row, `rows` rows, `height`
 /// pixels each.
@@ -101,6 +118,20 @@ enum Content {
     Cpus(Range<usize>),
     /// Threads (one, or several merged).
     Threads(Range<usize>),
+    /// Channels of the `device`-th device (one, or several merged).
+    Channels { device: usize, range: Range<usize> },
+    /// The queue of the `device`-th device.
+    Queue { device: usize },
+}
+
+impl Content {
+    /// The device whose row it is, if any.
+    fn device(&self) -> Option<usize> {
+        match *self {
+            Content::Channels { device, .. } | Content::Queue { device } => Some(device),
+            Content::Cpus(_) | Content::Threads(_) => None,
+        }
+    }
 }
 
 /// A row, placed.
@@ -114,9 +145,6 @@ struct Row {
     height: u32,
 }
 
-/// An interval as the merge takes it: start, end, what to colour it by.
-type Timed<K> = (Time, Time, K);
-
 /// The intervals of a run, by row, as the merge takes them.
 struct Spans {
     /// Per thread, its states.
@@ -128,6 +156,8 @@ struct Spans {
     deadlocked: Vec<Option<(Time, Shade)>>,
     /// Per CPU, who was on it and in which state, in time order.
     cpus: Vec<Vec<Timed<(ThreadId, Shade)>>>,
+    /// Per device drawn, its channels and its queue.
+    devices: Vec<DeviceSpans>,
     /// Which shades occur, for the legend.
     present: [bool; Shade::COUNT],
 }
@@ -174,11 +204,21 @@ impl Spans {
             .zip(&last)
             .map(|(since, last)| Some((since?, Shade::of((*last)?.state())?)))
             .collect();
+        let devices = DeviceSpans::of(trace, end);
+        for device in &devices {
+            if device.channels.iter().any(|c| !c.is_empty()) {
+                present[Shade::Service.index()] = true;
+            }
+            if device.queued() {
+                present[Shade::Queued.index()] = true;
+            }
+        }
         Spans {
             threads,
             waits,
             deadlocked,
             cpus,
+            devices,
             present,
         }
     }
@@ -257,7 +297,9 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         ROW_MAX,
         MAX_THREAD_ROWS,
     );
+    let device_fit = device_fit(&spans.devices);
     let mut rows = plan_rows(trace, cpu_fit, thread_fit);
+    plan_device_rows(&mut rows, &spans.devices, &device_fit);
 
     // Horizontal geometry: labels, then the plot.
     let label_max = LABEL_MAX_WIDTH.min(options.width / 5);
@@ -297,9 +339,18 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let lanes_top = legend(&mut pic, &spans.present, &kinds, MARGIN + 34, width);
     let y0 = lanes_top + lanes as i32 * MARKER_LANE + if lanes > 0 { 4 } else { 0 };
     let mut y = y0;
+    let mut last_device = None;
     for (i, row) in rows.iter_mut().enumerate() {
         if i == cpu_fit.rows && i > 0 {
             y += SECTION_GAP;
+        }
+        if let Some(device) = row.content.device() {
+            match last_device {
+                None if i > 0 && i != cpu_fit.rows => y += SECTION_GAP,
+                Some(last) if last != device => y += DEVICE_GAP,
+                _ => {}
+            }
+            last_device = Some(device);
         }
         row.y = y;
         y += row.height as i32;
@@ -309,11 +360,11 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
 
     // Back to front: row backgrounds, grid, bars, axis, labels, markers.
     for (i, row) in rows.iter().enumerate() {
-        // CPU rows sit on a grey track; thread rows are striped when tall
-        // enough to follow.
+        // CPU and device rows sit on a grey track; thread rows are striped
+        // when tall enough to follow.
         let h = row.height as i32;
         let shaded = match row.content {
-            Content::Cpus(_) => true,
+            Content::Cpus(_) | Content::Channels { .. } | Content::Queue { .. } => true,
             Content::Threads(_) => h >= 6 && (i - cpu_fit.rows) % 2 == 1,
         };
         if shaded {
@@ -377,7 +428,12 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         pic.text(p.text.clone(), (tx, label_y), SMALL_SIZE, p.align, color);
     }
     pic.text(
-        notes(trace, end, cpu_fit, thread_fit),
+        notes(
+            trace,
+            end,
+            (cpu_fit, thread_fit),
+            (&spans.devices, &device_fit),
+        ),
         (x0, y1 + 40),
         SMALL_SIZE,
         Align::Left,
@@ -520,7 +576,12 @@ fn outline_rows(
 }
 
 /// The line under the axis: the machine, and how rows were thinned.
-fn notes(trace: &Trace, end: Time, cpu_fit: Fit, thread_fit: Fit) -> String {
+fn notes(
+    trace: &Trace,
+    end: Time,
+    (cpu_fit, thread_fit): (Fit, Fit),
+    (devices, device_fit): (&[DeviceSpans], &DeviceFit),
+) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let cpus = usize::from(trace.machine.cpus);
     let threads = trace.threads.len();
@@ -530,6 +591,25 @@ fn notes(trace: &Trace, end: Time, cpu_fit: Fit, thread_fit: Fit) -> String {
         trace.machine.scheduler.name(),
         plural(threads),
     )];
+    if !trace.devices.is_empty() {
+        let n = trace.devices.len();
+        notes[0].push_str(&format!(" · {n} device{}", plural(n)));
+        if n > devices.len() {
+            notes.push(format!("first {} devices shown", devices.len()));
+        }
+    }
+    let merged: Vec<String> = devices
+        .iter()
+        .zip(&device_fit.channels)
+        .filter(|(_, f)| f.per > 1)
+        .map(|(d, f)| format!("each {} row merges {} channels", d.name, f.per))
+        .collect();
+    if merged.len() > 3 {
+        notes.extend(merged[..2].iter().cloned());
+        notes.push(format!("{} more devices merge channels", merged.len() - 2));
+    } else {
+        notes.extend(merged);
+    }
     if cpu_fit.per > 1 {
         notes.push(format!("each CPU row merges {} CPUs", cpu_fit.per));
     }
@@ -626,6 +706,163 @@ fn draw_row(
             for seg in merged {
                 bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
             }
+        }
+        Content::Channels { device, range } if range.len() == 1 => {
+            let list = &spans.devices[*device].channels[range.start];
+            let merged = merge_sorted(list.iter().copied(), columns);
+            for seg in &merged {
+                bar(pic, seg.x0, seg.x1, seg.key.1.color());
+            }
+            cpu_details(pic, &merged, trace, (top, bottom), x0, avoid);
+        }
+        Content::Channels { device, range } => {
+            // Key 0 in service, key 1 idle: a column is drawn where its
+            // channels spend most of their time in service.
+            let lists = &spans.devices[*device].channels[range.clone()];
+            let end = columns.time(columns.width());
+            let busy = lists.iter().flatten().map(|&(s, e, _)| (s, e, 0));
+            let idle = lists
+                .iter()
+                .flat_map(|list| idle_gaps(list, end))
+                .map(|(s, e)| (s, e, 1));
+            for seg in merge_overlapping(busy.chain(idle), columns, 2) {
+                if seg.key == 0 {
+                    bar(pic, seg.x0, seg.x1, Shade::Service.color());
+                }
+            }
+        }
+        Content::Queue { device } => {
+            let queue = &spans.devices[*device].queue;
+            let merged = merge_sorted(
+                queue.iter().map(|&(s, e, n)| (s, e, queue_level(n))),
+                columns,
+            );
+            for seg in &merged {
+                bar(pic, seg.x0, seg.x1, level_color(seg.key));
+            }
+            queue_labels(pic, &merged, queue, columns, (top, bottom), x0, avoid);
+        }
+    }
+}
+
+/// How the rows of the devices drawn are laid out.
+struct DeviceFit {
+    /// Per device, how its channels share rows.
+    channels: Vec<Fit>,
+    /// The height of every device row.
+    height: u32,
+    /// Label every `every`-th device row.
+    every: usize,
+}
+
+/// Fits the channels of each device into at most [`MAX_CHANNEL_ROWS`] rows,
+/// and all device rows, queues included, into [`DEVICE_AREA`] pixels.
+fn device_fit(devices: &[DeviceSpans]) -> DeviceFit {
+    let channels: Vec<Fit> = devices
+        .iter()
+        .map(|d| {
+            fit(
+                d.channels.len(),
+                DEVICE_AREA,
+                ROW_MIN,
+                ROW_MAX,
+                MAX_CHANNEL_ROWS,
+            )
+        })
+        .collect();
+    let rows: usize = channels
+        .iter()
+        .zip(devices)
+        .map(|(f, d)| f.rows + usize::from(d.queued()))
+        .sum();
+    let height = (DEVICE_AREA / rows.max(1) as u32).clamp(ROW_MIN, ROW_MAX);
+    DeviceFit {
+        channels,
+        height,
+        every: LABEL_SPACING.div_ceil(height) as usize,
+    }
+}
+
+/// Appends the rows of each device: its channels ("disk ch0", or "disk"
+/// alone for one channel, "disk ch0–3" for merged ones), then its queue
+/// when some request waited.
+fn plan_device_rows(rows: &mut Vec<Row>, devices: &[DeviceSpans], fit: &DeviceFit) {
+    let mut i = 0;
+    let mut push = |rows: &mut Vec<Row>, content: Content, label: String| {
+        rows.push(Row {
+            content,
+            label,
+            show_label: i % fit.every == 0,
+            sparse: fit.every > 1,
+            y: 0,
+            height: fit.height,
+        });
+        i += 1;
+    };
+    for (device, (spans, channel_fit)) in devices.iter().zip(&fit.channels).enumerate() {
+        let channels = spans.channels.len();
+        for r in 0..channel_fit.rows {
+            let range = r * channel_fit.per..((r + 1) * channel_fit.per).min(channels);
+            let label = if channels == 1 {
+                spans.name.clone()
+            } else if range.len() == 1 {
+                format!("{} ch{}", spans.name, range.start)
+            } else {
+                format!("{} ch{}–{}", spans.name, range.start, range.end - 1)
+            };
+            push(rows, Content::Channels { device, range }, label);
+        }
+        if spans.queued() {
+            let label = format!("{} queue", spans.name);
+            push(rows, Content::Queue { device }, label);
+        }
+    }
+}
+
+/// The times a channel is idle in `[0, end)`, `list` being its requests in
+/// service, in time order and not overlapping.
+fn idle_gaps<K>(list: &[Timed<K>], end: Time) -> impl Iterator<Item = (Time, Time)> + '_ {
+    let starts = list.iter().map(|&(s, _, _)| s).chain([end]);
+    let ends = [Time::ZERO]
+        .into_iter()
+        .chain(list.iter().map(|&(_, e, _)| e));
+    ends.zip(starts).filter(|(from, to)| from < to)
+}
+
+/// On a queue row: how many requests wait, on bars wide enough to hold it
+/// ("3", or "2–5" when it changes within the bar).
+fn queue_labels(
+    pic: &mut Picture,
+    merged: &[Segment<u8>],
+    queue: &[Timed<u32>],
+    columns: Columns,
+    (top, bottom): (i32, i32),
+    x0: i32,
+    avoid: &[i32],
+) {
+    if bottom - top < 10 {
+        return;
+    }
+    let size = if bottom - top >= 14 { SMALL_SIZE } else { 10.0 };
+    for seg in merged.iter().filter(|s| s.x1 - s.x0 >= 16) {
+        let (t0, t1) = (columns.time(seg.x0), columns.time(seg.x1));
+        let Some((lo, hi)) = queue_range(queue, t0, t1) else {
+            continue;
+        };
+        let text = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        };
+        let bar = (x0 + seg.x0 as i32, x0 + seg.x1 as i32);
+        if let Some((shown, mid)) = fit_label(&text, size, bar, 8, avoid) {
+            pic.text(
+                shown,
+                (mid, (top + bottom) / 2),
+                size,
+                Align::Center,
+                palette::text_on(level_color(seg.key)),
+            );
         }
     }
 }

@@ -8,7 +8,10 @@
 //! channel or spinlock carry the resource's name where the bar is wide
 //! enough, joins the joined thread's ("join b"). A deadlock the trace
 //! recorded is drawn without being asked: a marker that spells the cycle,
-//! its threads outlined and their waits hatched and framed in red.
+//! its threads outlined and their waits hatched and framed in red. The
+//! trace's devices get rows of their own below the threads: one per channel
+//! with each request in service labelled with the thread that submitted it,
+//! and one showing how many requests queue for a channel.
 //!
 //! Charts are deterministic: the same trace and options give the same bytes.
 //! Text uses a font compiled into the library, so a PNG looks the same on a
@@ -32,6 +35,7 @@
 mod axis;
 mod canvas;
 mod deadlock;
+mod devices;
 mod font;
 mod gantt;
 mod histogram;

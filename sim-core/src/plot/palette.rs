@@ -2,13 +2,17 @@
 //! draws.
 //!
 //! States are grouped by kind, not by target: every mutex wait is "lock",
-//! whatever the mutex. The order of [`Shade::ALL`] is the order of the legend.
+//! whatever the mutex. Two more shades colour the rows of a device: a
+//! request in service on a channel, and requests queued for one (drawn
+//! darker the longer the queue, see [`queue_color`]). The order of
+//! [`Shade::ALL`] is the order of the legend.
 
 use plotters::style::RGBColor;
 
 use crate::model::thread::{BlockReason, ThreadState};
 
-/// The colour class of a thread state (its kind, without the resource).
+/// The colour class of a thread state (its kind, without the resource), or
+/// of what a device row shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Shade {
     Running,
@@ -26,11 +30,15 @@ pub(crate) enum Shade {
     Sleep,
     Gil,
     Epoll,
+    /// Device rows: requests waiting for a channel.
+    Queued,
+    /// Device rows: a request on a channel.
+    Service,
 }
 
 impl Shade {
     /// Every shade, in legend order.
-    pub(crate) const ALL: [Shade; 15] = [
+    pub(crate) const ALL: [Shade; 17] = [
         Shade::Running,
         Shade::Ready,
         Shade::Switch,
@@ -46,12 +54,15 @@ impl Shade {
         Shade::Sleep,
         Shade::Gil,
         Shade::Epoll,
+        Shade::Queued,
+        Shade::Service,
     ];
 
     /// How many shades there are.
     pub(crate) const COUNT: usize = Shade::ALL.len();
 
-    /// The shade of a state; `None` for done, which is not drawn.
+    /// The shade of a state; `None` for done, which is not drawn. Never
+    /// [`Shade::Queued`] or [`Shade::Service`], which only devices show.
     pub(crate) fn of(state: ThreadState) -> Option<Shade> {
         Some(match state {
             ThreadState::Running => Shade::Running,
@@ -98,13 +109,17 @@ impl Shade {
             Shade::Sleep => "sleep",
             Shade::Gil => "gil",
             Shade::Epoll => "epoll",
+            Shade::Queued => "queued",
+            Shade::Service => "in service",
         }
     }
 
     /// Its colour. On-CPU states are saturated (green running, orange
     /// switch, magenta spin), waiting for a CPU is yellow, blocking waits on
     /// synchronization are reds and purples, waits on the outside world
-    /// (io, epoll, sleep) are blues, and the interpreter lock is brown.
+    /// (io, epoll, sleep) are blues, and the interpreter lock is brown. A
+    /// device's channel at work is a navy darker than the io its submitter
+    /// waits in; its queue is orange, the colour of two queued requests.
     pub(crate) fn color(self) -> RGBColor {
         match self {
             Shade::Running => RGBColor(0x2f, 0x9e, 0x44),
@@ -122,8 +137,41 @@ impl Shade {
             Shade::Sleep => RGBColor(0xa5, 0xd8, 0xff),
             Shade::Gil => RGBColor(0x8d, 0x5b, 0x3a),
             Shade::Epoll => RGBColor(0x15, 0xaa, 0xbf),
+            Shade::Queued => queue_color(2),
+            Shade::Service => RGBColor(0x1c, 0x36, 0x7a),
         }
     }
+}
+
+/// The queue lane's colours, lightest first: one request waiting, two, three
+/// or four, five to eight, nine or more.
+const QUEUE_RAMP: [RGBColor; 5] = [
+    RGBColor(0xff, 0xd8, 0xa8),
+    RGBColor(0xff, 0xa9, 0x4d),
+    RGBColor(0xe8, 0x59, 0x0c),
+    RGBColor(0xb0, 0x3a, 0x05),
+    RGBColor(0x6e, 0x24, 0x03),
+];
+
+/// The step of [`QUEUE_RAMP`] for a queue of `len` requests (at least one).
+pub(crate) fn queue_level(len: u32) -> u8 {
+    match len {
+        0..=1 => 0,
+        2 => 1,
+        3..=4 => 2,
+        5..=8 => 3,
+        _ => 4,
+    }
+}
+
+/// The colour of a queue of `len` requests: darker the longer it is.
+pub(crate) fn queue_color(len: u32) -> RGBColor {
+    level_color(queue_level(len))
+}
+
+/// The colour of a step of the queue ramp (see [`queue_level`]).
+pub(crate) fn level_color(level: u8) -> RGBColor {
+    QUEUE_RAMP[usize::from(level).min(QUEUE_RAMP.len() - 1)]
 }
 
 /// Text on a bar of colour `fill`: black on light colours, white on dark.
@@ -174,7 +222,9 @@ mod tests {
             ThreadState::Blocked(BlockReason::Epoll(r)),
         ];
         let shades: Vec<Shade> = states.iter().map(|&s| Shade::of(s).unwrap()).collect();
-        assert_eq!(shades, Shade::ALL);
+        // Thread states first, then the two shades only devices show.
+        assert_eq!(shades, Shade::ALL[..shades.len()]);
+        assert_eq!(Shade::ALL[shades.len()..], [Shade::Queued, Shade::Service]);
         for (state, shade) in states.iter().zip(&shades) {
             assert_eq!(state.name(), shade.name());
         }
@@ -185,5 +235,17 @@ mod tests {
             }
         }
         assert_eq!(Shade::of(ThreadState::Done), None);
+    }
+
+    #[test]
+    fn longer_queues_are_darker() {
+        let luma = |c: RGBColor| 299 * u32::from(c.0) + 587 * u32::from(c.1) + 114 * u32::from(c.2);
+        let steps: Vec<RGBColor> = [1, 2, 3, 5, 9, 1000].map(queue_color).to_vec();
+        for pair in steps.windows(2).take(4) {
+            assert!(luma(pair[0]) > luma(pair[1]), "{pair:?}");
+        }
+        assert_eq!(steps[4], steps[5]);
+        assert_eq!(queue_color(4), queue_color(3));
+        assert_eq!(queue_color(0), queue_color(1));
     }
 }
