@@ -67,6 +67,9 @@ enum Event {
     IoArrive { io: IoId },
     /// An I/O request completes.
     IoDone { io: IoId },
+    /// An epoll set's waiter wakes, after the events already at this
+    /// instant: completions of one instant come back in one wait.
+    EpollWake { epoll: ResourceId },
 }
 
 /// What a thread does once its current compute is done.
@@ -362,6 +365,7 @@ impl Engine {
                             Event::IoArrive { io } | Event::IoDone { io } => {
                                 Some(self.trace.io[io.index()].thread)
                             }
+                            Event::EpollWake { epoll } => self.epoll_waiter(epoll),
                         };
                         self.scratch.extend(subject);
                     }
@@ -411,7 +415,10 @@ impl Engine {
             Event::Wake { thread, generation } => {
                 threads[thread.index()].wake_generation == generation
             }
-            Event::GateTimer { .. } | Event::IoArrive { .. } | Event::IoDone { .. } => true,
+            Event::GateTimer { .. }
+            | Event::IoArrive { .. }
+            | Event::IoDone { .. }
+            | Event::EpollWake { .. } => true,
         }
     }
 
@@ -486,6 +493,7 @@ impl Engine {
             },
             Event::IoArrive { io } => self.io_arrive(io),
             Event::IoDone { io } => self.io_done(io),
+            Event::EpollWake { epoll } => self.epoll_wake_now(epoll),
             Event::GateTimer { process, token } => self.with_gate(process, |gate, now, actions| {
                 gate.timer(token, now, actions);
             }),

@@ -62,8 +62,16 @@ impl DeviceOptions {
     pub fn service_time(&self, bytes: u64) -> Span {
         let transfer = match self.bandwidth {
             Some(rate) if bytes > 0 => {
-                let nanos = (u128::from(bytes) * 1_000_000_000).div_ceil(u128::from(rate.max(1)));
-                Span(u64::try_from(nanos).unwrap_or(u64::MAX))
+                let rate = rate.max(1);
+                // 64-bit arithmetic when the product fits (below 18 GB).
+                let nanos = match bytes.checked_mul(1_000_000_000) {
+                    Some(scaled) => scaled.div_ceil(rate),
+                    None => u64::try_from(
+                        (u128::from(bytes) * 1_000_000_000).div_ceil(u128::from(rate)),
+                    )
+                    .unwrap_or(u64::MAX),
+                };
+                Span(nanos)
             }
             _ => Span::ZERO,
         };
@@ -272,59 +280,153 @@ impl Device {
 }
 
 /// An epoll instance: the keys it watches, those ready, and its waiter.
+///
+/// Requests are numbered in submission order, and a set watches a window of
+/// recent ones: their states are kept in a ring indexed by id from the
+/// oldest still in the set, one byte each, so adding, firing and taking a
+/// request costs the same whatever the set's size. Channel keys are few and
+/// kept in a map.
 #[derive(Debug)]
 pub(crate) struct Epoll {
     /// The process of the thread that created it: it may watch only that
     /// process's requests.
     pub(crate) process: ProcessId,
-    /// Every key in the set, with whether it is ready.
-    members: BTreeMap<PollKey, bool>,
+    /// The id of `requests[0]`.
+    base: u32,
+    /// The state of each request from `base` on: [`ABSENT`], [`WATCHED`] or
+    /// [`READY`]; never starts with an absent one.
+    requests: VecDeque<u8>,
+    /// Requests in the set.
+    request_count: usize,
+    /// Channel keys in the set, with whether each is ready.
+    channels: BTreeMap<PollKey, bool>,
     /// The ready keys, in the order they became ready.
     ready: VecDeque<PollKey>,
     /// The thread blocked in `wait`, if any.
     pub(crate) waiter: Option<ThreadId>,
+    /// A wake-up of the waiter is scheduled at this instant.
+    pub(crate) wake_pending: bool,
 }
+
+/// A request not in the set.
+const ABSENT: u8 = 0;
+/// A request in the set, not complete yet.
+const WATCHED: u8 = 1;
+/// A request in the set and in the ready list.
+const READY: u8 = 2;
 
 impl Epoll {
     pub(crate) fn new(process: ProcessId) -> Epoll {
         Epoll {
             process,
-            members: BTreeMap::new(),
+            base: 0,
+            requests: VecDeque::new(),
+            request_count: 0,
+            channels: BTreeMap::new(),
             ready: VecDeque::new(),
             waiter: None,
+            wake_pending: false,
+        }
+    }
+
+    /// The state of request `id`.
+    fn state(&self, id: IoId) -> u8 {
+        id.0.checked_sub(self.base)
+            .and_then(|i| self.requests.get(i as usize).copied())
+            .unwrap_or(ABSENT)
+    }
+
+    /// Sets the state of request `id`, growing the window to hold it, and
+    /// drops absent requests from its front.
+    fn set_state(&mut self, id: IoId, state: u8) {
+        if self.requests.is_empty() {
+            self.base = id.0;
+        }
+        if id.0 < self.base {
+            for _ in id.0..self.base {
+                self.requests.push_front(ABSENT);
+            }
+            self.base = id.0;
+        }
+        let i = (id.0 - self.base) as usize;
+        if i >= self.requests.len() {
+            self.requests.resize(i + 1, ABSENT);
+        }
+        self.requests[i] = state;
+        while self.requests.front() == Some(&ABSENT) {
+            self.requests.pop_front();
+            self.base += 1;
         }
     }
 
     /// Adds `key`, ready at once or not. False when it is already in.
     pub(crate) fn add(&mut self, key: PollKey, ready: bool) -> bool {
-        match self.members.entry(key) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(slot) => {
-                slot.insert(ready);
-                if ready {
-                    self.ready.push_back(key);
+        match key {
+            PollKey::Io(id) => {
+                if self.state(id) != ABSENT {
+                    return false;
                 }
-                true
+                self.set_state(id, if ready { READY } else { WATCHED });
+                self.request_count += 1;
             }
+            _ => match self.channels.entry(key) {
+                Entry::Occupied(_) => return false,
+                Entry::Vacant(slot) => {
+                    slot.insert(ready);
+                }
+            },
         }
+        if ready {
+            self.ready.push_back(key);
+        }
+        true
     }
 
     /// `key` became ready: it moves to the ready list. False when this
     /// epoll was not watching it (removed meanwhile) or it was ready already.
     pub(crate) fn fire(&mut self, key: PollKey) -> bool {
-        match self.members.get_mut(&key) {
-            Some(ready @ false) => {
-                *ready = true;
-                self.ready.push_back(key);
-                true
+        let fired = match key {
+            PollKey::Io(id) => {
+                let fired = self.state(id) == WATCHED;
+                if fired {
+                    self.set_state(id, READY);
+                }
+                fired
             }
-            _ => false,
+            _ => match self.channels.get_mut(&key) {
+                Some(ready @ false) => {
+                    *ready = true;
+                    true
+                }
+                _ => false,
+            },
+        };
+        if fired {
+            self.ready.push_back(key);
+        }
+        fired
+    }
+
+    /// Takes `key` out of the set; `Some(was ready)`, or `None` when it was
+    /// not in.
+    fn leave(&mut self, key: PollKey) -> Option<bool> {
+        match key {
+            PollKey::Io(id) => {
+                let state = self.state(id);
+                if state == ABSENT {
+                    return None;
+                }
+                self.set_state(id, ABSENT);
+                self.request_count -= 1;
+                Some(state == READY)
+            }
+            _ => self.channels.remove(&key),
         }
     }
 
     /// Removes `key`, ready or not. False when it was not in.
     pub(crate) fn remove(&mut self, key: PollKey) -> bool {
-        match self.members.remove(&key) {
+        match self.leave(key) {
             None => false,
             Some(false) => true,
             Some(true) => {
@@ -337,7 +439,7 @@ impl Epoll {
 
     /// Keys in the set, ready or not.
     pub(crate) fn len(&self) -> usize {
-        self.members.len()
+        self.request_count + self.channels.len()
     }
 
     /// Whether a key is ready.
@@ -349,8 +451,8 @@ impl Epoll {
     /// the set (one-shot).
     pub(crate) fn take_ready(&mut self) -> Vec<PollKey> {
         let keys: Vec<PollKey> = self.ready.drain(..).collect();
-        for key in &keys {
-            self.members.remove(key);
+        for &key in &keys {
+            self.leave(key);
         }
         keys
     }
@@ -384,6 +486,16 @@ mod tests {
         assert_eq!(third.service_time(1), Span(1));
         assert_eq!(third.service_time(3), Span(1));
         assert_eq!(third.service_time(4), Span(2));
+        // Past 64-bit products (over 18 GB) the result is still exact.
+        let huge = DeviceOptions {
+            latency: Span::ZERO,
+            bandwidth: Some(7),
+            channels: 1,
+        };
+        assert_eq!(
+            huge.service_time(70_000_000_000),
+            Span(10_000_000_000_000_000_000)
+        );
     }
 
     #[test]
@@ -445,5 +557,72 @@ mod tests {
         assert!(ep.add(a, true));
         assert!(ep.remove(a));
         assert!(!ep.has_ready());
+        // Requests added out of order, far apart, and taken in any order.
+        for id in [500, 3, 70_000, 4] {
+            assert!(ep.add(PollKey::Io(IoId(id)), false));
+        }
+        assert!(!ep.add(PollKey::Io(IoId(70_000)), false));
+        assert_eq!(ep.len(), 4);
+        assert!(ep.fire(PollKey::Io(IoId(70_000))));
+        assert!(ep.fire(PollKey::Io(IoId(3))));
+        assert_eq!(
+            ep.take_ready(),
+            vec![PollKey::Io(IoId(70_000)), PollKey::Io(IoId(3))]
+        );
+        assert!(ep.remove(PollKey::Io(IoId(4))));
+        assert!(!ep.remove(PollKey::Io(IoId(4))));
+        assert_eq!(ep.len(), 1);
+        assert!(ep.remove(PollKey::Io(IoId(500))));
+        assert_eq!((ep.len(), ep.requests.len()), (0, 0));
+    }
+
+    /// The plain model the ring must agree with: a map and a list.
+    #[derive(Default)]
+    struct Reference {
+        members: std::collections::BTreeMap<PollKey, bool>,
+        ready: Vec<PollKey>,
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_ring_of_request_states_agrees_with_a_plain_map(
+            ops in proptest::collection::vec((0u8..4, 0u32..300, proptest::bool::ANY), 0..400)
+        ) {
+            let mut ep = Epoll::new(ProcessId::MAIN);
+            let mut reference = Reference::default();
+            for (op, id, flag) in ops {
+                let key = if id % 50 == 49 { PollKey::Readable(ResourceId(id)) } else { PollKey::Io(IoId(id)) };
+                match op {
+                    0 => {
+                        let fresh = !reference.members.contains_key(&key);
+                        if fresh {
+                            reference.members.insert(key, flag);
+                            if flag { reference.ready.push(key); }
+                        }
+                        proptest::prop_assert_eq!(ep.add(key, flag), fresh);
+                    }
+                    1 => {
+                        let fires = reference.members.get(&key) == Some(&false);
+                        if fires {
+                            reference.members.insert(key, true);
+                            reference.ready.push(key);
+                        }
+                        proptest::prop_assert_eq!(ep.fire(key), fires);
+                    }
+                    2 => {
+                        let was = reference.members.remove(&key);
+                        if was == Some(true) { reference.ready.retain(|&k| k != key); }
+                        proptest::prop_assert_eq!(ep.remove(key), was.is_some());
+                    }
+                    _ => {
+                        let taken: Vec<PollKey> = std::mem::take(&mut reference.ready);
+                        for k in &taken { reference.members.remove(k); }
+                        proptest::prop_assert_eq!(ep.take_ready(), taken);
+                    }
+                }
+                proptest::prop_assert_eq!(ep.len(), reference.members.len());
+                proptest::prop_assert_eq!(ep.has_ready(), !reference.ready.is_empty());
+            }
+        }
     }
 }

@@ -391,3 +391,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn completions_of_one_instant_come_back_in_one_wait() {
+    let mut s = sim(2);
+    let dev = s.device(
+        "dev",
+        DeviceOptions {
+            latency: ms(1),
+            bandwidth: None,
+            channels: 3,
+        },
+    );
+    let main = s.add_thread("main", move |ctx| {
+        let ep = ctx.epoll();
+        let handles: Vec<_> = (0..3).map(|b| ctx.submit(dev, b)).collect();
+        for &h in &handles {
+            ctx.epoll_add(ep, h);
+        }
+        let ready = ctx.epoll_wait(ep, None);
+        let expected: Vec<Pollable> = handles.into_iter().map(Pollable::Io).collect();
+        (ready == expected, ctx.now().as_nanos(), ctx.epoll_len(ep))
+    });
+    let mut run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert_eq!(run.take_value(&main), Some((true, MS, 0)));
+}

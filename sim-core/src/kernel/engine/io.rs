@@ -453,11 +453,36 @@ impl Engine {
         }
     }
 
-    /// Wakes the thread waiting on `epoll`, if one is: it collects the ready
-    /// list when it runs again, with whatever became ready meanwhile.
+    /// Wakes the thread waiting on `epoll`, if one is, once the events
+    /// already at this instant are handled: what else becomes ready in this
+    /// instant comes back in the same wait, as a kernel's epoll batches
+    /// what is ready when the waiter runs.
     fn epoll_wake(&mut self, epoll: ResourceId) {
-        if let Some(waiter) = self.epoll(epoll).waiter.take() {
+        let e = self.epoll(epoll);
+        if e.waiter.is_some() && !std::mem::replace(&mut e.wake_pending, true) {
+            self.queue.push(self.now, Event::EpollWake { epoll });
+        }
+    }
+
+    /// The wake-up [`Engine::epoll_wake`] scheduled: the waiter (if it still
+    /// waits, and something is ready) resumes and collects the ready list
+    /// when it runs again.
+    pub(super) fn epoll_wake_now(&mut self, epoll: ResourceId) {
+        let e = self.epoll(epoll);
+        e.wake_pending = false;
+        if !e.has_ready() {
+            return;
+        }
+        if let Some(waiter) = e.waiter.take() {
             self.wake(waiter, Response::EpollReady(epoll));
+        }
+    }
+
+    /// The thread waiting on `epoll`, if any.
+    pub(super) fn epoll_waiter(&self, epoll: ResourceId) -> Option<ThreadId> {
+        match &self.resources[epoll.index()] {
+            Resource::Epoll(e) => e.waiter,
+            _ => None,
         }
     }
 
