@@ -317,3 +317,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn io_handles_name_their_device_and_bytes_and_compare_by_request() {
+    let outcome = run(r#"
+        let m = machine(#{ cpus: 1, preset: "textbook" });
+        let p = m.add_process("server");
+        let disk = p.device("disk", #{ latency: ms(1), bandwidth: "1MB/s", channels: 2 });
+        let inbox = m.channel("inbox", 1);
+        p.add_thread("main", || {
+            let a = disk.submit(1000);
+            let b = disk.submit(3000);
+            let ep = epoll();
+            ep.add(a);
+            ep.add(b);
+            ep.add(inbox.readable());
+            print(`${a.device} ${a.bytes} ${a == a} ${a == b} ${a != b} ${ep.len()}`);
+            let first = ep.wait();
+            print(`${first.len()} ${first[0] == a} at ${now()}`);
+            print(`removed ${ep.remove(b)} ${ep.remove(b)}, left ${ep.len()}, ready ${b.ready()}`);
+            b.wait();
+            print(`b done at ${now()}`);
+            print(`timed out: ${ep.wait(ms(1)).len()} at ${now()}`);
+        });
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let log: Vec<&str> = outcome.runs[0]
+        .trace
+        .logs
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(
+        log,
+        [
+            "disk 1000 true false true 3",
+            "1 true at 2ms",
+            "removed true false, left 1, ready false",
+            "b done at 4ms",
+            "timed out: 0 at 5ms",
+        ]
+    );
+}
