@@ -198,6 +198,7 @@ fn deadlock() -> Trace {
             })
             .collect(),
         sync: Vec::new(),
+        gil: Vec::new(),
         devices: Vec::new(),
         io: Vec::new(),
         deadlock: Some(Deadlock {

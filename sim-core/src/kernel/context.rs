@@ -29,6 +29,8 @@ pub(crate) type Body = Box<dyn FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyErro
 /// boundary by value, so rare large payloads are boxed to keep it at 16 bytes.
 pub(crate) enum Request {
     Compute(Span),
+    /// Compute outside the process's gate (native code without the GIL).
+    ComputeNoGil(Span),
     Sleep(Span),
     Yield,
     Now,
@@ -263,6 +265,14 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn compute(&self, d: Span) {
         self.call(Request::Compute(d), Location::caller());
+    }
+
+    /// Uses `d` of CPU time in native code that releases the process's
+    /// interpreter lock (hashlib, zlib, numpy): other threads of the process
+    /// run Python meanwhile; the thread takes the lock back after.
+    #[track_caller]
+    pub fn compute_nogil(&self, d: Span) {
+        self.call(Request::ComputeNoGil(d), Location::caller());
     }
 
     /// Blocks for `d`.

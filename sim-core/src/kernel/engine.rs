@@ -76,6 +76,8 @@ enum Event {
 enum Then {
     Resume,
     Spawned(ThreadId),
+    /// Native work is done: pass the process's gate again.
+    Regate,
 }
 
 enum Work {
@@ -669,6 +671,12 @@ impl Engine {
                     };
                     let response = match then {
                         Then::Resume => Response::Resume,
+                        Then::Regate => {
+                            if !self.regate(cpu, thread) {
+                                return;
+                            }
+                            Response::Resume
+                        }
                         Then::Spawned(child) => {
                             self.trace.threads[child.index()].created = self.now;
                             self.make_ready(child, Enqueue::New);
@@ -850,6 +858,21 @@ impl Engine {
         match call.request {
             Request::Compute(_) | Request::Sleep(_) => {
                 unreachable!("compute and sleep are handled by handle_call")
+            }
+            Request::ComputeNoGil(d) => {
+                let d = self.jittered(d);
+                if d.is_zero() {
+                    return self.zero_time(cpu, thread);
+                }
+                let process = self.threads[t].process;
+                self.with_gate(process, |gate, now, actions| {
+                    gate.release(thread, now, actions)
+                });
+                self.threads[t].work = Work::Compute {
+                    remaining: d,
+                    then: Then::Regate,
+                };
+                true
             }
             Request::Yield => {
                 self.leave_cpu(cpu);
@@ -1081,6 +1104,8 @@ impl Engine {
         self.policy.stopped(thread);
         self.leave_cpu(cpu);
         self.record(thread, ThreadState::Blocked(reason), None, origin);
+        // A pending interrupt is moot: blocking passes through the gate.
+        self.threads[thread.index()].interrupt = false;
         let process = self.threads[thread.index()].process;
         self.with_gate(process, |gate, now, actions| {
             gate.release(thread, now, actions)
@@ -1094,6 +1119,30 @@ impl Engine {
         t.pending = Some(response);
         t.wake_generation = t.wake_generation.wrapping_add(1);
         self.make_ready(thread, Enqueue::Woken);
+    }
+
+    /// The thread on `cpu`, back from work outside its process's gate,
+    /// passes it again: true when it may go on, false when the gate holds
+    /// it (it then leaves the CPU until the gate admits it).
+    fn regate(&mut self, cpu: usize, thread: ThreadId) -> bool {
+        let process = self.threads[thread.index()].process;
+        if self.processes[process.index()].gate.is_none() {
+            return true;
+        }
+        let mut admitted = true;
+        let mut hold = None;
+        self.with_gate(process, |gate, now, actions| {
+            admitted = gate.admit(thread, now, actions);
+            hold = Some(gate.hold_reason());
+        });
+        if admitted || self.threads[thread.index()].cpu != Some(cpu) {
+            return admitted;
+        }
+        self.policy.stopped(thread);
+        self.leave_cpu(cpu);
+        let reason = hold.expect("a gate's hold reason");
+        self.record(thread, ThreadState::Blocked(reason), None, None);
+        false
     }
 
     /// Lets a thread compete for a CPU, through its process's gate.
@@ -1237,6 +1286,19 @@ impl Engine {
         };
         let mut actions = GateActions::default();
         call(gate.as_mut(), self.now, &mut actions);
+        if let Some(candidates) = actions.pick.take() {
+            // Which thread the gate hands over to: the chooser's decision.
+            let index = if candidates.len() > 1 {
+                self.scratch.clear();
+                if self.wants_threads() {
+                    self.scratch.extend_from_slice(&candidates);
+                }
+                self.choose(ChoicePoint::Waiter, candidates.len())
+            } else {
+                0
+            };
+            gate.picked(candidates[index], self.now, &mut actions);
+        }
         let held = ThreadState::Blocked(gate.hold_reason());
         self.processes[process.index()].gate = Some(gate);
         for action in actions.list {
@@ -1251,6 +1313,7 @@ impl Engine {
                 GateAction::Timer(at, token) => self
                     .queue
                     .push(at.max(self.now), Event::GateTimer { process, token }),
+                GateAction::Record(event) => self.trace.gil.push(event),
             }
         }
     }

@@ -33,7 +33,8 @@ use crate::error::{BodyError, SimError};
 use crate::ids::{ProcessId, ThreadId, VarId};
 use crate::model::io::{DeviceOptions, DeviceRef};
 use crate::model::machine::{Machine, MachineError};
-use crate::model::process::ProcessOptions;
+use crate::model::process::{ProcessGate, ProcessOptions};
+use crate::model::python::gil::Gil;
 use crate::model::sync::{
     Barrier, Channel, Condvar, Mutex, MutexOptions, Resource, RwLock, RwPrefer, Semaphore, Spinlock,
 };
@@ -99,7 +100,12 @@ impl Simulation {
 
     /// Adds a process; its threads share its memory and its gate.
     pub fn add_process(&mut self, name: &str, options: ProcessOptions) -> ProcessId {
-        self.engine.add_process(name, options.gate)
+        let id = ProcessId(self.engine.process_count() as u32);
+        let gate = match options.gil {
+            Some(interval) => Some(Box::new(Gil::new(id, interval)) as Box<dyn ProcessGate>),
+            None => options.gate,
+        };
+        self.engine.add_process(name, gate)
     }
 
     /// Adds a thread to the default process, ready at time 0.

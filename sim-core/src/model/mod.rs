@@ -6,6 +6,7 @@ pub mod io;
 pub mod machine;
 pub mod memory;
 pub mod process;
+pub mod python;
 pub mod sched;
 pub mod sync;
 pub mod thread;

@@ -10,8 +10,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ThreadId;
+use crate::model::python::gil::GilEvent;
 use crate::model::thread::BlockReason;
-use crate::time::Time;
+use crate::time::{Span, Time};
 
 /// What a gate asks the kernel to do. Collected in [`GateActions`] and carried
 /// out by the kernel right after the gate returns.
@@ -24,12 +25,16 @@ pub enum GateAction {
     Interrupt(ThreadId),
     /// Call [`ProcessGate::timer`] with this token at this time.
     Timer(Time, u64),
+    /// Record an event of the interpreter lock in the trace.
+    Record(GilEvent),
 }
 
 /// The actions a gate queues during one call.
 #[derive(Debug, Default)]
 pub struct GateActions {
     pub(crate) list: Vec<GateAction>,
+    /// Threads one of which the chooser picks, then [`ProcessGate::picked`].
+    pub(crate) pick: Option<Vec<ThreadId>>,
 }
 
 impl GateActions {
@@ -46,6 +51,16 @@ impl GateActions {
     pub fn set_timer(&mut self, at: Time, token: u64) {
         self.list.push(GateAction::Timer(at, token));
     }
+    /// Records an event of the interpreter lock in the trace.
+    pub fn record(&mut self, event: GilEvent) {
+        self.list.push(GateAction::Record(event));
+    }
+    /// Asks the kernel's chooser to pick one of `candidates` (in the order
+    /// given; the first by default), then to call [`ProcessGate::picked`]
+    /// with it.
+    pub fn pick(&mut self, candidates: Vec<ThreadId>) {
+        self.pick = Some(candidates);
+    }
 }
 
 /// Decides whether the threads of one process may run (the GIL plugs in here).
@@ -59,6 +74,11 @@ pub trait ProcessGate: fmt::Debug {
     fn timer(&mut self, token: u64, now: Time, actions: &mut GateActions) {
         let _ = (token, now, actions);
     }
+    /// The thread the chooser picked among those given to
+    /// [`GateActions::pick`].
+    fn picked(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
+        let _ = (thread, now, actions);
+    }
     /// What a held thread is shown waiting for.
     fn hold_reason(&self) -> BlockReason;
 }
@@ -68,6 +88,20 @@ pub trait ProcessGate: fmt::Debug {
 pub struct ProcessOptions {
     /// The gate its threads pass to run, if any.
     pub gate: Option<Box<dyn ProcessGate>>,
+    /// A CPython interpreter lock with this switch interval (see
+    /// [`crate::model::python::gil`]); takes the place of `gate`.
+    pub gil: Option<Span>,
+}
+
+impl ProcessOptions {
+    /// A CPython process: its threads share an interpreter lock with this
+    /// switch interval (CPython's default is 5ms).
+    pub fn python(switch_interval: Span) -> ProcessOptions {
+        ProcessOptions {
+            gate: None,
+            gil: Some(switch_interval),
+        }
+    }
 }
 
 /// What the trace keeps of a process.

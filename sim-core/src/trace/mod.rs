@@ -207,6 +207,10 @@ pub struct Trace {
     /// Every acquisition, release, send, receive and notification, in time
     /// order.
     pub sync: Vec<SyncEvent>,
+    /// Every change of holder of a process's interpreter lock, and every
+    /// drop request, in time order.
+    #[serde(default)]
+    pub gil: Vec<crate::model::python::gil::GilEvent>,
     /// Devices, in declaration order.
     #[serde(default)]
     pub devices: Vec<DeviceInfo>,
@@ -236,6 +240,7 @@ impl Trace {
             variables: Vec::new(),
             resources: Vec::new(),
             sync: Vec::new(),
+            gil: Vec::new(),
             devices: Vec::new(),
             io: Vec::new(),
             deadlock: None,

@@ -58,6 +58,7 @@ fn a_gate_serialises_its_process_while_other_processes_run() {
                 holder: None,
                 waiting: VecDeque::new(),
             })),
+            gil: None,
         },
     );
     for name in ["p1", "p2"] {
@@ -143,6 +144,7 @@ fn a_gate_can_interrupt_the_holder_on_a_timer() {
                 holder: None,
                 waiting: VecDeque::new(),
             })),
+            gil: None,
         },
     );
     for name in ["a", "b"] {

@@ -3,6 +3,7 @@
 
 mod errors;
 mod gate;
+mod gil;
 mod io;
 mod jitter;
 mod properties;

@@ -1,0 +1,213 @@
+//! CPython's global interpreter lock, as a [`ProcessGate`], following
+//! `Python/ceval_gil.c` (3.12):
+//!
+//! - A thread needs the GIL to run: to start, after every blocking call and
+//!   to finish. A thread that finds it free takes it at once: there is no
+//!   queue, so a newcomer can pass older waiters (`take_gil`).
+//! - A thread that finds it held waits (state gil, off the CPU) in timed
+//!   waits of `switch_interval`. When a wait times out with the GIL still
+//!   held and no change of owner since that wait began (`switch_number`
+//!   unchanged), the waiter sets the drop request; a change of owner
+//!   restarts the full interval.
+//! - The holder sees the request at its next check point (at once while it
+//!   computes: the kernel interrupts it) and drops the GIL. Having dropped it
+//!   on request, it does not compete again until another thread has taken it
+//!   (`FORCE_SWITCHING`): the GIL goes to a waiter before the dropper asks
+//!   again. Which waiter is the OS's choice in CPython; here it goes through
+//!   the chooser, the longest waiter by default.
+//! - A thread that blocks (I/O, sleep, a lock, join, epoll, a channel)
+//!   drops the GIL at once, with no request; a waiter takes it.
+//! - Being preempted by the OS scheduler does not drop it.
+//!
+//! Every change of holder and every drop request is recorded (see
+//! [`GilEvent`]), for the chart's GIL row and the report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ProcessId, ThreadId};
+use crate::model::process::{GateActions, ProcessGate};
+use crate::model::thread::BlockReason;
+use crate::time::{ms, Span, Time};
+
+/// CPython's default switch interval (`sys.getswitchinterval()`).
+pub const DEFAULT_SWITCH_INTERVAL: Span = ms(5);
+
+/// Something that happened to a process's GIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GilAction {
+    /// The thread took the GIL.
+    Took,
+    /// The thread dropped it; `forced` when on a drop request.
+    Dropped {
+        /// It dropped it because another thread asked (a forced switch).
+        forced: bool,
+    },
+    /// The thread, waiting for a full interval with no change of owner,
+    /// asked the holder to drop the GIL.
+    DropRequest,
+}
+
+/// One [`GilAction`] of one process, in time order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilEvent {
+    /// When.
+    pub time: Time,
+    /// The process whose GIL it is.
+    pub process: ProcessId,
+    /// The thread that took, dropped or asked.
+    pub thread: ThreadId,
+    /// What happened.
+    pub action: GilAction,
+}
+
+/// A thread waiting for the GIL.
+#[derive(Clone, Copy, Debug)]
+struct Waiter {
+    thread: ThreadId,
+    /// `switch_number` when its current timed wait began.
+    saved: u64,
+    /// Tells its live timer from stale ones.
+    sequence: u32,
+}
+
+/// The GIL of one process.
+#[derive(Debug)]
+pub struct Gil {
+    process: ProcessId,
+    interval: Span,
+    holder: Option<ThreadId>,
+    /// Counts changes of holder (`gil->switch_number`).
+    switch_number: u64,
+    /// A drop request is pending (`gil_drop_request`).
+    drop_request: bool,
+    /// Waiters in the order they started to wait.
+    waiters: Vec<Waiter>,
+    /// Timer sequence numbers.
+    sequence: u32,
+}
+
+impl Gil {
+    /// The GIL of `process`, with `interval` as its switch interval.
+    pub fn new(process: ProcessId, interval: Span) -> Gil {
+        Gil {
+            process,
+            interval,
+            holder: None,
+            switch_number: 0,
+            drop_request: false,
+            waiters: Vec::new(),
+            sequence: 0,
+        }
+    }
+
+    /// The thread holding the GIL, if any.
+    pub fn holder(&self) -> Option<ThreadId> {
+        self.holder
+    }
+
+    fn note(&self, thread: ThreadId, action: GilAction, now: Time, actions: &mut GateActions) {
+        actions.record(GilEvent {
+            time: now,
+            process: self.process,
+            thread,
+            action,
+        });
+    }
+
+    /// `thread` takes the free GIL.
+    fn take(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
+        self.holder = Some(thread);
+        self.switch_number += 1;
+        // take_gil resets a pending request once the GIL changed hands.
+        self.drop_request = false;
+        self.note(thread, GilAction::Took, now, actions);
+    }
+
+    /// Starts (or restarts) a waiter's timed wait of one interval.
+    fn start_wait(&mut self, index: usize, now: Time, actions: &mut GateActions) {
+        self.sequence = self.sequence.wrapping_add(1);
+        let waiter = &mut self.waiters[index];
+        waiter.saved = self.switch_number;
+        waiter.sequence = self.sequence;
+        let token = (u64::from(waiter.thread.0) << 32) | u64::from(self.sequence);
+        actions.set_timer(now + self.interval, token);
+    }
+}
+
+impl ProcessGate for Gil {
+    fn admit(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) -> bool {
+        match self.holder {
+            None => {
+                self.take(thread, now, actions);
+                true
+            }
+            Some(holder) if holder == thread => true,
+            Some(_) => {
+                self.waiters.push(Waiter {
+                    thread,
+                    saved: self.switch_number,
+                    sequence: 0,
+                });
+                self.start_wait(self.waiters.len() - 1, now, actions);
+                false
+            }
+        }
+    }
+
+    fn release(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
+        if self.holder != Some(thread) {
+            return;
+        }
+        let forced = std::mem::take(&mut self.drop_request);
+        self.holder = None;
+        self.note(thread, GilAction::Dropped { forced }, now, actions);
+        if !self.waiters.is_empty() {
+            // drop_gil signals the condition: one waiter wakes and takes it.
+            let candidates: Vec<ThreadId> = self.waiters.iter().map(|w| w.thread).collect();
+            actions.pick(candidates);
+        }
+    }
+
+    fn picked(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
+        let Some(index) = self.waiters.iter().position(|w| w.thread == thread) else {
+            return;
+        };
+        if self.holder.is_some() {
+            return;
+        }
+        self.waiters.remove(index);
+        self.take(thread, now, actions);
+        actions.admit(thread);
+    }
+
+    fn timer(&mut self, token: u64, now: Time, actions: &mut GateActions) {
+        let (thread, sequence) = (ThreadId((token >> 32) as u32), token as u32);
+        let Some(index) = self
+            .waiters
+            .iter()
+            .position(|w| w.thread == thread && w.sequence == sequence)
+        else {
+            return; // it took the GIL meanwhile: a stale timer
+        };
+        if let Some(holder) = self.holder {
+            if self.waiters[index].saved == self.switch_number && !self.drop_request {
+                self.drop_request = true;
+                self.note(thread, GilAction::DropRequest, now, actions);
+                actions.interrupt(holder);
+            }
+        }
+        // The interrupt may have handed the GIL over already (to this
+        // waiter or another); a waiter still waiting waits another interval.
+        if let Some(index) = self
+            .waiters
+            .iter()
+            .position(|w| w.thread == thread && w.sequence == sequence)
+        {
+            self.start_wait(index, now, actions);
+        }
+    }
+
+    fn hold_reason(&self) -> BlockReason {
+        BlockReason::Gil(self.process)
+    }
+}

@@ -1,0 +1,3 @@
+//! CPython's models: the interpreter lock ([`gil`]).
+
+pub mod gil;
