@@ -95,6 +95,21 @@ pub fn ms(n: f64) -> u64 {
     (n * 1e6).round() as u64
 }
 
+/// Runs `scripts/SCRIPT` with `--json` into a scratch folder named after
+/// `group` and the script, checks it exits 0 and that every run's chart
+/// decodes, and returns the report.
+pub fn script_report(script: &str, group: &str) -> serde_json::Value {
+    let stem = script.trim_end_matches(".rhai");
+    let out = scratch(&format!("{group}-{stem}"));
+    let (code, report) = run_json(&format!("scripts/{script}"), &out);
+    assert_eq!(code, Some(0), "{script}: {report}");
+    for run in runs(&report) {
+        let chart = run["chart"].as_str().expect("a chart");
+        decode_png(Path::new(chart));
+    }
+    report
+}
+
 /// What the script printed at its top level, in order.
 pub fn prints(report: &serde_json::Value) -> Vec<String> {
     report["output"]

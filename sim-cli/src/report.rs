@@ -99,6 +99,7 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
         let _ = write!(out, "{}", run.locks);
     }
     let _ = write!(out, "{}", run.io);
+    let _ = write!(out, "{}", run.gil);
     let _ = write!(out, "{}", run.starvation);
     for expectation in run.expectations() {
         let verdict = match (&expectation.error, expectation.held) {
@@ -193,6 +194,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "stats": run.stats,
         "locks": run.locks,
         "devices": run.io.devices,
+        "gil": run.gil.processes,
         "expectations": run.expectations(),
         "races": run.trace.races.iter().map(|r| race::explain(r, &run.trace)).collect::<Vec<_>>(),
         "variables": run.trace.variables.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>(),

@@ -2,18 +2,10 @@
 //! bad input to devices and epoll reported with line and column.
 
 use serde_json::Value;
-use simcli_tests::{device, ms, prints, run_json, run_simcli, runs, scratch, thread};
+use simcli_tests::{device, ms, prints, run_simcli, runs, scratch, thread};
 
 fn report(script: &str) -> Value {
-    let stem = script.trim_end_matches(".rhai");
-    let out = scratch(&format!("io-{stem}"));
-    let (code, report) = run_json(&format!("scripts/{script}"), &out);
-    assert_eq!(code, Some(0), "{script}: {report}");
-    for run in runs(&report) {
-        let chart = run["chart"].as_str().expect("a chart");
-        simcli_tests::decode_png(std::path::Path::new(chart));
-    }
-    report
+    simcli_tests::script_report(script, "io")
 }
 
 fn us(n: f64) -> u64 {

@@ -4,6 +4,7 @@ mod cli;
 mod errors;
 mod explore;
 mod io;
+mod python;
 mod races;
 mod scripts;
 mod sync;

@@ -2,9 +2,9 @@
 //! each channel was, how long requests waited for a channel and how long
 //! they were in service.
 //!
-//! Utilisation is a channel's time in service over the whole run (from 0 to
-//! the trace's end); a request still queued or in service at the end counts
-//! up to the end.
+//! Utilisation is a channel's time in service over the makespan, as CPU
+//! utilisation is; a request still queued or in service at the end of the
+//! run counts up to the end.
 
 use std::fmt;
 
@@ -59,7 +59,8 @@ impl IoStats {
     /// Derives the statistics of `trace`'s devices from its requests.
     pub fn from_trace(trace: &Trace) -> IoStats {
         let end = trace.end;
-        let whole = end.as_nanos().max(1) as f64;
+        // Shares of the makespan, as CPU utilisation.
+        let whole = trace.makespan().as_nanos().max(1) as f64;
         // Where each device's stats are, by resource id.
         let mut place = vec![None; trace.resources.len()];
         let mut devices: Vec<DeviceStats> = Vec::with_capacity(trace.devices.len());

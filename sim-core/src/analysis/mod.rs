@@ -6,6 +6,8 @@
 //!   the fairness of CPU shares (Jain's index);
 //! - [`locks`]: per synchronization resource, acquisitions, contention, wait
 //!   and hold times, channel traffic and lost notifications;
+//! - [`gil`]: per process with a GIL, hand-offs, forced switches, the
+//!   share of time it was held, each thread's waits for it;
 //! - [`io`]: per device, requests, bytes, channel utilisation, queue waits
 //!   and service times;
 //! - [`deadlock`]: words for the deadlock cycle the kernel found (with
@@ -15,6 +17,7 @@
 //!   find data races on shared variables.
 
 pub mod deadlock;
+pub mod gil;
 pub mod io;
 pub mod locks;
 pub mod race;

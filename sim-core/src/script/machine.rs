@@ -37,8 +37,9 @@ pub(crate) struct MachineDecl {
     /// Shown in reports and used for chart names when a script runs several.
     pub(crate) label: String,
     machine: Machine,
-    /// Process names; index 0 is the default process.
-    processes: Vec<String>,
+    /// Processes with their switch interval when they have a GIL; index 0
+    /// is the default process.
+    processes: Vec<(String, Option<crate::time::Span>)>,
     threads: Vec<ThreadDecl>,
     /// Synchronization resources, in declaration order (their ids).
     resources: Vec<(String, ResourceSpec)>,
@@ -328,7 +329,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
     let handle = MachineHandle(Rc::new(RefCell::new(MachineDecl {
         label: String::new(),
         machine,
-        processes: vec!["main".to_string()],
+        processes: vec![("main".to_string(), None)],
         threads: Vec::new(),
         resources: Vec::new(),
         variables: Vec::new(),
@@ -444,8 +445,12 @@ pub(crate) fn execute(
             super::sync::create(&mut sim, name, spec);
         }
         let mut processes = vec![ProcessId::MAIN];
-        for name in &decl.processes[1..] {
-            processes.push(sim.add_process(name, ProcessOptions::default()));
+        for (name, gil) in &decl.processes[1..] {
+            let options = match gil {
+                Some(interval) => ProcessOptions::python(*interval),
+                None => ProcessOptions::default(),
+            };
+            processes.push(sim.add_process(name, options));
         }
         for (name, process, init) in &decl.variables {
             sim.variable(processes[*process], name, *init);
@@ -588,7 +593,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "add_process",
         &["self: Machine", "name: String", "options: Map", "Process"],
-        "Adds a process with options (none yet: gil, switch_interval and spawn_cost arrive with the GIL model).",
+        "Adds a process with options #{ gil: true (a CPython interpreter lock), switch_interval (default 5ms) }.",
         |call: NativeCallContext, m: &mut MachineHandle, name: &str, options: Map| {
             add_process(&call, m, name, &options)
         },
@@ -717,15 +722,45 @@ fn add_process(
     name: &str,
     options: &Map,
 ) -> Result<ProcessHandle, Box<EvalAltResult>> {
-    if let Some(key) = options.keys().next() {
+    let position = call.call_position();
+    let mut gil = false;
+    let mut interval = crate::model::python::gil::DEFAULT_SWITCH_INTERVAL;
+    for (key, value) in options {
+        match key.as_str() {
+            "gil" => {
+                gil = value
+                    .as_bool()
+                    .map_err(|_| bad_value("gil", "true or false", value, position))?
+            }
+            "switch_interval" => {
+                interval = to_span(value, "`switch_interval`", position)?;
+                if interval.is_zero() {
+                    return Err(fault(
+                        "`switch_interval` must be longer than 0",
+                        Some("CPython's default is 5ms (sys.setswitchinterval(0.005))"),
+                        position,
+                    ));
+                }
+            }
+            other => {
+                return Err(fault(
+                    format!("a process has no option `{other}`"),
+                    Some("its options are: gil (true: a CPython interpreter lock), switch_interval (default 5ms)"),
+                    position,
+                ))
+            }
+        }
+    }
+    if options.contains_key("switch_interval") && !gil {
         return Err(fault(
-            format!("process option `{key}` is not supported yet"),
-            Some("processes take no options yet; gil, switch_interval and spawn_cost arrive with the GIL model"),
-            call.call_position(),
+            "`switch_interval` is the GIL's: give the process `gil: true` too",
+            None,
+            position,
         ));
     }
     let mut decl = machine.0.borrow_mut();
-    decl.processes.push(name.to_string());
+    decl.processes
+        .push((name.to_string(), gil.then_some(interval)));
     Ok(ProcessHandle {
         machine: machine.clone(),
         index: decl.processes.len() - 1,

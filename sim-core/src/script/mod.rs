@@ -46,6 +46,7 @@ pub use api::{api, ApiEntry};
 pub use error::{ErrorStage, ScriptError};
 pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
 
+use crate::analysis::gil::GilStats;
 use crate::analysis::io::IoStats;
 use crate::analysis::locks::LockStats;
 use crate::analysis::starvation::Starvation;
@@ -102,6 +103,8 @@ pub struct ScriptRun {
     pub locks: LockStats,
     /// Per I/O device: requests, bytes, utilisation, queue waits, service.
     pub io: IoStats,
+    /// Per process with a GIL: hand-offs, forced switches, waits.
+    pub gil: GilStats,
     /// How many operations the threads called.
     pub operations: u64,
     expectations: std::cell::OnceCell<Vec<Expectation>>,
@@ -124,11 +127,13 @@ impl ScriptRun {
         let starvation = Starvation::from_trace(&run.trace);
         let locks = LockStats::from_trace(&run.trace);
         let io = IoStats::from_trace(&run.trace);
+        let gil = GilStats::from_trace(&run.trace);
         ScriptRun {
             label,
             starvation,
             locks,
             io,
+            gil,
             trace: run.trace,
             outcome: run.outcome,
             decisions: run.decisions,

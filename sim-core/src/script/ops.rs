@@ -33,6 +33,13 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "compute_nogil",
+        &["d: Duration", "()"],
+        "Uses `d` of CPU time in native code that releases the process's GIL (hashlib, zlib, numpy); takes the GIL back after.",
+        |call: NativeCallContext, d: Span| current::operation(&call, |ctx| ctx.compute_nogil(d)),
+    );
+    def(
+        engine,
         "sleep",
         &["d: Duration", "()"],
         "Blocks for `d` without using a CPU.",
