@@ -52,3 +52,32 @@ fn gil_io_bound_threads_overlap_io_and_a_cpu_hog_makes_a_convoy() {
     assert_eq!(thread(runs[2], "client0")["blocked"]["Gil"], ms(50.0));
     assert_eq!(gil(runs[2], "python")["forced"], 10);
 }
+
+#[test]
+fn gil_convoy_costs_the_echo_server_two_switch_intervals_per_request() {
+    let out = simcli_tests::scratch("python-gil_convoy");
+    let output = simcli_tests::run_simcli(&[
+        "run",
+        "scripts/gil_convoy.rhai",
+        "--quiet",
+        "--no-chart",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let table: Vec<&str> = text.lines().filter(|l| l.contains("requests/s")).collect();
+    assert_eq!(
+        table,
+        [
+            "K=0  switch interval 5ms: 28572 requests/s",
+            "K=1  switch interval 5ms: 100 requests/s",
+            "K=2  switch interval 5ms: 50 requests/s",
+            "K=4  switch interval 5ms: 25 requests/s",
+            "K=0  switch interval 1ms: 28572 requests/s",
+            "K=1  switch interval 1ms: 494 requests/s",
+            "K=2  switch interval 1ms: 249 requests/s",
+            "K=4  switch interval 1ms: 125 requests/s",
+        ]
+    );
+}
