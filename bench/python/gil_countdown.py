@@ -18,6 +18,11 @@
 #   methods "fork", "forkserver", "spawn" -- median/min of 10 each.  For
 #   forkserver, the one-time server launch is excluded by a warm-up start.
 #
+# NOISY HOSTS
+#   Before every run the script waits (at most 60 s in total) until other
+#   processes use < 0.3 cores, and prints the background load it saw
+#   ("bg cores") so disturbed runs can be recognised.
+#
 # HOW TO RUN
 #   python3 bench/python/gil_countdown.py            # N chosen below
 #   python3 bench/python/gil_countdown.py 40000000   # explicit N
@@ -58,6 +63,23 @@ def _cpu_snapshot():
 def other_load(snap0, snap1, wall):
     """CPU cores used by OTHER processes during an interval (0 = quiet)."""
     return max(0.0, ((snap1[0] - snap0[0]) - (snap1[1] - snap0[1])) / wall)
+
+
+QUIET_BUDGET = [60.0]   # total seconds a program may wait for a quiet host
+
+
+def wait_quiet(threshold=0.3, probe=0.5):
+    """Wait until other processes use < threshold cores (sampled over
+    `probe` s), spending at most QUIET_BUDGET seconds over the whole
+    program.  Returns the last measured background load."""
+    while True:
+        s0, w0 = _cpu_snapshot(), time.perf_counter()
+        time.sleep(probe)
+        w = time.perf_counter() - w0
+        load = other_load(s0, _cpu_snapshot(), w)
+        if load < threshold or QUIET_BUDGET[0] <= 0:
+            return load
+        QUIET_BUDGET[0] -= w
 
 
 def countdown(n):
@@ -134,6 +156,7 @@ def main():
     others = {name: [] for name, _ in configs}
     for _ in range(REPS):
         for name, fn in configs:
+            wait_quiet()
             s0 = _cpu_snapshot()
             w0 = time.perf_counter()
             dt = fn()
@@ -160,6 +183,8 @@ def main():
         ts = start_cost(method)
         print(f"{method:<14}{statistics.median(ts) * 1e3:>11.2f}"
               f"{min(ts) * 1e3:>10.2f}{max(ts) * 1e3:>10.2f}")
+    print(f"# waited {60 - QUIET_BUDGET[0]:.0f} s in total for a quiet host "
+          "(budget 60 s; 60 = budget exhausted, later runs not gated)")
     print(f"# loadavg at end: {open('/proc/loadavg').read().strip()}")
 
 

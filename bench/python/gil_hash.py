@@ -12,6 +12,11 @@
 #   speedup = median(1 thread)/median(k threads); "bg cores" = CPU used by
 #   OTHER processes during the run (from /proc/stat), to flag a noisy host.
 #
+# NOISY HOSTS
+#   Before every run the script waits (at most 60 s in total) until other
+#   processes use < 0.3 cores, and prints the background load it saw
+#   ("bg cores") so disturbed runs can be recognised.
+#
 # HOW TO RUN
 #   python3 bench/python/gil_hash.py            # TOTAL_MIB chosen below
 #   python3 bench/python/gil_hash.py 3000       # explicit total MiB
@@ -49,6 +54,23 @@ def other_load(s0, s1, wall):
     return max(0.0, ((s1[0] - s0[0]) - (s1[1] - s0[1])) / wall)
 
 
+QUIET_BUDGET = [60.0]   # total seconds a program may wait for a quiet host
+
+
+def wait_quiet(threshold=0.3, probe=0.5):
+    """Wait until other processes use < threshold cores (sampled over
+    `probe` s), spending at most QUIET_BUDGET seconds over the whole
+    program.  Returns the last measured background load."""
+    while True:
+        s0, w0 = _cpu_snapshot(), time.perf_counter()
+        time.sleep(probe)
+        w = time.perf_counter() - w0
+        load = other_load(s0, _cpu_snapshot(), w)
+        if load < threshold or QUIET_BUDGET[0] <= 0:
+            return load
+        QUIET_BUDGET[0] -= w
+
+
 def worker(buf, nchunks):
     for _ in range(nchunks):
         hashlib.sha256(buf).digest()
@@ -77,6 +99,7 @@ def main():
     bg = {k: [] for k in THREADS}
     for _ in range(REPS):
         for k in THREADS:
+            wait_quiet()
             s0 = _cpu_snapshot()
             dt = run(buf, total_chunks, k)
             bg[k].append(other_load(s0, _cpu_snapshot(), dt))
@@ -93,6 +116,8 @@ def main():
               + " ".join(f"{x:.3f}" for x in ts))
     print("# Skvortsov 2021 (2 cores): 1/2/4 threads = 3.30/1.68/1.50 s "
           "(speedup 1.00/1.96/2.20)")
+    print(f"# waited {60 - QUIET_BUDGET[0]:.0f} s in total for a quiet host "
+          "(budget 60 s; 60 = budget exhausted, later runs not gated)")
     print(f"# loadavg at end: {open('/proc/loadavg').read().strip()}")
 
 

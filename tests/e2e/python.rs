@@ -81,3 +81,91 @@ fn gil_convoy_costs_the_echo_server_two_switch_intervals_per_request() {
         ]
     );
 }
+
+#[test]
+fn multiprocessing_pays_off_past_twice_the_start_up_cost() {
+    let out = simcli_tests::scratch("python-multiprocessing");
+    let output = simcli_tests::run_simcli(&[
+        "run",
+        "scripts/multiprocessing.rhai",
+        "--quiet",
+        "--no-chart",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let table: Vec<&str> = text.lines().filter(|l| l.starts_with("W=")).collect();
+    assert_eq!(
+        table,
+        [
+            "W=2ms: threads 2.002ms, fork 3.003ms, forkserver 36.003ms, spawn 76.003ms: threads win",
+            "W=10ms: threads 10.006ms, fork 7.003ms, forkserver 40.003ms, spawn 80.003ms: processes win with [\"fork\"]",
+            "W=50ms: threads 50.022ms, fork 27.003ms, forkserver 60.003ms, spawn 100.003ms: processes win with [\"fork\"]",
+            "W=100ms: threads 100.042ms, fork 52.003ms, forkserver 85.003ms, spawn 125.003ms: processes win with [\"fork\", \"forkserver\"]",
+            "W=200ms: threads 200.082ms, fork 102.003ms, forkserver 135.003ms, spawn 175.003ms: processes win with [\"fork\", \"forkserver\", \"spawn\"]",
+            "W=500ms: threads 500.202ms, fork 252.003ms, forkserver 285.003ms, spawn 325.003ms: processes win with [\"fork\", \"forkserver\", \"spawn\"]",
+        ]
+    );
+}
+
+#[test]
+fn process_isolation_sums_through_a_channel_and_refuses_shared_memory() {
+    let report = report("process_isolation.rhai");
+    let run = runs(&report)[0];
+    assert_eq!(run["stats"]["makespan"], ms(32.0));
+    assert_eq!(run["variables"][0]["value"], 600);
+    assert_eq!(thread(run, "worker2")["cpu"], ms(32.0));
+    assert_eq!(thread(run, "parent")["blocked"]["Channel"], ms(32.0));
+    // The same with a worker writing the parent's variable: a clear error.
+    let dir = simcli_tests::scratch("python-isolation-error");
+    let source =
+        std::fs::read_to_string(simcli_tests::workspace().join("scripts/process_isolation.rhai"))
+            .unwrap()
+            .replace(
+                "results.send(part);           // the only way back to the parent",
+                "total.fetch_add(part);",
+            );
+    let path = dir.join("shared.rhai");
+    std::fs::write(&path, source).unwrap();
+    let output = simcli_tests::run_simcli(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("variable 'total' belongs to process 'python', but a thread of process 'worker0' touched it; processes share nothing, use a channel"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shared.rhai:28:19"), "{stderr}");
+}
+
+#[test]
+fn bad_process_options_are_refused_with_their_line() {
+    let dir = simcli_tests::scratch("python-bad-options");
+    let cases = [
+        ("method", "let m = machine();\nm.add_thread(\"t\", || {\n  start_process(\"w\", #{ start_method: \"teleport\" }, || 1);\n});\n", "no start method named \"teleport\"", ":3:"),
+        ("interval", "let m = machine();\nlet p = m.add_process(\"py\", #{ gil: true, switch_interval: 0 });\n", "switch_interval", ":2:"),
+        ("twice", "let m = machine();\nm.add_thread(\"t\", || {\n  let c = start_process(\"w\", || 1);\n  c.join();\n  c.join();\n});\n", "already joined", ":5:"),
+    ];
+    for (name, source, message, at) in cases {
+        let path = dir.join(format!("{name}.rhai"));
+        std::fs::write(&path, source).unwrap();
+        let output = simcli_tests::run_simcli(&[
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}.rhai{at}")),
+            "{name}: {stderr}"
+        );
+    }
+}

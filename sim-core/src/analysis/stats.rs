@@ -101,7 +101,7 @@ impl Stats {
             let stats = &mut threads[from.thread().index()];
             let length = end - from.time();
             match from.state() {
-                ThreadState::Running => stats.cpu += length,
+                ThreadState::Running | ThreadState::Spawn => stats.cpu += length,
                 ThreadState::Ready => stats.ready += length,
                 ThreadState::Switch => stats.switching += length,
                 ThreadState::Spin(_) => stats.spin += length,

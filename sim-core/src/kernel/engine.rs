@@ -15,7 +15,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::choice::{Choice, ChoicePoint, Chooser, Decision};
-use super::context::{Body, Call, Ctx, Request, Response, SourceRef, Spawn};
+use super::context::{
+    Body, Call, Ctx, ProcessHandle, Request, Response, SourceRef, Spawn, StartProcess,
+};
 use super::event::EventQueue;
 use super::stack::{red_zone_floor, PooledStack};
 use super::wait::WaitQueue;
@@ -78,6 +80,8 @@ enum Then {
     Spawned(ThreadId),
     /// Native work is done: pass the process's gate again.
     Regate,
+    /// A new process's start-up is done: its body runs.
+    Started,
 }
 
 enum Work {
@@ -104,6 +108,8 @@ struct Thread {
     wake_generation: u32,
     /// The gate asked this thread to stop when it is next on a CPU.
     interrupt: bool,
+    /// The first thread of a new process, still starting it (state spawn).
+    spawning: bool,
     last_origin: Option<(SourceRef, OriginId)>,
 }
 
@@ -298,6 +304,7 @@ impl Engine {
             cpu: None,
             wake_generation: 0,
             interrupt: false,
+            spawning: false,
             last_origin: None,
         });
         self.lives.push(Lifecycle {
@@ -581,7 +588,12 @@ impl Engine {
         c.phase = Phase::Running;
         c.segment_start = self.now;
         c.slice_end = slice.map_or(Time::MAX, |s| self.now + s);
-        self.record(thread, ThreadState::Running, Some(cpu), None);
+        let state = if self.threads[thread.index()].spawning {
+            ThreadState::Spawn
+        } else {
+            ThreadState::Running
+        };
+        self.record(thread, state, Some(cpu), None);
         // A more important thread may have become ready during the switch.
         if let Some(head) = self
             .policy
@@ -671,6 +683,11 @@ impl Engine {
                     };
                     let response = match then {
                         Then::Resume => Response::Resume,
+                        Then::Started => {
+                            self.threads[t].spawning = false;
+                            self.record(thread, ThreadState::Running, Some(cpu), None);
+                            Response::Resume
+                        }
                         Then::Regate => {
                             if !self.regate(cpu, thread) {
                                 return;
@@ -907,6 +924,7 @@ impl Engine {
                 true
             }
             Request::Join(target) => self.join(cpu, thread, target, call.origin),
+            Request::StartProcess(start) => self.start_process(cpu, thread, *start),
             Request::Load(var) => match self.check_access(thread, var, call.origin) {
                 Some(value) => {
                     self.plain_access(thread, var, AccessKind::Load, call.origin);
@@ -1119,6 +1137,37 @@ impl Engine {
         t.pending = Some(response);
         t.wake_generation = t.wake_generation.wrapping_add(1);
         self.make_ready(thread, Enqueue::Woken);
+    }
+
+    /// Starts a process and its first thread, which spends the start-up
+    /// cost in state spawn before its body runs. The caller goes on at once.
+    fn start_process(&mut self, cpu: usize, parent: ThreadId, start: StartProcess) -> bool {
+        let StartProcess {
+            name,
+            options,
+            body,
+        } = start;
+        let process = ProcessId(self.processes.len() as u32);
+        let gate = options.gil.map(|interval| {
+            Box::new(crate::model::python::gil::Gil::new(process, interval)) as Box<dyn ProcessGate>
+        });
+        self.add_process(&name, gate);
+        let main = self.create_thread(name, process, ThreadOptions::default(), body, Some(parent));
+        if !options.spawn_cost.is_zero() {
+            let t = &mut self.threads[main.index()];
+            t.spawning = true;
+            t.work = Work::Compute {
+                remaining: options.spawn_cost,
+                then: Then::Started,
+            };
+        }
+        self.make_ready(main, Enqueue::New);
+        self.threads[parent.index()].pending =
+            Some(Response::Process(ProcessHandle { process, main }));
+        if self.threads[parent.index()].cpu != Some(cpu) {
+            return false; // the child preempted its parent
+        }
+        self.zero_time(cpu, parent)
     }
 
     /// The thread on `cpu`, back from work outside its process's gate,

@@ -24,7 +24,7 @@ pub use choice::{
     jitter_options, jittered, Choice, ChoicePoint, Chooser, ChooserError, Decision, FirstChooser,
     RandomChooser, ReplayChooser,
 };
-pub use context::{Ctx, JoinHandle};
+pub use context::{Ctx, JoinHandle, ProcessHandle, ProcessStart, StartMethod};
 pub use stack::MIN_STACK;
 pub use wait::{WaitQueue, Waiter};
 

@@ -117,6 +117,9 @@ pub enum ThreadState {
     Running,
     /// On a CPU, busy-waiting for a resource.
     Spin(ResourceId),
+    /// On a CPU, starting a new process (fork or exec, the interpreter's
+    /// start-up) before its first thread's body runs.
+    Spawn,
     /// Off the CPUs, waiting.
     Blocked(BlockReason),
     /// Finished.
@@ -128,7 +131,7 @@ impl ThreadState {
     pub fn on_cpu(self) -> bool {
         matches!(
             self,
-            ThreadState::Switch | ThreadState::Running | ThreadState::Spin(_)
+            ThreadState::Switch | ThreadState::Running | ThreadState::Spin(_) | ThreadState::Spawn
         )
     }
 
@@ -139,6 +142,7 @@ impl ThreadState {
             ThreadState::Switch => "switch",
             ThreadState::Running => "running",
             ThreadState::Spin(_) => "spin",
+            ThreadState::Spawn => "spawn",
             ThreadState::Blocked(reason) => reason.kind().name(),
             ThreadState::Done => "done",
         }
@@ -151,6 +155,7 @@ const SWITCH: u8 = 1;
 const RUNNING: u8 = 2;
 const SPIN: u8 = 3;
 const DONE: u8 = 4;
+const SPAWN: u8 = 5;
 /// Blocked states are this plus the reason's place in [`BlockReason`].
 const BLOCKED: u8 = 16;
 
@@ -172,6 +177,7 @@ impl ThreadState {
             ThreadState::Running => (RUNNING, 0),
             ThreadState::Spin(r) => (SPIN, r.0),
             ThreadState::Done => (DONE, 0),
+            ThreadState::Spawn => (SPAWN, 0),
             ThreadState::Blocked(reason) => match reason {
                 B::Sleep => (BLOCKED, 0),
                 B::Join(t) => (BLOCKED + 1, t.0),
@@ -198,6 +204,7 @@ impl ThreadState {
             RUNNING => return ThreadState::Running,
             SPIN => return ThreadState::Spin(r),
             DONE => return ThreadState::Done,
+            SPAWN => return ThreadState::Spawn,
             BLOCKED => B::Sleep,
             k if k == BLOCKED + 1 => B::Join(ThreadId(payload)),
             k if k == BLOCKED + 2 => B::Lock(r),
@@ -250,6 +257,7 @@ mod tests {
             ThreadState::Running,
             ThreadState::Spin(r),
             ThreadState::Done,
+            ThreadState::Spawn,
         ]
         .into_iter()
         .chain(reasons.map(ThreadState::Blocked));

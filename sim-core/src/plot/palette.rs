@@ -65,7 +65,8 @@ impl Shade {
     /// [`Shade::Queued`] or [`Shade::Service`], which only devices show.
     pub(crate) fn of(state: ThreadState) -> Option<Shade> {
         Some(match state {
-            ThreadState::Running => Shade::Running,
+            // Starting a process is CPU work: drawn as running.
+            ThreadState::Running | ThreadState::Spawn => Shade::Running,
             ThreadState::Ready => Shade::Ready,
             ThreadState::Switch => Shade::Switch,
             ThreadState::Spin(_) => Shade::Spin,

@@ -74,6 +74,86 @@ pub(crate) struct ThreadHandle {
     name: String,
 }
 
+/// A handle to a process started from a body: `join` waits for its first
+/// thread and returns the body's value.
+#[derive(Clone, Debug)]
+pub(crate) struct ChildProcess {
+    main: crate::ids::ThreadId,
+    pid: ProcessId,
+    name: String,
+}
+
+/// Reads `start_process`'s options: gil (default true), switch_interval,
+/// start_method ("fork", "forkserver", "spawn") and spawn_cost.
+fn process_start(
+    map: &Map,
+    position: Position,
+) -> Result<crate::kernel::ProcessStart, Box<EvalAltResult>> {
+    use crate::kernel::StartMethod;
+    let mut gil = true;
+    let mut interval = crate::model::python::gil::DEFAULT_SWITCH_INTERVAL;
+    let mut method = StartMethod::Fork;
+    let mut cost = None;
+    for (key, value) in map {
+        match key.as_str() {
+            "gil" => {
+                gil = value
+                    .as_bool()
+                    .map_err(|_| bad_value("gil", "true or false", value, position))?
+            }
+            "switch_interval" => {
+                interval = to_span(value, "`switch_interval`", position)?;
+                if interval.is_zero() {
+                    return Err(fault(
+                        "`switch_interval` must be longer than 0",
+                        Some("CPython's default is 5ms"),
+                        position,
+                    ));
+                }
+            }
+            "start_method" => {
+                let name = string("start_method", value, position)?;
+                method = StartMethod::from_name(&name).ok_or_else(|| {
+                    fault(
+                        format!("no start method named \"{name}\""),
+                        Some("the start methods are \"fork\" (2ms), \"forkserver\" (35ms) and \"spawn\" (75ms)"),
+                        position,
+                    )
+                })?;
+            }
+            "spawn_cost" => cost = Some(to_span(value, "`spawn_cost`", position)?),
+            other => {
+                return Err(fault(
+                    format!("start_process has no option `{other}`"),
+                    Some("its options are: gil, switch_interval, start_method, spawn_cost"),
+                    position,
+                ))
+            }
+        }
+    }
+    Ok(crate::kernel::ProcessStart {
+        gil: gil.then_some(interval),
+        spawn_cost: cost.unwrap_or(method.cost()),
+    })
+}
+
+fn start_process(
+    call: &NativeCallContext,
+    name: &str,
+    options: &Map,
+    body: FnPtr,
+) -> Result<ChildProcess, Box<EvalAltResult>> {
+    let start = process_start(options, call.call_position())?;
+    let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
+    let body = thread_body(engine, ast, body);
+    let handle = current::operation(call, |ctx| ctx.start_process(name, start, body))?;
+    Ok(ChildProcess {
+        main: handle.main,
+        pid: handle.process,
+        name: name.to_string(),
+    })
+}
+
 impl ProcessHandle {
     /// The machine this process belongs to.
     pub(crate) fn machine(&self) -> &MachineHandle {
@@ -713,6 +793,54 @@ pub(crate) fn register(engine: &mut Engine) {
         &["self: Thread", "String"],
         "The thread's name.",
         |h: &mut ThreadHandle| h.name.clone(),
+    );
+    engine.register_type_with_name::<ChildProcess>("ChildProcess");
+    def(
+        engine,
+        "start_process",
+        &["name: String", "body: Fn", "ChildProcess"],
+        "Inside a body: starts a CPython process (its own GIL; start method fork, 2ms of start-up in state spawn) whose first thread runs `body`.",
+        |call: NativeCallContext, name: &str, body: FnPtr| {
+            start_process(&call, name, &Map::new(), body)
+        },
+    );
+    def(
+        engine,
+        "start_process",
+        &["name: String", "options: Map", "body: Fn", "ChildProcess"],
+        "Inside a body: starts a process with #{ gil (default true), switch_interval, start_method: \"fork\" | \"forkserver\" | \"spawn\", spawn_cost }.",
+        |call: NativeCallContext, name: &str, options: Map, body: FnPtr| {
+            start_process(&call, name, &options, body)
+        },
+    );
+    def(
+        engine,
+        "join",
+        &["self: ChildProcess", "Dynamic"],
+        "Inside a body: waits until the process's first thread ends and returns its body's value (a copy: processes share nothing).",
+        |call: NativeCallContext, h: &mut ChildProcess| {
+            let value = current::operation(&call, |ctx| ctx.join_any(h.main))?;
+            Ok::<_, Box<EvalAltResult>>(
+                value
+                    .downcast::<Dynamic>()
+                    .map(|v| *v)
+                    .unwrap_or(Dynamic::UNIT),
+            )
+        },
+    );
+    super::api::getter(
+        engine,
+        "pid",
+        &["self: ChildProcess", "int"],
+        "The process's id (the default process is 0).",
+        |h: &mut ChildProcess| h.pid.0 as rhai::INT,
+    );
+    super::api::getter(
+        engine,
+        "name",
+        &["self: ChildProcess", "String"],
+        "The process's name.",
+        |h: &mut ChildProcess| h.name.clone(),
     );
 }
 

@@ -149,6 +149,7 @@ fn is_blocking_handle(value: &Dynamic) -> bool {
         || value.is::<BarrierH>()
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
+        || value.is::<super::machine::ChildProcess>()
         || value.is::<super::memory::VariableH>()
         || value.is::<super::io::DeviceH>()
         || value.is::<super::io::IoH>()

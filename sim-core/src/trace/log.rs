@@ -271,6 +271,7 @@ mod tests {
             Just(ThreadState::Switch),
             Just(ThreadState::Running),
             Just(ThreadState::Done),
+            Just(ThreadState::Spawn),
             any::<u32>().prop_map(|r| ThreadState::Spin(ResourceId(r))),
             Just(ThreadState::Blocked(BlockReason::Sleep)),
             any::<u32>().prop_map(|t| ThreadState::Blocked(BlockReason::Join(ThreadId(t)))),

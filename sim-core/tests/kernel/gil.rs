@@ -246,3 +246,52 @@ proptest! {
         prop_assert_eq!(&again.run().trace, &run.trace);
     }
 }
+
+#[test]
+fn a_started_process_spends_its_start_up_cost_then_runs_in_parallel_with_its_own_gil() {
+    use sim_core::kernel::{ProcessStart, StartMethod};
+    let (mut sim, py) = python(2);
+    let parent = sim.add_thread_to(py, "parent", ThreadOptions::default(), |ctx| {
+        let start = ProcessStart {
+            gil: Some(ms(5)),
+            spawn_cost: StartMethod::Fork.cost(),
+        };
+        let child = ctx.start_process("worker", start, |ctx| {
+            ctx.compute(ms(10));
+            Ok(Box::new(7u32) as Box<dyn std::any::Any>)
+        });
+        let started = ctx.now();
+        ctx.compute(ms(10));
+        let value = *ctx.join_any(child.main).downcast::<u32>().unwrap();
+        (
+            started.as_nanos(),
+            value,
+            child.process.index(),
+            ctx.now().as_nanos(),
+        )
+    });
+    let mut run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    // The parent pays nothing; the child starts 2ms (fork) then computes
+    // 10ms on the other CPU with its own GIL: it ends at 12ms.
+    assert_eq!(run.take_value(&parent), Some((0, 7, 2, 12 * MS)));
+    let worker = run.trace.thread_named("worker").unwrap();
+    let spawn: Vec<_> = run
+        .trace
+        .states
+        .iter()
+        .filter(|c| c.thread() == worker)
+        .map(|c| (c.time().as_nanos() / MS, c.state()))
+        .collect();
+    assert_eq!(
+        spawn,
+        [
+            (0, ThreadState::Ready),
+            (0, ThreadState::Spawn),
+            (2, ThreadState::Running),
+            (12, ThreadState::Done)
+        ]
+    );
+    assert_eq!(run.trace.processes[2].name, "worker");
+    assert_eq!(run.stats().thread("worker").unwrap().cpu, ms(12));
+}
