@@ -1,9 +1,10 @@
 //! Layout of a Gantt chart: a trace and options in, a [`Picture`] out.
 //!
-//! From the top: the title, the legend (only the states that occur, then the
-//! kinds of marker), the marker labels, one row per CPU, one row per thread,
-//! the rows of each device, the time axis and a line of notes. Rows are as
-//! high as fits a target height, between [`ROW_MAX`] and [`ROW_MIN`] pixels;
+//! From the top: the title, the legend (only the states that occur, the GIL
+//! marks drawn, then the kinds of marker), the marker labels, one row per
+//! CPU, one row per GIL, one row per thread, the rows of each device, the
+//! time axis and a line of notes. Rows are as high as fits a target height,
+//! between [`ROW_MAX`] and [`ROW_MIN`] pixels;
 //! past [`MAX_THREAD_ROWS`] threads (or [`MAX_CPU_ROWS`] CPUs) one row stands
 //! for several, drawn with the state that covers most of their time. Row
 //! labels are left out where rows are too thin to hold one each: every k-th
@@ -24,6 +25,17 @@
 //! in service; past [`MAX_DEVICES`](super::devices::MAX_DEVICES) devices
 //! the rest are left out (the notes say so, and which rows merge channels).
 //! A trace without devices draws exactly as it did before devices existed.
+//!
+//! Each process with a GIL (one that has GIL events) gets a row, "gil
+//! python", between the CPU rows and the thread rows: the GIL is the
+//! process's second CPU, so its row sits with the CPUs, on the same grey
+//! track, right above the threads whose gil waits it explains. Each hold is
+//! a bar labelled with its holder's name, as a CPU bar is; a small triangle
+//! hangs over the row where a waiter asked for a drop, and a hold its
+//! holder dropped on request ends in a dark edge (where the hold and its
+//! bar are at least four pixels wide). Past [`MAX_GILS`](super::gil::MAX_GILS) processes the
+//! rest are left out (the notes say so). A trace without GIL events draws
+//! exactly as it did before GIL rows existed.
 
 use std::ops::Range;
 
@@ -34,6 +46,7 @@ use super::canvas::{Align, Picture};
 use super::deadlock;
 use super::devices::{queue_range, DeviceSpans, Timed};
 use super::font;
+use super::gil::{GilBars, GilSpans, Gils};
 use super::merge::{merge_overlapping, merge_sorted, Columns, Segment};
 use super::palette::{self, level_color, queue_level, Shade};
 use super::{GanttOptions, Marker, MarkerKind};
@@ -85,6 +98,9 @@ const DEVICE_AREA: u32 = 384;
 pub(crate) const MAX_CHANNEL_ROWS: usize = 16;
 /// Space between the rows of two devices.
 const DEVICE_GAP: i32 = 6;
+/// GIL rows share about this much height before they thin down; they are
+/// as tall as CPU rows while there are few.
+const GIL_AREA: u32 = 384;
 
 /// How `n` things share rows: `per` things a row, `rows` rows, `height`
 /// pixels each.
@@ -116,6 +132,8 @@ pub(crate) fn fit(n: usize, area: u32, min: u32, max: u32, max_rows: usize) -> F
 enum Content {
     /// CPUs (one, or several merged).
     Cpus(Range<usize>),
+    /// The GIL of the `n`-th process drawn with one.
+    Gil(usize),
     /// Threads (one, or several merged).
     Threads(Range<usize>),
     /// Channels of the `device`-th device (one, or several merged).
@@ -129,7 +147,18 @@ impl Content {
     fn device(&self) -> Option<usize> {
         match *self {
             Content::Channels { device, .. } | Content::Queue { device } => Some(device),
-            Content::Cpus(_) | Content::Threads(_) => None,
+            Content::Cpus(_) | Content::Gil(_) | Content::Threads(_) => None,
+        }
+    }
+
+    /// Its section of the chart, in order from the top: CPUs, GILs,
+    /// threads, devices. Sections are set apart by a gap.
+    fn section(&self) -> u8 {
+        match self {
+            Content::Cpus(_) => 0,
+            Content::Gil(_) => 1,
+            Content::Threads(_) => 2,
+            Content::Channels { .. } | Content::Queue { .. } => 3,
         }
     }
 }
@@ -158,6 +187,8 @@ struct Spans {
     cpus: Vec<Vec<Timed<(ThreadId, Shade)>>>,
     /// Per device drawn, its channels and its queue.
     devices: Vec<DeviceSpans>,
+    /// The GILs drawn: holds, drop requests, forced drops.
+    gils: Gils,
     /// Which shades occur, for the legend.
     present: [bool; Shade::COUNT],
 }
@@ -213,12 +244,17 @@ impl Spans {
                 present[Shade::Queued.index()] = true;
             }
         }
+        let gils = Gils::of(trace, end);
+        if gils.held() {
+            present[Shade::GilHeld.index()] = true;
+        }
         Spans {
             threads,
             waits,
             deadlocked,
             cpus,
             devices,
+            gils,
             present,
         }
     }
@@ -297,8 +333,19 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         ROW_MAX,
         MAX_THREAD_ROWS,
     );
+    let gil_fit = fit(
+        spans.gils.shown.len(),
+        GIL_AREA,
+        ROW_MIN,
+        CPU_ROW,
+        super::gil::MAX_GILS,
+    );
     let device_fit = device_fit(&spans.devices);
     let mut rows = plan_rows(trace, cpu_fit, thread_fit);
+    let gil_rows = plan_gil_rows(&spans.gils.shown, gil_fit);
+    rows.splice(cpu_fit.rows..cpu_fit.rows, gil_rows);
+    // The first thread row.
+    let threads_from = cpu_fit.rows + gil_fit.rows;
     plan_device_rows(&mut rows, &spans.devices, &device_fit);
 
     // Horizontal geometry: labels, then the plot.
@@ -336,22 +383,48 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let mut kinds: Vec<MarkerKind> = markers.iter().map(|m| m.kind).collect();
     kinds.sort();
     kinds.dedup();
-    let lanes_top = legend(&mut pic, &spans.present, &kinds, MARGIN + 34, width);
+    let gil_bars: Vec<GilBars> = spans
+        .gils
+        .shown
+        .iter()
+        .map(|gil| gil.bars(columns, mark_rows(gil_fit.height as i32) as u32))
+        .collect();
+    let marks = [
+        (
+            gil_bars.iter().any(|b| !b.requests.is_empty()),
+            GilMark::DropRequest,
+        ),
+        (
+            gil_bars.iter().any(|b| !b.edges.is_empty()),
+            GilMark::ForcedDrop,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(present, mark)| present.then_some(mark))
+    .collect::<Vec<_>>();
+    let lanes_top = legend(
+        &mut pic,
+        (&spans.present, &marks),
+        &kinds,
+        MARGIN + 34,
+        width,
+    );
     let y0 = lanes_top + lanes as i32 * MARKER_LANE + if lanes > 0 { 4 } else { 0 };
     let mut y = y0;
+    let mut last_section = None;
     let mut last_device = None;
-    for (i, row) in rows.iter_mut().enumerate() {
-        if i == cpu_fit.rows && i > 0 {
+    for row in rows.iter_mut() {
+        let section = row.content.section();
+        let device = row.content.device();
+        if last_section.is_some_and(|s| s != section) {
             y += SECTION_GAP;
-        }
-        if let Some(device) = row.content.device() {
-            match last_device {
-                None if i > 0 && i != cpu_fit.rows => y += SECTION_GAP,
-                Some(last) if last != device => y += DEVICE_GAP,
-                _ => {}
+        } else if let (Some(d), Some(last)) = (device, last_device) {
+            if d != last {
+                y += DEVICE_GAP;
             }
-            last_device = Some(device);
         }
+        last_section = Some(section);
+        last_device = device.or(last_device);
         row.y = y;
         y += row.height as i32;
     }
@@ -364,8 +437,11 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         // when tall enough to follow.
         let h = row.height as i32;
         let shaded = match row.content {
-            Content::Cpus(_) | Content::Channels { .. } | Content::Queue { .. } => true,
-            Content::Threads(_) => h >= 6 && (i - cpu_fit.rows) % 2 == 1,
+            Content::Cpus(_)
+            | Content::Gil(_)
+            | Content::Channels { .. }
+            | Content::Queue { .. } => true,
+            Content::Threads(_) => h >= 6 && (i - threads_from) % 2 == 1,
         };
         if shaded {
             pic.rect(x0, row.y, x1, row.y + h, palette::STRIPE);
@@ -382,7 +458,14 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     avoid.sort_unstable();
     avoid.dedup();
     for row in &rows {
-        draw_row(&mut pic, row, trace, &spans, (columns, x0), &avoid);
+        draw_row(
+            &mut pic,
+            row,
+            trace,
+            (&spans, &gil_bars),
+            (columns, x0),
+            &avoid,
+        );
     }
     pic.rect(x0, y1, x1, y1 + 1, palette::INK);
     for tick in &ticks {
@@ -410,7 +493,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
         );
     }
     let thread_row = |t: ThreadId| {
-        (t.index() < trace.threads.len()).then(|| cpu_fit.rows + t.index() / thread_fit.per)
+        (t.index() < trace.threads.len()).then(|| threads_from + t.index() / thread_fit.per)
     };
     for p in &placed {
         outline_rows(&mut pic, &rows, p.marker, thread_row, x1);
@@ -433,6 +516,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             end,
             (cpu_fit, thread_fit),
             (&spans.devices, &device_fit),
+            &spans.gils,
         ),
         (x0, y1 + 40),
         SMALL_SIZE,
@@ -449,6 +533,21 @@ fn label_size(row_height: u32) -> f64 {
     } else {
         SMALL_SIZE
     }
+}
+
+/// One row per GIL drawn, labelled "gil" and the process's name.
+fn plan_gil_rows(gils: &[GilSpans], fit: Fit) -> Vec<Row> {
+    gils.iter()
+        .enumerate()
+        .map(|(i, gil)| Row {
+            content: Content::Gil(i),
+            label: format!("gil {}", gil.name),
+            show_label: i % fit.every == 0,
+            sparse: fit.every > 1,
+            y: 0,
+            height: fit.height,
+        })
+        .collect()
 }
 
 /// One row per CPU, then one per thread (or per band of them), labelled.
@@ -581,6 +680,7 @@ fn notes(
     end: Time,
     (cpu_fit, thread_fit): (Fit, Fit),
     (devices, device_fit): (&[DeviceSpans], &DeviceFit),
+    gils: &Gils,
 ) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let cpus = usize::from(trace.machine.cpus);
@@ -597,6 +697,13 @@ fn notes(
         if n > devices.len() {
             notes.push(format!("first {} devices shown", devices.len()));
         }
+    }
+    if gils.total > gils.shown.len() {
+        notes.push(format!(
+            "first {} of {} GILs shown",
+            gils.shown.len(),
+            gils.total
+        ));
     }
     let merged: Vec<String> = devices
         .iter()
@@ -638,17 +745,12 @@ fn draw_row(
     pic: &mut Picture,
     row: &Row,
     trace: &Trace,
-    spans: &Spans,
+    (spans, gil_bars): (&Spans, &[GilBars]),
     (columns, x0): (Columns, i32),
     avoid: &[i32],
 ) {
     let h = row.height as i32;
-    let pad = match h {
-        20.. => 4,
-        10..=19 => h / 5,
-        5..=9 => 1,
-        _ => 0,
-    };
+    let pad = pad(h);
     let (top, bottom) = (row.y + pad, row.y + h - pad);
     let bar = |pic: &mut Picture, seg_x0: u32, seg_x1: u32, color: RGBColor| {
         pic.rect(x0 + seg_x0 as i32, top, x0 + seg_x1 as i32, bottom, color);
@@ -705,6 +807,29 @@ fn draw_row(
             );
             for seg in merged {
                 bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
+            }
+        }
+        Content::Gil(g) => {
+            let bars = &gil_bars[*g];
+            for seg in &bars.merged {
+                bar(pic, seg.x0, seg.x1, seg.key.1.color());
+            }
+            cpu_details(pic, &bars.merged, trace, (top, bottom), x0, avoid);
+            // A dark edge ends the bars of forced drops; a triangle hangs
+            // from the top of the row at each drop request, its tip on the
+            // bar.
+            for &edge in &bars.edges {
+                let right = x0 + edge as i32;
+                pic.rect(right - 2, top, right, bottom, palette::FORCED_DROP);
+            }
+            for &col in &bars.requests {
+                triangle(
+                    pic,
+                    x0 + col as i32,
+                    row.y,
+                    mark_rows(h),
+                    palette::DROP_REQUEST,
+                );
             }
         }
         Content::Channels { device, range } if range.len() == 1 => {
@@ -1089,12 +1214,41 @@ fn fit_label(
     best.map(|(shown, center, _)| (shown, center))
 }
 
+/// A mark a GIL row draws, with an entry of its own in the legend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GilMark {
+    /// A waiter asked the holder to drop the GIL: a triangle over the row.
+    DropRequest,
+    /// The holder dropped it on request: a dark edge ends its bar.
+    ForcedDrop,
+}
+
+impl GilMark {
+    fn name(self) -> &'static str {
+        match self {
+            GilMark::DropRequest => "drop request",
+            GilMark::ForcedDrop => "forced drop",
+        }
+    }
+}
+
+/// How a legend entry shows its colour.
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A square: a state or what a row shows.
+    Square(RGBColor),
+    /// A vertical line: a kind of marker.
+    Line(RGBColor),
+    /// A GIL row's mark.
+    Gil(GilMark),
+}
+
 /// Draws the legend from `y` down, wrapping at the page width: the states
-/// that occur, in palette order, then the kinds of marker. Returns the `y`
-/// below it.
+/// that occur, in palette order, then the GIL marks drawn, then the kinds
+/// of marker. Returns the `y` below it.
 fn legend(
     pic: &mut Picture,
-    present: &[bool; Shade::COUNT],
+    (present, marks): (&[bool; Shade::COUNT], &[GilMark]),
     kinds: &[MarkerKind],
     mut y: i32,
     width: i32,
@@ -1103,25 +1257,34 @@ fn legend(
     let entries = Shade::ALL
         .iter()
         .filter(|s| present[s.index()])
-        .map(|s| (s.name(), s.color(), false))
+        .map(|s| (s.name(), Swatch::Square(s.color())))
+        .chain(marks.iter().map(|&m| (m.name(), Swatch::Gil(m))))
         .chain(
             kinds
                 .iter()
-                .map(|&k| (marker_name(k), marker_color(k), true)),
+                .map(|&k| (marker_name(k), Swatch::Line(marker_color(k)))),
         );
     let mut x = MARGIN;
     let mut any = false;
-    for (name, color, line) in entries {
+    for (name, swatch) in entries {
         let w = 14 + 6 + font::width(name, LEGEND_SIZE) as i32 + 20;
         if x > MARGIN && x + w > width - MARGIN {
             x = MARGIN;
             y += LINE;
         }
         let mid = y + LINE / 2;
-        if line {
-            pic.rect(x + 5, mid - 8, x + 8, mid + 8, color);
-        } else {
-            pic.rect(x, mid - 7, x + 14, mid + 7, color);
+        match swatch {
+            Swatch::Line(color) => pic.rect(x + 5, mid - 8, x + 8, mid + 8, color),
+            Swatch::Square(color) => pic.rect(x, mid - 7, x + 14, mid + 7, color),
+            Swatch::Gil(GilMark::DropRequest) => {
+                // A stretch of held GIL with the triangle over it.
+                pic.rect(x, mid - 3, x + 14, mid + 7, Shade::GilHeld.color());
+                triangle(pic, x + 7, mid - 8, 6, palette::DROP_REQUEST);
+            }
+            Swatch::Gil(GilMark::ForcedDrop) => {
+                pic.rect(x, mid - 7, x + 14, mid + 7, Shade::GilHeld.color());
+                pic.rect(x + 11, mid - 7, x + 14, mid + 7, palette::FORCED_DROP);
+            }
         }
         pic.text(name, (x + 20, mid), LEGEND_SIZE, Align::Left, palette::INK);
         x += w;
@@ -1131,6 +1294,32 @@ fn legend(
         y += LINE + 8;
     }
     y
+}
+
+/// A triangle pointing down, `rows` pixels high, its tip at column `x`:
+/// row `j` from `top` spans `x - (rows - 1 - j) ..= x + (rows - 1 - j)`.
+fn triangle(pic: &mut Picture, x: i32, top: i32, rows: i32, color: RGBColor) {
+    for j in 0..rows {
+        let half = rows - 1 - j;
+        pic.rect(x - half, top + j, x + half + 1, top + j + 1, color);
+    }
+}
+
+/// The space between a row's edge and its bars, for a row `h` pixels high.
+fn pad(h: i32) -> i32 {
+    match h {
+        20.. => 4,
+        10..=19 => h / 5,
+        5..=9 => 1,
+        _ => 0,
+    }
+}
+
+/// How many pixels high a drop request's triangle is on a GIL row `h`
+/// pixels high: from the top of the row to the top of its bars, at least
+/// two; drop requests closer than this are left out.
+fn mark_rows(h: i32) -> i32 {
+    (pad(h) + 1).clamp(2, 6).min(h)
 }
 
 /// "2nd", "3rd", "10th".

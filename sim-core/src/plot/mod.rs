@@ -11,7 +11,10 @@
 //! its threads outlined and their waits hatched and framed in red. The
 //! trace's devices get rows of their own below the threads: one per channel
 //! with each request in service labelled with the thread that submitted it,
-//! and one showing how many requests queue for a channel.
+//! and one showing how many requests queue for a channel. Each Python
+//! process's GIL gets a row between the CPUs and the threads: who held it
+//! (labelled with the holder's name), the drop requests, and the drops they
+//! forced.
 //!
 //! Charts are deterministic: the same trace and options give the same bytes.
 //! Text uses a font compiled into the library, so a PNG looks the same on a
@@ -38,6 +41,7 @@ mod deadlock;
 mod devices;
 mod font;
 mod gantt;
+mod gil;
 mod histogram;
 mod merge;
 mod palette;

@@ -4,15 +4,16 @@
 //! States are grouped by kind, not by target: every mutex wait is "lock",
 //! whatever the mutex. Two more shades colour the rows of a device: a
 //! request in service on a channel, and requests queued for one (drawn
-//! darker the longer the queue, see [`queue_color`]). The order of
-//! [`Shade::ALL`] is the order of the legend.
+//! darker the longer the queue, see [`queue_color`]). One more colours a
+//! process's GIL row where a thread holds the interpreter lock. The order
+//! of [`Shade::ALL`] is the order of the legend.
 
 use plotters::style::RGBColor;
 
 use crate::model::thread::{BlockReason, ThreadState};
 
 /// The colour class of a thread state (its kind, without the resource), or
-/// of what a device row shows.
+/// of what a device or GIL row shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Shade {
     Running,
@@ -34,11 +35,13 @@ pub(crate) enum Shade {
     Queued,
     /// Device rows: a request on a channel.
     Service,
+    /// GIL rows: a thread holds the process's interpreter lock.
+    GilHeld,
 }
 
 impl Shade {
     /// Every shade, in legend order.
-    pub(crate) const ALL: [Shade; 17] = [
+    pub(crate) const ALL: [Shade; 18] = [
         Shade::Running,
         Shade::Ready,
         Shade::Switch,
@@ -56,13 +59,15 @@ impl Shade {
         Shade::Epoll,
         Shade::Queued,
         Shade::Service,
+        Shade::GilHeld,
     ];
 
     /// How many shades there are.
     pub(crate) const COUNT: usize = Shade::ALL.len();
 
     /// The shade of a state; `None` for done, which is not drawn. Never
-    /// [`Shade::Queued`] or [`Shade::Service`], which only devices show.
+    /// [`Shade::Queued`] or [`Shade::Service`], which only devices show, nor
+    /// [`Shade::GilHeld`], which only GIL rows show.
     pub(crate) fn of(state: ThreadState) -> Option<Shade> {
         Some(match state {
             // Starting a process is CPU work: drawn as running.
@@ -112,6 +117,7 @@ impl Shade {
             Shade::Epoll => "epoll",
             Shade::Queued => "queued",
             Shade::Service => "in service",
+            Shade::GilHeld => "gil held",
         }
     }
 
@@ -121,6 +127,7 @@ impl Shade {
     /// (io, epoll, sleep) are blues, and the interpreter lock is brown. A
     /// device's channel at work is a navy darker than the io its submitter
     /// waits in; its queue is orange, the colour of two queued requests.
+    /// A held GIL is olive, apart from the brown of waiting for it.
     pub(crate) fn color(self) -> RGBColor {
         match self {
             Shade::Running => RGBColor(0x2f, 0x9e, 0x44),
@@ -140,6 +147,7 @@ impl Shade {
             Shade::Epoll => RGBColor(0x15, 0xaa, 0xbf),
             Shade::Queued => queue_color(2),
             Shade::Service => RGBColor(0x1c, 0x36, 0x7a),
+            Shade::GilHeld => RGBColor(0x8a, 0x8b, 0x1e),
         }
     }
 }
@@ -196,6 +204,10 @@ pub(crate) const MUTED: RGBColor = RGBColor(0x6c, 0x75, 0x7d);
 pub(crate) const GRID: RGBColor = RGBColor(0xe3, 0xe6, 0xea);
 /// Every other row's background, so long rows are easy to follow.
 pub(crate) const STRIPE: RGBColor = RGBColor(0xf6, 0xf7, 0xf9);
+/// GIL rows: the triangle above a drop request.
+pub(crate) const DROP_REQUEST: RGBColor = INK;
+/// GIL rows: the edge that ends a hold its holder dropped on request.
+pub(crate) const FORCED_DROP: RGBColor = RGBColor(0x2b, 0x2c, 0x05);
 
 #[cfg(test)]
 mod tests {
@@ -223,9 +235,13 @@ mod tests {
             ThreadState::Blocked(BlockReason::Epoll(r)),
         ];
         let shades: Vec<Shade> = states.iter().map(|&s| Shade::of(s).unwrap()).collect();
-        // Thread states first, then the two shades only devices show.
+        // Thread states first, then the two shades only devices show and
+        // the one of GIL rows.
         assert_eq!(shades, Shade::ALL[..shades.len()]);
-        assert_eq!(Shade::ALL[shades.len()..], [Shade::Queued, Shade::Service]);
+        assert_eq!(
+            Shade::ALL[shades.len()..],
+            [Shade::Queued, Shade::Service, Shade::GilHeld]
+        );
         for (state, shade) in states.iter().zip(&shades) {
             assert_eq!(state.name(), shade.name());
         }
