@@ -20,6 +20,8 @@ pub(crate) enum Shade {
     Ready,
     Switch,
     Spin,
+    /// A new process starting (fork or exec, interpreter start-up).
+    Spawn,
     Lock,
     Semaphore,
     RwLock,
@@ -41,11 +43,12 @@ pub(crate) enum Shade {
 
 impl Shade {
     /// Every shade, in legend order.
-    pub(crate) const ALL: [Shade; 18] = [
+    pub(crate) const ALL: [Shade; 19] = [
         Shade::Running,
         Shade::Ready,
         Shade::Switch,
         Shade::Spin,
+        Shade::Spawn,
         Shade::Lock,
         Shade::Semaphore,
         Shade::RwLock,
@@ -70,8 +73,8 @@ impl Shade {
     /// [`Shade::GilHeld`], which only GIL rows show.
     pub(crate) fn of(state: ThreadState) -> Option<Shade> {
         Some(match state {
-            // Starting a process is CPU work: drawn as running.
-            ThreadState::Running | ThreadState::Spawn => Shade::Running,
+            ThreadState::Running => Shade::Running,
+            ThreadState::Spawn => Shade::Spawn,
             ThreadState::Ready => Shade::Ready,
             ThreadState::Switch => Shade::Switch,
             ThreadState::Spin(_) => Shade::Spin,
@@ -104,6 +107,7 @@ impl Shade {
             Shade::Ready => "ready",
             Shade::Switch => "switch",
             Shade::Spin => "spin",
+            Shade::Spawn => "spawn",
             Shade::Lock => "lock",
             Shade::Semaphore => "semaphore",
             Shade::RwLock => "rwlock",
@@ -121,8 +125,8 @@ impl Shade {
         }
     }
 
-    /// Its colour. On-CPU states are saturated (green running, orange
-    /// switch, magenta spin), waiting for a CPU is yellow, blocking waits on
+    /// Its colour. On-CPU states are saturated (green running, dark green
+    /// spawn, orange switch, magenta spin), waiting for a CPU is yellow, blocking waits on
     /// synchronization are reds and purples, waits on the outside world
     /// (io, epoll, sleep) are blues, and the interpreter lock is brown. A
     /// device's channel at work is a navy darker than the io its submitter
@@ -134,6 +138,7 @@ impl Shade {
             Shade::Ready => RGBColor(0xf5, 0xc5, 0x18),
             Shade::Switch => RGBColor(0xf0, 0x6b, 0x00),
             Shade::Spin => RGBColor(0xe6, 0x49, 0x80),
+            Shade::Spawn => RGBColor(0x1b, 0x5e, 0x20),
             Shade::Lock => RGBColor(0xc9, 0x2a, 0x2a),
             Shade::Semaphore => RGBColor(0xff, 0x87, 0x87),
             Shade::RwLock => RGBColor(0x86, 0x2e, 0x9c),
@@ -222,6 +227,7 @@ mod tests {
             ThreadState::Ready,
             ThreadState::Switch,
             ThreadState::Spin(r),
+            ThreadState::Spawn,
             ThreadState::Blocked(BlockReason::Lock(r)),
             ThreadState::Blocked(BlockReason::Semaphore(r)),
             ThreadState::Blocked(BlockReason::RwLock(r)),
