@@ -15,6 +15,9 @@
 #   median of REPS runs (the repetitions are interleaved round-robin).
 #   "bg cores" = CPU used by OTHER processes on the machine during the run
 #   (from /proc/stat) -- this benchmark is very sensitive to a busy 2nd core.
+#   "cpu share" = progress of the K CPU threads in cores' worth (their loop
+#   rate divided by the calibrated single-thread rate; at most ~1.0 under
+#   the GIL).
 #   The per-request Python work is calibrated in the server process (a
 #   countdown loop sized to WORK_US) and the measured time is printed.
 #
@@ -127,9 +130,14 @@ def _per_call_us(n, reps=2000):
     return (time.perf_counter() - t) / reps * 1e6
 
 
+CPU_CHUNK = 20_000
+cpu_chunks = [0]          # chunks of CPU_CHUNK iterations done by CPU threads
+
+
 def cpu_thread():
     while True:
-        countdown(1_000_000)
+        countdown(CPU_CHUNK)
+        cpu_chunks[0] += 1    # racy across threads; fine for an estimate
 
 
 def recv_exact(sock, n):
@@ -157,6 +165,7 @@ def server(conn_pipe, k, interval, duration):
         conn, _ = lsock.accept()
         conn.settimeout(10)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c0, t0 = cpu_chunks[0], time.perf_counter()
         deadline = time.monotonic() + duration + 20
         while time.monotonic() < deadline:
             data = recv_exact(conn, len(MSG))
@@ -164,6 +173,11 @@ def server(conn_pipe, k, interval, duration):
                 break
             countdown(work_n)                       # ~13 us of Python work
             conn.sendall(data)
+        # share of one core the CPU threads got (their loop rate relative
+        # to the calibrated single-thread rate), sent to the driver
+        dt = time.perf_counter() - t0
+        per_iter = work_us * 1e-6 / work_n
+        conn_pipe.send((cpu_chunks[0] - c0) * CPU_CHUNK * per_iter / dt)
         conn.close()
     except Exception as e:  # noqa: BLE001 -- report and exit, never hang
         print(f"server error: {e!r}", file=sys.stderr)
@@ -216,7 +230,9 @@ def one_run(k, interval, duration):
         count, elapsed, lat = res[0], res[1], res[2]
         if len(res) > 3:
             print(f"# client error: {res[3]}", file=sys.stderr)
-        return count / elapsed if elapsed > 0 else 0.0, lat, work_n, work_us
+        share = srv_parent.recv() if srv_parent.poll(10) else float("nan")
+        return (count / elapsed if elapsed > 0 else 0.0, lat, work_n, work_us,
+                share)
     finally:
         for p in (cli, srv):
             if p is None:
@@ -246,12 +262,14 @@ def main():
     lat90 = {c: [] for c in cells}
     lat99 = {c: [] for c in cells}
     bg = {c: [] for c in cells}
+    shares = {c: [] for c in cells}
     works = []
     for _ in range(REPS):
         for iv, k in cells:
             wait_quiet()
             s0, w0 = _cpu_snapshot(), time.perf_counter()
-            r, lat, work_n, work_us = one_run(k, iv, duration)
+            r, lat, work_n, work_us, share = one_run(k, iv, duration)
+            shares[(iv, k)].append(share)
             bg[(iv, k)].append(other_load(s0, _cpu_snapshot(),
                                           time.perf_counter() - w0))
             rps[(iv, k)].append(r)
@@ -266,7 +284,7 @@ def main():
           f"range {min(w[1] for w in works):.1f}-{max(w[1] for w in works):.1f} us)")
     print()
     print(f"{'switchinterval':<16}{'K cpu thr':>10}{'req/s med':>11}"
-          f"{'req/s min':>11}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'bg cores':>9}   all runs (req/s)")
+          f"{'req/s min':>11}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'cpu share':>10}{'bg cores':>9}   all runs (req/s)")
     for iv, k in cells:
         c = (iv, k)
         print(f"{iv * 1e3:>6.1f} ms{'':<7}{k:>10}"
@@ -274,10 +292,13 @@ def main():
               f"{statistics.median(lat50[c]) * 1e3:>9.3f}"
               f"{statistics.median(lat90[c]) * 1e3:>9.3f}"
               f"{statistics.median(lat99[c]) * 1e3:>9.3f}"
+              f"{statistics.median(shares[c]):>10.2f}"
               f"{statistics.median(bg[c]):>9.2f}   "
               + " ".join(f"{x:.0f}" for x in rps[c]))
-    print("# latencies: median over runs of each run's percentile; bg cores ="
-          " CPU used by other processes during the runs (median)")
+    print("# latencies: median over runs of each run's percentile; cpu share ="
+          " cores' worth of countdown progress made by the K CPU threads\n"
+          "# (loop rate / calibrated 1-thread rate; 1.0 = one full core); "
+          "bg cores = CPU used by other processes during the runs (median)")
     print("# Skvortsov 2021 (CPython 3.9, 2 cores): K=0 ~30000 req/s; "
           "5 ms: K=1/2/4 ~100/50/30; 1 ms: ~500/280/200")
     print(f"# waited {QUIET_MAX - QUIET_BUDGET[0]:.0f} s in total for a quiet "

@@ -143,6 +143,9 @@ struct Cpu {
 
 struct ProcessSlot {
     gate: Option<Box<dyn ProcessGate>>,
+    /// Every compute of its threads takes this many millionths longer
+    /// (the free-threaded build's single-thread overhead).
+    stretch: u32,
 }
 
 /// Threads a scenario is assumed to have when lists are first sized.
@@ -274,11 +277,18 @@ impl Engine {
         name: &str,
         gate: Option<Box<dyn ProcessGate>>,
     ) -> ProcessId {
-        self.processes.push(ProcessSlot { gate });
+        self.processes.push(ProcessSlot { gate, stretch: 0 });
         self.trace.processes.push(ProcessInfo {
             name: name.to_string(),
         });
         ProcessId(self.processes.len() as u32 - 1)
+    }
+
+    /// Makes every compute of `process`'s threads `overhead` longer (0.1:
+    /// 10% longer).
+    pub(crate) fn set_compute_overhead(&mut self, process: ProcessId, overhead: f64) {
+        let ppm = (overhead.clamp(0.0, 1000.0) * 1e6).round() as u32;
+        self.processes[process.index()].stretch = ppm;
     }
 
     pub(crate) fn process_count(&self) -> usize {
@@ -845,6 +855,14 @@ impl Engine {
         let t = thread.index();
         match call.request {
             Request::Compute(d) => {
+                let stretch = self.processes[self.threads[t].process.index()].stretch;
+                let d = if stretch == 0 {
+                    d
+                } else {
+                    let nanos =
+                        u128::from(d.as_nanos()) * (1_000_000 + u128::from(stretch)) / 1_000_000;
+                    Span(u64::try_from(nanos).unwrap_or(u64::MAX))
+                };
                 let d = self.jittered(d);
                 if d.is_zero() {
                     return self.zero_time(cpu, thread);

@@ -105,7 +105,12 @@ impl Simulation {
             Some(interval) => Some(Box::new(Gil::new(id, interval)) as Box<dyn ProcessGate>),
             None => options.gate,
         };
-        self.engine.add_process(name, gate)
+        let process = self.engine.add_process(name, gate);
+        if options.compute_overhead > 0.0 {
+            self.engine
+                .set_compute_overhead(process, options.compute_overhead);
+        }
+        process
     }
 
     /// Adds a thread to the default process, ready at time 0.

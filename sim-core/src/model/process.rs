@@ -91,6 +91,9 @@ pub struct ProcessOptions {
     /// A CPython interpreter lock with this switch interval (see
     /// [`crate::model::python::gil`]); takes the place of `gate`.
     pub gil: Option<Span>,
+    /// Every compute of its threads takes this fraction longer: 0.1 for
+    /// the free-threaded build's single-thread overhead (PEP 703). Default 0.
+    pub compute_overhead: f64,
 }
 
 impl ProcessOptions {
@@ -100,6 +103,7 @@ impl ProcessOptions {
         ProcessOptions {
             gate: None,
             gil: Some(switch_interval),
+            compute_overhead: 0.0,
         }
     }
 }

@@ -39,7 +39,7 @@ pub(crate) struct MachineDecl {
     machine: Machine,
     /// Processes with their switch interval when they have a GIL; index 0
     /// is the default process.
-    processes: Vec<(String, Option<crate::time::Span>)>,
+    processes: Vec<(String, Option<crate::time::Span>, f64)>,
     threads: Vec<ThreadDecl>,
     /// Synchronization resources, in declaration order (their ids).
     resources: Vec<(String, ResourceSpec)>,
@@ -409,7 +409,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
     let handle = MachineHandle(Rc::new(RefCell::new(MachineDecl {
         label: String::new(),
         machine,
-        processes: vec![("main".to_string(), None)],
+        processes: vec![("main".to_string(), None, 0.0)],
         threads: Vec::new(),
         resources: Vec::new(),
         variables: Vec::new(),
@@ -525,10 +525,11 @@ pub(crate) fn execute(
             super::sync::create(&mut sim, name, spec);
         }
         let mut processes = vec![ProcessId::MAIN];
-        for (name, gil) in &decl.processes[1..] {
-            let options = match gil {
-                Some(interval) => ProcessOptions::python(*interval),
-                None => ProcessOptions::default(),
+        for (name, gil, overhead) in &decl.processes[1..] {
+            let options = ProcessOptions {
+                gil: *gil,
+                compute_overhead: *overhead,
+                ..ProcessOptions::default()
             };
             processes.push(sim.add_process(name, options));
         }
@@ -673,7 +674,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "add_process",
         &["self: Machine", "name: String", "options: Map", "Process"],
-        "Adds a process with options #{ gil: true (a CPython interpreter lock), switch_interval (default 5ms) }.",
+        "Adds a process with options #{ gil: true (a CPython interpreter lock), switch_interval (default 5ms), nogil_overhead (with gil: false, the free-threaded build: 0.1 = computes 10% longer) }.",
         |call: NativeCallContext, m: &mut MachineHandle, name: &str, options: Map| {
             add_process(&call, m, name, &options)
         },
@@ -853,8 +854,22 @@ fn add_process(
     let position = call.call_position();
     let mut gil = false;
     let mut interval = crate::model::python::gil::DEFAULT_SWITCH_INTERVAL;
+    let mut overhead = 0.0;
     for (key, value) in options {
         match key.as_str() {
+            "nogil_overhead" => {
+                overhead = value
+                    .as_float()
+                    .or_else(|_| value.as_int().map(|n| n as f64))
+                    .map_err(|_| bad_value("nogil_overhead", "a fraction like 0.1", value, position))?;
+                if !(0.0..=10.0).contains(&overhead) {
+                    return Err(fault(
+                        format!("`nogil_overhead` must be between 0 and 10, not {overhead}"),
+                        Some("0.1 makes every compute 10% longer (the free-threaded build's single-thread cost)"),
+                        position,
+                    ));
+                }
+            }
             "gil" => {
                 gil = value
                     .as_bool()
@@ -873,7 +888,7 @@ fn add_process(
             other => {
                 return Err(fault(
                     format!("a process has no option `{other}`"),
-                    Some("its options are: gil (true: a CPython interpreter lock), switch_interval (default 5ms)"),
+                    Some("its options are: gil (true: a CPython interpreter lock), switch_interval (default 5ms), nogil_overhead (gil: false only)"),
                     position,
                 ))
             }
@@ -886,9 +901,16 @@ fn add_process(
             position,
         ));
     }
+    if overhead > 0.0 && gil {
+        return Err(fault(
+            "`nogil_overhead` is the free-threaded build's: give the process `gil: false`",
+            None,
+            position,
+        ));
+    }
     let mut decl = machine.0.borrow_mut();
     decl.processes
-        .push((name.to_string(), gil.then_some(interval)));
+        .push((name.to_string(), gil.then_some(interval), overhead));
     Ok(ProcessHandle {
         machine: machine.clone(),
         index: decl.processes.len() - 1,

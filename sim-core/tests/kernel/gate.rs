@@ -59,6 +59,7 @@ fn a_gate_serialises_its_process_while_other_processes_run() {
                 waiting: VecDeque::new(),
             })),
             gil: None,
+            compute_overhead: 0.0,
         },
     );
     for name in ["p1", "p2"] {
@@ -145,6 +146,7 @@ fn a_gate_can_interrupt_the_holder_on_a_timer() {
                 waiting: VecDeque::new(),
             })),
             gil: None,
+            compute_overhead: 0.0,
         },
     );
     for name in ["a", "b"] {
