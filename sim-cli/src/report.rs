@@ -193,6 +193,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "detail": detail,
         "stats": run.stats,
         "locks": run.locks,
+        "processes": run.stats.processes(),
         "devices": run.io.devices,
         "gil": run.gil.processes,
         "expectations": run.expectations(),

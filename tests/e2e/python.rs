@@ -120,6 +120,26 @@ fn process_isolation_sums_through_a_channel_and_refuses_shared_memory() {
     assert_eq!(run["variables"][0]["value"], 600);
     assert_eq!(thread(run, "worker2")["cpu"], ms(32.0));
     assert_eq!(thread(run, "parent")["blocked"]["Channel"], ms(32.0));
+    let cpu: Vec<(String, u64)> = run["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["cpu"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cpu,
+        [
+            ("python".to_string(), 0),
+            ("worker0".to_string(), ms(12.0)),
+            ("worker1".to_string(), ms(22.0)),
+            ("worker2".to_string(), ms(32.0)),
+        ]
+    );
     // The same with a worker writing the parent's variable: a clear error.
     let dir = simcli_tests::scratch("python-isolation-error");
     let source =

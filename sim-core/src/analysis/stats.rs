@@ -69,6 +69,17 @@ pub struct Stats {
     pub cpus: Vec<CpuStats>,
 }
 
+/// CPU time of one process: the sum of its threads'.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCpu {
+    /// The process's name.
+    pub name: String,
+    /// Its threads' time running (process start-up included).
+    pub cpu: Span,
+    /// How many threads it had.
+    pub threads: u32,
+}
+
 impl Stats {
     /// Derives the statistics of `trace`.
     pub fn from_trace(trace: &Trace) -> Stats {
@@ -162,6 +173,26 @@ impl Stats {
     pub fn thread(&self, name: &str) -> Option<&ThreadStats> {
         self.threads.iter().find(|t| t.name == name)
     }
+
+    /// CPU time per process that has threads, in the order of their first
+    /// thread.
+    pub fn processes(&self) -> Vec<ProcessCpu> {
+        let mut out: Vec<ProcessCpu> = Vec::new();
+        for t in &self.threads {
+            match out.iter_mut().find(|p| p.name == t.process) {
+                Some(p) => {
+                    p.cpu += t.cpu;
+                    p.threads += 1;
+                }
+                None => out.push(ProcessCpu {
+                    name: t.process.clone(),
+                    cpu: t.cpu,
+                    threads: 1,
+                }),
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Display for Stats {
@@ -198,6 +229,14 @@ impl fmt::Display for Stats {
                 end,
                 kinds.join(", ")
             )?;
+        }
+        let processes = self.processes();
+        if processes.len() > 1 {
+            let list: Vec<String> = processes
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.cpu))
+                .collect();
+            writeln!(f, "cpu by process: {}", list.join(", "))?;
         }
         writeln!(
             f,
