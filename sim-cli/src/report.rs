@@ -100,6 +100,7 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
     }
     let _ = write!(out, "{}", run.io);
     let _ = write!(out, "{}", run.gil);
+    let _ = writeln!(out, "{}", memory_line(&run.trace));
     let _ = write!(out, "{}", run.starvation);
     for expectation in run.expectations() {
         let verdict = match (&expectation.error, expectation.held) {
@@ -125,6 +126,40 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
         let _ = writeln!(out, "chart: {}", chart.display());
     }
     out
+}
+
+/// "memory: peak 27.1MiB of 16GiB (python 13.2MiB, worker0 13.2MiB)".
+fn memory_line(trace: &sim_core::Trace) -> String {
+    let peaks: Vec<String> = trace
+        .processes
+        .iter()
+        .zip(&trace.process_peaks)
+        .filter(|(_, &peak)| peak > 0)
+        .map(|(p, &peak)| format!("{} {}", p.name, bytes(peak)))
+        .collect();
+    format!(
+        "memory: peak {} of {} ({})",
+        bytes(trace.peak_memory),
+        bytes(trace.machine.memory),
+        peaks.join(", ")
+    )
+}
+
+/// A byte count in the binary unit that suits it.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        let text = format!("{value:.1}");
+        format!("{}{}", text.trim_end_matches(".0"), UNITS[unit])
+    }
 }
 
 /// One line for `--quiet`.
@@ -194,6 +229,13 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "stats": run.stats,
         "locks": run.locks,
         "processes": run.stats.processes(),
+        "memory": json!({
+            "peak": run.trace.peak_memory,
+            "limit": run.trace.machine.memory,
+            "processes": run.trace.processes.iter().zip(&run.trace.process_peaks)
+                .map(|(p, &peak)| json!({ "name": p.name, "peak": peak }))
+                .collect::<Vec<_>>(),
+        }),
         "devices": run.io.devices,
         "gil": run.gil.processes,
         "expectations": run.expectations(),

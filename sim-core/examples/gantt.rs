@@ -199,6 +199,9 @@ fn deadlock() -> Trace {
             .collect(),
         sync: Vec::new(),
         gil: Vec::new(),
+        memory: Vec::new(),
+        peak_memory: 0,
+        process_peaks: Vec::new(),
         devices: Vec::new(),
         io: Vec::new(),
         deadlock: Some(Deadlock {

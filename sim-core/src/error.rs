@@ -175,6 +175,18 @@ pub enum Misuse {
         /// The process of the thread that used it.
         accessor: String,
     },
+    /// A thread or process start would pass the machine's memory.
+    #[error("can't start new {what}: it needs {needed} bytes on top of the {used} in use, past the machine's memory of {limit} bytes; raise the machine's memory or start fewer")]
+    OutOfMemory {
+        /// "thread" or "process".
+        what: &'static str,
+        /// Bytes in use before the start.
+        used: u64,
+        /// Bytes the start needed.
+        needed: u64,
+        /// The machine's memory.
+        limit: u64,
+    },
     /// A thread's coroutine stack ran low.
     #[error("the thread's stack is nearly exhausted ({size} bytes); raise the machine's stack_size or recurse less")]
     StackExhausted {

@@ -25,6 +25,7 @@ use super::{Outcome, Waiting};
 use crate::analysis::race::{RaceDetector, SyncObject};
 use crate::error::{BodyError, Misuse, SimError};
 use crate::ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
+use crate::model::footprint::{Footprint, OutOfMemory};
 use crate::model::io::IoId;
 use crate::model::machine::Machine;
 use crate::model::memory::Memory;
@@ -146,6 +147,8 @@ struct ProcessSlot {
     /// Every compute of its threads takes this many millionths longer
     /// (the free-threaded build's single-thread overhead).
     stretch: u32,
+    /// Threads alive in it: it holds its memory while it has any.
+    live: u32,
 }
 
 /// Threads a scenario is assumed to have when lists are first sized.
@@ -164,6 +167,8 @@ pub(crate) struct Engine {
     lives: Vec<Lifecycle>,
     processes: Vec<ProcessSlot>,
     pub(crate) memory: Memory,
+    /// Memory the processes and threads hold.
+    footprint: Footprint,
     /// Synchronization resources, by [`ResourceId`].
     resources: Vec<Resource>,
     /// When a thread woken by a barging unlock first started to wait.
@@ -196,6 +201,7 @@ pub(crate) struct Engine {
 
 impl Engine {
     pub(crate) fn new(machine: Machine) -> Engine {
+        let memory = machine.memory;
         let cpus = (0..machine.cpus)
             .map(|_| Cpu {
                 thread: None,
@@ -224,6 +230,7 @@ impl Engine {
             lives: Vec::with_capacity(SMALL),
             processes: Vec::new(),
             memory: Memory::default(),
+            footprint: Footprint::new(memory),
             resources: Vec::new(),
             barging_since: Vec::new(),
             jitter: 0,
@@ -277,7 +284,11 @@ impl Engine {
         name: &str,
         gate: Option<Box<dyn ProcessGate>>,
     ) -> ProcessId {
-        self.processes.push(ProcessSlot { gate, stretch: 0 });
+        self.processes.push(ProcessSlot {
+            gate,
+            stretch: 0,
+            live: 0,
+        });
         self.trace.processes.push(ProcessInfo {
             name: name.to_string(),
         });
@@ -305,6 +316,20 @@ impl Engine {
         parent: Option<ThreadId>,
     ) -> ThreadId {
         let id = ThreadId(self.threads.len() as u32);
+        if let Err(out) = self.charge(process) {
+            // Declared before the run: the run stops at its start.
+            let what = if self.processes[process.index()].live == 0 {
+                "process"
+            } else {
+                "thread"
+            };
+            self.fail(SimError::Misuse {
+                thread: name.clone(),
+                time: self.now,
+                origin: None,
+                misuse: out_of_memory(what, out),
+            });
+        }
         self.threads.push(Thread {
             process,
             state: ThreadState::Ready,
@@ -335,6 +360,64 @@ impl Engine {
         self.races.thread_started(parent, id);
         self.unfinished += 1;
         id
+    }
+
+    /// Takes the memory a new thread of `process` holds: the process's own
+    /// when it is its first, a thread's otherwise.
+    fn charge(&mut self, process: ProcessId) -> Result<(), OutOfMemory> {
+        let slot = &mut self.processes[process.index()];
+        let bytes = if slot.live == 0 {
+            self.machine.process_memory
+        } else {
+            self.machine.thread_memory
+        };
+        self.footprint.take(process, bytes)?;
+        slot.live += 1;
+        self.memory_changed();
+        Ok(())
+    }
+
+    /// Gives back what a thread of `process` held; the process's own when
+    /// it was the last.
+    fn discharge(&mut self, process: ProcessId) {
+        let slot = &mut self.processes[process.index()];
+        slot.live = slot.live.saturating_sub(1);
+        let bytes = if slot.live == 0 {
+            self.machine.process_memory
+        } else {
+            self.machine.thread_memory
+        };
+        self.footprint.free(process, bytes);
+        self.memory_changed();
+    }
+
+    fn memory_changed(&mut self) {
+        let used = self.footprint.used();
+        match self.trace.memory.last_mut() {
+            Some(last) if last.time == self.now => last.used = used,
+            _ => self.trace.memory.push(crate::trace::MemorySample {
+                time: self.now,
+                used,
+            }),
+        }
+    }
+
+    /// Whether a new thread (`process` false) or process could start now.
+    fn room_for(&self, process: bool) -> Result<(), OutOfMemory> {
+        let needed = if process {
+            self.machine.process_memory
+        } else {
+            self.machine.thread_memory
+        };
+        let used = self.footprint.used();
+        if used.saturating_add(needed) > self.machine.memory {
+            return Err(OutOfMemory {
+                used,
+                needed,
+                limit: self.machine.memory,
+            });
+        }
+        Ok(())
     }
 
     fn name(&self, thread: ThreadId) -> String {
@@ -404,6 +487,10 @@ impl Engine {
             self.reschedule();
         }
         self.trace.end = self.now;
+        self.trace.peak_memory = self.footprint.peak();
+        self.trace.process_peaks = (0..self.processes.len())
+            .map(|p| self.footprint.process_peak(ProcessId(p as u32)))
+            .collect();
         if let Some(error) = self.error.take() {
             return Outcome::Failed(error);
         }
@@ -934,6 +1021,10 @@ impl Engine {
                     body,
                 } = *spawn;
                 let process = self.threads[t].process;
+                if let Err(out) = self.room_for(false) {
+                    self.misuse(thread, call.origin, out_of_memory("thread", out));
+                    return false;
+                }
                 let child = self.create_thread(name, process, options, body, Some(thread));
                 self.threads[t].work = Work::Compute {
                     remaining: self.machine.thread_spawn,
@@ -942,7 +1033,13 @@ impl Engine {
                 true
             }
             Request::Join(target) => self.join(cpu, thread, target, call.origin),
-            Request::StartProcess(start) => self.start_process(cpu, thread, *start),
+            Request::StartProcess(start) => {
+                if let Err(out) = self.room_for(true) {
+                    self.misuse(thread, call.origin, out_of_memory("process", out));
+                    return false;
+                }
+                self.start_process(cpu, thread, *start)
+            }
             Request::Load(var) => match self.check_access(thread, var, call.origin) {
                 Some(value) => {
                     self.plain_access(thread, var, AccessKind::Load, call.origin);
@@ -1305,6 +1402,7 @@ impl Engine {
         }
         self.record(thread, ThreadState::Done, None, None);
         self.unfinished -= 1;
+        self.discharge(self.threads[t].process);
         let process = self.threads[t].process;
         self.with_gate(process, |gate, now, actions| {
             gate.release(thread, now, actions)
@@ -1477,6 +1575,15 @@ impl Engine {
     /// Moves the bodies' values out, by thread.
     pub(crate) fn take_values(&mut self) -> Vec<Option<Box<dyn Any>>> {
         self.lives.iter_mut().map(|t| t.value.take()).collect()
+    }
+}
+
+fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
+    Misuse::OutOfMemory {
+        what,
+        used: out.used,
+        needed: out.needed,
+        limit: out.limit,
     }
 }
 

@@ -75,6 +75,27 @@ pub struct Machine {
     /// Usable bytes of each thread's coroutine stack (only touched pages cost
     /// memory).
     pub stack_size: usize,
+    /// Bytes of memory: a process or thread start past it fails.
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+    /// Bytes a process holds (with its first thread): an idle CPython's RSS.
+    #[serde(default = "default_process_memory")]
+    pub process_memory: u64,
+    /// Bytes each further thread of a process holds.
+    #[serde(default = "default_thread_memory")]
+    pub thread_memory: u64,
+}
+
+fn default_memory() -> u64 {
+    crate::model::footprint::MACHINE_MEMORY
+}
+
+fn default_process_memory() -> u64 {
+    crate::model::footprint::PROCESS_MEMORY
+}
+
+fn default_thread_memory() -> u64 {
+    crate::model::footprint::THREAD_MEMORY
 }
 
 impl Default for Machine {
@@ -93,6 +114,9 @@ impl Default for Machine {
             max_events: 100_000_000,
             starvation: None,
             stack_size: 256 * 1024,
+            memory: default_memory(),
+            process_memory: default_process_memory(),
+            thread_memory: default_thread_memory(),
         }
     }
 }

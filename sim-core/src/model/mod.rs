@@ -2,6 +2,7 @@
 //! memory, and the CPU schedulers. The kernel drives these; each concern is a
 //! module of its own, and later models (io, python) plug in beside them.
 
+pub mod footprint;
 pub mod io;
 pub mod machine;
 pub mod memory;

@@ -25,7 +25,8 @@ use crate::time::Time;
 
 /// The keys `machine(#{ ... })` accepts.
 const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
-     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size";
+     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, \
+     memory, process_memory, thread_memory";
 
 /// A machine as declared by a script (shared by every handle to it).
 #[derive(Clone, Debug)]
@@ -310,6 +311,27 @@ fn string(key: &str, value: &Dynamic, position: Position) -> Result<String, Box<
         .map_err(|_| bad_value(key, "a string", value, position))
 }
 
+/// A size in bytes: an integer, or a string with a unit ("512KiB", "16GiB").
+fn size(key: &str, value: &Dynamic, position: Position) -> Result<u64, Box<EvalAltResult>> {
+    let hint = Some(
+        "write sizes as bytes (4096) or with a unit: \"512KiB\", \"1MiB\", \"16GiB\", \"100MB\"",
+    );
+    if let Ok(n) = value.as_int() {
+        return u64::try_from(n).map_err(|_| {
+            fault(
+                format!("`{key}` cannot be negative, not {n}"),
+                hint,
+                position,
+            )
+        });
+    }
+    match value.clone().into_immutable_string() {
+        Ok(text) => crate::model::footprint::parse_size(&text)
+            .map_err(|e| fault(format!("`{key}`: {e}"), hint, position)),
+        Err(_) => Err(bad_value(key, "a size", value, position)),
+    }
+}
+
 /// A machine for scripts: interpreted bodies need deeper stacks.
 fn script_machine(machine: Machine) -> Machine {
     Machine {
@@ -365,6 +387,9 @@ fn machine_from_map(
             "seed" => machine.seed = int_in(key, value, 0..=i64::MAX, position)? as u64,
             "max_time" => machine.max_time = Time(span()?.as_nanos()),
             "max_events" => machine.max_events = int_in(key, value, 1..=i64::MAX, position)? as u64,
+            "memory" => machine.memory = size(key, value, position)?,
+            "process_memory" => machine.process_memory = size(key, value, position)?,
+            "thread_memory" => machine.thread_memory = size(key, value, position)?,
             "stack_size" => {
                 machine.stack_size = int_in(key, value, 16 * 1024..=1 << 30, position)? as usize
             }
@@ -620,7 +645,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, stack_size.",
+        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
             Ok::<_, Box<EvalAltResult>>(declare(machine, label))

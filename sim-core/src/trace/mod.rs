@@ -174,6 +174,15 @@ pub struct ThreadInfo {
     pub nice: i32,
 }
 
+/// Memory in use from a time on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemorySample {
+    /// When it changed.
+    pub time: Time,
+    /// Bytes in use from then.
+    pub used: u64,
+}
+
 /// A line a thread printed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
@@ -211,6 +220,16 @@ pub struct Trace {
     /// drop request, in time order.
     #[serde(default)]
     pub gil: Vec<crate::model::python::gil::GilEvent>,
+    /// Memory in use after each change (a process or thread started or
+    /// ended), in time order; see [`crate::model::footprint`].
+    #[serde(default)]
+    pub memory: Vec<MemorySample>,
+    /// The most memory in use at once, and per process (by process id).
+    #[serde(default)]
+    pub peak_memory: u64,
+    /// The most memory each process held at once, by process id.
+    #[serde(default)]
+    pub process_peaks: Vec<u64>,
     /// Devices, in declaration order.
     #[serde(default)]
     pub devices: Vec<DeviceInfo>,
@@ -241,6 +260,9 @@ impl Trace {
             resources: Vec::new(),
             sync: Vec::new(),
             gil: Vec::new(),
+            memory: Vec::new(),
+            peak_memory: 0,
+            process_peaks: Vec::new(),
             devices: Vec::new(),
             io: Vec::new(),
             deadlock: None,

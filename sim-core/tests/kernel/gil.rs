@@ -295,3 +295,41 @@ fn a_started_process_spends_its_start_up_cost_then_runs_in_parallel_with_its_own
     assert_eq!(run.trace.processes[2].name, "worker");
     assert_eq!(run.stats().thread("worker").unwrap().cpu, ms(12));
 }
+
+#[test]
+fn processes_and_threads_hold_memory_while_they_live() {
+    use sim_core::kernel::{ProcessStart, StartMethod};
+    let mut machine = textbook(2, SchedulerKind::RoundRobin);
+    machine.process_memory = 10_000;
+    machine.thread_memory = 100;
+    let mut sim = Simulation::new(machine).unwrap();
+    let py = sim.add_process("python", ProcessOptions::python(ms(5)));
+    sim.add_thread_to(py, "main", ThreadOptions::default(), |ctx| {
+        let a = ctx.start_thread("a", |ctx| ctx.sleep(ms(2)));
+        let b = ctx.start_thread("b", |ctx| ctx.sleep(ms(4)));
+        let start = ProcessStart {
+            gil: Some(ms(5)),
+            spawn_cost: StartMethod::Fork.cost(),
+        };
+        let child = ctx.start_process("child", start, |ctx| {
+            ctx.compute(ms(1));
+            Ok(Box::new(()) as Box<dyn std::any::Any>)
+        });
+        ctx.join(a);
+        ctx.join(b);
+        ctx.join_any(child.main);
+    });
+    let run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    // python (10,000 with main) + a + b (100 each) + child (10,000).
+    assert_eq!(run.trace.peak_memory, 20_200);
+    assert_eq!(run.trace.process_peaks, [0, 10_200, 10_000]);
+    let samples: Vec<(u64, u64)> = run
+        .trace
+        .memory
+        .iter()
+        .map(|s| (s.time.as_nanos() / 1_000_000, s.used))
+        .collect();
+    // The child ends at 3ms (2ms fork + 1ms), a at 2ms, b at 4ms, main then.
+    assert_eq!(samples, [(0, 20_200), (2, 20_100), (3, 10_100), (4, 0)]);
+}
