@@ -359,3 +359,17 @@ fn io_handles_name_their_device_and_bytes_and_compare_by_request() {
         ]
     );
 }
+
+#[test]
+fn a_bare_zero_is_a_duration_in_settings() {
+    let outcome = run(r#"
+        let m = machine(#{ context_switch: 0, thread_spawn: 0, ipc_cost: 0 });
+        m.add_thread("a", || compute(ms(1)));
+        m.add_thread("b", || compute(ms(1)));
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs[0].stats.makespan.as_nanos(), 2_000_000);
+    // Any other bare number keeps its error.
+    let outcome = run(r#"let m = machine(#{ context_switch: 5 });"#);
+    assert!(outcome.error.is_some());
+}

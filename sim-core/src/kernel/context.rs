@@ -51,8 +51,9 @@ pub(crate) enum Request {
     Sync(ResourceId, SyncOp),
     /// Start a process with its first thread (boxed: rare and large).
     StartProcess(Box<StartProcess>),
-    /// A value sent into a channel (boxed: rare and large).
-    Send(Box<(ResourceId, Box<dyn Any>)>),
+    /// A value sent into a channel, with its size in bytes (boxed: rare
+    /// and large).
+    Send(Box<(ResourceId, Box<dyn Any>, u64)>),
     /// Submit a request of this many bytes to a device; answers its id.
     Submit(ResourceId, u64),
     /// Blocking I/O: submit, then wait for the completion.
@@ -590,10 +591,24 @@ impl<'a> Ctx<'a> {
         self.sync(barrier.0, SyncOp::BarrierWait, Location::caller());
     }
 
-    /// Sends a value, waiting while the channel is full.
+    /// Sends a value, waiting while the channel is full. Between processes
+    /// it costs both sides the machine's `ipc_cost` plus `ipc_byte_cost`
+    /// per byte (here the value's `size_of`).
     #[track_caller]
     pub fn send<T: 'static>(&self, channel: Channel<T>, value: T) {
-        let request = Request::Send(Box::new((channel.id, Box::new(value) as Box<dyn Any>)));
+        let bytes = std::mem::size_of::<T>() as u64;
+        self.send_sized(channel, value, bytes);
+    }
+
+    /// [`Ctx::send`] of a value whose pickled size is `bytes` (script
+    /// bindings estimate it).
+    #[track_caller]
+    pub fn send_sized<T: 'static>(&self, channel: Channel<T>, value: T, bytes: u64) {
+        let request = Request::Send(Box::new((
+            channel.id,
+            Box::new(value) as Box<dyn Any>,
+            bytes,
+        )));
         self.call(request, Location::caller());
     }
 

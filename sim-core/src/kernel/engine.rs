@@ -83,6 +83,10 @@ enum Then {
     Regate,
     /// A new process's start-up is done: its body runs.
     Started,
+    /// Pickling is done: the message goes into the channel.
+    Send(Box<(ResourceId, crate::model::sync::Message, SourceRef)>),
+    /// Unpickling is done: the thread resumes with the answer it has.
+    Keep,
 }
 
 enum Work {
@@ -780,6 +784,17 @@ impl Engine {
                     };
                     let response = match then {
                         Then::Resume => Response::Resume,
+                        Then::Keep => match self.threads[t].pending.take() {
+                            Some(response) => response,
+                            None => Response::Resume,
+                        },
+                        Then::Send(send) => {
+                            let (channel, message, origin) = *send;
+                            if !self.send(cpu, thread, channel, message, origin, true) {
+                                return;
+                            }
+                            continue;
+                        }
                         Then::Started => {
                             self.threads[t].spawning = false;
                             self.record(thread, ThreadState::Running, Some(cpu), None);
@@ -1071,8 +1086,13 @@ impl Engine {
             }
             Request::Sync(resource, op) => self.sync_call(cpu, thread, resource, op, call.origin),
             Request::Send(send) => {
-                let (channel, value) = *send;
-                self.send(cpu, thread, channel, value, call.origin)
+                let (channel, value, bytes) = *send;
+                let message = crate::model::sync::Message {
+                    value,
+                    from: self.threads[t].process,
+                    bytes,
+                };
+                self.send(cpu, thread, channel, message, call.origin, false)
             }
             Request::Submit(device, bytes) => {
                 self.submit(cpu, thread, device, bytes, false, call.origin)

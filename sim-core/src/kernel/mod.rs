@@ -237,6 +237,8 @@ impl Simulation {
             capacity: capacity.max(1),
             items: std::collections::VecDeque::new(),
             senders: std::collections::VecDeque::new(),
+            first_user: None,
+            crossed: false,
             receivers: WaitQueue::new(),
         };
         Channel::new(self.engine.add_resource(name, resource))

@@ -84,6 +84,22 @@ pub struct Machine {
     /// Bytes each further thread of a process holds.
     #[serde(default = "default_thread_memory")]
     pub thread_memory: u64,
+    /// CPU time a message between processes costs its sender (pickling and
+    /// a pipe write) and its receiver (the read and unpickling), plus
+    /// `ipc_byte_cost` per byte of the message.
+    #[serde(default = "default_ipc_cost")]
+    pub ipc_cost: Span,
+    /// CPU time per byte of a message between processes, on each side.
+    #[serde(default = "default_ipc_byte_cost")]
+    pub ipc_byte_cost: Span,
+}
+
+fn default_ipc_cost() -> Span {
+    us(5)
+}
+
+fn default_ipc_byte_cost() -> Span {
+    Span(1)
 }
 
 fn default_memory() -> u64 {
@@ -117,6 +133,8 @@ impl Default for Machine {
             memory: default_memory(),
             process_memory: default_process_memory(),
             thread_memory: default_thread_memory(),
+            ipc_cost: default_ipc_cost(),
+            ipc_byte_cost: default_ipc_byte_cost(),
         }
     }
 }
@@ -142,6 +160,8 @@ impl Machine {
             context_switch: Span::ZERO,
             process_switch: Span::ZERO,
             thread_spawn: Span::ZERO,
+            ipc_cost: Span::ZERO,
+            ipc_byte_cost: Span::ZERO,
             ..Machine::default()
         }
     }

@@ -58,6 +58,15 @@ impl RwPrefer {
     }
 }
 
+/// A value in a channel, with where it came from and its size.
+pub(crate) struct Message {
+    pub(crate) value: Box<dyn Any>,
+    /// The sender's process: a receiver in another one pays to unpickle it.
+    pub(crate) from: crate::ids::ProcessId,
+    /// Its size in bytes, for the IPC cost.
+    pub(crate) bytes: u64,
+}
+
 /// One resource's state.
 pub(crate) enum Resource {
     Mutex {
@@ -92,10 +101,14 @@ pub(crate) enum Resource {
     },
     Channel {
         capacity: usize,
-        items: VecDeque<Box<dyn Any>>,
+        items: VecDeque<Message>,
         /// Blocked senders with the value each brings.
-        senders: VecDeque<(Waiter, Box<dyn Any>)>,
+        senders: VecDeque<(Waiter, Message)>,
         receivers: WaitQueue,
+        /// The first process whose thread used it, and whether a thread of
+        /// another one has too: then it is a pipe, and messages pay IPC.
+        first_user: Option<crate::ids::ProcessId>,
+        crossed: bool,
     },
     /// An I/O device (see [`crate::model::io`]).
     Device(Box<crate::model::io::Device>),

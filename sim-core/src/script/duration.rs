@@ -49,6 +49,10 @@ pub(crate) fn to_span(
     if let Some(span) = value.clone().try_cast::<Span>() {
         return Ok(span);
     }
+    // A bare 0 is unambiguous: no time at all.
+    if value.as_int() == Ok(0) {
+        return Ok(Span::ZERO);
+    }
     if let Ok(text) = value.clone().into_immutable_string() {
         return text.parse::<Span>().map_err(|e| {
             fault(

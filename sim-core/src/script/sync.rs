@@ -185,6 +185,24 @@ pub(crate) fn install_handle_reads(engine: &mut Engine) {
     });
 }
 
+/// Roughly the size of a value pickled: 8 bytes a number, a string's
+/// length, and the sum of the parts of arrays and maps (plus 8 each).
+fn pickled_size(value: &Dynamic) -> u64 {
+    if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        return text.len() as u64;
+    }
+    if let Some(array) = value.read_lock::<rhai::Array>() {
+        return array.iter().map(|v| 8 + pickled_size(v)).sum();
+    }
+    if let Some(map) = value.read_lock::<Map>() {
+        return map
+            .iter()
+            .map(|(k, v)| 8 + k.len() as u64 + pickled_size(v))
+            .sum();
+    }
+    8
+}
+
 /// Registers the resource types, their constructors and their methods.
 pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MutexH>("Mutex");
@@ -367,10 +385,11 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "send",
         &["self: Channel", "value: Dynamic", "()"],
-        "Inside a body: sends a value, waiting while the channel is full.",
+        "Inside a body: sends a value, waiting while the channel is full; between processes both sides pay ipc_cost plus ipc_byte_cost per byte of the value.",
         |call: NativeCallContext, ch: &mut ChannelH, value: Dynamic| {
+            let bytes = pickled_size(&value);
             op(&call, &ch.0, |ctx, id| {
-                ctx.send(Channel::<Dynamic>::new(id), value)
+                ctx.send_sized(Channel::<Dynamic>::new(id), value, bytes)
             })
         },
     );

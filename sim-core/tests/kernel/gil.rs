@@ -333,3 +333,31 @@ fn processes_and_threads_hold_memory_while_they_live() {
     // The child ends at 3ms (2ms fork + 1ms), a at 2ms, b at 4ms, main then.
     assert_eq!(samples, [(0, 20_200), (2, 20_100), (3, 10_100), (4, 0)]);
 }
+
+#[test]
+fn a_message_between_processes_costs_both_sides_ipc_and_within_one_nothing() {
+    let mut machine = textbook(2, SchedulerKind::RoundRobin);
+    machine.ipc_cost = us(5);
+    machine.ipc_byte_cost = sim_core::Span(1);
+    let mut sim = Simulation::new(machine).unwrap();
+    let other = sim.add_process("other", ProcessOptions::default());
+    let pipe = sim.channel::<u64>("pipe", 1);
+    let local = sim.channel::<u64>("local", 1);
+    let receiver = sim.add_thread_to(other, "receiver", ThreadOptions::default(), move |ctx| {
+        let value = ctx.recv(pipe);
+        (value, ctx.now().as_nanos())
+    });
+    let sender = sim.add_thread("sender", move |ctx| {
+        ctx.send(pipe, 7);
+        let sent = ctx.now().as_nanos();
+        ctx.send(local, 8);
+        let value = ctx.recv(local);
+        (sent, value, ctx.now().as_nanos())
+    });
+    let mut run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    // 5us + 8 bytes x 1ns to pickle, then as much to unpickle; the queue
+    // within one process costs nothing.
+    assert_eq!(run.take_value(&sender), Some((5_008, 8, 5_008)));
+    assert_eq!(run.take_value(&receiver), Some((7, 10_016)));
+}

@@ -307,6 +307,7 @@ impl Engine {
                 items,
                 senders,
                 receivers,
+                ..
             } => {
                 if write {
                     items.len() < *capacity || !receivers.is_empty()

@@ -3,7 +3,6 @@
 //! chooser, recording every acquisition, priority inheritance, and the
 //! wait-for graph that finds deadlocks the moment a cycle closes.
 
-use std::any::Any;
 use std::collections::BTreeSet;
 
 use petgraph::graphmap::DiGraphMap;
@@ -14,7 +13,7 @@ use crate::error::Misuse;
 use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef, SyncOp};
 use crate::kernel::wait::{WaitQueue, Waiter};
-use crate::model::sync::Resource;
+use crate::model::sync::{Message, Resource};
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::Time;
 use crate::trace::{Deadlock, ResourceInfo, SyncAction, SyncEvent, WaitStep, WaitTarget};
@@ -685,14 +684,19 @@ impl Engine {
 
     // ----- channel ----------------------------------------------------------
 
+    /// `send` of the thread on `cpu`. A message that crosses processes
+    /// (see [`Engine::is_pipe`]) first costs the sender `ipc_cost` plus
+    /// `ipc_byte_cost` per byte of CPU (pickling and the pipe write); `paid`
+    /// says that is done. Returns true when the thread keeps the CPU.
     #[inline(never)]
     pub(super) fn send(
         &mut self,
         cpu: usize,
         thread: ThreadId,
         channel: ResourceId,
-        value: Box<dyn Any>,
+        message: Message,
         origin: SourceRef,
+        paid: bool,
     ) -> bool {
         match self.resources.get(channel.index()) {
             Some(Resource::Channel { .. }) => {}
@@ -710,6 +714,16 @@ impl Engine {
                 return false;
             }
         }
+        if !paid && self.is_pipe(channel, thread) {
+            let cost = self.ipc_cost(message.bytes);
+            if !cost.is_zero() {
+                self.threads[thread.index()].work = Work::Compute {
+                    remaining: cost,
+                    then: super::Then::Send(Box::new((channel, message, origin))),
+                };
+                return true;
+            }
+        }
         let picked = self.pick_from(channel, |r| match r {
             Resource::Channel { receivers, .. } => receivers,
             _ => unreachable!("a channel"),
@@ -717,7 +731,7 @@ impl Engine {
         self.sync_event(thread, channel, SyncAction::Sent);
         if let Some(receiver) = picked {
             self.sync_event(receiver.thread, channel, SyncAction::Received);
-            self.wake(receiver.thread, Response::Value(value));
+            self.deliver(receiver.thread, message);
             return self.proceed(cpu, thread);
         }
         let Resource::Channel {
@@ -730,7 +744,7 @@ impl Engine {
             unreachable!("a channel")
         };
         if items.len() < *capacity {
-            items.push_back(value);
+            items.push_back(message);
             self.channel_changed(channel);
             return self.proceed(cpu, thread);
         }
@@ -741,11 +755,61 @@ impl Engine {
                 thread,
                 since: self.now,
             },
-            value,
+            message,
         ));
         self.wait_on(cpu, thread, BlockReason::Channel(channel), origin);
         self.channel_changed(channel);
         false
+    }
+
+    /// Notes that `thread` uses `channel`, and says whether the channel is a
+    /// pipe: used by threads of more than one process, or awaited by a
+    /// receiver of another process than `thread`'s.
+    fn is_pipe(&mut self, channel: ResourceId, thread: ThreadId) -> bool {
+        let process = self.threads[thread.index()].process;
+        let waiting: Vec<ThreadId> = match &self.resources[channel.index()] {
+            Resource::Channel { receivers, .. } => receivers.iter().map(|w| w.thread).collect(),
+            _ => return false,
+        };
+        let other_waits = waiting
+            .iter()
+            .any(|t| self.threads[t.index()].process != process);
+        let Resource::Channel {
+            first_user,
+            crossed,
+            ..
+        } = &mut self.resources[channel.index()]
+        else {
+            unreachable!("a channel")
+        };
+        match *first_user {
+            None => *first_user = Some(process),
+            Some(first) if first != process => *crossed = true,
+            Some(_) => {}
+        }
+        *crossed |= other_waits;
+        *crossed
+    }
+
+    /// The CPU time one side of a message of `bytes` between processes costs.
+    fn ipc_cost(&self, bytes: u64) -> crate::time::Span {
+        let per_byte = self.machine.ipc_byte_cost.as_nanos().saturating_mul(bytes);
+        crate::time::Span(self.machine.ipc_cost.as_nanos().saturating_add(per_byte))
+    }
+
+    /// Hands a message to a receiver that was waiting for it: it resumes
+    /// with the value, after paying to unpickle it if it came from another
+    /// process.
+    fn deliver(&mut self, receiver: ThreadId, message: Message) {
+        let from_elsewhere = message.from != self.threads[receiver.index()].process;
+        let cost = self.ipc_cost(message.bytes);
+        self.wake(receiver, Response::Value(message.value));
+        if from_elsewhere && !cost.is_zero() {
+            self.threads[receiver.index()].work = Work::Compute {
+                remaining: cost,
+                then: super::Then::Keep,
+            };
+        }
     }
 
     fn recv(
@@ -755,6 +819,7 @@ impl Engine {
         channel: ResourceId,
         origin: SourceRef,
     ) -> bool {
+        self.is_pipe(channel, thread);
         let Resource::Channel {
             items,
             senders,
@@ -764,21 +829,21 @@ impl Engine {
         else {
             unreachable!("checked by sync_call")
         };
-        let value = match items.pop_front() {
-            Some(value) => {
+        let message = match items.pop_front() {
+            Some(message) => {
                 // A blocked sender's value takes the freed place.
-                if let Some((sender, value)) = senders.pop_front() {
-                    items.push_back(value);
+                if let Some((sender, waiting)) = senders.pop_front() {
+                    items.push_back(waiting);
                     self.sync_event(sender.thread, channel, SyncAction::Sent);
                     self.wake(sender.thread, Response::Resume);
                 }
-                value
+                message
             }
             None => match senders.pop_front() {
-                Some((sender, value)) => {
+                Some((sender, message)) => {
                     self.sync_event(sender.thread, channel, SyncAction::Sent);
                     self.wake(sender.thread, Response::Resume);
-                    value
+                    message
                 }
                 None => {
                     receivers.push(thread, self.now);
@@ -788,8 +853,18 @@ impl Engine {
             },
         };
         self.sync_event(thread, channel, SyncAction::Received);
-        self.threads[thread.index()].pending = Some(Response::Value(value));
+        let from_elsewhere = message.from != self.threads[thread.index()].process;
+        let cost = self.ipc_cost(message.bytes);
+        self.threads[thread.index()].pending = Some(Response::Value(message.value));
         self.channel_changed(channel);
+        if from_elsewhere && !cost.is_zero() {
+            // Unpickling: CPU time before the value is the thread's.
+            self.threads[thread.index()].work = Work::Compute {
+                remaining: cost,
+                then: super::Then::Keep,
+            };
+            return self.threads[thread.index()].cpu == Some(cpu);
+        }
         self.proceed(cpu, thread)
     }
 
