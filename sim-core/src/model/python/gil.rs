@@ -211,3 +211,104 @@ impl ProcessGate for Gil {
         BlockReason::Gil(self.process)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::process::GateAction;
+
+    const P: ProcessId = ProcessId(1);
+
+    fn at(ms_: u64) -> Time {
+        Time(ms_ * 1_000_000)
+    }
+
+    /// The actions of one call, with the events it recorded apart.
+    fn split(actions: GateActions) -> (Vec<GateAction>, Vec<GilAction>, Option<Vec<ThreadId>>) {
+        let mut rest = Vec::new();
+        let mut events = Vec::new();
+        for action in actions.list {
+            match action {
+                GateAction::Record(e) => events.push(e.action),
+                other => rest.push(other),
+            }
+        }
+        (rest, events, actions.pick)
+    }
+
+    #[test]
+    fn a_free_gil_is_taken_at_once_and_a_held_one_makes_a_timed_wait() {
+        let mut gil = Gil::new(P, ms(5));
+        let (a, b) = (ThreadId(0), ThreadId(1));
+        let mut actions = GateActions::default();
+        assert!(gil.admit(a, at(0), &mut actions));
+        assert_eq!(split(actions).1, [GilAction::Took]);
+        let mut actions = GateActions::default();
+        assert!(!gil.admit(b, at(1), &mut actions));
+        let (rest, events, _) = split(actions);
+        assert!(events.is_empty());
+        // b's timed wait ends at 6ms.
+        assert!(matches!(rest[..], [GateAction::Timer(t, _)] if t == at(6)));
+        assert_eq!(gil.holder(), Some(a));
+    }
+
+    #[test]
+    fn a_wait_with_no_change_of_owner_asks_and_the_holder_hands_over_on_request() {
+        let mut gil = Gil::new(P, ms(5));
+        let (a, b) = (ThreadId(0), ThreadId(1));
+        gil.admit(a, at(0), &mut GateActions::default());
+        let mut actions = GateActions::default();
+        gil.admit(b, at(0), &mut actions);
+        let GateAction::Timer(_, token) = split(actions).0[0] else {
+            panic!("a timer")
+        };
+        let mut actions = GateActions::default();
+        gil.timer(token, at(5), &mut actions);
+        let (rest, events, _) = split(actions);
+        assert_eq!(events, [GilAction::DropRequest]);
+        assert!(rest.contains(&GateAction::Interrupt(a)));
+        // The kernel interrupts a: it releases, on request.
+        let mut actions = GateActions::default();
+        gil.release(a, at(5), &mut actions);
+        let (_, events, pick) = split(actions);
+        assert_eq!(events, [GilAction::Dropped { forced: true }]);
+        assert_eq!(pick, Some(vec![b]));
+        let mut actions = GateActions::default();
+        gil.picked(b, at(5), &mut actions);
+        let (rest, events, _) = split(actions);
+        assert_eq!(events, [GilAction::Took]);
+        assert_eq!(rest, [GateAction::Admit(b)]);
+        assert_eq!(gil.holder(), Some(b));
+        // a, back, waits: FORCE_SWITCHING kept it from retaking the GIL.
+        assert!(!gil.admit(a, at(5), &mut GateActions::default()));
+    }
+
+    #[test]
+    fn a_change_of_owner_during_the_wait_restarts_the_interval() {
+        let mut gil = Gil::new(P, ms(5));
+        let (a, b, c) = (ThreadId(0), ThreadId(1), ThreadId(2));
+        gil.admit(a, at(0), &mut GateActions::default());
+        let mut actions = GateActions::default();
+        gil.admit(c, at(0), &mut actions);
+        let GateAction::Timer(_, token) = split(actions).0[0] else {
+            panic!("a timer")
+        };
+        // a blocks at 2ms (a voluntary drop); b, a newcomer, takes the free
+        // GIL at once, before the waiter c is picked.
+        let mut actions = GateActions::default();
+        gil.release(a, at(2), &mut actions);
+        let (_, events, pick) = split(actions);
+        assert_eq!(events, [GilAction::Dropped { forced: false }]);
+        assert_eq!(pick, Some(vec![c]));
+        assert!(gil.admit(b, at(2), &mut GateActions::default()));
+        gil.picked(c, at(2), &mut GateActions::default());
+        assert_eq!(gil.holder(), Some(b));
+        // At 5ms c's wait ends: the owner changed meanwhile, so no request;
+        // c waits a full interval again.
+        let mut actions = GateActions::default();
+        gil.timer(token, at(5), &mut actions);
+        let (rest, events, _) = split(actions);
+        assert!(events.is_empty());
+        assert!(matches!(rest[..], [GateAction::Timer(t, _)] if t == at(10)));
+    }
+}
