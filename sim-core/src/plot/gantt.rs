@@ -36,6 +36,15 @@
 //! bar are at least four pixels wide). Past [`MAX_GILS`](super::gil::MAX_GILS) processes the
 //! rest are left out (the notes say so). A trace without GIL events draws
 //! exactly as it did before GIL rows existed.
+//!
+//! When the memory in use varies over the chart (see [`super::memory`] for
+//! how much), a strip [`MEMORY_ROW`](super::memory::MEMORY_ROW) pixels high
+//! follows the last row, labelled "memory": a step line of the bytes in
+//! use over the same time axis, from 0 at its bottom to the run's peak
+//! (written at its top left), or to the machine's memory, dashed, when the
+//! peak passes half of it. Each pixel column draws the lowest to the highest
+//! use within it. The legend gets a "memory" entry then. A trace whose
+//! memory is flat draws exactly as it did before the strip existed.
 
 use std::ops::Range;
 
@@ -47,6 +56,7 @@ use super::deadlock;
 use super::devices::{queue_range, DeviceSpans, Timed};
 use super::font;
 use super::gil::{GilBars, GilSpans, Gils};
+use super::memory::{self, MemoryColumns, MemoryLine, MEMORY_ROW};
 use super::merge::{merge_overlapping, merge_sorted, Columns, Segment};
 use super::palette::{self, level_color, queue_level, Shade};
 use super::{GanttOptions, Marker, MarkerKind};
@@ -140,6 +150,8 @@ enum Content {
     Channels { device: usize, range: Range<usize> },
     /// The queue of the `device`-th device.
     Queue { device: usize },
+    /// The memory in use.
+    Memory,
 }
 
 impl Content {
@@ -147,18 +159,19 @@ impl Content {
     fn device(&self) -> Option<usize> {
         match *self {
             Content::Channels { device, .. } | Content::Queue { device } => Some(device),
-            Content::Cpus(_) | Content::Gil(_) | Content::Threads(_) => None,
+            Content::Cpus(_) | Content::Gil(_) | Content::Threads(_) | Content::Memory => None,
         }
     }
 
     /// Its section of the chart, in order from the top: CPUs, GILs,
-    /// threads, devices. Sections are set apart by a gap.
+    /// threads, devices, memory. Sections are set apart by a gap.
     fn section(&self) -> u8 {
         match self {
             Content::Cpus(_) => 0,
             Content::Gil(_) => 1,
             Content::Threads(_) => 2,
             Content::Channels { .. } | Content::Queue { .. } => 3,
+            Content::Memory => 4,
         }
     }
 }
@@ -347,6 +360,17 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     // The first thread row.
     let threads_from = cpu_fit.rows + gil_fit.rows;
     plan_device_rows(&mut rows, &spans.devices, &device_fit);
+    let memory = MemoryLine::of(trace, end);
+    if memory.is_some() {
+        rows.push(Row {
+            content: Content::Memory,
+            label: "memory".into(),
+            show_label: true,
+            sparse: false,
+            y: 0,
+            height: MEMORY_ROW,
+        });
+    }
 
     // Horizontal geometry: labels, then the plot.
     let label_max = LABEL_MAX_WIDTH.min(options.width / 5);
@@ -362,6 +386,10 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let columns = Columns::new(end, (x1 - x0) as u32);
     let x_at = |t: Time| (x0 + columns.edge(t.min(end)) as i32).min(x1 - 1);
     let (placed, lanes) = place_markers(&markers, x_at, width);
+    let memory = memory.map(|line| {
+        let placed = line.columns(columns);
+        (line, placed)
+    });
 
     // Vertical geometry, top down.
     let mut pic = Picture {
@@ -404,7 +432,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     .collect::<Vec<_>>();
     let lanes_top = legend(
         &mut pic,
-        (&spans.present, &marks),
+        (&spans.present, &marks, memory.is_some()),
         &kinds,
         MARGIN + 34,
         width,
@@ -440,7 +468,8 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             Content::Cpus(_)
             | Content::Gil(_)
             | Content::Channels { .. }
-            | Content::Queue { .. } => true,
+            | Content::Queue { .. }
+            | Content::Memory => true,
             Content::Threads(_) => h >= 6 && (i - threads_from) % 2 == 1,
         };
         if shaded {
@@ -462,7 +491,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             &mut pic,
             row,
             trace,
-            (&spans, &gil_bars),
+            (&spans, &gil_bars, memory.as_ref()),
             (columns, x0),
             &avoid,
         );
@@ -745,7 +774,7 @@ fn draw_row(
     pic: &mut Picture,
     row: &Row,
     trace: &Trace,
-    (spans, gil_bars): (&Spans, &[GilBars]),
+    (spans, gil_bars, memory): (&Spans, &[GilBars], Option<&(MemoryLine, MemoryColumns)>),
     (columns, x0): (Columns, i32),
     avoid: &[i32],
 ) {
@@ -866,6 +895,11 @@ fn draw_row(
                 bar(pic, seg.x0, seg.x1, level_color(seg.key));
             }
             queue_labels(pic, &merged, queue, columns, (top, bottom), x0, avoid);
+        }
+        Content::Memory => {
+            if let Some((line, placed)) = memory {
+                line.draw(pic, placed, x0, (top, bottom));
+            }
         }
     }
 }
@@ -1241,14 +1275,16 @@ enum Swatch {
     Line(RGBColor),
     /// A GIL row's mark.
     Gil(GilMark),
+    /// The memory strip's line.
+    Memory,
 }
 
 /// Draws the legend from `y` down, wrapping at the page width: the states
-/// that occur, in palette order, then the GIL marks drawn, then the kinds
-/// of marker. Returns the `y` below it.
+/// that occur, in palette order, then the GIL marks drawn, then the memory
+/// line when drawn, then the kinds of marker. Returns the `y` below it.
 fn legend(
     pic: &mut Picture,
-    (present, marks): (&[bool; Shade::COUNT], &[GilMark]),
+    (present, marks, memory): (&[bool; Shade::COUNT], &[GilMark], bool),
     kinds: &[MarkerKind],
     mut y: i32,
     width: i32,
@@ -1259,6 +1295,7 @@ fn legend(
         .filter(|s| present[s.index()])
         .map(|s| (s.name(), Swatch::Square(s.color())))
         .chain(marks.iter().map(|&m| (m.name(), Swatch::Gil(m))))
+        .chain(memory.then_some(("memory", Swatch::Memory)))
         .chain(
             kinds
                 .iter()
@@ -1285,6 +1322,7 @@ fn legend(
                 pic.rect(x, mid - 7, x + 14, mid + 7, Shade::GilHeld.color());
                 pic.rect(x + 11, mid - 7, x + 14, mid + 7, palette::FORCED_DROP);
             }
+            Swatch::Memory => memory::swatch(pic, x, mid),
         }
         pic.text(name, (x + 20, mid), LEGEND_SIZE, Align::Left, palette::INK);
         x += w;

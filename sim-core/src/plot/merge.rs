@@ -47,6 +47,12 @@ impl Columns {
         Time((x * u128::from(self.end) / u128::from(self.width)) as u64)
     }
 
+    /// The first and the last column `[start, end)` touches; `None` when it
+    /// is empty or past the end.
+    pub(crate) fn touched(self, start: Time, end: Time) -> Option<(u32, u32)> {
+        self.span(start, end).map(|touch| (touch.first, touch.last))
+    }
+
     /// `t` (clamped to the end) in the scaled space.
     fn scaled(self, t: Time) -> u128 {
         u128::from(t.as_nanos().min(self.end)) * u128::from(self.width)

@@ -14,7 +14,9 @@
 //! and one showing how many requests queue for a channel. Each Python
 //! process's GIL gets a row between the CPUs and the threads: who held it
 //! (labelled with the holder's name), the drop requests, and the drops they
-//! forced.
+//! forced. When the memory in use varies over the run (processes start and
+//! end, or thousands of threads come and go), a strip at the bottom draws it
+//! as a step line, with its peak.
 //!
 //! Charts are deterministic: the same trace and options give the same bytes.
 //! Text uses a font compiled into the library, so a PNG looks the same on a
@@ -43,6 +45,7 @@ mod font;
 mod gantt;
 mod gil;
 mod histogram;
+mod memory;
 mod merge;
 mod palette;
 

@@ -213,6 +213,10 @@ pub(crate) const STRIPE: RGBColor = RGBColor(0xf6, 0xf7, 0xf9);
 pub(crate) const DROP_REQUEST: RGBColor = INK;
 /// GIL rows: the edge that ends a hold its holder dropped on request.
 pub(crate) const FORCED_DROP: RGBColor = RGBColor(0x2b, 0x2c, 0x05);
+/// The memory strip: the line of bytes in use.
+pub(crate) const MEMORY: RGBColor = RGBColor(0x0b, 0x72, 0x85);
+/// The memory strip: the area under the line.
+pub(crate) const MEMORY_FILL: RGBColor = RGBColor(0xc5, 0xea, 0xf0);
 
 #[cfg(test)]
 mod tests {

@@ -1035,3 +1035,200 @@ fn a_million_gil_handoffs_render() {
     );
     assert!(took.as_secs() < 30, "{took:?}");
 }
+
+/// `small_trace` with its memory replaced: `samples` of (fraction of the
+/// run in percent, MiB in use), on a machine of `machine` bytes.
+fn memory_trace(samples: &[(u64, u64)], machine: u64) -> Trace {
+    use crate::trace::MemorySample;
+    let mut trace = small_trace();
+    let end = trace.end.as_nanos();
+    trace.machine.memory = machine;
+    trace.memory = samples
+        .iter()
+        .map(|&(percent, mib)| MemorySample {
+            time: Time(end * percent / 100),
+            used: mib << 20,
+        })
+        .collect();
+    trace.peak_memory = samples.iter().map(|s| s.1 << 20).max().unwrap_or(0);
+    trace
+}
+
+/// 13MiB, then 27MiB from a quarter of the run, 40MiB from half, and 13MiB
+/// again from three quarters: a second and a third process come and go.
+fn rising_memory(machine: u64) -> Trace {
+    memory_trace(&[(0, 13), (25, 27), (50, 40), (75, 13)], machine)
+}
+
+#[test]
+fn memory_that_rises_and_falls_gets_a_strip_with_its_peak() {
+    let trace = rising_memory(16 << 30);
+    let path = temp_path("memory.png");
+    gantt(&trace, &path, &GanttOptions::default()).unwrap();
+    let (width, height, pixels) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(width, 1600);
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    assert_eq!(height, picture.height);
+    for color in [palette::MEMORY, palette::MEMORY_FILL] {
+        assert!(has_color(&pixels, color), "{color:?} not drawn");
+    }
+    let texts = texts(&picture);
+    // The legend's entry and the row's label.
+    assert_eq!(texts.iter().filter(|&&t| t == "memory").count(), 2);
+    assert!(texts.contains(&"peak 40MiB"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.starts_with("limit")), "{texts:?}");
+    // Below every thread row.
+    let (thread, memory) = (row_y(&picture, "helper"), row_y(&picture, "memory"));
+    assert!(thread < memory, "{thread} {memory}");
+    // The line rises twice and falls once: its highest pixel is at the top
+    // of the line's area, in the middle of the run.
+    let line: Vec<(i32, i32, i32)> = picture
+        .shapes
+        .iter()
+        .filter_map(|s| match *s {
+            // The strip's, not the legend's swatch.
+            Shape::Rect {
+                x0, y0, x1, color, ..
+            } if color == palette::MEMORY && y0 > memory - 30 => Some((x0, x1, y0)),
+            _ => None,
+        })
+        .collect();
+    let top = line.iter().map(|l| l.2).min().unwrap();
+    let (x0, x1, _) = *line.iter().find(|l| l.2 == top).unwrap();
+    let (left, right) = (line[0].0, line.last().unwrap().1);
+    let mid = (left + right) / 2;
+    assert!(x0 <= mid + 2 && x1 >= mid && x1 - x0 < (right - left) / 3);
+
+    let path = temp_path("memory.svg");
+    let options = GanttOptions {
+        format: ChartFormat::Svg,
+        ..GanttOptions::default()
+    };
+    gantt(&trace, &path, &options).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for text in ["memory", "peak 40MiB", "alpha"] {
+        assert!(svg.contains(text), "{text} missing");
+    }
+}
+
+#[test]
+fn past_half_the_machine_memory_a_dashed_line_marks_the_limit() {
+    let trace = rising_memory(64 << 20);
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    let texts = texts(&picture);
+    assert!(texts.contains(&"peak 40MiB") && texts.contains(&"limit 64MiB"));
+    // Dashes of six pixels along the whole plot, one pixel high, above the
+    // line's top.
+    let memory = row_y(&picture, "memory");
+    let dashes: Vec<(i32, i32, i32)> = picture
+        .shapes
+        .iter()
+        .filter_map(|s| match *s {
+            Shape::Rect {
+                x0,
+                y0,
+                x1,
+                y1,
+                color,
+            } if color == palette::INK && y1 == y0 + 1 && (memory - 30..memory).contains(&y0) => {
+                Some((x0, x1, y0))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(dashes.len() > 100, "{} dashes", dashes.len());
+    assert!(dashes.iter().all(|d| d.2 == dashes[0].2 && d.1 - d.0 <= 6));
+    let top = picture
+        .shapes
+        .iter()
+        .filter_map(|s| match *s {
+            Shape::Rect { y0, color, .. } if color == palette::MEMORY && y0 > memory - 30 => {
+                Some(y0)
+            }
+            _ => None,
+        })
+        .min()
+        .unwrap();
+    assert!(dashes[0].2 < top, "limit at {}, peak at {top}", dashes[0].2);
+    // The deterministic bytes hold for the strip too.
+    for format in [ChartFormat::Png, ChartFormat::Svg] {
+        let options = GanttOptions {
+            format,
+            ..GanttOptions::default()
+        };
+        let (a, b) = (temp_path("memory-a"), temp_path("memory-b"));
+        gantt(&trace, &a, &options).unwrap();
+        gantt(&rising_memory(64 << 20), &b, &options).unwrap();
+        let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        std::fs::remove_file(&a).unwrap();
+        std::fs::remove_file(&b).unwrap();
+        assert!(bytes_a == bytes_b, "{format:?} differs");
+    }
+}
+
+#[test]
+fn flat_memory_draws_no_memory_strip() {
+    let mut none = small_trace();
+    none.memory.clear();
+    let blank = gantt::layout(&none, &GanttOptions::default());
+    // One sample, equal values, and a simulated run whose threads come and
+    // go on one interpreter (15.6KiB each on 13.2MiB, then all freed at the
+    // end): no strip, and the very chart of a trace without memory.
+    let one = memory_trace(&[(0, 13)], 16 << 30);
+    let equal = memory_trace(&[(0, 13), (30, 13), (60, 13)], 16 << 30);
+    let simulated = small_trace();
+    assert!(simulated.memory.len() > 2, "{:?}", simulated.memory);
+    for trace in [one, equal, simulated] {
+        let picture = gantt::layout(&trace, &GanttOptions::default());
+        assert!(picture == blank);
+        assert!(!texts(&picture).iter().any(|t| t.contains("memory")));
+        let path = temp_path("flat.svg");
+        let options = GanttOptions {
+            format: ChartFormat::Svg,
+            ..GanttOptions::default()
+        };
+        gantt(&trace, &path, &options).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(!svg.contains("memory") && !svg.contains("peak"));
+    }
+}
+
+#[test]
+fn a_million_memory_samples_render() {
+    use crate::trace::MemorySample;
+    // A process starts and ends every 3µs, over a second process's 13MiB.
+    let mut trace = small_trace();
+    let n = 1_000_000u64;
+    trace.memory = (0..n)
+        .map(|i| MemorySample {
+            time: Time(us(3 * i).as_nanos()),
+            used: (13 + 13 * (i % 2) + i / 100_000) << 20,
+        })
+        .collect();
+    trace.peak_memory = trace.memory.iter().map(|s| s.used).max().unwrap();
+    trace.end = Time(us(3 * n).as_nanos());
+    let path = temp_path("busy-memory.png");
+    let started = std::time::Instant::now();
+    gantt(&trace, &path, &GanttOptions::default()).unwrap();
+    let took = started.elapsed();
+    let (_, height, pixels) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    assert_eq!(height, picture.height);
+    assert!(has_color(&pixels, palette::MEMORY));
+    assert!(texts(&picture).contains(&"peak 35MiB"));
+    // A fill and a line per pixel column at most.
+    let memory_rects = picture
+        .shapes
+        .iter()
+        .filter(|s| {
+            matches!(s, Shape::Rect { color, .. }
+                if *color == palette::MEMORY || *color == palette::MEMORY_FILL)
+        })
+        .count();
+    assert!(memory_rects <= 2 * 1600, "{memory_rects} rectangles");
+    assert!(took.as_secs() < 30, "{took:?}");
+}
