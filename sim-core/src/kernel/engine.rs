@@ -446,7 +446,10 @@ impl Engine {
             }
         }
         self.reschedule();
-        while self.error.is_none() {
+        // Once every thread is done nothing can observe what is left (a
+        // GIL waiter's timer, a request nobody waits for): the run ends
+        // with its last thread, not with its last timer.
+        while self.error.is_none() && self.unfinished > 0 {
             let Some((time, count)) = self.queue.gather(CHOICE_WINDOW, |event| {
                 Self::live(&self.cpus, &self.threads, event)
             }) else {
