@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use sim_core::analysis::{deadlock, race};
 use sim_core::kernel::{Outcome, Waiting};
+use sim_core::model::footprint::format_size;
 use sim_core::script::{ScriptError, ScriptRun};
 use sim_core::{Machine, SchedulerKind};
 
@@ -135,31 +136,14 @@ fn memory_line(trace: &sim_core::Trace) -> String {
         .iter()
         .zip(&trace.process_peaks)
         .filter(|(_, &peak)| peak > 0)
-        .map(|(p, &peak)| format!("{} {}", p.name, bytes(peak)))
+        .map(|(p, &peak)| format!("{} {}", p.name, format_size(peak)))
         .collect();
     format!(
         "memory: peak {} of {} ({})",
-        bytes(trace.peak_memory),
-        bytes(trace.machine.memory),
+        format_size(trace.peak_memory),
+        format_size(trace.machine.memory),
         peaks.join(", ")
     )
-}
-
-/// A byte count in the binary unit that suits it.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n}B")
-    } else {
-        let text = format!("{value:.1}");
-        format!("{}{}", text.trim_end_matches(".0"), UNITS[unit])
-    }
 }
 
 /// One line for `--quiet`.

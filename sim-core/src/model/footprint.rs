@@ -68,6 +68,31 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// A byte count in the binary unit that suits it, with one decimal when it
+/// has one: "512B", "15.6KiB", "40MiB", "16GiB". Reports and charts write
+/// sizes this way.
+///
+/// ```
+/// use sim_core::model::footprint::format_size;
+/// assert_eq!(format_size(13_560 * 1024), "13.2MiB");
+/// assert_eq!(format_size(16 << 30), "16GiB");
+/// ```
+pub fn format_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        let text = format!("{value:.1}");
+        format!("{}{}", text.trim_end_matches(".0"), UNITS[unit])
+    }
+}
+
 /// The memory in use, per process and in all, with their peaks.
 #[derive(Debug, Default)]
 pub(crate) struct Footprint {

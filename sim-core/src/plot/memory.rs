@@ -23,6 +23,7 @@ use std::borrow::Cow;
 use super::canvas::{Align, Picture};
 use super::merge::Columns;
 use super::palette;
+use crate::model::footprint::format_size;
 use crate::time::Time;
 use crate::trace::{MemorySample, Trace};
 
@@ -173,7 +174,7 @@ impl<'a> MemoryLine<'a> {
                 x += DASH.0 + DASH.1;
             }
             pic.text(
-                format!("limit {}", bytes(limit)),
+                format!("limit {}", format_size(limit)),
                 (x1 - 4, top + TEXT_BAND / 2),
                 TEXT_SIZE,
                 Align::Right,
@@ -202,7 +203,7 @@ impl<'a> MemoryLine<'a> {
         }
         flush(pic, run, placed.ranges.len() as i32);
         pic.text(
-            format!("peak {}", bytes(self.peak)),
+            format!("peak {}", format_size(self.peak)),
             (x0 + 4, top + TEXT_BAND / 2),
             TEXT_SIZE,
             Align::Left,
@@ -220,25 +221,6 @@ fn drawn(samples: &[MemorySample], end: Time) -> impl Iterator<Item = (Time, Tim
         .zip(nexts)
         .map(move |(s, next)| (s.time, next.min(end), s.used))
         .filter(|&(start, stop, _)| start < stop)
-}
-
-/// A byte count in the binary unit that suits it, with one decimal when it
-/// has one: "512B", "15.6KiB", "40MiB", "16GiB" (as the run report writes
-/// sizes).
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n}B")
-    } else {
-        let text = format!("{value:.1}");
-        format!("{}{}", text.trim_end_matches(".0"), UNITS[unit])
-    }
 }
 
 /// The legend's swatch of the memory line: a step up with its fill, in the
@@ -328,10 +310,10 @@ mod tests {
 
     #[test]
     fn sizes_read_in_binary_units() {
-        assert_eq!(bytes(512), "512B");
-        assert_eq!(bytes(15_974), "15.6KiB");
-        assert_eq!(bytes(40 << 20), "40MiB");
-        assert_eq!(bytes(13_560 * 1024), "13.2MiB");
-        assert_eq!(bytes(16 << 30), "16GiB");
+        assert_eq!(format_size(512), "512B");
+        assert_eq!(format_size(15_974), "15.6KiB");
+        assert_eq!(format_size(40 << 20), "40MiB");
+        assert_eq!(format_size(13_560 * 1024), "13.2MiB");
+        assert_eq!(format_size(16 << 30), "16GiB");
     }
 }

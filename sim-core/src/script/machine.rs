@@ -138,6 +138,18 @@ fn process_start(
     })
 }
 
+/// Joins `thread` from the running body and returns its body's value.
+fn join_value(
+    call: &NativeCallContext,
+    thread: crate::ids::ThreadId,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let value = current::operation(call, |ctx| ctx.join_any(thread))?;
+    Ok(value
+        .downcast::<Dynamic>()
+        .map(|v| *v)
+        .unwrap_or(Dynamic::UNIT))
+}
+
 fn start_process(
     call: &NativeCallContext,
     name: &str,
@@ -805,15 +817,7 @@ pub(crate) fn register(engine: &mut Engine) {
         "join",
         &["self: Thread", "Dynamic"],
         "Inside a body: blocks until the thread finishes and returns its body's value.",
-        |call: NativeCallContext, h: &mut ThreadHandle| {
-            let value = current::operation(&call, |ctx| ctx.join_any(h.thread))?;
-            Ok::<_, Box<EvalAltResult>>(
-                value
-                    .downcast::<Dynamic>()
-                    .map(|v| *v)
-                    .unwrap_or(Dynamic::UNIT),
-            )
-        },
+        |call: NativeCallContext, h: &mut ThreadHandle| join_value(&call, h.thread),
     );
     super::api::getter(
         engine,
@@ -846,15 +850,7 @@ pub(crate) fn register(engine: &mut Engine) {
         "join",
         &["self: ChildProcess", "Dynamic"],
         "Inside a body: waits until the process's first thread ends and returns its body's value (a copy: processes share nothing).",
-        |call: NativeCallContext, h: &mut ChildProcess| {
-            let value = current::operation(&call, |ctx| ctx.join_any(h.main))?;
-            Ok::<_, Box<EvalAltResult>>(
-                value
-                    .downcast::<Dynamic>()
-                    .map(|v| *v)
-                    .unwrap_or(Dynamic::UNIT),
-            )
-        },
+        |call: NativeCallContext, h: &mut ChildProcess| join_value(&call, h.main),
     );
     super::api::getter(
         engine,
