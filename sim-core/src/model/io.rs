@@ -1,6 +1,6 @@
 //! I/O devices and epoll readiness, as plain state machines.
 //!
-//! A [`Device`] serves requests first come, first served, on `channels`
+//! A `Device` serves requests first come, first served, on `channels`
 //! parallel servers: a request that arrives while a channel is free is served
 //! at once by the lowest-numbered free channel; otherwise it waits in one
 //! FIFO queue and the next channel to finish takes it. A request of `b` bytes
@@ -8,7 +8,7 @@
 //! bandwidth`, the transfer rounded *up* to a whole nanosecond, so a transfer
 //! of at least one byte never takes zero time.
 //!
-//! An [`Epoll`] is an interest set of [`PollKey`]s and a ready list. A key
+//! An `Epoll` is an interest set of [`PollKey`]s and a ready list. A key
 //! that becomes ready moves from the set to the back of the ready list; a
 //! wait takes the whole list (one-shot, like `EPOLLONESHOT`). Nothing here
 //! scans the set: readiness finds its epoll through the key, so the cost of a

@@ -3,7 +3,7 @@
 //!
 //! The kernel owns the CPUs and the clock; a policy only orders ready threads
 //! and answers questions. Ties (threads the policy cannot tell apart) are
-//! reported by [`Policy::ties`] so that the kernel's chooser decides them.
+//! reported by `Policy::ties` so that the kernel's chooser decides them.
 
 mod fair;
 mod fifo;
