@@ -115,6 +115,9 @@ struct Thread {
     interrupt: bool,
     /// The first thread of a new process, still starting it (state spawn).
     spawning: bool,
+    /// Its process's compute stretch, in millionths (kept here: the thread
+    /// record is at hand at every compute).
+    stretch: u32,
     last_origin: Option<(SourceRef, OriginId)>,
 }
 
@@ -344,6 +347,7 @@ impl Engine {
             wake_generation: 0,
             interrupt: false,
             spawning: false,
+            stretch: self.processes[process.index()].stretch,
             last_origin: None,
         });
         self.lives.push(Lifecycle {
@@ -960,7 +964,7 @@ impl Engine {
         let t = thread.index();
         match call.request {
             Request::Compute(d) => {
-                let stretch = self.processes[self.threads[t].process.index()].stretch;
+                let stretch = self.threads[t].stretch;
                 let d = if stretch == 0 {
                     d
                 } else {
