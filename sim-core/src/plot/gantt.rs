@@ -37,6 +37,26 @@
 //! rest are left out (the notes say so). A trace without GIL events draws
 //! exactly as it did before GIL rows existed.
 //!
+//! A thread's row keeps, in each pixel column, the colour of the state that
+//! covers most of the column, so the bars never overstate a state's share.
+//! A wait too brief to win a column of its own would vanish then: a thread
+//! that runs 990µs and waits 10µs for a lock every millisecond would draw
+//! solid green at a million intervals, hiding the contention. Where such a
+//! wait (blocking, or a spin: see [`marks`]) is in a column and neither that
+//! column nor a neighbour is drawn with it, the bar is underlined in its
+//! colour, the largest such minority of the column, 1–2 pixels high at the
+//! bottom of the bar (see [`super::merge`]), and the notes say
+//! "underlined". An underline says "this happens here", not how much: it
+//! is as high for 1% as for 49%. That is the choice over splitting a
+//! column in proportion to its states, which would leave 1% of a 14-pixel
+//! bar a fifth of a pixel, gone again, and would need a threshold below
+//! which minorities still vanish. Bars of waits at least two columns long
+//! always cover a whole column next to each end, so they never cause an
+//! underline: a chart whose intervals all span a few pixels draws as it did
+//! before. Rows merging several threads (past
+//! [`MAX_THREAD_ROWS`] threads) are two pixels high, too thin for an
+//! underline, and are not underlined.
+//!
 //! When the memory in use varies over the chart (see [`super::memory`] for
 //! how much), a strip [`MEMORY_ROW`](super::memory::MEMORY_ROW) pixels high
 //! follows the last row, labelled "memory": a step line of the bytes in
@@ -57,7 +77,9 @@ use super::devices::{queue_range, DeviceSpans, Timed};
 use super::font;
 use super::gil::{GilBars, GilSpans, Gils};
 use super::memory::{self, MemoryColumns, MemoryLine, MEMORY_ROW};
-use super::merge::{merge_overlapping, merge_sorted, Columns, Segment};
+use super::merge::{
+    merge_overlapping, merge_sorted, merge_sorted_marked, Columns, Marked, Segment,
+};
 use super::palette::{self, level_color, queue_level, Shade};
 use super::{GanttOptions, Marker, MarkerKind};
 use crate::ids::ThreadId;
@@ -486,8 +508,9 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let mut avoid: Vec<i32> = placed.iter().map(|p| p.x).collect();
     avoid.sort_unstable();
     avoid.dedup();
+    let mut underlined = false;
     for row in &rows {
-        draw_row(
+        underlined |= draw_row(
             &mut pic,
             row,
             trace,
@@ -546,6 +569,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             (cpu_fit, thread_fit),
             (&spans.devices, &device_fit),
             &spans.gils,
+            underlined,
         ),
         (x0, y1 + 40),
         SMALL_SIZE,
@@ -703,13 +727,15 @@ fn outline_rows(
     }
 }
 
-/// The line under the axis: the machine, and how rows were thinned.
+/// The line under the axis: the machine, how rows were thinned, and
+/// whether some bar is `underlined` with a minority.
 fn notes(
     trace: &Trace,
     end: Time,
     (cpu_fit, thread_fit): (Fit, Fit),
     (devices, device_fit): (&[DeviceSpans], &DeviceFit),
     gils: &Gils,
+    underlined: bool,
 ) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let cpus = usize::from(trace.machine.cpus);
@@ -758,6 +784,9 @@ fn notes(
             ordinal(thread_fit.every)
         ));
     }
+    if underlined {
+        notes.push("underlined: states too brief to fill a pixel".into());
+    }
     if let Some(dl) = &trace.deadlock {
         let mut note = format!("deadlock at {}", dl.time);
         if end > trace.end {
@@ -777,7 +806,8 @@ fn draw_row(
     (spans, gil_bars, memory): (&Spans, &[GilBars], Option<&(MemoryLine, MemoryColumns)>),
     (columns, x0): (Columns, i32),
     avoid: &[i32],
-) {
+) -> bool {
+    let mut underlined = false;
     let h = row.height as i32;
     let pad = pad(h);
     let (top, bottom) = (row.y + pad, row.y + h - pad);
@@ -787,9 +817,20 @@ fn draw_row(
     match &row.content {
         Content::Threads(range) if range.len() == 1 => {
             let t = range.start;
-            let merged = merge_sorted(spans.threads[t].iter().copied(), columns);
+            let Marked {
+                colors: merged,
+                minorities,
+            } = merge_sorted_marked(spans.threads[t].iter().copied(), columns, marks);
             for seg in &merged {
                 bar(pic, seg.x0, seg.x1, seg.key.color());
+            }
+            let line = underline(bottom - top);
+            if line > 0 && !minorities.is_empty() {
+                for seg in &minorities {
+                    let (xs, xe) = (x0 + seg.x0 as i32, x0 + seg.x1 as i32);
+                    pic.rect(xs, bottom - line, xe, bottom, seg.key.color());
+                }
+                underlined = true;
             }
             let hatched = spans.deadlocked[t].map(|(since, shade)| {
                 let from = columns.edge(since).min(columns.width().saturating_sub(1));
@@ -901,6 +942,33 @@ fn draw_row(
                 line.draw(pic, placed, x0, (top, bottom));
             }
         }
+    }
+    underlined
+}
+
+/// Whether a brief `shade` is underlined where it is a column's minority:
+/// the waits, blocking ones and spins, the time a thread loses to
+/// contention. Running is the work itself and spawn happens once. Switches
+/// are left to the colours: one sits between any two slices, in nearly
+/// every chart, and is always too brief for a pixel, so underlining them
+/// would mark every chart at every hand-off and drown the waits. Ready is
+/// left to the colours too: every wake-up passes through it, and waiting
+/// for a CPU mostly lasts as long as a quantum, which draws as a bar.
+fn marks(shade: Shade) -> bool {
+    !matches!(
+        shade,
+        Shade::Running | Shade::Ready | Shade::Switch | Shade::Spawn
+    )
+}
+
+/// How many pixels high the underline of minorities is on bars `bar`
+/// pixels high: a fifth of the bar, one or two pixels; none under bars
+/// thinner than four, where it would outweigh the bar's own colour.
+fn underline(bar: i32) -> i32 {
+    if bar < 4 {
+        0
+    } else {
+        (bar / 5).clamp(1, 2)
     }
 }
 

@@ -11,6 +11,19 @@
 //! The arithmetic is exact: time `t` sits at `t * width` in a scaled space in
 //! which every column is `end` long, so no column is wider than another and
 //! nothing is lost to rounding.
+//!
+//! A state that recurs often but briefly (a lock wait of 10µs every
+//! millisecond, drawn at 1.25ms a column) loses every column it is in and
+//! vanishes. [`merge_sorted_marked`] merges as [`merge_sorted`] does and
+//! also names, per column, its *minority*: of the keys the caller wants
+//! marked, the one other than the column's own that covers most of it
+//! (ties to the smaller key), however little. A minority is left out where
+//! a column next to it is drawn with that key: the state is visible within
+//! a pixel already. So every column where a bar of at least two columns
+//! begins or ends inside the pixel (such a bar covers a whole column next to
+//! each of its ends) stays unmarked, and only keys whose intervals are
+//! shorter than two columns are ever marked. Adjacent columns with the same
+//! minority coalesce into one [`Segment`], as colours do.
 
 use crate::time::Time;
 
@@ -133,8 +146,30 @@ pub(crate) fn merge_sorted<K: Copy + Ord>(
     intervals: impl IntoIterator<Item = (Time, Time, K)>,
     columns: Columns,
 ) -> Vec<Segment<K>> {
+    merge_sorted_marked(intervals, columns, |_| false).colors
+}
+
+/// What [`merge_sorted_marked`] gives: the colour of each column, and the
+/// minority marked in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Marked<K> {
+    /// Each column's key, as [`merge_sorted`] gives them.
+    pub(crate) colors: Vec<Segment<K>>,
+    /// Columns whose largest minority among the keys `marked` selects is
+    /// not drawn in them nor next to them, with that key.
+    pub(crate) minorities: Vec<Segment<K>>,
+}
+
+/// [`merge_sorted`], with the minorities `marked` selects (see the module
+/// documentation). Still one pass over the intervals; the minorities cost a
+/// look at each column's neighbours afterwards, at most one per column.
+pub(crate) fn merge_sorted_marked<K: Copy + Ord>(
+    intervals: impl IntoIterator<Item = (Time, Time, K)>,
+    columns: Columns,
+    marked: impl Fn(K) -> bool,
+) -> Marked<K> {
     let mut out = Vec::new();
-    let mut pending = Pending::default();
+    let mut pending = Pending::new(marked);
     for (start, end, key) in intervals {
         let Some(touch) = columns.span(start, end) else {
             continue;
@@ -150,26 +185,54 @@ pub(crate) fn merge_sorted<K: Copy + Ord>(
         }
     }
     pending.close(&mut out);
-    out
-}
-
-/// The column [`merge_sorted`] is filling, and how much of it each key
-/// covers so far.
-struct Pending<K> {
-    col: Option<u32>,
-    cover: Vec<(K, u128)>,
-}
-
-impl<K> Default for Pending<K> {
-    fn default() -> Self {
-        Pending {
-            col: None,
-            cover: Vec::new(),
-        }
+    let minorities = visible_minorities(&out, &pending.minorities);
+    Marked {
+        colors: out,
+        minorities,
     }
 }
 
-impl<K: Copy + Ord> Pending<K> {
+/// The minorities `(column, key)`, in column order, whose key colours
+/// neither the column before nor the one after in `colors`, coalesced.
+fn visible_minorities<K: Copy + Eq>(
+    colors: &[Segment<K>],
+    minorities: &[(u32, K)],
+) -> Vec<Segment<K>> {
+    let key_at = |col: u32| {
+        let i = colors.partition_point(|s| s.x1 <= col);
+        colors.get(i).filter(|s| s.x0 <= col).map(|s| s.key)
+    };
+    let mut out = Vec::new();
+    for &(col, key) in minorities {
+        let before = col.checked_sub(1).and_then(key_at);
+        if before != Some(key) && key_at(col + 1) != Some(key) {
+            push(&mut out, col, col + 1, key);
+        }
+    }
+    out
+}
+
+/// The column [`merge_sorted_marked`] is filling, how much of it each key
+/// covers so far, and the minorities of the columns closed.
+struct Pending<K, F> {
+    col: Option<u32>,
+    cover: Vec<(K, u128)>,
+    /// Which keys a column's minority may be.
+    marked: F,
+    /// Per closed column with one, its largest marked minority.
+    minorities: Vec<(u32, K)>,
+}
+
+impl<K: Copy + Ord, F: Fn(K) -> bool> Pending<K, F> {
+    fn new(marked: F) -> Self {
+        Pending {
+            col: None,
+            cover: Vec::new(),
+            marked,
+            minorities: Vec::new(),
+        }
+    }
+
     /// Adds `amount` of `key` to column `col`, closing the column before it.
     fn add(&mut self, out: &mut Vec<Segment<K>>, col: u32, key: K, amount: u128) {
         if self.col != Some(col) {
@@ -186,15 +249,22 @@ impl<K: Copy + Ord> Pending<K> {
         }
     }
 
-    /// Emits the open column, if any, with the key that covers most of it.
+    /// Emits the open column, if any, with the key that covers most of it,
+    /// and notes its largest marked minority.
     fn close(&mut self, out: &mut Vec<Segment<K>>) {
-        let best = self
-            .cover
-            .iter()
-            .copied()
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+        let most = |a: &(K, u128), b: &(K, u128)| a.1.cmp(&b.1).then(b.0.cmp(&a.0));
+        let best = self.cover.iter().copied().max_by(most);
         if let (Some(col), Some((key, _))) = (self.col.take(), best) {
             push(out, col, col + 1, key);
+            let minority = self
+                .cover
+                .iter()
+                .copied()
+                .filter(|&(k, _)| k != key && (self.marked)(k))
+                .max_by(most);
+            if let Some((minority, _)) = minority {
+                self.minorities.push((col, minority));
+            }
         }
         self.cover.clear();
     }
@@ -360,6 +430,68 @@ mod tests {
         assert_eq!(out, vec![seg(0, 2, 0), seg(2, 10, 2)]);
     }
 
+    #[test]
+    fn a_brief_marked_key_is_the_minority_of_the_columns_it_hides_in() {
+        // 10 columns of 100ns; 'a' runs 90ns and 'l' waits 10ns in each,
+        // 'z' 1ns in column 3 but is not marked.
+        let cols = Columns::new(t(1000), 10);
+        let mut intervals = Vec::new();
+        for k in 0..10 {
+            intervals.push((t(100 * k), t(100 * k + 90), 'a'));
+            if k == 3 {
+                intervals.push((t(390), t(391), 'z'));
+                intervals.push((t(391), t(400), 'l'));
+            } else {
+                intervals.push((t(100 * k + 90), t(100 * k + 100), 'l'));
+            }
+        }
+        let marked = merge_sorted_marked(intervals.iter().copied(), cols, |k| k != 'a');
+        assert_eq!(marked.colors, vec![seg(0, 10, 'a')]);
+        assert_eq!(marked.minorities, vec![seg(0, 10, 'l')]);
+        // The largest marked minority wins: 'z' (1ns) loses to 'l' (9ns)
+        // in column 3, and wins when 'l' is not marked.
+        let marked = merge_sorted_marked(intervals.iter().copied(), cols, |k| k == 'z');
+        assert_eq!(marked.minorities, vec![seg(3, 4, 'z')]);
+        // Unmarked: the colours of merge_sorted, no minorities.
+        let marked = merge_sorted_marked(intervals.iter().copied(), cols, |_| false);
+        assert_eq!(marked.colors, merge_sorted(intervals, cols));
+        assert!(marked.minorities.is_empty());
+    }
+
+    #[test]
+    fn where_a_long_bar_begins_inside_a_column_it_is_not_a_minority() {
+        let cols = Columns::new(t(100), 10);
+        // 'l' from 14 to 60: column 1 is mostly 'a', but column 2 is 'l'.
+        let marked = merge_sorted_marked(
+            [
+                (t(0), t(14), 'a'),
+                (t(14), t(60), 'l'),
+                (t(60), t(100), 'a'),
+            ],
+            cols,
+            |k| k == 'l',
+        );
+        assert_eq!(
+            marked.colors,
+            vec![seg(0, 1, 'a'), seg(1, 6, 'l'), seg(6, 10, 'a')]
+        );
+        assert!(marked.minorities.is_empty());
+        // 'l' 5ns across columns 1 and 2, lost in both: both marked, but in
+        // column 2 'k' ties with it (2ns each) and is the smaller key.
+        let marked = merge_sorted_marked(
+            [
+                (t(0), t(17), 'a'),
+                (t(17), t(22), 'l'),
+                (t(22), t(24), 'k'),
+                (t(24), t(100), 'a'),
+            ],
+            cols,
+            |k| k != 'a',
+        );
+        assert_eq!(marked.colors, vec![seg(0, 10, 'a')]);
+        assert_eq!(marked.minorities, vec![seg(1, 2, 'l'), seg(2, 3, 'k')]);
+    }
+
     /// Sorted, non-overlapping intervals with small keys, some with gaps.
     fn sorted_intervals() -> impl Strategy<Value = Vec<(Time, Time, usize)>> {
         prop::collection::vec((0u64..40, 1u64..60, 0usize..4), 0..40).prop_map(|steps| {
@@ -393,6 +525,31 @@ mod tests {
             }
             for s in &a {
                 prop_assert!(s.x0 < s.x1 && s.x1 <= width);
+            }
+        }
+
+        #[test]
+        fn minorities_are_hidden_keys_of_columns_drawn(
+            intervals in sorted_intervals(),
+            end in 1u64..2500,
+            width in 1u32..90,
+        ) {
+            let cols = Columns::new(t(end), width);
+            let plain = merge_sorted(intervals.iter().copied(), cols);
+            let marked = merge_sorted_marked(intervals.iter().copied(), cols, |k| k % 2 == 1);
+            prop_assert_eq!(&marked.colors, &plain);
+            let key_at = |x: u32| plain.iter().find(|s| s.x0 <= x && x < s.x1).map(|s| s.key);
+            for s in &marked.minorities {
+                prop_assert!(s.key % 2 == 1);
+                for x in s.x0..s.x1 {
+                    prop_assert!(key_at(x).is_some());
+                    prop_assert!(key_at(x) != Some(s.key));
+                    prop_assert!(x == 0 || key_at(x - 1) != Some(s.key));
+                    prop_assert!(key_at(x + 1) != Some(s.key));
+                }
+            }
+            for pair in marked.minorities.windows(2) {
+                prop_assert!(pair[0].x1 < pair[1].x0 || pair[0].key != pair[1].key);
             }
         }
 

@@ -1232,3 +1232,158 @@ fn a_million_memory_samples_render() {
     assert!(memory_rects <= 2 * 1600, "{memory_rects} rectangles");
     assert!(took.as_secs() < 30, "{took:?}");
 }
+
+/// One thread, "worker", that runs for 990µs and then waits 10µs for the
+/// mutex "m", `periods` times over (a millisecond each); a second thread,
+/// "idle", sleeps throughout. At 800 pixels for a second, a column is
+/// 1.25ms: every column is mostly running with a lock wait inside.
+fn flicker_trace(periods: u64) -> Trace {
+    use crate::model::process::ProcessInfo;
+    use crate::trace::{ResourceInfo, ResourceKind, StateChange, ThreadInfo};
+    use crate::{BlockReason, CpuId, ResourceId, ThreadState};
+
+    let mut trace = Trace::new(Machine::default());
+    trace.processes.push(ProcessInfo {
+        name: "main".into(),
+    });
+    for name in ["worker", "idle"] {
+        trace.threads.push(ThreadInfo {
+            name: name.into(),
+            process: crate::ProcessId(0),
+            parent: None,
+            created: Time::ZERO,
+            priority: 0,
+            nice: 0,
+        });
+    }
+    trace.resources.push(ResourceInfo {
+        name: "m".into(),
+        kind: ResourceKind::Mutex,
+    });
+    let lock = ThreadState::Blocked(BlockReason::Lock(ResourceId(0)));
+    let change = |t: Time, thread: u32, state: ThreadState| {
+        StateChange::new(
+            t,
+            ThreadId(thread),
+            state,
+            state.on_cpu().then_some(CpuId(0)),
+            None,
+        )
+    };
+    let at = |n: u64| Time(us(n).as_nanos());
+    let mut states = Vec::with_capacity(2 * periods as usize + 3);
+    states.push(change(at(0), 1, ThreadState::Blocked(BlockReason::Sleep)));
+    for k in 0..periods {
+        states.push(change(at(1000 * k), 0, ThreadState::Running));
+        states.push(change(at(1000 * k + 990), 0, lock));
+    }
+    let end = at(1000 * periods);
+    states.push(change(end, 0, ThreadState::Done));
+    states.push(change(end, 1, ThreadState::Done));
+    trace.states = states.into();
+    trace.end = end;
+    trace
+}
+
+/// The pixels of the row labelled `label` in a chart drawn `width` wide:
+/// its rows, from the PNG, each as its RGB bytes.
+fn row_pixels(trace: &Trace, width: u32, label: &str, name: &str) -> Vec<Vec<u8>> {
+    let options = GanttOptions {
+        width,
+        ..GanttOptions::default()
+    };
+    let path = temp_path(name);
+    gantt(trace, &path, &options).unwrap();
+    let (w, _, pixels) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    let picture = gantt::layout(trace, &options);
+    let mid = row_y(&picture, label);
+    // Thread rows of these charts are at most 22 pixels high.
+    let stride = 3 * w as usize;
+    (mid - 11..mid + 11)
+        .map(|y| pixels[y as usize * stride..(y as usize + 1) * stride].to_vec())
+        .collect()
+}
+
+/// A thread that runs 990µs and waits 10µs for a lock, a thousand times,
+/// drawn 800 pixels wide: every column of its row is mostly running, and
+/// before minorities were underlined the row was solid green, the lock
+/// colour nowhere in it (only in the legend). Now the lock waits underline
+/// the whole row, while the bar stays green above the underline.
+#[test]
+fn a_brief_recurring_lock_wait_underlines_the_row() {
+    let trace = flicker_trace(1000);
+    let rows = row_pixels(&trace, 800, "worker", "flicker.png");
+    let lock = palette::Shade::Lock.color();
+    let running = palette::Shade::Running.color();
+    let count = |color| {
+        rows.iter()
+            .map(|row| count_color(row, color))
+            .collect::<Vec<_>>()
+    };
+    let (locks, greens) = (count(lock), count(running));
+    // Two pixel rows of lock colour all along the bar's bottom, green above.
+    let underlined: Vec<usize> = (0..rows.len()).filter(|&y| locks[y] > 0).collect();
+    assert_eq!(underlined.len(), 2, "{locks:?}");
+    let y = underlined[0];
+    assert!(locks[y] > 600, "{locks:?}");
+    assert!(greens[y - 1] > 600 && greens[..y].iter().filter(|&&n| n > 0).count() >= 8);
+    // The idle thread, asleep throughout, has no underline.
+    let idle = row_pixels(&trace, 800, "idle", "flicker-idle.png");
+    assert!(!idle.iter().any(|row| has_color(row, lock)));
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    assert!(texts(&picture)
+        .iter()
+        .any(|t| t.contains("underlined: states too brief to fill a pixel")));
+}
+
+/// How many pixels of `pixels` are `color`.
+fn count_color(pixels: &[u8], color: plotters::style::RGBColor) -> usize {
+    let plotters::style::RGBColor(r, g, b) = color;
+    pixels.chunks(3).filter(|p| *p == [r, g, b]).count()
+}
+
+/// Runs whose waits span many pixels, and whose only sub-pixel states are
+/// switches, draw without underlines (the notes would say so): these charts
+/// were byte-identical before and after underlines existed.
+#[test]
+fn charts_without_brief_waits_have_no_underline() {
+    for trace in [small_trace(), deadlock_trace(), device_trace(), gil_trace()] {
+        let picture = gantt::layout(&trace, &GanttOptions::default());
+        assert!(
+            !texts(&picture).iter().any(|t| t.contains("underlined")),
+            "{:?}",
+            texts(&picture)
+        );
+    }
+}
+
+#[test]
+fn a_million_brief_lock_waits_render_underlined() {
+    // 1,000,000 intervals over 500s; about a second and a half in a debug
+    // build, a tenth of that in release.
+    let trace = flicker_trace(500_000);
+    let path = temp_path("million-flicker.png");
+    let started = std::time::Instant::now();
+    gantt(&trace, &path, &GanttOptions::default()).unwrap();
+    let took = started.elapsed();
+    let (_, _, pixels) = decode(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert!(took.as_secs() < 30, "{took:?}");
+    assert!(count_color(&pixels, palette::Shade::Lock.color()) > 2000);
+    let picture = gantt::layout(&trace, &GanttOptions::default());
+    let lock = palette::Shade::Lock.color();
+    // The legend's swatch, and the underline coalesced into one rectangle
+    // along the row.
+    let underlines = picture
+        .shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Rect { color, .. } if *color == lock))
+        .count();
+    assert_eq!(underlines, 2);
+    assert!(
+        picture.shapes.len() < 200,
+        "{} shapes",
+        picture.shapes.len()
+    );
+}
