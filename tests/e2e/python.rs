@@ -8,6 +8,23 @@ fn report(script: &str) -> Value {
     simcli_tests::script_report(script, "python")
 }
 
+/// What `simcli run scripts/NAME.rhai --quiet --no-chart` prints (it must
+/// exit 0).
+fn quiet(name: &str) -> String {
+    let out = simcli_tests::scratch(&format!("python-{name}"));
+    let script = format!("scripts/{name}.rhai");
+    let output = simcli_tests::run_simcli(&[
+        "run",
+        &script,
+        "--quiet",
+        "--no-chart",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    String::from_utf8(output.stdout).unwrap()
+}
+
 fn us(n: f64) -> u64 {
     (n * 1e3).round() as u64
 }
@@ -58,17 +75,7 @@ fn gil_io_bound_threads_overlap_io_and_a_cpu_hog_makes_a_convoy() {
 
 #[test]
 fn gil_convoy_costs_the_echo_server_two_switch_intervals_per_request() {
-    let out = simcli_tests::scratch("python-gil_convoy");
-    let output = simcli_tests::run_simcli(&[
-        "run",
-        "scripts/gil_convoy.rhai",
-        "--quiet",
-        "--no-chart",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(0));
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = quiet("gil_convoy");
     let table: Vec<&str> = text.lines().filter(|l| l.contains("requests/s")).collect();
     assert_eq!(
         table,
@@ -87,17 +94,7 @@ fn gil_convoy_costs_the_echo_server_two_switch_intervals_per_request() {
 
 #[test]
 fn multiprocessing_pays_off_past_twice_the_start_up_cost() {
-    let out = simcli_tests::scratch("python-multiprocessing");
-    let output = simcli_tests::run_simcli(&[
-        "run",
-        "scripts/multiprocessing.rhai",
-        "--quiet",
-        "--no-chart",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(0));
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = quiet("multiprocessing");
     let table: Vec<&str> = text.lines().filter(|l| l.starts_with("W=")).collect();
     assert_eq!(
         table,

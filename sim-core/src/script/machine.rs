@@ -75,6 +75,32 @@ pub(crate) struct ThreadHandle {
     name: String,
 }
 
+/// Reads a process's `gil` (true or false) or `switch_interval` (longer
+/// than 0) option into `gil` or `interval`.
+fn gil_option(
+    key: &str,
+    value: &Dynamic,
+    position: Position,
+    gil: &mut bool,
+    interval: &mut crate::time::Span,
+) -> Result<(), Box<EvalAltResult>> {
+    if key == "gil" {
+        *gil = value
+            .as_bool()
+            .map_err(|_| bad_value("gil", "true or false", value, position))?;
+        return Ok(());
+    }
+    *interval = to_span(value, "`switch_interval`", position)?;
+    if interval.is_zero() {
+        return Err(fault(
+            "`switch_interval` must be longer than 0",
+            Some("CPython's default is 5ms (sys.setswitchinterval(0.005))"),
+            position,
+        ));
+    }
+    Ok(())
+}
+
 /// A handle to a process started from a body: `join` waits for its first
 /// thread and returns the body's value.
 #[derive(Clone, Debug)]
@@ -97,21 +123,7 @@ fn process_start(
     let mut cost = None;
     for (key, value) in map {
         match key.as_str() {
-            "gil" => {
-                gil = value
-                    .as_bool()
-                    .map_err(|_| bad_value("gil", "true or false", value, position))?
-            }
-            "switch_interval" => {
-                interval = to_span(value, "`switch_interval`", position)?;
-                if interval.is_zero() {
-                    return Err(fault(
-                        "`switch_interval` must be longer than 0",
-                        Some("CPython's default is 5ms"),
-                        position,
-                    ));
-                }
-            }
+            "gil" | "switch_interval" => gil_option(key, value, position, &mut gil, &mut interval)?,
             "start_method" => {
                 let name = string("start_method", value, position)?;
                 method = StartMethod::from_name(&name).ok_or_else(|| {
@@ -893,21 +905,7 @@ fn add_process(
                     ));
                 }
             }
-            "gil" => {
-                gil = value
-                    .as_bool()
-                    .map_err(|_| bad_value("gil", "true or false", value, position))?
-            }
-            "switch_interval" => {
-                interval = to_span(value, "`switch_interval`", position)?;
-                if interval.is_zero() {
-                    return Err(fault(
-                        "`switch_interval` must be longer than 0",
-                        Some("CPython's default is 5ms (sys.setswitchinterval(0.005))"),
-                        position,
-                    ));
-                }
-            }
+            "gil" | "switch_interval" => gil_option(key, value, position, &mut gil, &mut interval)?,
             other => {
                 return Err(fault(
                     format!("a process has no option `{other}`"),
