@@ -50,38 +50,8 @@ REPS = 3
 START_REPS = 10
 
 
-# ---- background-load probe (this VM is shared with e.g. cargo builds) ----
-def _cpu_snapshot():
-    """(system busy seconds across all CPUs, this process+children CPU s)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    hz = os.sysconf("SC_CLK_TCK")
-    busy = (sum(v[:8]) - v[3] - v[4]) / hz          # minus idle, iowait
-    t = os.times()
-    return busy, t.user + t.system + t.children_user + t.children_system
-
-
-def other_load(snap0, snap1, wall):
-    """CPU cores used by OTHER processes during an interval (0 = quiet)."""
-    return max(0.0, ((snap1[0] - snap0[0]) - (snap1[1] - snap0[1])) / wall)
-
-
-QUIET_MAX = float(os.environ.get("BENCH_QUIET_BUDGET", "60"))
-QUIET_BUDGET = [QUIET_MAX]  # total s a program may wait for a quiet host
-
-
-def wait_quiet(threshold=0.3, probe=0.5):
-    """Wait until other processes use < threshold cores (sampled over
-    `probe` s), spending at most QUIET_BUDGET seconds over the whole
-    program.  Returns the last measured background load."""
-    while True:
-        s0, w0 = _cpu_snapshot(), time.perf_counter()
-        time.sleep(probe)
-        w = time.perf_counter() - w0
-        load = other_load(s0, _cpu_snapshot(), w)
-        if load < threshold or QUIET_BUDGET[0] <= 0:
-            return load
-        QUIET_BUDGET[0] -= w
+from hostload import QUIET_BUDGET, QUIET_MAX, other_load, wait_quiet  # noqa: E402
+from hostload import cpu_snapshot as _cpu_snapshot  # noqa: E402
 
 
 def countdown(n):
