@@ -61,7 +61,9 @@ fn verdict(outcome: &ScriptOutcome, args: &ExploreArgs) -> Verdict {
             break;
         }
         let label = &run.label;
+        let intended = run.outcome_failure().is_none();
         failure = match &run.outcome {
+            Outcome::Deadlocked(_) | Outcome::Stalled(_) if intended => None,
             Outcome::Deadlocked(_) => Some(format!(
                 "deadlock in '{label}': {}",
                 run.trace

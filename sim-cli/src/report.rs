@@ -111,6 +111,15 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
         };
         let _ = writeln!(out, "expectation '{}': {verdict}", expectation.name);
     }
+    match (run.outcome_failure(), run.expected_outcome) {
+        (Some(failure), _) => {
+            let _ = writeln!(out, "FAILED: {failure}");
+        }
+        (None, Some(expected)) => {
+            let _ = writeln!(out, "expected outcome '{}': as declared", expected.name());
+        }
+        (None, None) => {}
+    }
     if !run.trace.logs.is_empty() {
         let _ = writeln!(out, "log:");
         for line in &run.trace.logs {
@@ -223,6 +232,8 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "devices": run.io.devices,
         "gil": run.gil.processes,
         "expectations": run.expectations(),
+        "expected_outcome": run.expected_outcome,
+        "outcome_failure": run.outcome_failure(),
         "races": run.trace.races.iter().map(|r| race::explain(r, &run.trace)).collect::<Vec<_>>(),
         "variables": run.trace.variables.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>(),
         "starvation": run.starvation,

@@ -36,7 +36,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
         schedule,
     });
     let elapsed = started.elapsed();
-    let mut failed = outcome.error.is_some() || outcome.runs.iter().any(|r| r.expectation_failed());
+    let mut failed = outcome.error.is_some()
+        || outcome
+            .runs
+            .iter()
+            .any(|r| r.expectation_failed() || r.outcome_failure().is_some());
 
     let charts: Vec<Option<PathBuf>> = outcome
         .runs

@@ -53,13 +53,13 @@ fn deadlock_names_both_threads_their_locks_and_lines() {
     assert!(text.contains("DEADLOCK at 1ms"), "{text}");
     assert!(
         text.contains(
-            "transfer waits for mutex 'audit', held by report (scripts/deadlock.rhai:21:"
+            "transfer waits for mutex 'audit', held by report (scripts/deadlock.rhai:22:"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "report waits for mutex 'accounts', held by transfer (scripts/deadlock.rhai:30:"
+            "report waits for mutex 'accounts', held by transfer (scripts/deadlock.rhai:31:"
         ),
         "{text}"
     );
@@ -154,4 +154,50 @@ fn the_nightclub_admits_three_at_a_time_in_arrival_order() {
     assert_eq!(club["contended"], 5);
     assert_eq!(club["max_wait"], ms(4.0));
     assert_eq!(end(run, "guest6"), ms(15.0));
+}
+
+#[test]
+fn a_deadlock_fails_the_run_unless_the_script_declares_it() {
+    let dir = scratch("sync-expect-outcome");
+    let deadlock =
+        std::fs::read_to_string(simcli_tests::workspace().join("scripts/deadlock.rhai")).unwrap();
+    let cases = [
+        (
+            "undeclared",
+            deadlock.replace("m.expect_outcome(\"deadlock\");", ""),
+            1,
+            "ended in a deadlock; if that is the point, declare it with m.expect_outcome(\"deadlock\")",
+        ),
+        ("declared", deadlock.clone(), 0, "expected outcome 'deadlock': as declared"),
+        (
+            "unmet",
+            "let m = machine();\nm.expect_outcome(\"stall\");\nm.add_thread(\"t\", || compute(ms(1)));\n"
+                .to_string(),
+            1,
+            "was declared to end in a stall (m.expect_outcome), but it completed",
+        ),
+        (
+            "unknown",
+            "let m = machine();\nm.expect_outcome(\"explosion\");\n".to_string(),
+            1,
+            "no outcome named \"explosion\" to expect",
+        ),
+    ];
+    for (name, source, code, message) in cases {
+        let path = dir.join(format!("{name}.rhai"));
+        std::fs::write(&path, source).unwrap();
+        let output = run_simcli(&[
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(code), "{name}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains(message), "{name}: {text}");
+    }
 }

@@ -49,6 +49,8 @@ pub(crate) struct MachineDecl {
     variables: Vec<(String, usize, i64)>,
     /// Invariants checked after each run: name and closure `|run| bool`.
     expectations: Vec<(String, FnPtr)>,
+    /// The ending declared with `m.expect_outcome(...)`.
+    expected_outcome: Option<super::ExpectedOutcome>,
     /// Whether it ran at least once.
     pub(crate) ran: bool,
 }
@@ -465,6 +467,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
         resources: Vec::new(),
         variables: Vec::new(),
         expectations: Vec::new(),
+        expected_outcome: None,
         ran: false,
     })));
     session::with(|s| {
@@ -605,7 +608,9 @@ pub(crate) fn execute(
     let run = sim.run();
     current::clear();
     session::with(|s| s.running = None);
-    let record = Rc::new(ScriptRun::new(label, run));
+    let mut record = ScriptRun::new(label, run);
+    record.expected_outcome = handle.0.borrow().expected_outcome;
+    let record = Rc::new(record);
     let expectations = handle.0.borrow().expectations.clone();
     let results = expectations
         .into_iter()
@@ -796,6 +801,23 @@ pub(crate) fn register(engine: &mut Engine) {
             }
             decl.expectations.push((name.to_string(), check));
             Ok(())
+        },
+    );
+    def(
+        engine,
+        "expect_outcome",
+        &["self: Machine", "outcome: String", "()"],
+        "Declares that the machine's run is meant to end in a \"deadlock\" or a \"stall\": simcli run then exits 0 when it does (and 1 when it does not), and explore does not count it as a failure.",
+        |call: NativeCallContext, m: &mut MachineHandle, outcome: &str| {
+            let expected = super::ExpectedOutcome::from_name(outcome).ok_or_else(|| {
+                fault(
+                    format!("no outcome named \"{outcome}\" to expect"),
+                    Some("m.expect_outcome(\"deadlock\") or m.expect_outcome(\"stall\")"),
+                    call.call_position(),
+                )
+            })?;
+            m.0.borrow_mut().expected_outcome = Some(expected);
+            Ok::<_, Box<EvalAltResult>>(())
         },
     );
     def(

@@ -108,6 +108,39 @@ pub struct ScriptRun {
     /// How many operations the threads called.
     pub operations: u64,
     expectations: std::cell::OnceCell<Vec<Expectation>>,
+    /// The outcome the script declared as intended with
+    /// `m.expect_outcome(...)`, if any.
+    pub expected_outcome: Option<ExpectedOutcome>,
+}
+
+/// An ending a script declares as intended: a gallery script that shows a
+/// deadlock on purpose is not a failed run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedOutcome {
+    /// The run ends in a deadlock.
+    Deadlock,
+    /// The run ends stalled.
+    Stall,
+}
+
+impl ExpectedOutcome {
+    /// Reads "deadlock" or "stall".
+    pub fn from_name(name: &str) -> Option<ExpectedOutcome> {
+        match name {
+            "deadlock" => Some(ExpectedOutcome::Deadlock),
+            "stall" => Some(ExpectedOutcome::Stall),
+            _ => None,
+        }
+    }
+
+    /// Its name: "deadlock" or "stall".
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpectedOutcome::Deadlock => "deadlock",
+            ExpectedOutcome::Stall => "stall",
+        }
+    }
 }
 
 /// The result of one `m.expect(name, |run| bool)` after a run.
@@ -140,6 +173,7 @@ impl ScriptRun {
             stats,
             operations: run.operations,
             expectations: std::cell::OnceCell::new(),
+            expected_outcome: None,
         }
     }
 
@@ -151,6 +185,33 @@ impl ScriptRun {
     /// Whether any expectation did not hold.
     pub fn expectation_failed(&self) -> bool {
         self.expectations().iter().any(|e| !e.held)
+    }
+
+    /// Why the way the run ended makes it a failure, if it does: a
+    /// deadlock or a stall the script did not declare as intended, or a
+    /// declared one that did not happen. (An error that stopped the run is
+    /// reported on its own.)
+    pub fn outcome_failure(&self) -> Option<String> {
+        let (happened, what) = match &self.outcome {
+            Outcome::Deadlocked(_) => (Some(ExpectedOutcome::Deadlock), "ended in a deadlock"),
+            Outcome::Stalled(_) => (Some(ExpectedOutcome::Stall), "stalled"),
+            Outcome::Completed => (None, "completed"),
+            Outcome::Failed(_) => return None,
+        };
+        match (happened, self.expected_outcome) {
+            (a, b) if a == b => None,
+            (Some(_), None) => Some(format!(
+                "'{}' {what}; if that is the point, declare it with m.expect_outcome(\"{}\")",
+                self.label,
+                happened.map_or("", ExpectedOutcome::name)
+            )),
+            (_, Some(expected)) => Some(format!(
+                "'{}' was declared to end in a {} (m.expect_outcome), but it {what}",
+                self.label,
+                expected.name()
+            )),
+            (None, None) => None,
+        }
     }
 
     pub(crate) fn set_expectations(&self, results: Vec<Expectation>) {
