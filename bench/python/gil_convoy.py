@@ -70,7 +70,7 @@ KS = (0, 1, 2, 4)
 INTERVALS = (0.005, 0.001)
 
 
-from hostload import QUIET_BUDGET, QUIET_MAX, other_load, wait_quiet  # noqa: E402
+from hostload import other_load, print_footer, wait_quiet  # noqa: E402
 from hostload import cpu_snapshot as _cpu_snapshot  # noqa: E402
 
 
@@ -272,10 +272,7 @@ def main():
           "bg cores = CPU used by other processes during the runs (median)")
     print("# Skvortsov 2021 (CPython 3.9, 2 cores): K=0 ~30000 req/s; "
           "5 ms: K=1/2/4 ~100/50/30; 1 ms: ~500/280/200")
-    print(f"# waited {QUIET_MAX - QUIET_BUDGET[0]:.0f} s in total for a quiet "
-          f"host (budget {QUIET_MAX:.0f} s, env BENCH_QUIET_BUDGET; budget "
-          "exhausted => later runs not gated)")
-    print(f"# loadavg at end: {open('/proc/loadavg').read().strip()}")
+    print_footer()
 
 
 if __name__ == "__main__":

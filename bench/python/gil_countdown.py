@@ -50,7 +50,7 @@ REPS = 3
 START_REPS = 10
 
 
-from hostload import QUIET_BUDGET, QUIET_MAX, other_load, wait_quiet  # noqa: E402
+from hostload import other_load, print_footer, wait_quiet  # noqa: E402
 from hostload import cpu_snapshot as _cpu_snapshot  # noqa: E402
 
 
@@ -155,10 +155,7 @@ def main():
         ts = start_cost(method)
         print(f"{method:<14}{statistics.median(ts) * 1e3:>11.2f}"
               f"{min(ts) * 1e3:>10.2f}{max(ts) * 1e3:>10.2f}")
-    print(f"# waited {QUIET_MAX - QUIET_BUDGET[0]:.0f} s in total for a quiet "
-          f"host (budget {QUIET_MAX:.0f} s, env BENCH_QUIET_BUDGET; budget "
-          "exhausted => later runs not gated)")
-    print(f"# loadavg at end: {open('/proc/loadavg').read().strip()}")
+    print_footer()
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ REPS = 3
 THREADS = (1, 2, 4)
 
 
-from hostload import QUIET_BUDGET, QUIET_MAX, other_load, wait_quiet  # noqa: E402
+from hostload import other_load, print_footer, wait_quiet  # noqa: E402
 from hostload import cpu_snapshot as _cpu_snapshot  # noqa: E402
 
 
@@ -91,10 +91,7 @@ def main():
               + " ".join(f"{x:.3f}" for x in ts))
     print("# Skvortsov 2021 (2 cores): 1/2/4 threads = 3.30/1.68/1.50 s "
           "(speedup 1.00/1.96/2.20)")
-    print(f"# waited {QUIET_MAX - QUIET_BUDGET[0]:.0f} s in total for a quiet "
-          f"host (budget {QUIET_MAX:.0f} s, env BENCH_QUIET_BUDGET; budget "
-          "exhausted => later runs not gated)")
-    print(f"# loadavg at end: {open('/proc/loadavg').read().strip()}")
+    print_footer()
 
 
 if __name__ == "__main__":

@@ -38,3 +38,12 @@ def wait_quiet(threshold=0.3, probe=0.5):
         if load < threshold or QUIET_BUDGET[0] <= 0:
             return load
         QUIET_BUDGET[0] -= w
+
+
+def print_footer():
+    """The closing lines of a benchmark's table: how long it waited for a
+    quiet host, and the load average at the end."""
+    print(f"# waited {QUIET_MAX - QUIET_BUDGET[0]:.0f} s in total for a quiet "
+          f"host (budget {QUIET_MAX:.0f} s, env BENCH_QUIET_BUDGET; budget "
+          "exhausted => later runs not gated)")
+    print(f"# loadavg at end: {open('/proc/loadavg').read().strip()}")

@@ -412,20 +412,11 @@ impl Engine {
 
     /// Whether a new thread (`process` false) or process could start now.
     fn room_for(&self, process: bool) -> Result<(), OutOfMemory> {
-        let needed = if process {
+        self.footprint.room_for(if process {
             self.machine.process_memory
         } else {
             self.machine.thread_memory
-        };
-        let used = self.footprint.used();
-        if used.saturating_add(needed) > self.machine.memory {
-            return Err(OutOfMemory {
-                used,
-                needed,
-                limit: self.machine.memory,
-            });
-        }
-        Ok(())
+        })
     }
 
     fn name(&self, thread: ThreadId) -> String {

@@ -121,14 +121,8 @@ impl Footprint {
 
     /// Takes `bytes` for `process`, unless that would pass the limit.
     pub(crate) fn take(&mut self, process: ProcessId, bytes: u64) -> Result<(), OutOfMemory> {
-        let after = self.used.saturating_add(bytes);
-        if after > self.limit {
-            return Err(OutOfMemory {
-                used: self.used,
-                needed: bytes,
-                limit: self.limit,
-            });
-        }
+        self.room_for(bytes)?;
+        let after = self.used + bytes;
         self.used = after;
         self.peak = self.peak.max(after);
         let i = process.index();
@@ -138,6 +132,18 @@ impl Footprint {
         let (used, peak) = &mut self.processes[i];
         *used += bytes;
         *peak = (*peak).max(*used);
+        Ok(())
+    }
+
+    /// Whether `bytes` more fit within the limit.
+    pub(crate) fn room_for(&self, bytes: u64) -> Result<(), OutOfMemory> {
+        if self.used.saturating_add(bytes) > self.limit {
+            return Err(OutOfMemory {
+                used: self.used,
+                needed: bytes,
+                limit: self.limit,
+            });
+        }
         Ok(())
     }
 

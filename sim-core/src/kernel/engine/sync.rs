@@ -766,22 +766,20 @@ impl Engine {
     /// pipe: used by threads of more than one process, or awaited by a
     /// receiver of another process than `thread`'s.
     fn is_pipe(&mut self, channel: ResourceId, thread: ThreadId) -> bool {
-        let process = self.threads[thread.index()].process;
-        let waiting: Vec<ThreadId> = match &self.resources[channel.index()] {
-            Resource::Channel { receivers, .. } => receivers.iter().map(|w| w.thread).collect(),
-            _ => return false,
-        };
-        let other_waits = waiting
-            .iter()
-            .any(|t| self.threads[t.index()].process != process);
+        let threads = &self.threads;
+        let process = threads[thread.index()].process;
         let Resource::Channel {
             first_user,
             crossed,
+            receivers,
             ..
         } = &mut self.resources[channel.index()]
         else {
-            unreachable!("a channel")
+            return false;
         };
+        let other_waits = receivers
+            .iter()
+            .any(|w| threads[w.thread.index()].process != process);
         match *first_user {
             None => *first_user = Some(process),
             Some(first) if first != process => *crossed = true,
