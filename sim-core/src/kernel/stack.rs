@@ -21,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{Stack, StackPointer};
 
@@ -30,6 +31,9 @@ pub const GUARD_BUDGET: usize = 24_000;
 pub const RED_ZONE: usize = 16 * 1024;
 /// Smallest stack size accepted.
 pub const MIN_STACK: usize = 16 * 1024;
+/// Mappings made by every pool of the process: the limit is the
+/// process's, whatever OS thread maps.
+static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
 /// Target size of one region.
 const REGION_BYTES: usize = 64 * 1024 * 1024;
 
@@ -79,12 +83,17 @@ impl Drop for PooledStack {
         // During thread teardown the pool may be gone: the memory then simply
         // stays mapped until the process exits.
         let _ = POOL.try_with(|pool| {
-            pool.borrow_mut().give_back(PooledStack {
+            let stack = PooledStack {
                 base,
                 bottom,
                 limit,
                 guarded,
-            })
+            };
+            match pool.try_borrow_mut() {
+                Ok(mut pool) => pool.give_back(stack),
+                // Dropped while the pool maps (never expected): leak it.
+                Err(_) => std::mem::forget(stack),
+            }
         });
     }
 }
@@ -111,7 +120,6 @@ struct SizeClass {
 #[derive(Default)]
 struct StackPool {
     classes: Vec<SizeClass>,
-    mappings: usize,
 }
 
 thread_local! {
@@ -150,7 +158,7 @@ impl StackPool {
 
     fn map_region(&mut self, size: usize, page: usize) -> std::io::Result<Vec<PooledStack>> {
         let count = (REGION_BYTES / (size + page)).max(1);
-        let guarded = self.mappings + 2 * count < GUARD_BUDGET;
+        let mut guarded = MAPPINGS.load(Ordering::Relaxed) + 2 * count < GUARD_BUDGET;
         let slot = if guarded { size + page } else { size };
         let bytes = slot * count;
         // SAFETY: an anonymous private mapping at an address the kernel picks.
@@ -168,20 +176,25 @@ impl StackPool {
             return Err(std::io::Error::last_os_error());
         }
         let start = start as usize;
-        self.mappings += 1;
+        MAPPINGS.fetch_add(1, Ordering::Relaxed);
         let mut stacks = Vec::with_capacity(count);
         for i in 0..count {
             let limit = start + i * slot;
-            let bottom = if guarded { limit + page } else { limit };
             if guarded {
                 // SAFETY: the page lies inside the mapping made above.
                 let rc =
                     unsafe { libc::mprotect(limit as *mut libc::c_void, page, libc::PROT_NONE) };
-                if rc != 0 {
-                    return Err(std::io::Error::last_os_error());
+                if rc == 0 {
+                    MAPPINGS.fetch_add(2, Ordering::Relaxed);
+                } else {
+                    // Out of mappings (other threads of the process map
+                    // too): this stack and the rest go without a guard,
+                    // checked by the red zone instead.
+                    guarded = false;
                 }
-                self.mappings += 2;
             }
+            // A slot keeps its guard page's room, guarded or not.
+            let bottom = if slot > size { limit + page } else { limit };
             stacks.push(PooledStack {
                 base: bottom + size,
                 bottom,
