@@ -173,6 +173,7 @@ fn deadlock() -> Trace {
                 created: Time::ZERO,
                 priority: 0,
                 nice: 0,
+                task_of: None,
             })
             .collect(),
         states: changes
@@ -197,6 +198,7 @@ fn deadlock() -> Trace {
                 kind,
             })
             .collect(),
+        loops: Vec::new(),
         sync: Vec::new(),
         gil: Vec::new(),
         memory: Vec::new(),

@@ -38,6 +38,7 @@ impl TraceBuilder {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
         ThreadId(self.trace.threads.len() as u32 - 1)
     }

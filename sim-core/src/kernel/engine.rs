@@ -36,6 +36,7 @@ use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
 use crate::trace::{AccessKind, LogLine, Origin, StateChange, ThreadInfo, Trace};
 
+mod event_loop;
 mod io;
 mod sync;
 
@@ -363,6 +364,7 @@ impl Engine {
             created: self.now,
             priority: options.priority,
             nice: options.nice,
+            task_of: None,
         });
         self.policy.add_thread(id, options);
         self.races.thread_started(parent, id);
@@ -1109,6 +1111,45 @@ impl Engine {
             Request::EpollWait(epoll, timeout) => {
                 self.epoll_wait(cpu, thread, epoll, timeout, call.origin)
             }
+            Request::Await(what) => {
+                self.misuse(thread, call.origin, Misuse::NotInTask(what.name()));
+                false
+            }
+            // The loop's bookkeeping: not operations of the script, and
+            // not scheduling points.
+            Request::TaskRow(name) => {
+                self.operations -= 1;
+                let Some(row) = self.task_row(thread, *name, Some(call.origin)) else {
+                    return false;
+                };
+                self.threads[t].pending = Some(Response::Thread(row));
+                true
+            }
+            Request::TaskState(row, state, with_origin) => {
+                self.operations -= 1;
+                self.task_state(thread, row, state, with_origin.then_some(call.origin))
+            }
+            Request::LoopClock => {
+                self.operations -= 1;
+                self.threads[t].pending = Some(Response::Time(self.now));
+                true
+            }
+            Request::Intern => {
+                self.operations -= 1;
+                let id = self.intern(thread, call.origin);
+                self.threads[t].pending = Some(Response::Int(i64::from(id.0)));
+                true
+            }
+            Request::Park(epoll) => {
+                self.operations -= 1;
+                self.park(cpu, thread, epoll);
+                false
+            }
+            Request::AwaitCycle(rows) => {
+                self.operations -= 1;
+                self.await_cycle(&rows);
+                true
+            }
         }
     }
 
@@ -1596,7 +1637,7 @@ impl Engine {
     }
 }
 
-fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
+pub(super) fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
     Misuse::OutOfMemory {
         what,
         used: out.used,
@@ -1605,7 +1646,7 @@ fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {

@@ -274,6 +274,7 @@ fn deadlock_trace() -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     for name in ["m1", "m2"] {
@@ -456,6 +457,7 @@ fn device_trace() -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     trace.resources.push(ResourceInfo {
@@ -717,6 +719,7 @@ fn gil_trace() -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     trace.resources.push(ResourceInfo {
@@ -1254,6 +1257,7 @@ fn flicker_trace(periods: u64) -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     trace.resources.push(ResourceInfo {
