@@ -96,6 +96,7 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
         let _ = writeln!(out, "{}", race::explain(race, &run.trace));
     }
     let _ = write!(out, "{}", run.stats);
+    let _ = write!(out, "{}", run.loops);
     if !run.locks.resources.is_empty() {
         let _ = write!(out, "{}", run.locks);
     }
@@ -231,6 +232,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         }),
         "devices": run.io.devices,
         "gil": run.gil.processes,
+        "event_loops": run.loops.loops,
         "expectations": run.expectations(),
         "expected_outcome": run.expected_outcome,
         "outcome_failure": run.outcome_failure(),

@@ -196,6 +196,7 @@ fn deadlock() -> Trace {
             .map(|&(name, kind)| ResourceInfo {
                 name: name.to_string(),
                 kind,
+                internal: false,
             })
             .collect(),
         loops: Vec::new(),

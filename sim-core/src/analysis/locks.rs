@@ -78,7 +78,7 @@ impl LockStats {
         let mut place = Vec::with_capacity(trace.resources.len());
         let mut count = 0;
         for info in &trace.resources {
-            place.push(info.kind.is_sync().then(|| {
+            place.push((info.kind.is_sync() && !info.internal).then(|| {
                 count += 1;
                 count - 1
             }));
@@ -86,7 +86,7 @@ impl LockStats {
         let mut resources: Vec<ResourceStats> = trace
             .resources
             .iter()
-            .filter(|info| info.kind.is_sync())
+            .filter(|info| info.kind.is_sync() && !info.internal)
             .map(|info| ResourceStats {
                 name: info.name.clone(),
                 kind: info.kind,

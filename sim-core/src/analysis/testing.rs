@@ -48,6 +48,7 @@ impl TraceBuilder {
         self.trace.resources.push(ResourceInfo {
             name: name.to_string(),
             kind,
+            internal: false,
         });
         ResourceId(self.trace.resources.len() as u32 - 1)
     }

@@ -81,6 +81,12 @@ pub(crate) enum Request {
     /// An event loop draws a task's row in a state from now on, at the
     /// call's origin when the flag is set; answers the time.
     TaskState(ThreadId, ThreadState, bool),
+    /// A task's print: the log line names the task's row.
+    #[allow(clippy::box_collection)]
+    PrintAs(ThreadId, Box<String>),
+    /// An event loop draws a task's row ready from this time on (at or
+    /// before now: its timer's deadline).
+    TaskReadySince(ThreadId, Time),
     /// An event loop reads the clock, which is not a scheduling point.
     LoopClock,
     /// Interns the call's origin; answers its id.
@@ -365,6 +371,12 @@ impl<'a> Ctx<'a> {
             None => self.call(request, Location::caller()),
         };
         Self::answer_time(response)
+    }
+
+    /// Draws a task's row ready from `since` (its timer's deadline).
+    #[track_caller]
+    pub(crate) fn task_ready_since(&self, row: ThreadId, since: Time) {
+        self.call(Request::TaskReadySince(row, since), Location::caller());
     }
 
     /// A row for a new task of this thread's loop.

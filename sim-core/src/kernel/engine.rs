@@ -1029,6 +1029,14 @@ impl Engine {
                 });
                 self.zero_time(cpu, thread)
             }
+            Request::PrintAs(row, text) => {
+                self.trace.logs.push(LogLine {
+                    time: self.now,
+                    thread: row,
+                    text: *text,
+                });
+                self.zero_time(cpu, thread)
+            }
             Request::Spawn(spawn) => {
                 let Spawn {
                     name,
@@ -1128,6 +1136,11 @@ impl Engine {
             Request::TaskState(row, state, with_origin) => {
                 self.operations -= 1;
                 self.task_state(thread, row, state, with_origin.then_some(call.origin))
+            }
+            Request::TaskReadySince(row, since) => {
+                self.operations -= 1;
+                self.task_ready_since(thread, row, since);
+                true
             }
             Request::LoopClock => {
                 self.operations -= 1;

@@ -268,27 +268,23 @@ impl Task<'_> {
         &self.ctx
     }
 
-    fn ask(&self, what: Await, at: &'static Location<'static>) -> Response {
-        self.ctx.call_boxed(Request::Await(Box::new(what)), at)
-    }
-
     /// `await asyncio.sleep(d)`: the loop runs other tasks meanwhile.
     #[track_caller]
     pub fn await_sleep(&self, d: Span) {
-        self.ask(Await::Sleep(d), Location::caller());
+        self.ctx.await_sleep(d);
     }
 
     /// `await asyncio.sleep(0)`: lets every other ready task take a step.
     #[track_caller]
     pub fn await_yield(&self) {
-        self.ask(Await::Yield, Location::caller());
+        self.ctx.await_yield();
     }
 
     /// Submits `bytes` to `device` and awaits the completion (a socket or
     /// file read through the loop's selector).
     #[track_caller]
     pub fn await_io(&self, device: DeviceRef, bytes: u64) {
-        self.ask(Await::Io(device, bytes), Location::caller());
+        self.ctx.await_io(device, bytes);
     }
 
     /// Starts a task on this loop (`asyncio.create_task`): it runs once this
@@ -305,10 +301,7 @@ impl Task<'_> {
     /// Starts a task whose body may fail; for script bindings.
     #[track_caller]
     pub fn start_fallible(&self, name: &str, body: TaskBody) -> TaskId {
-        match self.ask(Await::Start(name.to_string(), body), Location::caller()) {
-            Response::Int(task) => TaskId(task as u32),
-            _ => unreachable!("the loop answers a start with the task"),
-        }
+        self.ctx.start_task(name, body)
     }
 
     /// Awaits a task and returns its value.
@@ -330,26 +323,21 @@ impl Task<'_> {
     /// order given, or the first failure, as soon as it happens.
     #[track_caller]
     pub fn gather_any(&self, tasks: &[TaskId]) -> TaskResults {
-        match self.ask(Await::Tasks(tasks.to_vec()), Location::caller()) {
-            Response::Value(results) => *results
-                .downcast::<TaskResults>()
-                .expect("the loop answers an await with results"),
-            _ => unreachable!("the loop answers an await with results"),
-        }
+        self.ctx.await_tasks(tasks.to_vec())
     }
 
     /// Awaits a value from `channel` (an `asyncio.Queue.get`): the task waits
     /// until the channel holds one, then takes it.
     #[track_caller]
     pub fn await_recv<T: 'static>(&self, channel: Channel<T>) -> T {
-        self.ask(Await::Readable(channel.id()), Location::caller());
+        self.ctx.await_readable(channel.id());
         self.ctx.recv(channel)
     }
 
     /// Awaits room in `channel`, then sends `value`.
     #[track_caller]
     pub fn await_send<T: 'static>(&self, channel: Channel<T>, value: T) {
-        self.ask(Await::Writable(channel.id()), Location::caller());
+        self.ctx.await_writable(channel.id());
         self.ctx.send(channel, value);
     }
 
@@ -367,7 +355,72 @@ impl Task<'_> {
     /// [`Task::run_in_executor`] with a body that may fail.
     #[track_caller]
     pub fn executor_fallible(&self, body: Body) -> TaskId {
-        match self.ask(Await::Executor(body), Location::caller()) {
+        self.ctx.run_in_executor(body)
+    }
+}
+
+/// The awaits as plain context calls: [`Task`]'s methods and the script
+/// bindings use them. From a thread they stop the run with a misuse.
+impl Ctx<'_> {
+    #[track_caller]
+    fn ask_loop(&self, what: Await) -> Response {
+        self.call_boxed(Request::Await(Box::new(what)), Location::caller())
+    }
+
+    /// See [`Task::await_sleep`].
+    #[track_caller]
+    pub(crate) fn await_sleep(&self, d: Span) {
+        self.ask_loop(Await::Sleep(d));
+    }
+
+    /// See [`Task::await_yield`].
+    #[track_caller]
+    pub(crate) fn await_yield(&self) {
+        self.ask_loop(Await::Yield);
+    }
+
+    /// See [`Task::await_io`].
+    #[track_caller]
+    pub(crate) fn await_io(&self, device: DeviceRef, bytes: u64) {
+        self.ask_loop(Await::Io(device, bytes));
+    }
+
+    /// Awaits until `channel` holds a value.
+    #[track_caller]
+    pub(crate) fn await_readable(&self, channel: ResourceId) {
+        self.ask_loop(Await::Readable(channel));
+    }
+
+    /// Awaits until `channel` has room.
+    #[track_caller]
+    pub(crate) fn await_writable(&self, channel: ResourceId) {
+        self.ask_loop(Await::Writable(channel));
+    }
+
+    /// See [`Task::gather_any`].
+    #[track_caller]
+    pub(crate) fn await_tasks(&self, tasks: Vec<TaskId>) -> TaskResults {
+        match self.ask_loop(Await::Tasks(tasks)) {
+            Response::Value(results) => *results
+                .downcast::<TaskResults>()
+                .expect("the loop answers an await with results"),
+            _ => unreachable!("the loop answers an await with results"),
+        }
+    }
+
+    /// See [`Task::start_fallible`].
+    #[track_caller]
+    pub(crate) fn start_task(&self, name: &str, body: TaskBody) -> TaskId {
+        match self.ask_loop(Await::Start(name.to_string(), body)) {
+            Response::Int(task) => TaskId(task as u32),
+            _ => unreachable!("the loop answers a start with the task"),
+        }
+    }
+
+    /// See [`Task::executor_fallible`].
+    #[track_caller]
+    pub(crate) fn run_in_executor(&self, body: Body) -> TaskId {
+        match self.ask_loop(Await::Executor(body)) {
             Response::Int(task) => TaskId(task as u32),
             _ => unreachable!("the loop answers a submit with the future"),
         }
@@ -426,10 +479,11 @@ pub(crate) struct ExecutorChannels {
 
 /// Creates the channels of a loop's executor.
 pub(crate) fn executor_channels(sim: &mut super::Simulation, name: &str) -> ExecutorChannels {
-    ExecutorChannels {
-        jobs: sim.channel(&format!("{name}.executor"), 1 << 30),
-        done: sim.channel(&format!("{name}.done"), 1 << 30),
-    }
+    let jobs = sim.channel(&format!("{name}.executor"), 1 << 30);
+    let done = sim.channel(&format!("{name}.done"), 1 << 30);
+    sim.mark_internal(jobs.id());
+    sim.mark_internal(done.id());
+    ExecutorChannels { jobs, done }
 }
 
 /// The loop thread's state while it runs.
@@ -447,6 +501,8 @@ struct Driver<'c, 'a> {
     options: LoopOptions,
     name: String,
     now: Time,
+    /// Scratch: the tasks whose timers an iteration found due.
+    woken: Vec<(TaskId, Time)>,
 }
 
 /// The body of a loop's thread.
@@ -482,6 +538,7 @@ pub(crate) fn loop_body(
             options,
             name,
             now: Time::ZERO,
+            woken: Vec::new(),
         };
         seed.borrow_mut().info = Some(LoopInfo {
             thread: ctx.thread(),
@@ -505,6 +562,7 @@ fn takes_time(request: &Request) -> bool {
             | Request::FetchAdd(..)
             | Request::CompareExchange(_)
             | Request::Print(_)
+            | Request::PrintAs(..)
             | Request::IoReady(_)
             | Request::EpollLen(_)
     )
@@ -541,7 +599,17 @@ impl Driver<'_, '_> {
     fn run_loop(&mut self) -> Result<(), BodyError> {
         while self.lp.unfinished() > 0 {
             self.select()?;
-            let n = self.lp.begin_iteration(self.now);
+            let mut woken = std::mem::take(&mut self.woken);
+            let n = self.lp.begin_iteration(self.now, &mut woken);
+            // A timer's task is ready from its deadline, even when the loop
+            // only gets to it later (a task held the loop meanwhile).
+            for &(task, deadline) in &woken {
+                if let Some(row) = self.slots[task.index()].row {
+                    self.ctx.task_ready_since(row, deadline);
+                }
+            }
+            woken.clear();
+            self.woken = woken;
             for _ in 0..n {
                 let (task, switch) = self.lp.next(self.now).expect("a ready task");
                 self.step(task, switch)?;
@@ -649,6 +717,16 @@ impl Driver<'_, '_> {
                             }
                         }
                     }
+                    let call = match (call.request, self.slots[task.index()].row) {
+                        (Request::Print(text), Some(row)) => Call {
+                            request: Request::PrintAs(row, text),
+                            origin: call.origin,
+                        },
+                        (request, _) => Call {
+                            request,
+                            origin: call.origin,
+                        },
+                    };
                     let timed = takes_time(&call.request);
                     let origin = call.origin;
                     let before = self.now;

@@ -37,7 +37,7 @@ pub use wait::{WaitQueue, Waiter};
 
 use crate::analysis::stats::Stats;
 use crate::error::{BodyError, SimError};
-use crate::ids::{ProcessId, ThreadId, VarId};
+use crate::ids::{ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceOptions, DeviceRef};
 use crate::model::machine::{Machine, MachineError};
 use crate::model::process::{ProcessGate, ProcessOptions};
@@ -244,6 +244,11 @@ impl Simulation {
         let mut seed = lp.seed.borrow_mut();
         seed.tasks.push((name.to_string(), Box::new(body)));
         crate::model::python::event_loop::TaskId(seed.tasks.len() as u32 - 1)
+    }
+
+    /// Marks a resource as the simulator's own plumbing: not reported.
+    pub(crate) fn mark_internal(&mut self, resource: ResourceId) {
+        self.engine.trace.resources[resource.index()].internal = true;
     }
 
     /// Declares a mutex.

@@ -281,6 +281,7 @@ fn deadlock_trace() -> Trace {
         trace.resources.push(ResourceInfo {
             name: name.into(),
             kind: ResourceKind::Mutex,
+            internal: false,
         });
     }
     let (m1, m2) = (ResourceId(0), ResourceId(1));
@@ -463,6 +464,7 @@ fn device_trace() -> Trace {
     trace.resources.push(ResourceInfo {
         name: "disk".into(),
         kind: ResourceKind::Device,
+        internal: false,
     });
     let disk = ResourceId(0);
     trace.devices.push(DeviceInfo {
@@ -725,6 +727,7 @@ fn gil_trace() -> Trace {
     trace.resources.push(ResourceInfo {
         name: "net".into(),
         kind: ResourceKind::Device,
+        internal: false,
     });
     let net = ResourceId(0);
     trace.devices.push(DeviceInfo {
@@ -1263,6 +1266,7 @@ fn flicker_trace(periods: u64) -> Trace {
     trace.resources.push(ResourceInfo {
         name: "m".into(),
         kind: ResourceKind::Mutex,
+        internal: false,
     });
     let lock = ThreadState::Blocked(BlockReason::Lock(ResourceId(0)));
     let change = |t: Time, thread: u32, state: ThreadState| {

@@ -9,7 +9,8 @@ use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef};
 use crate::kernel::wait::WaitQueue;
 use crate::model::thread::{BlockReason, ThreadState};
-use crate::trace::{Deadlock, ThreadInfo, WaitStep, WaitTarget};
+use crate::time::Time;
+use crate::trace::{Deadlock, StateChange, ThreadInfo, WaitStep, WaitTarget};
 
 impl Engine {
     /// A row for a task of the loop running on `thread`, in its process:
@@ -89,6 +90,21 @@ impl Engine {
         }
         self.threads[loop_thread.index()].pending = Some(Response::Time(self.now));
         true
+    }
+
+    /// Draws a task's row ready from `since`, its timer's deadline, which
+    /// may be in the past when a task held the loop: the row's own changes
+    /// stay in time order (it was put to sleep before its deadline), the
+    /// log as a whole may step back (its encoding allows it).
+    pub(super) fn task_ready_since(&mut self, loop_thread: ThreadId, row: ThreadId, since: Time) {
+        if self.trace.threads.get(row.index()).and_then(|t| t.task_of) != Some(loop_thread) {
+            return;
+        }
+        let since = since.min(self.now);
+        self.threads[row.index()].state = ThreadState::Ready;
+        self.trace
+            .states
+            .push(StateChange::new(since, row, ThreadState::Ready, None, None));
     }
 
     /// The loop on `thread` has tasks nothing can wake: it waits in its

@@ -25,6 +25,7 @@ impl Engine {
         self.trace.resources.push(ResourceInfo {
             name: name.to_string(),
             kind: resource.kind(),
+            internal: false,
         });
         self.resources.push(resource);
         id

@@ -179,8 +179,9 @@ impl EventLoop {
     }
 
     /// Starts an iteration after the select: due timers join the ready
-    /// queue. Returns how many tasks this iteration runs (those ready now).
-    pub fn begin_iteration(&mut self, now: Time) -> usize {
+    /// queue (each task with its deadline goes into `woken`). Returns how
+    /// many tasks this iteration runs (those ready now).
+    pub fn begin_iteration(&mut self, now: Time, woken: &mut Vec<(TaskId, Time)>) -> usize {
         self.stats.iterations += 1;
         while let Some(&Reverse((deadline, _, task))) = self.timers.peek() {
             if deadline > now {
@@ -188,6 +189,7 @@ impl EventLoop {
             }
             self.timers.pop();
             self.make_ready(task, deadline);
+            woken.push((task, deadline));
         }
         self.ready.len()
     }
@@ -375,7 +377,7 @@ mod tests {
         now: Time,
         mut step: impl FnMut(&mut EventLoop, TaskId),
     ) -> Vec<u32> {
-        let n = lp.begin_iteration(now);
+        let n = lp.begin_iteration(now, &mut Vec::new());
         let mut ran = Vec::new();
         for _ in 0..n {
             let (task, _) = lp.next(now).expect("a ready task");
@@ -454,7 +456,7 @@ mod tests {
         let main = lp.spawn(t(0));
         let x = lp.spawn(t(0));
         let y = lp.spawn(t(0));
-        let _ = lp.begin_iteration(t(0));
+        let _ = lp.begin_iteration(t(0), &mut Vec::new());
         let _ = lp.next(t(0));
         assert!(lp.await_tasks(main, &[x, y]));
         let _ = lp.next(t(0));
@@ -474,7 +476,7 @@ mod tests {
         let a = lp.spawn(t(0));
         let b = lp.spawn(t(0));
         let c = lp.spawn(t(0));
-        let _ = lp.begin_iteration(t(0));
+        let _ = lp.begin_iteration(t(0), &mut Vec::new());
         let _ = lp.next(t(0));
         assert!(lp.await_tasks(a, &[b]));
         assert_eq!(lp.await_cycle(a), None);
@@ -489,7 +491,7 @@ mod tests {
     fn the_longest_ready_wait_is_kept() {
         let mut lp = EventLoop::new();
         let a = lp.spawn(t(0));
-        let _ = lp.begin_iteration(t(3));
+        let _ = lp.begin_iteration(t(3), &mut Vec::new());
         assert_eq!(lp.next(t(3)), Some((a, true)));
         assert_eq!(lp.stats.longest_ready_wait, ms(3));
     }
