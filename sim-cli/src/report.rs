@@ -170,11 +170,16 @@ pub fn line(run: &ScriptRun) -> String {
     } else {
         String::new()
     };
+    let tasks = run.stats.threads.iter().filter(|t| t.task).count();
+    let threads = run.stats.threads.len() - tasks;
+    let tasks = if tasks > 0 {
+        format!(", {tasks} tasks")
+    } else {
+        String::new()
+    };
     format!(
-        "{}: {outcome}, makespan {}, {} threads{expectations}",
-        run.label,
-        run.stats.makespan,
-        run.trace.threads.len()
+        "{}: {outcome}, makespan {}, {threads} threads{tasks}{expectations}",
+        run.label, run.stats.makespan,
     )
 }
 

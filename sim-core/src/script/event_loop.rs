@@ -47,18 +47,18 @@ fn loop_options(map: &Map, position: Position) -> Result<LoopOptions, Box<EvalAl
         match key.as_str() {
             "task_switch" => options.task_switch = to_span(value, "task_switch", position)?,
             "slow_callback" => options.slow_callback = to_span(value, "slow_callback", position)?,
-            "executor_threads" => {
-                match value.as_int() {
-                    Ok(n) if (1..=1024).contains(&n) => options.executor_threads = Some(n as usize),
-                    _ => return Err(fault(
+            "executor_threads" => match value.as_int() {
+                Ok(n) if (1..=1024).contains(&n) => options.executor_threads = Some(n as usize),
+                _ => {
+                    return Err(fault(
                         format!(
                             "executor_threads must be a whole number from 1 to 1024, not {value}"
                         ),
                         Some("e.g. m.add_event_loop(\"loop\", #{ executor_threads: 4 })"),
                         position,
-                    )),
+                    ))
                 }
-            }
+            },
             other => {
                 return Err(fault(
                     format!("an event loop has no option `{other}`"),

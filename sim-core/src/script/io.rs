@@ -116,9 +116,9 @@ fn device_options(map: &Map, position: Position) -> Result<DeviceOptions, Box<Ev
                         position,
                     )
                 })?;
-                if !(1..=4096).contains(&n) {
+                if !(1..=65535).contains(&n) {
                     return Err(fault(
-                        format!("`channels` must be between 1 and 4096, not {n}"),
+                        format!("`channels` must be between 1 and 65535, not {n}"),
                         Some("channels is how many requests the device serves at once"),
                         position,
                     ));

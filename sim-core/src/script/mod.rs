@@ -296,6 +296,10 @@ pub(crate) fn build_engine() -> Engine {
     sync::register(&mut engine);
     io::register(&mut engine);
     event_loop::register(&mut engine);
+    // A fault caught with try/catch prints as its message.
+    engine.register_type_with_name::<error::Fault>("Error");
+    engine.register_fn("to_string", |f: &mut error::Fault| f.message.clone());
+    engine.register_fn("to_debug", |f: &mut error::Fault| f.message.clone());
     memory::register(&mut engine);
     sync::install_handle_reads(&mut engine);
     run::register(&mut engine);
