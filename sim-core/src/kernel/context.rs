@@ -75,6 +75,10 @@ pub(crate) enum Request {
     /// A task's await: only its loop answers it; from a thread it is a
     /// misuse.
     Await(Box<super::event_loop::Await>),
+    /// A task's `await_sleep`, unboxed: the commonest await.
+    AwaitSleep(Span),
+    /// A task's `await_io` (device, bytes), unboxed.
+    AwaitIo(ResourceId, u64),
     /// An event loop creates a task's row (its name); answers the row.
     #[allow(clippy::box_collection)]
     TaskRow(Box<String>),
@@ -84,9 +88,11 @@ pub(crate) enum Request {
     /// A task's print: the log line names the task's row.
     #[allow(clippy::box_collection)]
     PrintAs(ThreadId, Box<String>),
-    /// An event loop draws a task's row ready from this time on (at or
-    /// before now: its timer's deadline).
-    TaskReadySince(ThreadId, Time),
+    /// An event loop's CPU time (a task switch); answers the time after.
+    LoopCompute(Span),
+    /// A task's `await_io`: submit, and watch the request in the loop's
+    /// epoll (device, bytes, epoll, the task's row); answers its id.
+    SubmitPolled(Box<(ResourceId, u64, ResourceId, Option<ThreadId>)>),
     /// An event loop reads the clock, which is not a scheduling point.
     LoopClock,
     /// Interns the call's origin; answers its id.
@@ -373,10 +379,26 @@ impl<'a> Ctx<'a> {
         Self::answer_time(response)
     }
 
-    /// Draws a task's row ready from `since` (its timer's deadline).
+    /// Spends `d` of CPU on the loop's own work; answers the time after.
     #[track_caller]
-    pub(crate) fn task_ready_since(&self, row: ThreadId, since: Time) {
-        self.call(Request::TaskReadySince(row, since), Location::caller());
+    pub(crate) fn loop_compute(&self, d: Span) -> Time {
+        Self::answer_time(self.call(Request::LoopCompute(d), Location::caller()))
+    }
+
+    /// Submits a task's request and watches it in `epoll`, at `origin`.
+    pub(crate) fn submit_polled(
+        &self,
+        device: DeviceRef,
+        bytes: u64,
+        epoll: EpollRef,
+        row: Option<ThreadId>,
+        origin: SourceRef,
+    ) -> IoId {
+        let request = Request::SubmitPolled(Box::new((device.0, bytes, epoll.id(), row)));
+        match self.yielder.suspend(Call { request, origin }) {
+            Response::Int(id) => IoId(id as u32),
+            _ => unreachable!("the kernel answers a submit with its id"),
+        }
     }
 
     /// A row for a new task of this thread's loop.

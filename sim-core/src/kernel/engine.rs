@@ -37,6 +37,7 @@ use crate::time::{Span, Time};
 use crate::trace::{AccessKind, LogLine, Origin, StateChange, ThreadInfo, Trace};
 
 mod event_loop;
+pub(crate) use event_loop::{PendingState, TaskLog};
 mod io;
 mod sync;
 
@@ -88,6 +89,8 @@ enum Then {
     Send(Box<(ResourceId, crate::model::sync::Message, SourceRef)>),
     /// Unpickling is done: the thread resumes with the answer it has.
     Keep,
+    /// An event loop's own work is done: it resumes with the time.
+    Clock,
 }
 
 enum Work {
@@ -202,6 +205,9 @@ pub(crate) struct Engine {
     pub(crate) trace: Trace,
     origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
     steps: u64,
+    /// The row states event loops recorded since the engine last looked
+    /// (see `event_loop::TaskLog`); `None` until a loop is added.
+    pub(crate) task_log: Option<event_loop::TaskLog>,
     error: Option<SimError>,
     unfinished: usize,
     started: bool,
@@ -251,6 +257,7 @@ impl Engine {
             scratch: Vec::with_capacity(SMALL),
             origin_ids: BTreeMap::new(),
             steps: 0,
+            task_log: None,
             error: None,
             unfinished: 0,
             started: false,
@@ -489,6 +496,9 @@ impl Engine {
             }
             self.handle(event);
             self.reschedule();
+        }
+        if self.task_log.is_some() {
+            self.drain_task_log();
         }
         self.trace.end = self.now;
         self.trace.peak_memory = self.footprint.peak();
@@ -784,6 +794,7 @@ impl Engine {
                     };
                     let response = match then {
                         Then::Resume => Response::Resume,
+                        Then::Clock => Response::Time(self.now),
                         Then::Keep => match self.threads[t].pending.take() {
                             Some(response) => response,
                             None => Response::Resume,
@@ -952,6 +963,9 @@ impl Engine {
     fn handle_call(&mut self, cpu: usize, thread: ThreadId, call: Call) -> bool {
         if !self.step() {
             return false;
+        }
+        if self.task_log.is_some() {
+            self.drain_task_log();
         }
         self.operations += 1;
         let t = thread.index();
@@ -1123,6 +1137,14 @@ impl Engine {
                 self.misuse(thread, call.origin, Misuse::NotInTask(what.name()));
                 false
             }
+            Request::AwaitSleep(_) => {
+                self.misuse(thread, call.origin, Misuse::NotInTask("await_sleep"));
+                false
+            }
+            Request::AwaitIo(..) => {
+                self.misuse(thread, call.origin, Misuse::NotInTask("await_io"));
+                false
+            }
             // The loop's bookkeeping: not operations of the script, and
             // not scheduling points.
             Request::TaskRow(name) => {
@@ -1137,10 +1159,21 @@ impl Engine {
                 self.operations -= 1;
                 self.task_state(thread, row, state, with_origin.then_some(call.origin))
             }
-            Request::TaskReadySince(row, since) => {
+            Request::LoopCompute(d) => {
                 self.operations -= 1;
-                self.task_ready_since(thread, row, since);
+                if d.is_zero() {
+                    self.threads[t].pending = Some(Response::Time(self.now));
+                    return true;
+                }
+                self.threads[t].work = Work::Compute {
+                    remaining: d,
+                    then: Then::Clock,
+                };
                 true
+            }
+            Request::SubmitPolled(submit) => {
+                let (device, bytes, epoll, row) = *submit;
+                self.submit_polled(cpu, thread, (device, bytes, epoll, row), call.origin)
             }
             Request::LoopClock => {
                 self.operations -= 1;

@@ -14,7 +14,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -27,7 +27,7 @@ use super::context::{Body, Call, Ctx, Request, Response, SourceRef};
 use super::stack::{red_zone_floor, PooledStack};
 use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId};
-use crate::model::io::{DeviceRef, EpollRef, IoId, PollKey, Pollable};
+use crate::model::io::{DeviceRef, EpollRef, PollKey, Pollable};
 use crate::model::python::event_loop::{Awaiting, EventLoop, LoopStats, Phase, TaskId};
 use crate::model::sync::Channel;
 use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
@@ -370,7 +370,7 @@ impl Ctx<'_> {
     /// See [`Task::await_sleep`].
     #[track_caller]
     pub(crate) fn await_sleep(&self, d: Span) {
-        self.ask_loop(Await::Sleep(d));
+        self.call_boxed(Request::AwaitSleep(d), Location::caller());
     }
 
     /// See [`Task::await_yield`].
@@ -382,7 +382,7 @@ impl Ctx<'_> {
     /// See [`Task::await_io`].
     #[track_caller]
     pub(crate) fn await_io(&self, device: DeviceRef, bytes: u64) {
-        self.ask_loop(Await::Io(device, bytes));
+        self.call_boxed(Request::AwaitIo(device.0, bytes), Location::caller());
     }
 
     /// Awaits until `channel` holds a value.
@@ -495,7 +495,8 @@ struct Driver<'c, 'a> {
     epoll: Option<EpollRef>,
     /// Keys in the epoll set.
     watching: usize,
-    io: HashMap<IoId, TaskId>,
+    /// The task awaiting each request, by request id.
+    io: Vec<Option<TaskId>>,
     channels: BTreeMap<PollKey, VecDeque<TaskId>>,
     executor: Executor,
     options: LoopOptions,
@@ -503,6 +504,8 @@ struct Driver<'c, 'a> {
     now: Time,
     /// Scratch: the tasks whose timers an iteration found due.
     woken: Vec<(TaskId, Time)>,
+    /// Where task rows' states go, for the kernel to record.
+    log: super::engine::TaskLog,
 }
 
 /// The body of a loop's thread.
@@ -512,6 +515,7 @@ pub(crate) fn loop_body(
     options: LoopOptions,
     cpus: usize,
     channels: ExecutorChannels,
+    log: super::engine::TaskLog,
 ) -> Body {
     Box::new(move |ctx: &Ctx<'_>| {
         let max = options
@@ -525,7 +529,7 @@ pub(crate) fn loop_body(
             slots: Vec::new(),
             epoll: None,
             watching: 0,
-            io: HashMap::new(),
+            io: Vec::new(),
             channels: BTreeMap::new(),
             executor: Executor {
                 jobs: channels.jobs,
@@ -539,6 +543,7 @@ pub(crate) fn loop_body(
             name,
             now: Time::ZERO,
             woken: Vec::new(),
+            log,
         };
         seed.borrow_mut().info = Some(LoopInfo {
             thread: ctx.thread(),
@@ -605,7 +610,7 @@ impl Driver<'_, '_> {
             // only gets to it later (a task held the loop meanwhile).
             for &(task, deadline) in &woken {
                 if let Some(row) = self.slots[task.index()].row {
-                    self.ctx.task_ready_since(row, deadline);
+                    self.log_state(row, deadline, ThreadState::Ready, None);
                 }
             }
             woken.clear();
@@ -654,7 +659,8 @@ impl Driver<'_, '_> {
             self.watching -= 1;
             match key {
                 Pollable::Io(handle) => {
-                    if let Some(task) = self.io.remove(&handle.id) {
+                    let waiter = self.io.get_mut(handle.id.index()).and_then(Option::take);
+                    if let Some(task) = waiter {
                         self.lp.wake(task, self.now);
                         self.record(task, ThreadState::Ready, None);
                     }
@@ -685,7 +691,7 @@ impl Driver<'_, '_> {
     fn step(&mut self, task: TaskId, switch: bool) -> Result<(), BodyError> {
         if switch && !self.options.task_switch.is_zero() {
             self.record(task, ThreadState::Switch, None);
-            self.ctx.compute(self.options.task_switch);
+            self.now = self.ctx.loop_compute(self.options.task_switch);
         }
         self.record(task, ThreadState::Running, None);
         let start = self.now;
@@ -701,9 +707,17 @@ impl Driver<'_, '_> {
             };
             match result {
                 CoroutineResult::Yield(call) => {
-                    if let Request::Await(what) = call.request {
-                        let origin = call.origin;
-                        match self.await_(task, *what, origin) {
+                    let origin = call.origin;
+                    let (what, request) = match call.request {
+                        Request::Await(what) => (Some(*what), None),
+                        Request::AwaitSleep(d) => (Some(Await::Sleep(d)), None),
+                        Request::AwaitIo(device, bytes) => {
+                            (Some(Await::Io(DeviceRef(device), bytes)), None)
+                        }
+                        request => (None, Some(request)),
+                    };
+                    if let Some(what) = what {
+                        match self.await_(task, what, origin) {
                             Some(answer) => {
                                 response = answer;
                                 continue;
@@ -717,18 +731,15 @@ impl Driver<'_, '_> {
                             }
                         }
                     }
-                    let call = match (call.request, self.slots[task.index()].row) {
+                    let request = request.expect("not an await");
+                    let call = match (request, self.slots[task.index()].row) {
                         (Request::Print(text), Some(row)) => Call {
                             request: Request::PrintAs(row, text),
-                            origin: call.origin,
+                            origin,
                         },
-                        (request, _) => Call {
-                            request,
-                            origin: call.origin,
-                        },
+                        (request, _) => Call { request, origin },
                     };
                     let timed = takes_time(&call.request);
-                    let origin = call.origin;
                     let before = self.now;
                     response = self.ctx.forward(call);
                     if timed {
@@ -818,15 +829,14 @@ impl Driver<'_, '_> {
                 self.record(task, ThreadState::Ready, Some(origin));
             }
             Await::Io(device, bytes) => {
-                let id = match self.ctx.forward(Call {
-                    request: Request::Submit(device.0, bytes),
-                    origin,
-                }) {
-                    Response::Int(id) => IoId(id as u32),
-                    _ => unreachable!("a submit answers its id"),
-                };
-                self.io.insert(id, task);
-                self.watch(PollKey::Io(id), Some(origin));
+                let epoll = self.epoll();
+                let row = self.slots[task.index()].row;
+                let id = self.ctx.submit_polled(device, bytes, epoll, row, origin);
+                if self.io.len() <= id.index() {
+                    self.io.resize(id.index() + 1, None);
+                }
+                self.io[id.index()] = Some(task);
+                self.watching += 1;
                 self.lp.wait(task, Awaiting::Io(device.0));
                 self.record(
                     task,
@@ -1048,9 +1058,26 @@ impl Driver<'_, '_> {
 
     /// Draws `task`'s row in `state` from now on.
     fn record(&mut self, task: TaskId, state: ThreadState, origin: Option<SourceRef>) {
-        if let Some(row) = self.slots[task.index()].row {
+        let Some(row) = self.slots[task.index()].row else {
+            return;
+        };
+        if state == ThreadState::Done {
+            // An end frees the task's memory: the kernel records it now.
             self.now = self.ctx.task_state(row, state, origin);
+            return;
         }
+        self.log_state(row, self.now, state, origin);
+    }
+
+    /// Logs a row's state at `time` (at or before now) for the kernel to
+    /// record at the loop thread's next request.
+    fn log_state(&self, row: ThreadId, time: Time, state: ThreadState, origin: Option<SourceRef>) {
+        self.log.borrow_mut().push(super::engine::PendingState {
+            time,
+            row,
+            state,
+            origin,
+        });
     }
 
     /// Nothing can wake a task: the loop thread waits forever in epoll.

@@ -211,7 +211,9 @@ impl Simulation {
         }));
         let channels = event_loop::executor_channels(self, name);
         let cpus = usize::from(self.engine.machine.cpus);
-        let body = event_loop::loop_body(seed.clone(), name.to_string(), options, cpus, channels);
+        let log = self.engine.task_log();
+        let body =
+            event_loop::loop_body(seed.clone(), name.to_string(), options, cpus, channels, log);
         let thread = self.engine.create_thread(
             name.to_string(),
             process,

@@ -484,6 +484,7 @@ fn device_trace() -> Trace {
         started: Some((at(started), channel)),
         completed: Some(at(started + 4)),
         origin: None,
+        task: None,
     };
     trace.io = vec![
         request(0, 0, 0, 0),
@@ -632,6 +633,7 @@ fn busy_device_trace(n: u64) -> Trace {
                 started: (i + 1 < n).then_some((started, channel as u16)),
                 completed: (i + 10 < n).then_some(completed),
                 origin: None,
+                task: None,
             }
         })
         .collect();
@@ -751,6 +753,7 @@ fn gil_trace() -> Trace {
             started: Some((at(from), 0)),
             completed: to.map(at),
             origin: None,
+            task: None,
         })
         .collect();
     // Holds: holder, from, to, who asked for the drop (none: voluntary).

@@ -3,6 +3,9 @@
 //! (`kernel::event_loop`); these requests are not operations of the script,
 //! so none is a scheduling point.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use super::{Engine, Lifecycle, Thread, Work};
 use crate::error::Misuse;
 use crate::ids::{ResourceId, ThreadId};
@@ -12,7 +15,48 @@ use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::Time;
 use crate::trace::{Deadlock, StateChange, ThreadInfo, WaitStep, WaitTarget};
 
+/// A task row's state change, recorded by its loop without a request.
+#[derive(Clone, Copy)]
+pub(crate) struct PendingState {
+    pub(crate) time: Time,
+    pub(crate) row: ThreadId,
+    pub(crate) state: ThreadState,
+    pub(crate) origin: Option<SourceRef>,
+}
+
+/// Where event loops put their tasks' state changes, and the engine takes
+/// them at its next request: a task step then costs the loop no round trip
+/// to the engine per state. The loops run on the engine's OS thread, one at
+/// a time, so a shared cell serves.
+pub(crate) type TaskLog = Rc<RefCell<Vec<PendingState>>>;
+
 impl Engine {
+    /// The log event loops record task states in (made on first use).
+    pub(crate) fn task_log(&mut self) -> TaskLog {
+        self.task_log.get_or_insert_with(TaskLog::default).clone()
+    }
+
+    /// Records the task states the loops logged, in the order logged. Each
+    /// row's changes come in time order; the log as a whole may step back.
+    #[inline(never)]
+    pub(super) fn drain_task_log(&mut self) {
+        let Some(log) = self.task_log.clone() else {
+            return;
+        };
+        let mut log = log.borrow_mut();
+        for pending in log.drain(..) {
+            let origin = pending.origin.map(|o| self.intern(pending.row, o));
+            self.threads[pending.row.index()].state = pending.state;
+            self.trace.states.push(StateChange::new(
+                pending.time,
+                pending.row,
+                pending.state,
+                None,
+                origin,
+            ));
+        }
+    }
+
     /// A row for a task of the loop running on `thread`, in its process:
     /// drawn, analysed and reported like a thread's, never scheduled. The
     /// task holds the machine's `task_memory` until it ends.
@@ -90,21 +134,6 @@ impl Engine {
         }
         self.threads[loop_thread.index()].pending = Some(Response::Time(self.now));
         true
-    }
-
-    /// Draws a task's row ready from `since`, its timer's deadline, which
-    /// may be in the past when a task held the loop: the row's own changes
-    /// stay in time order (it was put to sleep before its deadline), the
-    /// log as a whole may step back (its encoding allows it).
-    pub(super) fn task_ready_since(&mut self, loop_thread: ThreadId, row: ThreadId, since: Time) {
-        if self.trace.threads.get(row.index()).and_then(|t| t.task_of) != Some(loop_thread) {
-            return;
-        }
-        let since = since.min(self.now);
-        self.threads[row.index()].state = ThreadState::Ready;
-        self.trace
-            .states
-            .push(StateChange::new(since, row, ThreadState::Ready, None, None));
     }
 
     /// The loop on `thread` has tasks nothing can wake: it waits in its
