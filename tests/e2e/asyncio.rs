@@ -61,11 +61,21 @@ fn asyncio_blocking_call_freezes_the_heartbeat_and_run_in_executor_does_not() {
     assert_eq!(blockers.len(), 1);
     assert_eq!(blockers[0]["task"], "handler");
     assert_eq!(blockers[0]["held"], ms(200.0));
+    // The line of the plain sleep in the handler.
+    let source = std::fs::read_to_string(
+        simcli_tests::workspace().join("scripts/asyncio_blocking_call.rhai"),
+    )
+    .unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.contains("sleep(ms(200)); // blocking"))
+        .unwrap()
+        + 1;
     assert!(
         blockers[0]["origin"]
             .as_str()
             .unwrap()
-            .ends_with("asyncio_blocking_call.rhai:38:5"),
+            .ends_with(&format!("asyncio_blocking_call.rhai:{line}:5")),
         "{}",
         blockers[0]
     );
@@ -81,9 +91,19 @@ fn asyncio_blocking_call_freezes_the_heartbeat_and_run_in_executor_does_not() {
         thread(fixed, "loop-executor-0")["blocked"]["Sleep"],
         ms(200.0)
     );
+    let late = runs[2];
+    assert_eq!(late["stats"]["makespan"], us(265_001.5));
+    assert_eq!(thread(late, "loop")["blocked"]["Gil"], ms(65.0));
+    assert_eq!(
+        task(event_loop(late, "loop"), "heartbeat")["ready"],
+        ms(65.0)
+    );
     assert_eq!(
         prints(&report),
-        ["heartbeat done at 395.0045ms with a blocking call, 205.0045ms with run_in_executor"]
+        [
+            "heartbeat done at 395.0045ms with a blocking call, 205.0045ms with run_in_executor",
+            "heartbeat done at 265.0015ms beside a cpu-bound thread",
+        ]
     );
 }
 
