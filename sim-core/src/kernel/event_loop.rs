@@ -661,8 +661,8 @@ impl Driver<'_, '_> {
                 Pollable::Io(handle) => {
                     let waiter = self.io.get_mut(handle.id.index()).and_then(Option::take);
                     if let Some(task) = waiter {
+                        // The kernel drew it ready when the request completed.
                         self.lp.wake(task, self.now);
-                        self.record(task, ThreadState::Ready, None);
                     }
                 }
                 Pollable::Readable(channel) if channel == self.executor.done.id() => {

@@ -26,7 +26,7 @@ use crate::time::Time;
 /// The keys `machine(#{ ... })` accepts.
 const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
      process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, \
-     memory, process_memory, thread_memory, ipc_cost, ipc_byte_cost";
+     memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost";
 
 /// A machine as declared by a script (shared by every handle to it).
 #[derive(Clone, Debug)]
@@ -427,6 +427,7 @@ fn machine_from_map(
             "memory" => machine.memory = size(key, value, position)?,
             "process_memory" => machine.process_memory = size(key, value, position)?,
             "thread_memory" => machine.thread_memory = size(key, value, position)?,
+            "task_memory" => machine.task_memory = size(key, value, position)?,
             "stack_size" => {
                 machine.stack_size = int_in(key, value, 16 * 1024..=1 << 30, position)? as usize
             }
@@ -763,7 +764,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, ipc_cost, ipc_byte_cost.",
+        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
             Ok::<_, Box<EvalAltResult>>(declare(machine, label))

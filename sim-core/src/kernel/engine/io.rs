@@ -254,6 +254,14 @@ impl Engine {
         let record = &mut self.trace.io[io.index()];
         record.completed = Some(self.now);
         let (device, channel) = (record.device, record.started.expect("in service").1);
+        if let Some(row) = record.task {
+            // An awaiting task is ready from now, even if its loop only
+            // gets to it later.
+            self.drain_task_log();
+            if matches!(self.threads[row.index()].state, ThreadState::Blocked(_)) {
+                self.record(row, ThreadState::Ready, None, None);
+            }
+        }
         if let Some(next) = self.device(device).expect("a device").finish(channel) {
             self.io_start(next, device, channel);
         }
