@@ -39,7 +39,14 @@ fn main() {
             ..DeviceOptions::default()
         },
     );
-    let lp = sim.add_event_loop(ProcessId::MAIN, "loop", LoopOptions::default());
+    let options = match std::env::var("TASK_SWITCH_NS") {
+        Ok(ns) => LoopOptions {
+            task_switch: sim_core::Span(ns.parse().expect("nanoseconds")),
+            ..LoopOptions::default()
+        },
+        Err(_) => LoopOptions::default(),
+    };
+    let lp = sim.add_event_loop(ProcessId::MAIN, "loop", options);
     for i in 0..n {
         sim.add_task(&lp, &format!("t{i}"), move |t| {
             for _ in 0..rounds {

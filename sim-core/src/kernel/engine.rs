@@ -774,6 +774,22 @@ impl Engine {
                     }
                     let c = &mut self.cpus[cpu];
                     let end = (self.now + remaining).min(c.slice_end);
+                    if end == self.now + remaining
+                        && end <= self.machine.max_time
+                        && (self.idle == 0 || self.policy.len() == 0)
+                        && self.queue.lower_bound().is_none_or(|t| t > end)
+                    {
+                        // Nothing can happen anywhere before this compute
+                        // ends (no event is due, no ready thread can take an
+                        // idle CPU): it runs to its end now, with no event.
+                        self.now = end;
+                        c.segment_start = end;
+                        self.policy.charge(thread, remaining);
+                        if let Work::Compute { remaining, .. } = &mut self.threads[t].work {
+                            *remaining = Span::ZERO;
+                        }
+                        continue;
+                    }
                     c.segment_start = self.now;
                     c.generation = c.generation.wrapping_add(1);
                     let generation = c.generation;
