@@ -1539,7 +1539,12 @@ impl Engine {
     /// Takes the waiter a released resource goes to, through the chooser.
     pub(crate) fn pick_waiter(&mut self, queue: &mut WaitQueue) -> Option<super::Waiter> {
         let index = if queue.len() > 1 {
-            queue.threads_into(&mut self.scratch);
+            // The waiters' threads only for a chooser that reads them: a
+            // copy of a long queue on every release would cost the queue.
+            self.scratch.clear();
+            if self.wants_threads() {
+                queue.threads_into(&mut self.scratch);
+            }
             self.choose(ChoicePoint::Waiter, queue.len())
         } else {
             0

@@ -6,6 +6,7 @@
 //! - `context`: [`Ctx`], what a thread body calls.
 //! - `stack`: coroutine stacks carved from large regions.
 //! - `wait`: [`WaitQueue`], how threads wait on anything.
+//! - `deadlock`: whether a new wait closed a cycle of waits.
 //! - `engine`: the loop, the CPUs and the thread lifecycle.
 //!
 //! [`Simulation`] is the public front: declare processes, threads and
@@ -13,6 +14,7 @@
 
 mod choice;
 mod context;
+mod deadlock;
 mod engine;
 mod event;
 mod event_loop;
