@@ -62,6 +62,14 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::explore(&args),
         Command::Check { script } => match load_script(&script) {
             Ok(script) => {
+                for (variable, line, column) in script.captured_assignments() {
+                    eprintln!(
+                        "warning: {}:{line}:{column}: the closure assigns to `{variable}`, which it captured: \
+                         a thread or task has its own copy, so nothing outside it sees the change; \
+                         share state through m.variable(...) or a channel",
+                        script.name()
+                    );
+                }
                 println!("{}: ok", script.name());
                 ExitCode::SUCCESS
             }

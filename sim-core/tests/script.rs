@@ -35,14 +35,14 @@ fn a_declared_machine_is_run_after_the_script() {
 }
 
 #[test]
-fn join_returns_the_body_value_and_closures_share_bookkeeping() {
+fn join_returns_the_body_value_and_a_body_has_its_own_copy_of_what_it_captures() {
     let outcome = run(r#"
         let m = machine();
         let finished = [];
         m.add_thread("parent", || {
             let child = start_thread("child", || { compute(ms(2)); 40 + 2 });
             let value = child.join();
-            finished.push(child.name);
+            finished.push(child.name); // its own copy: the script's stays empty
             print(`child returned ${value} at ${now()}`);
         });
         let r = m.run();
@@ -55,10 +55,7 @@ fn join_returns_the_body_value_and_closures_share_bookkeeping() {
     // runs after a 2us switch, ends at 2.032ms, and the parent resumes after
     // another 2us switch.
     assert_eq!(run.trace.logs[0].text, "child returned 42 at 2.034ms");
-    assert_eq!(
-        prints(&outcome),
-        ["makespan 2.034ms, finished [\"child\"]", "2ms"]
-    );
+    assert_eq!(prints(&outcome), ["makespan 2.034ms, finished []", "2ms"]);
 }
 
 #[test]
@@ -113,11 +110,11 @@ fn each_evaluation_starts_afresh() {
     let script = Script::compile(
         "afresh.rhai",
         r#"
-        let count = 0;
         let m = machine();
-        for i in 0..3 { m.add_thread(`t${i}`, || { compute(ms(1)); count += 1; }); }
-        m.run();
-        print(count);
+        let count = m.variable("count", 0);
+        for i in 0..3 { m.add_thread(`t${i}`, || { compute(ms(1)); count.fetch_add(1); }); }
+        let r = m.run();
+        print(r.value("count"));
     "#,
     )
     .unwrap();
@@ -135,9 +132,9 @@ fn threads_block_on_a_captured_handle_one_after_another() {
         let m = machine(#{ preset: "textbook", cpus: 2 });
         let gate = m.semaphore("gate", 0);
         let ch = m.channel("ch", 1);
-        let got = [];
-        m.add_thread("a", || { gate.acquire(); got.push(ch.recv()); });
-        m.add_thread("b", || { gate.acquire(); got.push(ch.recv()); });
+        let got = m.variable("got", 0);
+        m.add_thread("a", || { gate.acquire(); got.fetch_add(ch.recv()); });
+        m.add_thread("b", || { gate.acquire(); got.fetch_add(ch.recv() * 10); });
         m.add_thread("opener", || {
             sleep(ms(1));
             gate.release();
@@ -145,11 +142,11 @@ fn threads_block_on_a_captured_handle_one_after_another() {
             ch.send(1);
             ch.send(2);
         });
-        m.run();
-        print(got);
+        let r = m.run();
+        print(r.value("got"));
     "#);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    assert_eq!(prints(&outcome), ["[1, 2]"]);
+    assert_eq!(prints(&outcome), ["21"]);
 }
 
 #[test]
@@ -372,4 +369,28 @@ fn a_bare_zero_is_a_duration_in_settings() {
     // Any other bare number keeps its error.
     let outcome = run(r#"let m = machine(#{ context_switch: 5 });"#);
     assert!(outcome.error.is_some());
+}
+
+#[test]
+fn a_loop_variable_captured_by_thread_and_task_closures_is_one_per_iteration() {
+    let outcome = run(r#"
+        let m = machine();
+        let lp = m.add_event_loop("loop");
+        for i in 0..3 {
+            m.add_thread(`w${i}`, || compute(ms(i + 1)));
+            lp.add_task(`t${i}`, || await_sleep(ms(10 * (i + 1))));
+        }
+        let x = 1;
+        m.add_thread("copy", || { x += 1; print(`inside ${x}`); });
+        x = 100; // after the declaration: the thread kept 1
+        let r = m.run();
+        print(`${r.stats("w0").cpu} ${r.stats("w1").cpu} ${r.stats("w2").cpu}`);
+        print(`${r.stats("t0").end} ${r.stats("t2").end} ${x}`);
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs[0].trace.logs[0].text, "inside 2");
+    let printed = prints(&outcome);
+    assert_eq!(printed[0], "1ms 2ms 3ms");
+    assert!(printed[1].ends_with(" 100"), "{printed:?}");
+    assert!(printed[1].starts_with("10."), "{printed:?}");
 }

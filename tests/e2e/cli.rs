@@ -25,3 +25,30 @@ fn an_unknown_argument_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("--bogus"));
 }
+
+#[test]
+fn check_warns_of_an_assignment_to_a_captured_variable_and_runs_give_each_thread_its_copy() {
+    let out = simcli_tests::scratch("cli-capture");
+    let script = out.join("capture.rhai");
+    std::fs::write(
+        &script,
+        "let m = machine();\nlet count = 0;\nfor i in 0..3 {\n    m.add_thread(`w${i}`, || {\n        compute(ms(i + 1));\n        count += 1;\n    });\n}\n",
+    )
+    .unwrap();
+    let check = run_simcli(&["check", script.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0));
+    let warning = String::from_utf8(check.stderr).unwrap();
+    assert!(
+        warning.contains("capture.rhai:6:9: the closure assigns to `count`, which it captured"),
+        "{warning}"
+    );
+    let (code, report) = simcli_tests::run_json(script.to_str().unwrap(), &out);
+    assert_eq!(code, Some(0));
+    let run = simcli_tests::runs(&report)[0];
+    for (name, cpu) in [("w0", 1.0), ("w1", 2.0), ("w2", 3.0)] {
+        assert_eq!(
+            simcli_tests::thread(run, name)["cpu"],
+            simcli_tests::ms(cpu)
+        );
+    }
+}

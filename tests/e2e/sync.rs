@@ -124,13 +124,20 @@ fn both_bounded_buffers_deliver_every_item_in_order() {
     for run in &runs {
         assert_eq!(run["stats"]["makespan"], ms(13.0), "{}", run["label"]);
     }
+    let logs: Vec<&str> = runs
+        .iter()
+        .map(|r| r["log"][0]["text"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        prints(&report),
+        logs,
         [
             "channel: consumer got [0, 1, 2, 3, 4, 5]",
             "condvar: consumer got [0, 1, 2, 3, 4, 5]"
         ]
     );
+    assert!(runs
+        .iter()
+        .all(|r| r["races"].as_array().unwrap().is_empty()));
     assert_eq!(lock(runs[0], "buffer")["receives"], 6);
 }
 

@@ -14,7 +14,7 @@ use super::api::{def, getter};
 use super::duration::to_span;
 use super::error::{fault, ScriptError};
 use super::io::DeviceH;
-use super::machine::{thread_body, MachineHandle, ProcessHandle};
+use super::machine::{by_value, thread_body, MachineHandle, ProcessHandle};
 use super::sync::ChannelH;
 use super::{current, session};
 use crate::error::BodyError;
@@ -208,7 +208,7 @@ pub(crate) fn register(engine: &mut Engine) {
         // The loop by value: a task's closure may capture the loop it is
         // added to (for lp.run_in_executor) without a borrow conflict.
         |call: NativeCallContext, lp: LoopH, name: &str, body: FnPtr| {
-            let id = lp.machine.declare_task(&call, lp.index, name, body)?;
+            let id = lp.machine.declare_task(&call, lp.index, name, by_value(body))?;
             Ok::<_, Box<EvalAltResult>>(TaskH {
                 id,
                 name: name.to_string(),
@@ -291,7 +291,7 @@ pub(crate) fn register(engine: &mut Engine) {
         "Inside a task: starts a task on the same loop (asyncio.create_task); it runs once this one awaits.",
         |call: NativeCallContext, name: &str, body: FnPtr| {
             let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-            let body = Box::new(task_body(engine, ast, body));
+            let body = Box::new(task_body(engine, ast, by_value(body)));
             let id = ask(&call, |ctx| ctx.start_task(name, body))?;
             Ok::<_, Box<EvalAltResult>>(TaskH {
                 id,
@@ -337,7 +337,7 @@ pub(crate) fn register(engine: &mut Engine) {
         "Inside a task: runs `body` on a thread of its loop's default executor (asyncio.to_thread); await the returned task for its value.",
         |call: NativeCallContext, body: FnPtr| {
             let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-            let body = Box::new(thread_body(engine, ast, body));
+            let body = Box::new(thread_body(engine, ast, by_value(body)));
             let id = ask(&call, |ctx| ctx.run_in_executor(body))?;
             Ok::<_, Box<EvalAltResult>>(TaskH {
                 id,
@@ -352,7 +352,7 @@ pub(crate) fn register(engine: &mut Engine) {
         "Inside a task of this loop: runs `body` on a thread of the loop's default executor (a plain thread: blocking calls are fine there); await the returned task for its value.",
         |call: NativeCallContext, _lp: &mut LoopH, body: FnPtr| {
             let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-            let body = Box::new(thread_body(engine, ast, body));
+            let body = Box::new(thread_body(engine, ast, by_value(body)));
             let id = ask(&call, |ctx| ctx.run_in_executor(body))?;
             Ok::<_, Box<EvalAltResult>>(TaskH {
                 id,

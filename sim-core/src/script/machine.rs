@@ -181,7 +181,8 @@ fn start_process(
 ) -> Result<ChildProcess, Box<EvalAltResult>> {
     let start = process_start(options, call.call_position())?;
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-    let body = thread_body(engine, ast, body);
+    // A process copies what it captures, as fork does.
+    let body = thread_body(engine, ast, by_value(body));
     let handle = current::operation(call, |ctx| ctx.start_process(name, start, body))?;
     Ok(ChildProcess {
         main: handle.main,
@@ -511,7 +512,7 @@ fn add_thread(
         process,
         name: name.to_string(),
         options,
-        body: DeclBody::Closure(body),
+        body: DeclBody::Closure(by_value(body)),
     });
     Ok(())
 }
@@ -580,6 +581,19 @@ impl ProcessHandle {
     pub(crate) fn parts(&self) -> (MachineHandle, usize) {
         (self.machine.clone(), self.index)
     }
+}
+
+/// `body` with its captured variables copied: a closure handed to a thread
+/// or a task captures the values its variables have at that moment, so
+/// each gets its own copy (one `i` per loop iteration, as in Rust, Go since
+/// 1.22 and JavaScript) and an assignment in it changes only that copy.
+/// Handles (variables, locks, channels, devices) copy as handles: shared
+/// state goes through them.
+pub(crate) fn by_value(mut body: FnPtr) -> FnPtr {
+    for captured in body.iter_curry_mut() {
+        *captured = captured.flatten_clone();
+    }
+    body
 }
 
 /// The kernel body of a thread whose body is the script closure `body`.
@@ -1055,7 +1069,7 @@ fn start_thread(
     body: FnPtr,
 ) -> Result<ThreadHandle, Box<EvalAltResult>> {
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-    let body = thread_body(engine, ast, body);
+    let body = thread_body(engine, ast, by_value(body));
     let thread = current::operation(call, |ctx| ctx.start_fallible(name, options, body))?;
     Ok(ThreadHandle {
         thread,

@@ -340,6 +340,48 @@ impl Script {
         &self.name
     }
 
+    /// Assignments to a captured variable inside a closure, as (variable,
+    /// line, column): a thread's or task's closure has its own copy of what
+    /// it captures, so such an assignment changes nothing outside it.
+    /// `simcli check` warns about each.
+    pub fn captured_assignments(&self) -> Vec<(String, u32, u32)> {
+        let at = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
+        // Each closure's span and the variables it captured (its leading
+        // parameters: a closure handed to a thread has no others).
+        type Span = ((usize, usize), (usize, usize), Vec<String>);
+        let closures: Vec<Span> = self
+            .ast
+            .iter_fn_def()
+            .filter(|f| f.name.starts_with("anon$"))
+            .map(|f| {
+                (
+                    at(f.body.start_position()),
+                    at(f.body.end_position()),
+                    f.params.iter().map(|p| p.to_string()).collect(),
+                )
+            })
+            .collect();
+        let mut found = Vec::new();
+        self.ast.walk(&mut |path: &[rhai::ASTNode]| {
+            if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Assignment(assign))) = path.last() {
+                if let rhai::Expr::Variable(var, _, position) = &assign.1.lhs {
+                    let here = at(*position);
+                    let innermost = closures
+                        .iter()
+                        .filter(|(start, end, _)| *start <= here && here <= *end)
+                        .max_by_key(|(start, ..)| *start);
+                    if innermost.is_some_and(|(.., params)| params.iter().any(|p| *p == var.1)) {
+                        found.push((var.1.to_string(), here.0 as u32, here.1 as u32));
+                    }
+                }
+            }
+            true
+        });
+        found.sort_by_key(|&(_, line, column)| (line, column));
+        found.dedup();
+        found
+    }
+
     /// Evaluates the script: runs what it runs, then every machine it
     /// declared but did not run.
     pub fn run(&self, options: &RunOptions) -> ScriptOutcome {
