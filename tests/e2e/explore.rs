@@ -153,3 +153,37 @@ fn jitter_finds_what_only_timing_reveals_and_the_replay_keeps_the_jitter() {
     assert!(report.contains("1 expectation(s) FAILED"), "{report}");
     assert_eq!(run_simcli(&replay).stdout, report.as_bytes());
 }
+
+#[test]
+fn each_shrunk_failure_replays_the_failure_it_was_shrunk_from() {
+    let (code, text, _) = explore(
+        &[
+            "tests/fixtures/two_failures.rhai",
+            "--keep-going",
+            "--runs",
+            "300",
+        ],
+        "explore-same-failure",
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let expectations: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("expectation '").nth(1)?.split('\'').next())
+        .collect();
+    let commands: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("replay: simcli "))
+        .collect();
+    assert_eq!(expectations.len(), 2, "{text}");
+    assert_eq!(commands.len(), 2, "{text}");
+    for (name, command) in expectations.iter().zip(commands) {
+        let mut replay: Vec<&str> = command.split(' ').collect();
+        replay.push("--no-chart");
+        let output = run_simcli(&replay);
+        let report = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            report.contains(&format!("expectation '{name}': FAILED")),
+            "failure '{name}' replays as:\n{report}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-pub use shrink::{shrink, LenientReplayChooser};
+pub use shrink::{shrink, shrink_failure, LenientReplayChooser};
 pub use strategy::{dfs_next, mix, preemptions, PctChooser};
 
 use crate::kernel::{Chooser, Decision, RandomChooser, ReplayChooser};
@@ -51,11 +51,33 @@ pub struct ExploreOptions {
     pub keep_going: bool,
 }
 
+/// What failed in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    /// What failed, where and when, for people.
+    pub message: String,
+    /// Which failure it is: its kind and location (the expectation, the
+    /// deadlock cycle, the pair of racing accesses), without the times or
+    /// values that differ between runs failing the same way. Shrinking
+    /// keeps it, and `keep_going` collects one failure per key.
+    pub key: String,
+}
+
+impl From<String> for Failed {
+    /// A failure whose message is its key.
+    fn from(message: String) -> Self {
+        Failed {
+            key: message.clone(),
+            message,
+        }
+    }
+}
+
 /// What one run found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// What failed, or `None` when the run passed.
-    pub failure: Option<String>,
+    pub failure: Option<Failed>,
     /// The decisions the run took.
     pub decisions: Vec<Decision>,
     /// A key for counting distinct outcomes (e.g. final values).
@@ -80,6 +102,8 @@ pub struct Failure {
     pub seed: u64,
     /// What failed.
     pub message: String,
+    /// Which failure it is (see [`Failed::key`]).
+    pub key: String,
     /// The decisions it took.
     pub decisions: Vec<Decision>,
 }
@@ -100,7 +124,8 @@ pub struct ExploreReport {
     pub runs: u64,
     /// How many runs ended in each outcome.
     pub outcomes: BTreeMap<String, u64>,
-    /// Failing runs in run order; with `keep_going`, one per distinct message.
+    /// Failing runs in run order; with `keep_going`, one per distinct
+    /// [`Failed::key`].
     pub failures: Vec<Failure>,
     /// True when DFS ran every schedule within its bound.
     pub exhausted: bool,
@@ -121,13 +146,14 @@ impl ExploreReport {
     fn record(&mut self, run: u64, seed: u64, verdict: Verdict, keep_going: bool) {
         self.runs += 1;
         *self.outcomes.entry(verdict.outcome).or_default() += 1;
-        if let Some(message) = verdict.failure {
-            let known = self.failures.iter().any(|f| f.message == message);
+        if let Some(failed) = verdict.failure {
+            let known = self.failures.iter().any(|f| f.key == failed.key);
             if self.failures.is_empty() || (keep_going && !known) {
                 self.failures.push(Failure {
                     run,
                     seed,
-                    message,
+                    message: failed.message,
+                    key: failed.key,
                     decisions: verdict.decisions,
                 });
             }

@@ -1,5 +1,7 @@
-//! Shrinking a failing schedule to the fewest preemptions that still fail.
+//! Shrinking a failing schedule to the fewest preemptions that still fail
+//! the same way.
 
+use super::{Failure, Scenario};
 use crate::kernel::{Choice, ChoicePoint, Chooser, ChooserError, Decision};
 
 /// Replays a decision list as far as it fits: where the run asks a question
@@ -72,4 +74,18 @@ pub fn shrink(
         best.pop();
     }
     best
+}
+
+/// Shrinks `failure`, a failing run of `scenario`, with [`shrink`]: a
+/// candidate counts only when it fails the same way (the same
+/// [`super::Failed::key`]: the same expectation, deadlock cycle or race
+/// pair), so that the shrunk schedule replays the failure that was found,
+/// not another one with fewer preemptions.
+pub fn shrink_failure<S: Scenario + ?Sized>(scenario: &mut S, failure: &Failure) -> Vec<Decision> {
+    shrink(&failure.decisions, |candidate| {
+        let chooser = Box::new(LenientReplayChooser::new(candidate.to_vec()));
+        let verdict = scenario.run(chooser, failure.seed);
+        let same = verdict.failure.is_some_and(|f| f.key == failure.key);
+        same.then_some(verdict.decisions)
+    })
 }

@@ -31,7 +31,7 @@ impl Scenario for Counter {
         let run = run_counter(chooser);
         let value = run.trace.variables[0].value;
         Verdict {
-            failure: (value != 2).then(|| format!("lost update: x = {value}")),
+            failure: (value != 2).then(|| Failed::from(format!("lost update: x = {value}"))),
             decisions: run.decisions,
             outcome: format!("x={value}"),
         }
@@ -138,6 +138,63 @@ fn shrinking_leaves_one_preemption_and_replays_identically() {
     let (first, second) = (replay(&shrunk), replay(&shrunk));
     assert_eq!(first.variables[0].value, 1);
     assert_eq!(first, second);
+}
+
+/// Two threads increment `x` twice each: one preemption between a load and
+/// its store loses one update or two, and each final value is a failure of
+/// its own.
+struct TwoIncrements;
+
+fn run_two_increments(chooser: Box<dyn Chooser>) -> Run {
+    let mut s = Simulation::new(Machine::textbook()).unwrap();
+    s.set_chooser(chooser);
+    let x = s.variable(ProcessId::MAIN, "x", 0);
+    for name in ["a", "b"] {
+        s.add_thread(name, move |ctx| {
+            for _ in 0..2 {
+                ctx.compute(crate::us(10));
+                let v = ctx.load(x);
+                ctx.store(x, v + 1);
+            }
+        });
+    }
+    s.run()
+}
+
+impl Scenario for TwoIncrements {
+    fn run(&mut self, chooser: Box<dyn Chooser>, _seed: u64) -> Verdict {
+        let run = run_two_increments(chooser);
+        let value = run.trace.variables[0].value;
+        Verdict {
+            failure: (value != 4).then(|| Failed {
+                message: format!("lost updates at {}: x = {value}", run.trace.end),
+                key: format!("x = {value}"),
+            }),
+            decisions: run.decisions,
+            outcome: format!("x={value}"),
+        }
+    }
+}
+
+#[test]
+fn shrinking_keeps_the_failure_it_was_given() {
+    let report = explore(
+        &ExploreOptions {
+            keep_going: true,
+            ..options(Strategy::Random, 1)
+        },
+        || TwoIncrements,
+        |_| {},
+    );
+    let keys: BTreeSet<&str> = report.failures.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, BTreeSet::from(["x = 2", "x = 3"]), "{report:?}");
+    for failure in &report.failures {
+        let shrunk = shrink_failure(&mut TwoIncrements, failure);
+        let replayed = run_two_increments(Box::new(ReplayChooser::new(shrunk.clone())));
+        let value = replayed.trace.variables[0].value;
+        assert_eq!(format!("x = {value}"), failure.key, "{shrunk:?}");
+        assert!(preemptions(&shrunk) <= preemptions(&failure.decisions));
+    }
 }
 
 #[test]
