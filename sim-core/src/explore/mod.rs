@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 pub use shrink::{shrink, shrink_failure, LenientReplayChooser};
-pub use strategy::{dfs_next, mix, preemptions, PctChooser};
+pub use strategy::{dfs_next, mix, preemptions, steps, PctChooser};
 
 use crate::kernel::{Chooser, Decision, RandomChooser, ReplayChooser};
 
@@ -136,11 +136,13 @@ pub struct ExploreReport {
 /// search early; each next batch doubles, up to [`BATCH`], so that long
 /// searches pay little for the hand-offs between batches. The sizes do not
 /// depend on the number of jobs, so neither does the report.
+///
+/// PCT runs one run alone first: it has no run length to place change
+/// points in yet, so that run has none, and every later batch places them
+/// over the longest run of the batches before it.
 const FIRST_BATCH: u64 = 16;
 /// The largest batch.
 const BATCH: u64 = 1024;
-/// PCT places its change points among this many first choices.
-const PCT_STEPS: u64 = 200;
 
 impl ExploreReport {
     fn record(&mut self, run: u64, seed: u64, verdict: Verdict, keep_going: bool) {
@@ -200,10 +202,12 @@ where
             }
         }
         strategy => {
-            let run_one = |scenario: &mut S, run: u64| {
+            // PCT's estimate of a run's length: the longest run so far.
+            let mut longest = 0;
+            let run_one = |scenario: &mut S, run: u64, longest: u64| {
                 let seed = mix(options.seed, run);
                 let chooser: Box<dyn Chooser> = match strategy {
-                    Strategy::Pct { depth } => Box::new(PctChooser::new(seed, depth, PCT_STEPS)),
+                    Strategy::Pct { depth } => Box::new(PctChooser::new(seed, depth, longest)),
                     _ => Box::new(RandomChooser::new(seed)),
                 };
                 (run, seed, scenario.run(chooser, seed))
@@ -217,23 +221,29 @@ where
             });
             let mut local = None;
             let mut start = 0;
-            let mut batch = FIRST_BATCH;
+            let mut batch = match strategy {
+                Strategy::Pct { .. } => 1,
+                _ => FIRST_BATCH,
+            };
             while start < options.runs && !report.done(options.keep_going) {
                 let end = (start + batch).min(options.runs);
-                batch = (2 * batch).min(BATCH);
+                batch = (2 * batch).clamp(FIRST_BATCH, BATCH);
                 let verdicts: Vec<(u64, u64, Verdict)> = match &pool {
                     Some(pool) => pool.install(|| {
                         (start..end)
                             .into_par_iter()
-                            .map_init(&make, run_one)
+                            .map_init(&make, |scenario, run| run_one(scenario, run, longest))
                             .collect()
                     }),
                     None => {
                         let scenario = local.get_or_insert_with(&make);
-                        (start..end).map(|run| run_one(scenario, run)).collect()
+                        (start..end)
+                            .map(|run| run_one(scenario, run, longest))
+                            .collect()
                     }
                 };
                 for (run, seed, verdict) in verdicts {
+                    longest = longest.max(steps(&verdict.decisions));
                     failing += u64::from(verdict.failure.is_some());
                     report.record(run, seed, verdict, options.keep_going);
                 }
