@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sim_core::explore::{
-    explore as search, preemptions, shrink_failure, ExploreOptions, Progress, Strategy,
+    explore as search, preemptions, shrink_failure, ExploreOptions, Progress, ShrinkBudget, Shrunk,
+    Strategy,
 };
 use sim_core::kernel::Decision;
 use sim_core::script::{Judging, RunOptions, Script, ScriptScenario};
@@ -125,13 +126,31 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             failure.seed,
             failure.message
         );
-        let shrunk = shrink_failure(&mut scenario, failure);
+        let budget = ShrinkBudget {
+            runs: args.shrink_runs,
+            time: Duration::from_secs(args.shrink_seconds),
+        };
+        let Shrunk {
+            decisions: shrunk,
+            runs,
+            elapsed,
+            out_of_budget,
+        } = shrink_failure(&mut scenario, failure, budget);
         println!(
-            "  shrunk from {} to {} preemption(s), {} decision(s)",
+            "  shrunk from {} to {} preemption(s), {} decision(s), in {runs} run(s), {:.2}s",
             preemptions(&failure.decisions),
             preemptions(&shrunk),
-            shrunk.len()
+            shrunk.len(),
+            elapsed.as_secs_f64()
         );
+        if out_of_budget {
+            println!(
+                "  (shrinking stopped at its budget of {} runs or {}s: \
+                 raise --shrink-runs or --shrink-seconds for a smaller schedule)",
+                budget.runs,
+                budget.time.as_secs()
+            );
+        }
         let file = args
             .out
             .join(format!("{}-failure-{}.ron", stem(&args.script), n + 1));

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-pub use shrink::{shrink, shrink_failure, LenientReplayChooser};
+pub use shrink::{shrink, shrink_failure, LenientReplayChooser, ShrinkBudget, Shrunk};
 pub use strategy::{dfs_next, mix, preemptions, steps, PctChooser};
 
 use crate::kernel::{Chooser, Decision, RandomChooser, ReplayChooser};

@@ -23,8 +23,9 @@ pub fn mix(seed: u64, index: u64) -> u64 {
 /// priority wins (a preemption happens when the ready head outranks the
 /// running thread). At `depth - 1` distinct steps, drawn uniformly over the
 /// run's length k, the winning thread drops below every other before the
-/// choice is made. Jitter decisions are drawn uniformly and are not steps.
-/// Finds a bug of depth d with probability at least 1/(n·k^(d-1)).
+/// choice is made. A thread that yields drops below every other too.
+/// Jitter decisions are drawn uniformly and are not steps. Finds a bug of
+/// depth d with probability at least 1/(n·k^(d-1)).
 ///
 /// k is not known before a run: the explorer passes the longest run seen
 /// so far, in steps (see [`steps`]), as shuttle and Coyote do.
@@ -114,6 +115,11 @@ impl Chooser for PctChooser {
 
     fn wants_threads(&self) -> bool {
         true
+    }
+
+    /// A yield deprioritises the yielding thread, as in shuttle's PCT.
+    fn yielded(&mut self, thread: ThreadId) {
+        self.lower(thread);
     }
 }
 

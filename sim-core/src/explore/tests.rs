@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::kernel::{Run, Simulation};
+use crate::kernel::{ChoicePoint, Run, Simulation};
 use crate::model::machine::Machine;
 use crate::trace::Trace;
 use crate::ProcessId;
@@ -131,7 +131,9 @@ fn shrinking_leaves_one_preemption_and_replays_identically() {
         let run = run_counter(Box::new(LenientReplayChooser::new(candidate.to_vec())));
         (run.trace.variables[0].value != 2).then_some(run.decisions)
     };
-    let shrunk = shrink(&failing, fails);
+    let shrunk = shrink(&failing, ShrinkBudget::default(), fails);
+    assert!(!shrunk.out_of_budget && shrunk.runs > 0);
+    let shrunk = shrunk.decisions;
     assert_eq!(preemptions(&shrunk), 1, "{shrunk:?}");
     let replay =
         |d: &[Decision]| -> Trace { run_counter(Box::new(ReplayChooser::new(d.to_vec()))).trace };
@@ -189,7 +191,7 @@ fn shrinking_keeps_the_failure_it_was_given() {
     let keys: BTreeSet<&str> = report.failures.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(keys, BTreeSet::from(["x = 2", "x = 3"]), "{report:?}");
     for failure in &report.failures {
-        let shrunk = shrink_failure(&mut TwoIncrements, failure);
+        let shrunk = shrink_failure(&mut TwoIncrements, failure, ShrinkBudget::default()).decisions;
         let replayed = run_two_increments(Box::new(ReplayChooser::new(shrunk.clone())));
         let value = replayed.trace.variables[0].value;
         assert_eq!(format!("x = {value}"), failure.key, "{shrunk:?}");
@@ -323,4 +325,112 @@ fn pct_places_change_points_within_the_runs_length() {
         "not found in {} runs",
         report.runs
     );
+}
+
+/// A thread spins with `yield_now` until another sets a flag, on one CPU.
+/// Both are ready at the same instant throughout, so only the chooser
+/// decides who runs.
+struct Spinner;
+
+impl Scenario for Spinner {
+    fn run(&mut self, chooser: Box<dyn Chooser>, _seed: u64) -> Verdict {
+        let machine = Machine {
+            max_events: 100_000,
+            ..Machine::textbook()
+        };
+        let mut s = Simulation::new(machine).unwrap();
+        s.set_chooser(chooser);
+        let flag = s.variable(ProcessId::MAIN, "flag", 0);
+        s.add_thread("spinner", move |ctx| {
+            while ctx.load(flag) == 0 {
+                ctx.yield_now();
+            }
+        });
+        s.add_thread("setter", move |ctx| ctx.store(flag, 1));
+        let run = s.run();
+        Verdict {
+            failure: (!run.completed()).then(|| Failed::from(format!("{:?}", run.outcome))),
+            decisions: run.decisions,
+            outcome: String::new(),
+        }
+    }
+}
+
+/// Under PCT a yield lowers the yielding thread below every other, as in
+/// shuttle: a spinner with the higher priority would otherwise take the CPU
+/// back at every yield and starve the thread it waits for.
+#[test]
+fn pct_lowers_a_thread_that_yields() {
+    let report = explore(
+        &ExploreOptions {
+            runs: 40,
+            ..options(Strategy::Pct { depth: 1 }, 1)
+        },
+        || Spinner,
+        |_| {},
+    );
+    assert_eq!(report.runs, 40);
+    assert!(
+        report.failures.is_empty(),
+        "{:?}",
+        report.failures[0].message
+    );
+    // The same through a script, whose chooser its machines share.
+    let scenario = || {
+        let source = r#"
+            let m = machine(#{ preset: "textbook", cpus: 1, max_events: 20000 });
+            let flag = m.variable("flag", 0);
+            m.add_thread("spinner", || { while flag.load() == 0 { yield_now(); } });
+            m.add_thread("setter", || { compute(us(5)); flag.store(1); });
+        "#;
+        crate::script::ScriptScenario::new(
+            std::rc::Rc::new(crate::script::Script::compile("spin.rhai", source).unwrap()),
+            crate::script::RunOptions::default(),
+            crate::script::Judging::default(),
+        )
+    };
+    let report = explore(
+        &ExploreOptions {
+            runs: 40,
+            ..options(Strategy::Pct { depth: 1 }, 1)
+        },
+        scenario,
+        |_| {},
+    );
+    assert_eq!(report.runs, 40);
+    assert!(
+        report.failures.is_empty(),
+        "{:?}",
+        report.failures[0].message
+    );
+}
+
+#[test]
+fn shrinking_stops_at_its_budget_and_says_so() {
+    let preempt = |chosen| Decision {
+        point: ChoicePoint::Preempt,
+        options: 2,
+        chosen,
+    };
+    // Every candidate fails, but no candidate takes fewer preemptions.
+    let failing = vec![preempt(1); 100];
+    let budget = ShrinkBudget {
+        runs: 5,
+        time: std::time::Duration::from_secs(60),
+    };
+    let mut calls = 0;
+    let shrunk = shrink(&failing, budget, |_| {
+        calls += 1;
+        Some(failing.clone())
+    });
+    assert_eq!((shrunk.runs, calls), (5, 5));
+    assert!(shrunk.out_of_budget);
+    assert_eq!(shrunk.decisions, failing);
+    let timed = ShrinkBudget {
+        runs: 1000,
+        time: std::time::Duration::ZERO,
+    };
+    let shrunk = shrink(&failing, timed, |_| Some(failing.clone()));
+    assert_eq!(shrunk.runs, 0);
+    assert!(shrunk.out_of_budget);
 }

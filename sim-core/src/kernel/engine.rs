@@ -1010,6 +1010,9 @@ impl Engine {
                 true
             }
             Request::Yield => {
+                if let Some(chooser) = &mut self.chooser {
+                    chooser.yielded(thread);
+                }
                 self.leave_cpu(cpu);
                 self.record(thread, ThreadState::Ready, None, None);
                 self.policy.enqueue(thread, self.now, Enqueue::Yielded);
