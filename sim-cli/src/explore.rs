@@ -107,6 +107,23 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         report.outcomes.len(),
         report.failures.len()
     );
+    for bound in &report.bounds {
+        println!(
+            "  {} preemption(s): {} schedule(s){}, {}",
+            bound.bound,
+            bound.schedules,
+            if bound.reruns > 0 {
+                format!(" (and {} with fewer run again to reach them)", bound.reruns)
+            } else {
+                String::new()
+            },
+            if bound.covered >= 1.0 {
+                "every one there is".to_string()
+            } else {
+                format!("about {:.1}% of the tree", 100.0 * bound.covered)
+            }
+        );
+    }
     if let Some(variable) = &args.histogram {
         print_histogram(&report.outcomes, variable);
         let path = args

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 pub use shrink::{shrink, shrink_failure, LenientReplayChooser, ShrinkBudget, Shrunk};
-pub use strategy::{dfs_next, mix, preemptions, steps, PctChooser};
+pub use strategy::{dfs_covered, dfs_next, mix, preemptions, steps, PctChooser};
+
+use strategy::can_preempt_more;
 
 use crate::kernel::{Chooser, Decision, RandomChooser, ReplayChooser};
 
@@ -28,8 +30,9 @@ pub enum Strategy {
         /// The bug depth the search targets (change points + 1).
         depth: u32,
     },
-    /// Every schedule with at most `preemptions` preemptions, depth first.
-    /// Sequential (one job).
+    /// Every schedule with at most `preemptions` preemptions, depth first,
+    /// those with none first, then those with one, and so on (iterative
+    /// preemption bounding). Sequential (one job).
     Dfs {
         /// The preemption bound.
         preemptions: u32,
@@ -118,7 +121,7 @@ pub struct Progress {
 }
 
 /// What an exploration found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExploreReport {
     /// Runs made.
     pub runs: u64,
@@ -127,8 +130,29 @@ pub struct ExploreReport {
     /// Failing runs in run order; with `keep_going`, one per distinct
     /// [`Failed::key`].
     pub failures: Vec<Failure>,
-    /// True when DFS ran every schedule within its bound.
+    /// True when DFS ran every schedule within its bound (it stops early
+    /// when no schedule can take one more preemption).
     pub exhausted: bool,
+    /// DFS: what each bound it reached covered, from bound 0 up.
+    pub bounds: Vec<BoundCoverage>,
+}
+
+/// How much of the tree of schedules with at most `bound` preemptions DFS
+/// covered (it runs bound 0, then 1, … up to the bound asked for, as CHESS
+/// does, so that a larger bound never finds less than a smaller one).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BoundCoverage {
+    /// The preemption bound.
+    pub bound: u32,
+    /// Schedules with exactly `bound` preemptions run.
+    pub schedules: u64,
+    /// Schedules with fewer (run under a smaller bound) run again to reach
+    /// the new ones.
+    pub reruns: u64,
+    /// The share of the tree covered, from 0 to 1: 1 when every schedule
+    /// within the bound ran; otherwise an estimate that counts every subtree
+    /// as alike (see [`dfs_covered`]).
+    pub covered: f64,
 }
 
 /// Runs in the first batch (a batch is the unit of parallel work and of
@@ -177,27 +201,56 @@ where
     let mut report = ExploreReport::default();
     let mut failing = 0;
     match options.strategy {
-        Strategy::Dfs { preemptions } => {
+        Strategy::Dfs { preemptions: max } => {
             let mut scenario = make();
-            let mut prefix = Vec::new();
-            while report.runs < options.runs {
-                let verdict = scenario.run(Box::new(ReplayChooser::new(prefix)), options.seed);
-                let next = dfs_next(&verdict.decisions, preemptions);
-                failing += u64::from(verdict.failure.is_some());
-                report.record(report.runs, options.seed, verdict, options.keep_going);
-                progress(Progress {
-                    runs: report.runs,
-                    failures: failing,
-                });
-                if report.done(options.keep_going) {
+            for bound in 0..=max {
+                let mut coverage = BoundCoverage {
+                    bound,
+                    schedules: 0,
+                    reruns: 0,
+                    covered: 0.0,
+                };
+                // Whether a schedule of this bound could take one more
+                // preemption: if none can, no larger bound has anything new.
+                let mut extensible = false;
+                let mut prefix = Vec::new();
+                while report.runs < options.runs && !report.done(options.keep_going) {
+                    let verdict = scenario.run(Box::new(ReplayChooser::new(prefix)), options.seed);
+                    let next = dfs_next(&verdict.decisions, bound);
+                    coverage.covered = dfs_covered(&verdict.decisions, bound);
+                    // A schedule keeps the preemptions of its prefix (past
+                    // it every answer is 0: no preemption), so one with
+                    // fewer than `bound` ran under a smaller bound: it runs
+                    // again only to reach the new ones beside it.
+                    if preemptions(&verdict.decisions) < bound as usize {
+                        coverage.reruns += 1;
+                        report.runs += 1;
+                    } else {
+                        coverage.schedules += 1;
+                        extensible |= can_preempt_more(&verdict.decisions);
+                        failing += u64::from(verdict.failure.is_some());
+                        report.record(report.runs, options.seed, verdict, options.keep_going);
+                    }
+                    progress(Progress {
+                        runs: report.runs,
+                        failures: failing,
+                    });
+                    match next {
+                        Some(next) => prefix = next,
+                        None => {
+                            coverage.covered = 1.0;
+                            break;
+                        }
+                    }
+                }
+                let complete = coverage.covered >= 1.0;
+                report.bounds.push(coverage);
+                if !complete {
                     break;
                 }
-                match next {
-                    Some(next) => prefix = next,
-                    None => {
-                        report.exhausted = true;
-                        break;
-                    }
+                if bound == max || !extensible {
+                    report.exhausted = true;
+                    break;
                 }
             }
         }

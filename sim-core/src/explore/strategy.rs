@@ -161,3 +161,38 @@ pub fn dfs_next(decisions: &[Decision], bound: u32) -> Option<Vec<Decision>> {
     }
     None
 }
+
+/// Whether a schedule has a preemption point after its last preemption:
+/// then a schedule with one more preemption exists.
+pub(crate) fn can_preempt_more(decisions: &[Decision]) -> bool {
+    decisions
+        .iter()
+        .rev()
+        .take_while(|d| d.point != ChoicePoint::Preempt || d.chosen == 0)
+        .any(|d| d.point == ChoicePoint::Preempt)
+}
+
+/// The share of the DFS tree within `bound` preemptions that lies at or
+/// before the schedule `decisions` in DFS order, counting every subtree as
+/// alike (Knuth's estimate: at each decision the options before the one
+/// taken are done). A decision past which the bound allows no preemption
+/// has one option.
+pub fn dfs_covered(decisions: &[Decision], bound: u32) -> f64 {
+    let mut covered = 0.0;
+    let mut weight = 1.0;
+    let mut used = 0;
+    for d in decisions {
+        let options = if d.point == ChoicePoint::Preempt && used >= bound && d.chosen == 0 {
+            1
+        } else {
+            d.options
+        };
+        let options = f64::from(options.max(1));
+        covered += weight * f64::from(d.chosen) / options;
+        weight /= options;
+        if d.point == ChoicePoint::Preempt && d.chosen != 0 {
+            used += 1;
+        }
+    }
+    covered + weight
+}

@@ -236,21 +236,23 @@ impl Scenario for TwoStores {
 /// The schedules of [`TwoStores`], counted by hand. Both threads are ready at
 /// 0 and tie, so the first question is which runs first (D, 2 options); call
 /// it X and the other Y. After X's store, Y is ready, so: preempt X (P1) or
-/// not (P0). A preempted thread is ready again at 0 and ties with the others.
+/// not (P0). A preempted thread goes behind the threads ready then and ties
+/// with none of them (taking it back at once would undo the preemption).
 ///
 /// ```text
 /// D=X, P0                 X ends; Y runs alone, nobody else ready   0 preemptions
-/// D=X, P1, D=X            X resumed at once and ends; then Y         1
-/// D=X, P1, D=Y, P0        Y stores and ends; X ends                  1
-/// D=X, P1, D=Y, P1, D=X   Y preempted too; X ends, then Y            2
-/// D=X, P1, D=Y, P1, D=Y   Y preempted and resumed; then X            2
+/// D=X, P1, P0             Y stores and ends; X ends                  1
+/// D=X, P1, P1             Y preempted too; X ends, then Y            2
 /// ```
 ///
-/// That is 5 schedules for each of the 2 first choices: within 0
-/// preemptions 2·1 = 2, within 1 2·3 = 6, within 2 all 2·5 = 10.
+/// That is 3 schedules for each of the 2 first choices: within 0
+/// preemptions 2·1 = 2, within 1 2·2 = 4, within 2 all 2·3 = 6. DFS runs
+/// bound 0, then 1, … and runs the schedules of the smaller bounds again
+/// to reach the new ones: 2, then 2 + 4, then 2 + 4 + 6 runs. No schedule
+/// with 2 preemptions has a preemption point left, so bound 3 stops there.
 #[test]
 fn dfs_counts_the_schedules_computed_by_hand() {
-    for (bound, expected) in [(0u32, 2u64), (1, 6), (2, 10), (3, 10)] {
+    for (bound, schedules, runs) in [(0u32, 2u64, 2u64), (1, 4, 6), (2, 6, 12), (3, 6, 12)] {
         let report = explore(
             &ExploreOptions {
                 runs: 1000,
@@ -261,11 +263,13 @@ fn dfs_counts_the_schedules_computed_by_hand() {
             |_| {},
         );
         assert!(report.exhausted, "bound {bound}");
-        assert_eq!(report.runs, expected, "bound {bound}: runs");
-        // Every run took a schedule of its own.
+        assert_eq!(report.runs, runs, "bound {bound}: runs");
+        let new: u64 = report.bounds.iter().map(|b| b.schedules).sum();
+        assert_eq!(new, schedules, "bound {bound}: schedules");
+        // Every schedule is one of its own.
         assert_eq!(
             report.outcomes.len() as u64,
-            expected,
+            schedules,
             "bound {bound}: distinct"
         );
     }
@@ -433,4 +437,65 @@ fn shrinking_stops_at_its_budget_and_says_so() {
     let shrunk = shrink(&failing, timed, |_| Some(failing.clone()));
     assert_eq!(shrunk.runs, 0);
     assert!(shrunk.out_of_budget);
+}
+
+/// Three threads spin (with yields) until a fourth starts them, then take
+/// two of three locks each in a cyclic order: a deadlock needs preemptions
+/// right after the first locks, and the spin loops make the tree deep.
+fn three_locks() -> crate::script::ScriptScenario {
+    let source = r#"
+        let m = machine(#{ preset: "textbook", cpus: 1 });
+        let a = m.mutex("a");
+        let b = m.mutex("b");
+        let c = m.mutex("c");
+        let start = m.variable("start", 0);
+        let take = |first, second| {
+            while start.load() == 0 { yield_now(); }
+            first.lock(); second.lock(); second.unlock(); first.unlock();
+        };
+        m.add_thread("t1", || take.call(a, b));
+        m.add_thread("t2", || take.call(b, c));
+        m.add_thread("t3", || take.call(c, a));
+        m.add_thread("starter", || { compute(us(5)); start.store(1); });
+    "#;
+    crate::script::ScriptScenario::new(
+        std::rc::Rc::new(crate::script::Script::compile("three_locks.rhai", source).unwrap()),
+        crate::script::RunOptions::default(),
+        crate::script::Judging::default(),
+    )
+}
+
+/// DFS iterates its bound, 0, 1, 2, … up to the one asked for, as CHESS
+/// does: a larger bound runs the smaller bounds' schedules first, so it
+/// never finds less, nor later.
+#[test]
+fn a_larger_preemption_bound_never_finds_less() {
+    let dfs = |preemptions| {
+        explore(
+            &ExploreOptions {
+                runs: 2000,
+                ..options(Strategy::Dfs { preemptions }, 1)
+            },
+            three_locks,
+            |_| {},
+        )
+    };
+    let two = dfs(2);
+    assert_eq!(
+        two.failures.len(),
+        1,
+        "bound 2: {} runs {:?}",
+        two.runs,
+        two.bounds
+    );
+    for bound in [3, 5] {
+        let larger = dfs(bound);
+        assert_eq!(
+            larger.failures.len(),
+            1,
+            "bound {bound}: {} runs",
+            larger.runs
+        );
+        assert_eq!(larger.failures[0].run, two.failures[0].run, "bound {bound}");
+    }
 }
