@@ -373,3 +373,21 @@ fn a_bare_zero_is_a_duration_in_settings() {
     let outcome = run(r#"let m = machine(#{ context_switch: 5 });"#);
     assert!(outcome.error.is_some());
 }
+
+#[test]
+fn an_rlock_lets_its_owner_in_again() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let r = m.rlock("r");
+        let x = m.variable("x", 0);
+        fn add(r, x) { r.lock(); x.store(x.load() + 1); r.unlock(); }
+        for t in ["a", "b"] {
+            m.add_thread(t, || { r.lock(); add(r, x); compute(ms(1)); r.unlock(); });
+        }
+        let run = m.run();
+        print(`${run.value("x")} ${run.makespan}`);
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(prints(&outcome), ["2 2ms"]);
+    assert!(outcome.runs[0].trace.races.is_empty());
+}

@@ -36,7 +36,8 @@ use crate::model::machine::{Machine, MachineError};
 use crate::model::process::{ProcessGate, ProcessOptions};
 use crate::model::python::gil::Gil;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Mutex, MutexOptions, Resource, RwLock, RwPrefer, Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Mutex, MutexOptions, RLock, Resource, RwLock, RwPrefer, Semaphore,
+    Spinlock,
 };
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::trace::Trace;
@@ -179,8 +180,24 @@ impl Simulation {
             owner: None,
             options,
             waiters: WaitQueue::new(),
+            reentrant: false,
+            depth: 0,
         };
         Mutex(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a reentrant lock (`threading.RLock`, C#'s `Monitor`): a fair
+    /// mutex whose owner may lock it again; it is free once unlocked as
+    /// many times as it was locked.
+    pub fn rlock(&mut self, name: &str) -> RLock {
+        let resource = Resource::Mutex {
+            owner: None,
+            options: MutexOptions::default(),
+            waiters: WaitQueue::new(),
+            reentrant: true,
+            depth: 0,
+        };
+        RLock(self.engine.add_resource(name, resource))
     }
 
     /// Declares a spinlock: a waiter keeps its CPU, spinning.

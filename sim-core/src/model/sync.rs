@@ -69,10 +69,15 @@ pub(crate) struct Message {
 
 /// One resource's state.
 pub(crate) enum Resource {
+    /// A mutex, or a reentrant lock (`threading.RLock`): its owner may
+    /// take it again, and it is free once unlocked as many times.
     Mutex {
         owner: Option<ThreadId>,
         options: MutexOptions,
         waiters: WaitQueue,
+        reentrant: bool,
+        /// How many more times the owner of a reentrant lock took it.
+        depth: u32,
     },
     Spinlock {
         owner: Option<ThreadId>,
@@ -126,6 +131,9 @@ impl Resource {
     /// What kind of resource this is.
     pub(crate) fn kind(&self) -> ResourceKind {
         match self {
+            Resource::Mutex {
+                reentrant: true, ..
+            } => ResourceKind::RLock,
             Resource::Mutex { .. } => ResourceKind::Mutex,
             Resource::Spinlock { .. } => ResourceKind::Spinlock,
             Resource::Semaphore { .. } => ResourceKind::Semaphore,
@@ -259,6 +267,10 @@ handle!(
     Mutex
 );
 handle!(
+    /// A reentrant lock declared with [`crate::Simulation::rlock`].
+    RLock
+);
+handle!(
     /// A spinlock declared with [`crate::Simulation::spinlock`].
     Spinlock
 );
@@ -323,13 +335,20 @@ impl<T> fmt::Debug for Channel<T> {
     }
 }
 
-/// A lock that [`crate::Ctx::lock`] takes: a mutex or a spinlock.
+/// A lock that [`crate::Ctx::lock`] takes: a mutex, a reentrant lock or a
+/// spinlock.
 pub trait Lock: Copy {
     /// The resource.
     fn resource(self) -> ResourceId;
 }
 
 impl Lock for Mutex {
+    fn resource(self) -> ResourceId {
+        self.0
+    }
+}
+
+impl Lock for RLock {
     fn resource(self) -> ResourceId {
         self.0
     }

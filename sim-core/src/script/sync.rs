@@ -11,13 +11,14 @@ use super::machine::{MachineHandle, ThreadHandle};
 use crate::ids::ResourceId;
 use crate::kernel::Simulation;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Mutex, MutexOptions, RwLock, RwPrefer, Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Mutex, MutexOptions, RLock, RwLock, RwPrefer, Semaphore, Spinlock,
 };
 
 /// A resource as a script declares it.
 #[derive(Clone, Debug)]
 pub(crate) enum ResourceSpec {
     Mutex(MutexOptions),
+    RLock,
     Spinlock,
     Semaphore(u64),
     RwLock(RwPrefer),
@@ -31,6 +32,7 @@ pub(crate) enum ResourceSpec {
 pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> ResourceId {
     match *spec {
         ResourceSpec::Mutex(options) => sim.mutex(name, options).id(),
+        ResourceSpec::RLock => sim.rlock(name).id(),
         ResourceSpec::Spinlock => sim.spinlock(name).id(),
         ResourceSpec::Semaphore(permits) => sim.semaphore(name, permits).id(),
         ResourceSpec::RwLock(prefer) => sim.rwlock(name, prefer).id(),
@@ -64,7 +66,7 @@ macro_rules! handle_type {
     )*};
 }
 
-handle_type!(MutexH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, ChannelH);
+handle_type!(MutexH, RLockH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, ChannelH);
 
 fn options_map(
     call: &NativeCallContext,
@@ -142,6 +144,7 @@ fn op<R>(
 /// Whether `value` is a handle whose methods may block.
 fn is_blocking_handle(value: &Dynamic) -> bool {
     value.is::<MutexH>()
+        || value.is::<RLockH>()
         || value.is::<SpinlockH>()
         || value.is::<SemaphoreH>()
         || value.is::<RwLockH>()
@@ -206,6 +209,7 @@ fn pickled_size(value: &Dynamic) -> u64 {
 /// Registers the resource types, their constructors and their methods.
 pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MutexH>("Mutex");
+    engine.register_type_with_name::<RLockH>("RLock");
     engine.register_type_with_name::<SpinlockH>("Spinlock");
     engine.register_type_with_name::<SemaphoreH>("Semaphore");
     engine.register_type_with_name::<RwLockH>("RwLock");
@@ -235,6 +239,15 @@ pub(crate) fn register(engine: &mut Engine) {
                 inherit: flag(&call, &options, "inherit", false)?,
             };
             declare(&call, m, name, ResourceSpec::Mutex(options)).map(MutexH)
+        },
+    );
+    def(
+        engine,
+        "rlock",
+        &["self: Machine", "name: String", "RLock"],
+        "Declares a reentrant lock (Python's threading.RLock): its owner may lock it again, and it is free once unlocked as many times; waiters are served FIFO.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::RLock).map(RLockH)
         },
     );
     def(
@@ -347,6 +360,27 @@ pub(crate) fn register(engine: &mut Engine) {
         )*};
     }
     locks!(MutexH Mutex "Mutex", SpinlockH Spinlock "Spinlock");
+    def(
+        engine,
+        "lock",
+        &["self: RLock", "()"],
+        "Inside a body: takes the reentrant lock, waiting while another thread holds it; its owner takes it again at once.",
+        |call: NativeCallContext, h: &mut RLockH| op(&call, &h.0, |ctx, id| ctx.lock(RLock(id))),
+    );
+    def(
+        engine,
+        "unlock",
+        &["self: RLock", "()"],
+        "Inside a body: gives back one level of the reentrant lock (only its owner may); the last frees it.",
+        |call: NativeCallContext, h: &mut RLockH| op(&call, &h.0, |ctx, id| ctx.unlock(RLock(id))),
+    );
+    def(
+        engine,
+        "try_lock",
+        &["self: RLock", "bool"],
+        "Inside a body: takes the reentrant lock if it is free or this thread owns it, and says whether it did; never waits.",
+        |call: NativeCallContext, h: &mut RLockH| op(&call, &h.0, |ctx, id| ctx.try_lock(RLock(id))),
+    );
     macro_rules! simple {
         ($ty:ident $tyname:literal: $($name:literal $method:ident $wrap:ident $doc:literal),*) => {$(
             def(

@@ -11,6 +11,8 @@ use crate::time::{Span, Time};
 pub enum ResourceKind {
     /// A mutex: one owner; waiters sleep.
     Mutex,
+    /// A reentrant lock: a mutex its owner may take again.
+    RLock,
     /// A spinlock: one owner; waiters keep their CPU, spinning.
     Spinlock,
     /// A counting semaphore.
@@ -34,6 +36,7 @@ impl ResourceKind {
     pub fn name(self) -> &'static str {
         match self {
             ResourceKind::Mutex => "mutex",
+            ResourceKind::RLock => "rlock",
             ResourceKind::Spinlock => "spinlock",
             ResourceKind::Semaphore => "semaphore",
             ResourceKind::RwLock => "rwlock",

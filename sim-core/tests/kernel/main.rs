@@ -10,6 +10,7 @@ mod properties;
 mod races;
 mod scheduling;
 mod sync;
+mod threading;
 mod threads;
 mod trace;
 

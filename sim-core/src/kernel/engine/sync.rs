@@ -107,14 +107,18 @@ impl Engine {
         let kind = self.resources[resource.index()].kind();
         use crate::trace::ResourceKind as K;
         match (op, kind) {
-            (SyncOp::Lock, K::Mutex) => self.mutex_lock(cpu, thread, resource, origin),
+            (SyncOp::Lock, K::Mutex | K::RLock) => self.mutex_lock(cpu, thread, resource, origin),
             (SyncOp::Lock, K::Spinlock) => self.spin_lock(cpu, thread, resource, origin),
-            (SyncOp::TryLock, K::Mutex | K::Spinlock) => self.try_lock(cpu, thread, resource),
-            (SyncOp::Unlock, K::Mutex) => {
+            (SyncOp::TryLock, K::Mutex | K::RLock | K::Spinlock) => {
+                self.try_lock(cpu, thread, resource)
+            }
+            (SyncOp::Unlock, K::Mutex | K::RLock) => {
                 if !self.holds(thread, resource) {
                     return self.resource_misuse(thread, resource, origin, not_owner);
                 }
-                self.mutex_unlock(thread, resource);
+                if !self.leave_reentry(resource) {
+                    self.mutex_unlock(thread, resource);
+                }
                 self.proceed(cpu, thread)
             }
             (SyncOp::Unlock, K::Spinlock) => self.spin_unlock(cpu, thread, resource, origin),
@@ -180,6 +184,8 @@ impl Engine {
             owner,
             waiters,
             options,
+            reentrant,
+            depth,
         } = &mut self.resources[resource.index()]
         else {
             unreachable!("checked by sync_call")
@@ -188,6 +194,12 @@ impl Engine {
             None => {
                 *owner = Some(thread);
                 self.acquired(thread, resource, since, false);
+                self.proceed(cpu, thread)
+            }
+            // Taking a reentrant lock again is no acquisition: nothing to
+            // wait for, and no one else's past to take in.
+            Some(holder) if holder == thread && *reentrant => {
+                *depth += 1;
                 self.proceed(cpu, thread)
             }
             Some(holder) if holder == thread => {
@@ -240,6 +252,18 @@ impl Engine {
         }
     }
 
+    /// An unlock of a reentrant lock taken more than once: one level
+    /// less, and it stays held. False for the last level and for mutexes.
+    fn leave_reentry(&mut self, resource: ResourceId) -> bool {
+        match &mut self.resources[resource.index()] {
+            Resource::Mutex { depth, .. } if *depth > 0 => {
+                *depth -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `thread` now waits for a mutex `holder` holds: the holder inherits
     /// its priority if the mutex says so, and the wait may close a cycle.
     fn waiting_for_mutex(&mut self, thread: ThreadId, holder: ThreadId, inherit: bool) {
@@ -273,6 +297,7 @@ impl Engine {
                 owner: Some(owner),
                 options,
                 waiters,
+                ..
             } = resource
             {
                 if *owner == thread && options.inherit {
@@ -293,14 +318,23 @@ impl Engine {
     }
 
     fn try_lock(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
-        let taken = match &mut self.resources[resource.index()] {
+        let (taken, again) = match &mut self.resources[resource.index()] {
             Resource::Mutex { owner, .. } | Resource::Spinlock { owner, .. } if owner.is_none() => {
                 *owner = Some(thread);
-                true
+                (true, false)
             }
-            _ => false,
+            Resource::Mutex {
+                owner: Some(holder),
+                reentrant: true,
+                depth,
+                ..
+            } if *holder == thread => {
+                *depth += 1;
+                (true, true)
+            }
+            _ => (false, false),
         };
-        if taken {
+        if taken && !again {
             self.acquired(thread, resource, self.now, false);
         }
         self.threads[thread.index()].pending = Some(Response::Bool(taken));
@@ -638,6 +672,7 @@ impl Engine {
             owner,
             waiters,
             options,
+            ..
         } = &mut self.resources[mutex.index()]
         else {
             unreachable!("a condvar waits with a mutex")

@@ -1,0 +1,152 @@
+//! The primitives of Python's `threading` beyond locks and plain
+//! semaphores: reentrant locks, semaphore timeouts and bounds, condition
+//! timeouts, events and countdowns. Hand-computed timings, happens-before
+//! edges (no race reported where the primitive orders the accesses),
+//! wait-for edges where an owner exists, misuse.
+
+use sim_core::{
+    ms, BlockKind, Misuse, Outcome, ProcessId, ResourceKind, SchedulerKind, SimError, Simulation,
+    SyncAction,
+};
+
+use crate::{end_ns, textbook};
+
+const MS: u64 = 1_000_000;
+
+fn sim(cpus: u16) -> Simulation {
+    Simulation::new(textbook(cpus, SchedulerKind::RoundRobin)).unwrap()
+}
+
+fn acquisitions(run: &sim_core::Run) -> Vec<(String, u64)> {
+    run.trace
+        .sync
+        .iter()
+        .filter_map(|e| match e.action {
+            SyncAction::Acquired { waited, .. } => Some((
+                run.trace.threads[e.thread.index()].name.clone(),
+                waited.as_nanos(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+// ----- reentrant lock --------------------------------------------------------
+
+#[test]
+fn an_rlock_is_free_once_unlocked_as_many_times_as_locked() {
+    let mut s = sim(2);
+    let r = s.rlock("r");
+    s.add_thread("a", move |ctx| {
+        ctx.lock(r);
+        ctx.lock(r);
+        assert!(ctx.try_lock(r));
+        ctx.compute(ms(2));
+        ctx.unlock(r);
+        ctx.unlock(r);
+        ctx.compute(ms(3));
+        ctx.unlock(r);
+    });
+    s.add_thread("b", move |ctx| {
+        ctx.lock(r);
+        ctx.compute(ms(1));
+        ctx.unlock(r);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    let stats = run.stats();
+    // b waits until a's third unlock at 5ms, then holds it 1ms.
+    assert_eq!(end_ns(&stats, "b"), 6 * MS);
+    assert_eq!(
+        stats
+            .thread("b")
+            .unwrap()
+            .blocked_on(BlockKind::Lock)
+            .as_nanos(),
+        5 * MS
+    );
+    // Taking it again is no acquisition.
+    assert_eq!(
+        acquisitions(&run),
+        [("a".to_string(), 0), ("b".to_string(), 5 * MS)]
+    );
+    let locks = sim_core::LockStats::from_trace(&run.trace);
+    let r = locks.resource("r").unwrap();
+    assert_eq!(
+        (r.kind, r.acquisitions, r.contended),
+        (ResourceKind::RLock, 2, 1)
+    );
+    assert_eq!(r.max_hold.as_nanos(), 5 * MS);
+}
+
+#[test]
+fn rlocks_taken_in_opposite_order_deadlock_and_the_cycle_names_them() {
+    let mut s = sim(2);
+    let (r1, r2) = (s.rlock("r1"), s.rlock("r2"));
+    for (name, first, second) in [("a", r1, r2), ("b", r2, r1)] {
+        s.add_thread(name, move |ctx| {
+            ctx.lock(first);
+            ctx.lock(first);
+            ctx.compute(ms(1));
+            ctx.lock(second);
+        });
+    }
+    let run = s.run();
+    assert!(
+        matches!(run.outcome, Outcome::Deadlocked(_)),
+        "{:?}",
+        run.outcome
+    );
+    let deadlock = run.trace.deadlock.as_ref().unwrap();
+    let lines = sim_core::analysis::deadlock::explain(deadlock, &run.trace);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("a waits for rlock 'r2', held by b")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn an_rlock_unlocked_by_another_thread_is_misuse() {
+    let mut s = sim(1);
+    let r = s.rlock("r");
+    s.add_thread("a", move |ctx| {
+        ctx.lock(r);
+        ctx.sleep(ms(5));
+    });
+    s.add_thread("b", move |ctx| ctx.unlock(r));
+    let run = s.run();
+    assert!(
+        matches!(
+            run.error(),
+            Some(SimError::Misuse {
+                misuse: Misuse::NotOwner { .. },
+                ..
+            })
+        ),
+        "{:?}",
+        run.outcome
+    );
+}
+
+#[test]
+fn an_rlock_orders_the_accesses_it_guards() {
+    let mut s = sim(2);
+    let r = s.rlock("r");
+    let x = s.variable(ProcessId::MAIN, "x", 0);
+    for name in ["a", "b"] {
+        s.add_thread(name, move |ctx| {
+            ctx.lock(r);
+            ctx.lock(r);
+            let v = ctx.load(x);
+            ctx.store(x, v + 1);
+            ctx.unlock(r);
+            ctx.unlock(r);
+        });
+    }
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
+    assert_eq!(run.trace.variables[0].value, 2);
+}
