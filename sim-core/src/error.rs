@@ -140,6 +140,14 @@ pub enum Misuse {
         /// Its kind.
         kind: &'static str,
     },
+    /// A release of a bounded semaphore that already has all its permits.
+    #[error("bounded semaphore '{resource}' already has all its {bound} permit(s): a release past them is a bug (Python's BoundedSemaphore raises ValueError); release only what was acquired")]
+    OverRelease {
+        /// The resource's name.
+        resource: String,
+        /// Its permits.
+        bound: u64,
+    },
     /// An operation the resource does not have (e.g. `acquire` on a mutex).
     #[error("'{resource}' is a {kind}, which has no {operation}")]
     WrongKind {

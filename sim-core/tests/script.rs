@@ -391,3 +391,28 @@ fn an_rlock_lets_its_owner_in_again() {
     assert_eq!(prints(&outcome), ["2 2ms"]);
     assert!(outcome.runs[0].trace.races.is_empty());
 }
+
+#[test]
+fn semaphores_try_time_out_count_and_bound() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let s = m.semaphore("s", 1);
+        let b = m.bounded_semaphore("b", 1);
+        m.add_thread("holder", || { s.acquire(); compute(ms(3)); s.release(); });
+        m.add_thread("other", || {
+            let tried = s.try_acquire();
+            let timed = s.acquire(ms(1));
+            let later = s.acquire(ms(5));
+            print(`${tried} ${timed} ${later} ${s.value()} at ${now()}`);
+            b.release();
+        });
+        m.run();
+    "#);
+    assert_eq!(
+        outcome.runs[0].trace.logs[0].text,
+        "false false true 0 at 3ms"
+    );
+    let error = outcome.error.expect("the bounded release fails");
+    assert!(error.message.contains("bounded semaphore 'b'"), "{error:?}");
+    assert_eq!(error.position.map(|p| p.0), Some(11));
+}

@@ -49,6 +49,9 @@ pub(crate) enum Request {
     Fault(Box<Misuse>),
     /// An operation on a synchronization resource.
     Sync(ResourceId, SyncOp),
+    /// A synchronization wait that gives up after this long (boxed: it is
+    /// rare, and requests stay small).
+    Timed(Box<(ResourceId, SyncOp, Span)>),
     /// Start a process with its first thread (boxed: rare and large).
     StartProcess(Box<StartProcess>),
     /// A value sent into a channel, with its size in bytes (boxed: rare
@@ -81,6 +84,10 @@ pub(crate) enum SyncOp {
     TryLock,
     Unlock,
     Acquire,
+    /// Take a permit if one is free; never wait.
+    TryAcquire,
+    /// How many permits are free.
+    Permits,
     Release,
     ReadLock,
     ReadUnlock,
@@ -528,6 +535,31 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn acquire(&self, semaphore: Semaphore) {
         self.sync(semaphore.0, SyncOp::Acquire, Location::caller());
+    }
+
+    /// Takes a permit if one is free and says whether it did; never waits.
+    #[track_caller]
+    pub fn try_acquire(&self, semaphore: Semaphore) -> bool {
+        let response = self.sync(semaphore.0, SyncOp::TryAcquire, Location::caller());
+        matches!(response, Response::Bool(true))
+    }
+
+    /// Takes a permit, waiting (FIFO) at most `timeout`; says whether it
+    /// got one (`threading.Semaphore.acquire(timeout=...)`).
+    #[track_caller]
+    pub fn acquire_timeout(&self, semaphore: Semaphore, timeout: Span) -> bool {
+        let request = Request::Timed(Box::new((semaphore.0, SyncOp::Acquire, timeout)));
+        let response = self.call(request, Location::caller());
+        !matches!(response, Response::Bool(false))
+    }
+
+    /// How many permits the semaphore has free now.
+    #[track_caller]
+    pub fn permits(&self, semaphore: Semaphore) -> u64 {
+        match self.sync(semaphore.0, SyncOp::Permits, Location::caller()) {
+            Response::Int(n) => n as u64,
+            _ => 0,
+        }
     }
 
     /// Gives a permit back (any thread may).

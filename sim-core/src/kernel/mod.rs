@@ -214,6 +214,19 @@ impl Simulation {
         let resource = Resource::Semaphore {
             permits,
             waiters: WaitQueue::new(),
+            bound: None,
+        };
+        Semaphore(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a bounded semaphore (`threading.BoundedSemaphore`) with
+    /// `permits` permits: a release that would leave it more than
+    /// `permits` is an error.
+    pub fn bounded_semaphore(&mut self, name: &str, permits: u64) -> Semaphore {
+        let resource = Resource::Semaphore {
+            permits,
+            waiters: WaitQueue::new(),
+            bound: Some(permits),
         };
         Semaphore(self.engine.add_resource(name, resource))
     }

@@ -88,6 +88,8 @@ pub(crate) enum Resource {
     Semaphore {
         permits: u64,
         waiters: WaitQueue,
+        /// A bounded semaphore refuses a release past this many permits.
+        bound: Option<u64>,
     },
     RwLock {
         readers: Vec<ThreadId>,

@@ -6,6 +6,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, INT};
 
 use super::api::def;
 use super::current;
+use super::duration::to_span;
 use super::error::fault;
 use super::machine::{MachineHandle, ThreadHandle};
 use crate::ids::ResourceId;
@@ -21,6 +22,7 @@ pub(crate) enum ResourceSpec {
     RLock,
     Spinlock,
     Semaphore(u64),
+    BoundedSemaphore(u64),
     RwLock(RwPrefer),
     Condvar,
     Barrier(usize),
@@ -35,6 +37,7 @@ pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> R
         ResourceSpec::RLock => sim.rlock(name).id(),
         ResourceSpec::Spinlock => sim.spinlock(name).id(),
         ResourceSpec::Semaphore(permits) => sim.semaphore(name, permits).id(),
+        ResourceSpec::BoundedSemaphore(permits) => sim.bounded_semaphore(name, permits).id(),
         ResourceSpec::RwLock(prefer) => sim.rwlock(name, prefer).id(),
         ResourceSpec::Condvar => sim.condvar(name).id(),
         ResourceSpec::Barrier(parties) => sim.barrier(name, parties).id(),
@@ -271,6 +274,16 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "bounded_semaphore",
+        &["self: Machine", "name: String", "permits: int", "Semaphore"],
+        "Declares a bounded semaphore (Python's threading.BoundedSemaphore): a release that would leave more than `permits` permits is an error.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, permits: INT| {
+            let permits = count(&call, "a semaphore's permits", permits, 0)?;
+            declare(&call, m, name, ResourceSpec::BoundedSemaphore(permits)).map(SemaphoreH)
+        },
+    );
+    def(
+        engine,
         "rwlock",
         &["self: Machine", "name: String", "RwLock"],
         "Declares a reader-writer lock that prefers readers.",
@@ -394,7 +407,37 @@ pub(crate) fn register(engine: &mut Engine) {
     }
     simple!(SemaphoreH "Semaphore":
         "acquire" acquire Semaphore "Inside a body: takes a permit, waiting (FIFO) while there is none.",
-        "release" release Semaphore "Inside a body: gives a permit back (any thread may).");
+        "release" release Semaphore "Inside a body: gives a permit back (any thread may; past its permits, a bounded semaphore refuses).");
+    def(
+        engine,
+        "acquire",
+        &["self: Semaphore", "timeout: Duration", "bool"],
+        "Inside a body: takes a permit, waiting (FIFO) at most `timeout`; false when it gave up.",
+        |call: NativeCallContext, h: &mut SemaphoreH, timeout: Dynamic| {
+            let timeout = to_span(&timeout, "the timeout", call.call_position())?;
+            op(&call, &h.0, |ctx, id| {
+                ctx.acquire_timeout(Semaphore(id), timeout)
+            })
+        },
+    );
+    def(
+        engine,
+        "try_acquire",
+        &["self: Semaphore", "bool"],
+        "Inside a body: takes a permit if one is free and says whether it did; never waits.",
+        |call: NativeCallContext, h: &mut SemaphoreH| {
+            op(&call, &h.0, |ctx, id| ctx.try_acquire(Semaphore(id)))
+        },
+    );
+    def(
+        engine,
+        "value",
+        &["self: Semaphore", "int"],
+        "Inside a body: how many permits are free now.",
+        |call: NativeCallContext, h: &mut SemaphoreH| {
+            op(&call, &h.0, |ctx, id| ctx.permits(Semaphore(id)) as INT)
+        },
+    );
     simple!(RwLockH "RwLock":
         "read_lock" read_lock RwLock "Inside a body: takes the lock for reading.",
         "read_unlock" read_unlock RwLock "Inside a body: gives back a read hold.",

@@ -150,3 +150,89 @@ fn an_rlock_orders_the_accesses_it_guards() {
     assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
     assert_eq!(run.trace.variables[0].value, 2);
 }
+
+// ----- semaphore: try_acquire, acquire(timeout), value, bounded ---------------
+
+#[test]
+fn a_timed_acquire_gives_up_at_its_timeout_and_gets_a_permit_released_before() {
+    let mut s = sim(3);
+    let sem = s.semaphore("sem", 1);
+    s.add_thread("holder", move |ctx| {
+        ctx.acquire(sem);
+        ctx.compute(ms(5));
+        ctx.release(sem);
+    });
+    s.add_thread("impatient", move |ctx| {
+        assert!(!ctx.try_acquire(sem));
+        assert_eq!(ctx.permits(sem), 0);
+        assert!(!ctx.acquire_timeout(sem, ms(2)));
+        assert_eq!(ctx.now().as_nanos(), 2 * MS);
+    });
+    s.add_thread("patient", move |ctx| {
+        assert!(ctx.acquire_timeout(sem, ms(10)));
+        assert_eq!(ctx.now().as_nanos(), 5 * MS);
+        ctx.release(sem);
+        assert_eq!(ctx.permits(sem), 1);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    // The one that gave up made no acquisition; the patient one waited 5ms.
+    assert_eq!(
+        acquisitions(&run),
+        [("holder".to_string(), 0), ("patient".to_string(), 5 * MS)]
+    );
+    let stats = run.stats();
+    assert_eq!(
+        stats
+            .thread("impatient")
+            .unwrap()
+            .blocked_on(BlockKind::Semaphore)
+            .as_nanos(),
+        2 * MS
+    );
+}
+
+#[test]
+fn a_bounded_semaphore_refuses_a_release_past_its_permits() {
+    let mut s = sim(1);
+    let sem = s.bounded_semaphore("pool", 2);
+    s.add_thread("a", move |ctx| {
+        ctx.acquire(sem);
+        ctx.release(sem);
+        ctx.release(sem);
+    });
+    let run = s.run();
+    let error = run.error().expect("a misuse").to_string();
+    assert!(
+        error.contains("bounded semaphore 'pool' already has all its 2 permit(s)"),
+        "{error}"
+    );
+    assert!(error.contains("threading.rs:"), "names the line: {error}");
+    // A plain semaphore takes it: its count just grows.
+    let mut s = sim(1);
+    let sem = s.semaphore("pool", 2);
+    s.add_thread("a", move |ctx| {
+        ctx.release(sem);
+        assert_eq!(ctx.permits(sem), 3);
+    });
+    assert!(s.run().completed());
+}
+
+#[test]
+fn a_semaphore_release_orders_the_acquirers_accesses() {
+    let mut s = sim(2);
+    let sem = s.semaphore("done", 0);
+    let x = s.variable(ProcessId::MAIN, "x", 0);
+    s.add_thread("writer", move |ctx| {
+        ctx.compute(ms(1));
+        ctx.store(x, 1);
+        ctx.release(sem);
+    });
+    s.add_thread("reader", move |ctx| {
+        assert!(ctx.acquire_timeout(sem, ms(5)));
+        assert_eq!(ctx.load(x), 1);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
+}

@@ -15,7 +15,7 @@ use crate::kernel::context::{Response, SourceRef, SyncOp};
 use crate::kernel::wait::{WaitQueue, Waiter};
 use crate::model::sync::{Message, Resource};
 use crate::model::thread::{BlockReason, ThreadState};
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::trace::{Deadlock, ResourceInfo, SyncAction, SyncEvent, WaitStep, WaitTarget};
 
 impl Engine {
@@ -122,8 +122,21 @@ impl Engine {
                 self.proceed(cpu, thread)
             }
             (SyncOp::Unlock, K::Spinlock) => self.spin_unlock(cpu, thread, resource, origin),
-            (SyncOp::Acquire, K::Semaphore) => self.sem_acquire(cpu, thread, resource, origin),
-            (SyncOp::Release, K::Semaphore) => self.sem_release(cpu, thread, resource),
+            (SyncOp::Acquire, K::Semaphore) => {
+                self.sem_acquire(cpu, thread, resource, None, origin)
+            }
+            (SyncOp::TryAcquire, K::Semaphore) => {
+                self.sem_acquire(cpu, thread, resource, Some(Span::ZERO), origin)
+            }
+            (SyncOp::Permits, K::Semaphore) => {
+                let Resource::Semaphore { permits, .. } = &self.resources[resource.index()] else {
+                    unreachable!("checked above")
+                };
+                let permits = i64::try_from(*permits).unwrap_or(i64::MAX);
+                self.threads[thread.index()].pending = Some(Response::Int(permits));
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::Release, K::Semaphore) => self.sem_release(cpu, thread, resource, origin),
             (SyncOp::ReadLock, K::RwLock) => self.rw_lock(cpu, thread, resource, false, origin),
             (SyncOp::WriteLock, K::RwLock) => self.rw_lock(cpu, thread, resource, true, origin),
             (SyncOp::ReadUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, false, origin),
@@ -145,6 +158,28 @@ impl Engine {
                     }
                 })
             }
+        }
+    }
+
+    /// A synchronization wait that gives up after `timeout` and answers
+    /// whether it got what it waited for.
+    #[inline(never)]
+    pub(super) fn timed_sync_call(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        op: SyncOp,
+        timeout: Span,
+        origin: SourceRef,
+    ) -> bool {
+        let kind = self.resources.get(resource.index()).map(Resource::kind);
+        use crate::trace::ResourceKind as K;
+        match (op, kind) {
+            (SyncOp::Acquire, Some(K::Semaphore)) => {
+                self.sem_acquire(cpu, thread, resource, Some(timeout), origin)
+            }
+            _ => self.sync_call(cpu, thread, resource, op, origin),
         }
     }
 
@@ -463,27 +498,61 @@ impl Engine {
 
     // ----- semaphore --------------------------------------------------------
 
+    /// `acquire`, with a timeout for `acquire(timeout)` (zero for
+    /// `try_acquire`): a timed acquire answers whether it got a permit.
     fn sem_acquire(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        timeout: Option<Span>,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Semaphore {
+            permits, waiters, ..
+        } = &mut self.resources[resource.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        let answer = |got| timeout.map(|_| Response::Bool(got));
+        if *permits > 0 {
+            *permits -= 1;
+            self.acquired(thread, resource, self.now, false);
+            self.threads[thread.index()].pending = answer(true);
+            return self.proceed(cpu, thread);
+        }
+        if timeout.is_some_and(Span::is_zero) {
+            self.threads[thread.index()].pending = answer(false);
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Semaphore(resource), origin);
+        if let Some(timeout) = timeout {
+            self.set_timer(thread, timeout);
+        }
+        false
+    }
+
+    fn sem_release(
         &mut self,
         cpu: usize,
         thread: ThreadId,
         resource: ResourceId,
         origin: SourceRef,
     ) -> bool {
-        let Resource::Semaphore { permits, waiters } = &mut self.resources[resource.index()] else {
-            unreachable!("checked by sync_call")
-        };
-        if *permits > 0 {
-            *permits -= 1;
-            self.acquired(thread, resource, self.now, false);
-            return self.proceed(cpu, thread);
+        if let Resource::Semaphore {
+            permits,
+            waiters,
+            bound: Some(bound),
+        } = &self.resources[resource.index()]
+        {
+            if waiters.is_empty() && *permits >= *bound {
+                let bound = *bound;
+                return self.resource_misuse(thread, resource, origin, |resource, _| {
+                    Misuse::OverRelease { resource, bound }
+                });
+            }
         }
-        waiters.push(thread, self.now);
-        self.wait_on(cpu, thread, BlockReason::Semaphore(resource), origin);
-        false
-    }
-
-    fn sem_release(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
         self.sync_event(thread, resource, SyncAction::Released);
         let picked = self.pick_from(resource, |r| match r {
             Resource::Semaphore { waiters, .. } => waiters,
@@ -501,6 +570,39 @@ impl Engine {
             }
         }
         self.proceed(cpu, thread)
+    }
+
+    // ----- timeouts ---------------------------------------------------------
+
+    /// Wakes the blocked `thread` after `timeout` unless something else
+    /// wakes it first (every wake moves its wake generation on, which makes
+    /// the timer stale).
+    fn set_timer(&mut self, thread: ThreadId, timeout: Span) {
+        let generation = self.threads[thread.index()].wake_generation;
+        self.queue.push(
+            self.now + timeout,
+            super::Event::Wake { thread, generation },
+        );
+    }
+
+    /// A blocked thread's timer fired: a sleep ends, and a timed wait gives
+    /// up: the thread leaves the wait queue and its operation answers
+    /// false.
+    pub(super) fn timer_fired(&mut self, thread: ThreadId) {
+        if let Some(epoll) = self.epoll_of(thread) {
+            return self.epoll_timeout(thread, epoll);
+        }
+        let resource = match self.threads[thread.index()].state {
+            ThreadState::Blocked(BlockReason::Semaphore(r)) => r,
+            _ => return self.wake(thread, Response::Resume),
+        };
+        match &mut self.resources[resource.index()] {
+            Resource::Semaphore { waiters, .. } => {
+                waiters.remove(thread);
+            }
+            _ => unreachable!("a timed wait on a semaphore"),
+        }
+        self.wake(thread, Response::Bool(false));
     }
 
     // ----- reader-writer lock -----------------------------------------------
@@ -993,6 +1095,8 @@ fn op_name(op: SyncOp) -> &'static str {
         SyncOp::TryLock => "try_lock",
         SyncOp::Unlock => "unlock",
         SyncOp::Acquire => "acquire",
+        SyncOp::TryAcquire => "try_acquire",
+        SyncOp::Permits => "value",
         SyncOp::Release => "release",
         SyncOp::ReadLock => "read_lock",
         SyncOp::ReadUnlock => "read_unlock",
