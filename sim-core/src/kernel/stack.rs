@@ -21,11 +21,18 @@
 
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{Stack, StackPointer};
 
 /// How many mappings the guarded stacks may use in all (2 per guarded stack).
 pub const GUARD_BUDGET: usize = 24_000;
+
+/// Mappings the pools of every OS thread made: the kernel's limit is per
+/// process, and regions are never unmapped, so the budget is the process's
+/// (a test binary runs each test on a thread of its own, with a pool of its
+/// own).
+static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
 /// Bytes a stack must have left at each operation of an unguarded stack.
 pub const RED_ZONE: usize = 16 * 1024;
 /// Smallest stack size accepted.
@@ -111,7 +118,6 @@ struct SizeClass {
 #[derive(Default)]
 struct StackPool {
     classes: Vec<SizeClass>,
-    mappings: usize,
 }
 
 thread_local! {
@@ -150,7 +156,7 @@ impl StackPool {
 
     fn map_region(&mut self, size: usize, page: usize) -> std::io::Result<Vec<PooledStack>> {
         let count = (REGION_BYTES / (size + page)).max(1);
-        let guarded = self.mappings + 2 * count < GUARD_BUDGET;
+        let guarded = MAPPINGS.load(Ordering::Relaxed) + 2 * count < GUARD_BUDGET;
         let slot = if guarded { size + page } else { size };
         let bytes = slot * count;
         // SAFETY: an anonymous private mapping at an address the kernel picks.
@@ -168,7 +174,7 @@ impl StackPool {
             return Err(std::io::Error::last_os_error());
         }
         let start = start as usize;
-        self.mappings += 1;
+        MAPPINGS.fetch_add(1, Ordering::Relaxed);
         let mut stacks = Vec::with_capacity(count);
         for i in 0..count {
             let limit = start + i * slot;
@@ -178,9 +184,12 @@ impl StackPool {
                 let rc =
                     unsafe { libc::mprotect(limit as *mut libc::c_void, page, libc::PROT_NONE) };
                 if rc != 0 {
-                    return Err(std::io::Error::last_os_error());
+                    let error = std::io::Error::last_os_error();
+                    // Dropped, they would go back to the pool borrowed now.
+                    std::mem::forget(stacks);
+                    return Err(error);
                 }
-                self.mappings += 2;
+                MAPPINGS.fetch_add(2, Ordering::Relaxed);
             }
             stacks.push(PooledStack {
                 base: bottom + size,
