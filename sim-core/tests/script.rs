@@ -416,3 +416,32 @@ fn semaphores_try_time_out_count_and_bound() {
     assert!(error.message.contains("bounded semaphore 'b'"), "{error:?}");
     assert_eq!(error.position.map(|p| p.0), Some(11));
 }
+
+#[test]
+fn wait_for_checks_its_predicate_around_every_wait_and_wait_times_out() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let lock = m.mutex("lock");
+        let cv = m.condvar("cv");
+        let items = m.variable("items", 0);
+        m.add_thread("consumer", || {
+            lock.lock();
+            let timed_out = !cv.wait(lock, ms(1));
+            cv.wait_for(lock, || items.load() >= 2);
+            print(`${timed_out} ${items.load()} at ${now()}`);
+            lock.unlock();
+        });
+        m.add_thread("producer", || {
+            for i in 0..3 {
+                compute(ms(2));
+                lock.lock();
+                items.fetch_add(1);
+                cv.notify_all();
+                lock.unlock();
+            }
+        });
+        m.run();
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs[0].trace.logs[0].text, "true 2 at 4ms");
+}

@@ -604,6 +604,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// [`Ctx::wait`] that gives up after `timeout`, takes `mutex` back all
+    /// the same, and says whether it was notified (`Condition.wait(timeout)`).
+    #[track_caller]
+    pub fn wait_timeout(
+        &self,
+        condvar: Condvar,
+        mutex: crate::model::sync::Mutex,
+        timeout: Span,
+    ) -> bool {
+        let at = Location::caller();
+        let request = Request::Timed(Box::new((condvar.0, SyncOp::Wait(mutex.0), timeout)));
+        match self.call(request, at) {
+            // Timed out: it left the condvar without the mutex.
+            Response::Bool(false) => {
+                self.lock(mutex);
+                false
+            }
+            Response::Retry => {
+                while let Response::Retry = self.sync(mutex.0, SyncOp::Lock, at) {}
+                true
+            }
+            _ => true,
+        }
+    }
+
     /// Wakes the oldest waiter (the chooser may pick another); lost when no
     /// thread waits.
     #[track_caller]

@@ -460,6 +460,46 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "wait",
+        &["self: Condvar", "mutex: Mutex", "timeout: Duration", "bool"],
+        "Inside a body: cv.wait(mutex) that gives up after `timeout` (and takes `mutex` back all the same); false when it timed out.",
+        |call: NativeCallContext, cv: &mut CondvarH, mutex: MutexH, timeout: Dynamic| {
+            let mutex = mutex.0.id(&call)?;
+            let timeout = to_span(&timeout, "the timeout", call.call_position())?;
+            op(&call, &cv.0, |ctx, id| {
+                ctx.wait_timeout(Condvar(id), Mutex(mutex), timeout)
+            })
+        },
+    );
+    def(
+        engine,
+        "wait_for",
+        &["self: Condvar", "mutex: Mutex", "predicate: Fn", "bool"],
+        "Inside a body, holding `mutex`: waits (cv.wait) until `predicate()` is true, checking it first and after every wake-up, as Python's Condition.wait_for does; returns true.",
+        |call: NativeCallContext,
+         cv: &mut CondvarH,
+         mutex: MutexH,
+         predicate: rhai::FnPtr|
+         -> Result<bool, Box<EvalAltResult>> {
+            let mutex = mutex.0.id(&call)?;
+            loop {
+                let holds = predicate.call_within_context::<Dynamic>(&call, ())?;
+                let holds = holds.as_bool().map_err(|_| {
+                    fault(
+                        format!("the predicate of wait_for must return true or false, not {holds}"),
+                        None,
+                        call.call_position(),
+                    )
+                })?;
+                if holds {
+                    return Ok(true);
+                }
+                op(&call, &cv.0, |ctx, id| ctx.wait(Condvar(id), Mutex(mutex)))?;
+            }
+        },
+    );
+    def(
+        engine,
         "send",
         &["self: Channel", "value: Dynamic", "()"],
         "Inside a body: sends a value, waiting while the channel is full; between processes both sides pay ipc_cost plus ipc_byte_cost per byte of the value.",

@@ -236,3 +236,58 @@ fn a_semaphore_release_orders_the_acquirers_accesses() {
     assert!(run.completed(), "{:?}", run.outcome);
     assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
 }
+
+// ----- condition variable: wait(m, timeout) -----------------------------------
+
+#[test]
+fn a_timed_condvar_wait_times_out_and_still_returns_holding_the_mutex() {
+    let mut s = sim(2);
+    let m = s.mutex("m", sim_core::MutexOptions::default());
+    let cv = s.condvar("cv");
+    s.add_thread("waiter", move |ctx| {
+        ctx.lock(m);
+        let notified = ctx.wait_timeout(cv, m, ms(2));
+        assert!(!notified);
+        // It holds the mutex again: at 3ms, when the holder let it go.
+        assert_eq!(ctx.now().as_nanos(), 3 * MS);
+        ctx.unlock(m);
+    });
+    s.add_thread("holder", move |ctx| {
+        ctx.compute(ms(1));
+        ctx.lock(m);
+        ctx.compute(ms(2));
+        ctx.unlock(m);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+}
+
+#[test]
+fn a_notified_timed_wait_returns_true_and_its_timer_is_forgotten() {
+    let mut s = sim(2);
+    let m = s.mutex("m", sim_core::MutexOptions::default());
+    let cv = s.condvar("cv");
+    let x = s.variable(ProcessId::MAIN, "x", 0);
+    s.add_thread("waiter", move |ctx| {
+        ctx.lock(m);
+        assert!(ctx.wait_timeout(cv, m, ms(5)));
+        assert_eq!(ctx.load(x), 1);
+        // Notified at 1ms, it takes the mutex back at 4ms, when the
+        // notifier unlocks: its 5ms timer, past by then, does not fire.
+        assert_eq!(ctx.now().as_nanos(), 4 * MS);
+        ctx.unlock(m);
+        ctx.sleep(ms(10));
+    });
+    s.add_thread("notifier", move |ctx| {
+        ctx.compute(ms(1));
+        ctx.lock(m);
+        ctx.store(x, 1);
+        ctx.notify_one(cv);
+        ctx.compute(ms(3));
+        ctx.unlock(m);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
+    assert_eq!(end_ns(&run.stats(), "waiter"), 14 * MS);
+}

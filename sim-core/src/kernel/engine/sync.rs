@@ -142,7 +142,7 @@ impl Engine {
             (SyncOp::ReadUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, false, origin),
             (SyncOp::WriteUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, true, origin),
             (SyncOp::Wait(mutex), K::Condvar) => {
-                self.cond_wait(cpu, thread, resource, mutex, origin)
+                self.cond_wait(cpu, thread, resource, mutex, None, origin)
             }
             (SyncOp::NotifyOne, K::Condvar) => self.notify(cpu, thread, resource, false),
             (SyncOp::NotifyAll, K::Condvar) => self.notify(cpu, thread, resource, true),
@@ -178,6 +178,9 @@ impl Engine {
         match (op, kind) {
             (SyncOp::Acquire, Some(K::Semaphore)) => {
                 self.sem_acquire(cpu, thread, resource, Some(timeout), origin)
+            }
+            (SyncOp::Wait(mutex), Some(K::Condvar)) => {
+                self.cond_wait(cpu, thread, resource, mutex, Some(timeout), origin)
             }
             _ => self.sync_call(cpu, thread, resource, op, origin),
         }
@@ -593,14 +596,16 @@ impl Engine {
             return self.epoll_timeout(thread, epoll);
         }
         let resource = match self.threads[thread.index()].state {
-            ThreadState::Blocked(BlockReason::Semaphore(r)) => r,
+            ThreadState::Blocked(BlockReason::Semaphore(r) | BlockReason::Condvar(r)) => r,
             _ => return self.wake(thread, Response::Resume),
         };
         match &mut self.resources[resource.index()] {
             Resource::Semaphore { waiters, .. } => {
                 waiters.remove(thread);
             }
-            _ => unreachable!("a timed wait on a semaphore"),
+            // It takes its mutex back itself (see `Ctx::wait_timeout`).
+            Resource::Condvar { waiters } => waiters.retain(|(w, _)| w.thread != thread),
+            _ => unreachable!("a timed wait on a semaphore or a condvar"),
         }
         self.wake(thread, Response::Bool(false));
     }
@@ -700,6 +705,7 @@ impl Engine {
         thread: ThreadId,
         condvar: ResourceId,
         mutex: ResourceId,
+        timeout: Option<Span>,
         origin: SourceRef,
     ) -> bool {
         let is_mutex = matches!(
@@ -725,6 +731,9 @@ impl Engine {
             mutex,
         ));
         self.wait_on(cpu, thread, BlockReason::Condvar(condvar), origin);
+        if let Some(timeout) = timeout {
+            self.set_timer(thread, timeout);
+        }
         false
     }
 
@@ -763,6 +772,9 @@ impl Engine {
             },
         );
         for (waiter, mutex) in moved {
+            // A timed wait was notified: its timer is stale from now on.
+            let t = &mut self.threads[waiter.thread.index()];
+            t.wake_generation = t.wake_generation.wrapping_add(1);
             self.reacquire(waiter.thread, mutex);
         }
         self.proceed(cpu, thread)
