@@ -445,3 +445,28 @@ fn wait_for_checks_its_predicate_around_every_wait_and_wait_times_out() {
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     assert_eq!(outcome.runs[0].trace.logs[0].text, "true 2 at 4ms");
 }
+
+#[test]
+fn an_event_is_set_waited_for_cleared_and_timed_out() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let ev = m.event("go");
+        m.add_thread("waiter", || {
+            let first = ev.wait(ms(1));
+            let second = ev.wait();
+            print(`${first} ${second} ${ev.is_set()} at ${now()}`);
+            ev.clear();
+            print(`${ev.is_set()}`);
+        });
+        m.add_thread("setter", || { compute(ms(2)); ev.set(); });
+        m.run();
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let logs: Vec<&str> = outcome.runs[0]
+        .trace
+        .logs
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(logs, ["false true true at 2ms", "false"]);
+}

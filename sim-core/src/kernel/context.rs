@@ -18,7 +18,7 @@ use super::stack::approximate_stack_pointer;
 use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, PollKey, Pollable};
-use crate::model::sync::{Barrier, Channel, Condvar, Lock, RwLock, Semaphore};
+use crate::model::sync::{Barrier, Channel, Condvar, Event, Lock, RwLock, Semaphore};
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
 
@@ -98,6 +98,14 @@ pub(crate) enum SyncOp {
     NotifyOne,
     NotifyAll,
     BarrierWait,
+    /// Set an event.
+    Set,
+    /// Clear an event.
+    Clear,
+    /// Whether an event is set.
+    IsSet,
+    /// Wait until an event is set.
+    EventWait,
     Recv,
 }
 
@@ -646,6 +654,43 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn barrier_wait(&self, barrier: Barrier) {
         self.sync(barrier.0, SyncOp::BarrierWait, Location::caller());
+    }
+
+    /// Sets the event: every thread waiting for it goes on, and a wait
+    /// returns at once until it is cleared.
+    #[track_caller]
+    pub fn set(&self, event: Event) {
+        self.sync(event.0, SyncOp::Set, Location::caller());
+    }
+
+    /// Clears the event: waits wait again.
+    #[track_caller]
+    pub fn clear(&self, event: Event) {
+        self.sync(event.0, SyncOp::Clear, Location::caller());
+    }
+
+    /// Whether the event is set (when it is, what its setter did before
+    /// setting it happens before what this thread does next).
+    #[track_caller]
+    pub fn is_set(&self, event: Event) -> bool {
+        let response = self.sync(event.0, SyncOp::IsSet, Location::caller());
+        matches!(response, Response::Bool(true))
+    }
+
+    /// Waits until the event is set (at once if it is).
+    #[track_caller]
+    pub fn wait_event(&self, event: Event) {
+        self.sync(event.0, SyncOp::EventWait, Location::caller());
+    }
+
+    /// [`Ctx::wait_event`] that gives up after `timeout`: false when it did.
+    #[track_caller]
+    pub fn wait_event_timeout(&self, event: Event, timeout: Span) -> bool {
+        let request = Request::Timed(Box::new((event.0, SyncOp::EventWait, timeout)));
+        !matches!(
+            self.call(request, Location::caller()),
+            Response::Bool(false)
+        )
     }
 
     /// Sends a value, waiting while the channel is full. Between processes

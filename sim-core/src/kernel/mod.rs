@@ -36,8 +36,8 @@ use crate::model::machine::{Machine, MachineError};
 use crate::model::process::{ProcessGate, ProcessOptions};
 use crate::model::python::gil::Gil;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Mutex, MutexOptions, RLock, Resource, RwLock, RwPrefer, Semaphore,
-    Spinlock,
+    Barrier, Channel, Condvar, Event, Mutex, MutexOptions, RLock, Resource, RwLock, RwPrefer,
+    Semaphore, Spinlock,
 };
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::trace::Trace;
@@ -248,6 +248,16 @@ impl Simulation {
             waiters: std::collections::VecDeque::new(),
         };
         Condvar(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares an event (`threading.Event`, C#'s `ManualResetEvent`), not
+    /// set: a flag that threads wait for until another sets it.
+    pub fn event(&mut self, name: &str) -> Event {
+        let resource = Resource::Event {
+            set: false,
+            waiters: WaitQueue::new(),
+        };
+        Event(self.engine.add_resource(name, resource))
     }
 
     /// Declares a barrier for `parties` threads (at least 1).

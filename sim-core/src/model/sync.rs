@@ -106,6 +106,11 @@ pub(crate) enum Resource {
         parties: usize,
         waiting: WaitQueue,
     },
+    /// `threading.Event`: a flag; waiters wait until it is set.
+    Event {
+        set: bool,
+        waiters: WaitQueue,
+    },
     Channel {
         capacity: usize,
         items: VecDeque<Message>,
@@ -142,6 +147,7 @@ impl Resource {
             Resource::RwLock { .. } => ResourceKind::RwLock,
             Resource::Condvar { .. } => ResourceKind::Condvar,
             Resource::Barrier { .. } => ResourceKind::Barrier,
+            Resource::Event { .. } => ResourceKind::Event,
             Resource::Channel { .. } => ResourceKind::Channel,
             Resource::Device(_) => ResourceKind::Device,
             Resource::Epoll(_) => ResourceKind::Epoll,
@@ -291,6 +297,10 @@ handle!(
 handle!(
     /// A barrier declared with [`crate::Simulation::barrier`].
     Barrier
+);
+handle!(
+    /// An event declared with [`crate::Simulation::event`].
+    Event
 );
 
 /// A bounded channel of `T` declared with [`crate::Simulation::channel`].

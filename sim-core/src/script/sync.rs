@@ -12,7 +12,8 @@ use super::machine::{MachineHandle, ThreadHandle};
 use crate::ids::ResourceId;
 use crate::kernel::Simulation;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Mutex, MutexOptions, RLock, RwLock, RwPrefer, Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Event, Mutex, MutexOptions, RLock, RwLock, RwPrefer, Semaphore,
+    Spinlock,
 };
 
 /// A resource as a script declares it.
@@ -26,6 +27,7 @@ pub(crate) enum ResourceSpec {
     RwLock(RwPrefer),
     Condvar,
     Barrier(usize),
+    Event,
     Channel(usize),
     Device(crate::model::io::DeviceOptions),
 }
@@ -41,6 +43,7 @@ pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> R
         ResourceSpec::RwLock(prefer) => sim.rwlock(name, prefer).id(),
         ResourceSpec::Condvar => sim.condvar(name).id(),
         ResourceSpec::Barrier(parties) => sim.barrier(name, parties).id(),
+        ResourceSpec::Event => sim.event(name).id(),
         ResourceSpec::Channel(capacity) => sim.channel::<Dynamic>(name, capacity).id(),
         ResourceSpec::Device(options) => sim.device(name, options).id(),
     }
@@ -69,7 +72,7 @@ macro_rules! handle_type {
     )*};
 }
 
-handle_type!(MutexH, RLockH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, ChannelH);
+handle_type!(MutexH, RLockH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, EventH, ChannelH);
 
 fn options_map(
     call: &NativeCallContext,
@@ -153,6 +156,7 @@ fn is_blocking_handle(value: &Dynamic) -> bool {
         || value.is::<RwLockH>()
         || value.is::<CondvarH>()
         || value.is::<BarrierH>()
+        || value.is::<EventH>()
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
         || value.is::<super::machine::ChildProcess>()
@@ -218,6 +222,7 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<RwLockH>("RwLock");
     engine.register_type_with_name::<CondvarH>("Condvar");
     engine.register_type_with_name::<BarrierH>("Barrier");
+    engine.register_type_with_name::<EventH>("Event");
     engine.register_type_with_name::<ChannelH>("Channel");
 
     // ----- declarations -----
@@ -337,6 +342,15 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "event",
+        &["self: Machine", "name: String", "Event"],
+        "Declares an event (Python's threading.Event, C#'s ManualResetEvent), not set: a flag threads wait for until another sets it.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::Event).map(EventH)
+        },
+    );
+    def(
+        engine,
         "channel",
         &["self: Machine", "name: String", "capacity: int", "Channel"],
         "Declares a bounded channel: send waits while it is full, recv while it is empty; works across processes.",
@@ -448,6 +462,40 @@ pub(crate) fn register(engine: &mut Engine) {
         "notify_all" notify_all Condvar "Inside a body: wakes every waiter; lost if none waits.");
     simple!(BarrierH "Barrier":
         "wait" barrier_wait Barrier "Inside a body: waits until every party has arrived.");
+    simple!(EventH "Event":
+        "set" set Event "Inside a body: sets the event; every thread waiting for it goes on, and waits return at once until it is cleared.",
+        "clear" clear Event "Inside a body: clears the event; waits wait again.");
+    def(
+        engine,
+        "is_set",
+        &["self: Event", "bool"],
+        "Inside a body: whether the event is set.",
+        |call: NativeCallContext, h: &mut EventH| op(&call, &h.0, |ctx, id| ctx.is_set(Event(id))),
+    );
+    def(
+        engine,
+        "wait",
+        &["self: Event", "bool"],
+        "Inside a body: waits until the event is set (at once if it is); returns true.",
+        |call: NativeCallContext, h: &mut EventH| {
+            op(&call, &h.0, |ctx, id| {
+                ctx.wait_event(Event(id));
+                true
+            })
+        },
+    );
+    def(
+        engine,
+        "wait",
+        &["self: Event", "timeout: Duration", "bool"],
+        "Inside a body: ev.wait() that gives up after `timeout`; false when it did.",
+        |call: NativeCallContext, h: &mut EventH, timeout: Dynamic| {
+            let timeout = to_span(&timeout, "the timeout", call.call_position())?;
+            op(&call, &h.0, |ctx, id| {
+                ctx.wait_event_timeout(Event(id), timeout)
+            })
+        },
+    );
     def(
         engine,
         "wait",

@@ -23,6 +23,10 @@ pub enum ResourceKind {
     Condvar,
     /// A barrier.
     Barrier,
+    /// An event (`threading.Event`): a flag threads wait for.
+    Event,
+    /// A countdown (C#'s `CountdownEvent`): opens after so many signals.
+    Countdown,
     /// A bounded channel.
     Channel,
     /// An I/O device (see [`crate::model::io`]).
@@ -42,6 +46,8 @@ impl ResourceKind {
             ResourceKind::RwLock => "rwlock",
             ResourceKind::Condvar => "condvar",
             ResourceKind::Barrier => "barrier",
+            ResourceKind::Event => "event",
+            ResourceKind::Countdown => "countdown",
             ResourceKind::Channel => "channel",
             ResourceKind::Device => "device",
             ResourceKind::Epoll => "epoll",

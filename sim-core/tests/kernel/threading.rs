@@ -291,3 +291,70 @@ fn a_notified_timed_wait_returns_true_and_its_timer_is_forgotten() {
     assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
     assert_eq!(end_ns(&run.stats(), "waiter"), 14 * MS);
 }
+
+// ----- event ------------------------------------------------------------------
+
+#[test]
+fn an_event_releases_every_waiter_when_set_and_stays_set_until_cleared() {
+    let mut s = sim(4);
+    let ev = s.event("ready");
+    let data = s.variable(ProcessId::MAIN, "data", 0);
+    for name in ["w1", "w2"] {
+        s.add_thread(name, move |ctx| {
+            ctx.wait_event(ev);
+            assert_eq!(ctx.load(data), 7);
+            assert_eq!(ctx.now().as_nanos(), 2 * MS);
+        });
+    }
+    s.add_thread("late", move |ctx| {
+        ctx.sleep(ms(3));
+        // Set already: no wait.
+        assert!(ctx.is_set(ev));
+        ctx.wait_event(ev);
+        assert_eq!(ctx.now().as_nanos(), 3 * MS);
+        ctx.clear(ev);
+        assert!(!ctx.wait_event_timeout(ev, ms(1)));
+        assert_eq!(ctx.now().as_nanos(), 4 * MS);
+    });
+    s.add_thread("setter", move |ctx| {
+        ctx.compute(ms(2));
+        ctx.store(data, 7);
+        ctx.set(ev);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    // The set orders the setter's store before the waiters' loads.
+    assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
+    let stats = sim_core::LockStats::from_trace(&run.trace);
+    let r = stats.resource("ready").unwrap();
+    assert_eq!((r.kind, r.notifies), (ResourceKind::Event, 1));
+    assert_eq!(
+        (r.acquisitions, r.contended, r.max_wait.as_nanos()),
+        (3, 2, 2 * MS)
+    );
+    assert!(stats
+        .to_string()
+        .contains("sets 1, waits 3 (2 blocked, max 2ms)"));
+    let blocked = run.stats();
+    assert_eq!(
+        blocked
+            .thread("late")
+            .unwrap()
+            .blocked_on(BlockKind::Event)
+            .as_nanos(),
+        MS
+    );
+}
+
+#[test]
+fn an_event_never_set_is_a_stall_not_a_deadlock() {
+    let mut s = sim(1);
+    let ev = s.event("never");
+    s.add_thread("waiter", move |ctx| ctx.wait_event(ev));
+    let run = s.run();
+    let Outcome::Stalled(waiting) = &run.outcome else {
+        panic!("{:?}", run.outcome)
+    };
+    let what = sim_core::analysis::deadlock::describe_state(&run.trace, waiting[0].state);
+    assert_eq!(what, "event 'never'");
+}

@@ -147,6 +147,25 @@ impl Engine {
             (SyncOp::NotifyOne, K::Condvar) => self.notify(cpu, thread, resource, false),
             (SyncOp::NotifyAll, K::Condvar) => self.notify(cpu, thread, resource, true),
             (SyncOp::BarrierWait, K::Barrier) => self.barrier_wait(cpu, thread, resource, origin),
+            (SyncOp::Set, K::Event) => self.event_set(cpu, thread, resource),
+            (SyncOp::Clear, K::Event) => {
+                if let Resource::Event { set, .. } = &mut self.resources[resource.index()] {
+                    *set = false;
+                }
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::IsSet, K::Event) => {
+                let set = matches!(
+                    self.resources[resource.index()],
+                    Resource::Event { set: true, .. }
+                );
+                if set {
+                    self.races.acquire(thread, SyncObject::Resource(resource));
+                }
+                self.threads[thread.index()].pending = Some(Response::Bool(set));
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::EventWait, K::Event) => self.event_wait(cpu, thread, resource, None, origin),
             (SyncOp::Recv, K::Channel) => self.recv(cpu, thread, resource, origin),
             (op, _) => {
                 let operation = op_name(op);
@@ -181,6 +200,9 @@ impl Engine {
             }
             (SyncOp::Wait(mutex), Some(K::Condvar)) => {
                 self.cond_wait(cpu, thread, resource, mutex, Some(timeout), origin)
+            }
+            (SyncOp::EventWait, Some(K::Event)) => {
+                self.event_wait(cpu, thread, resource, Some(timeout), origin)
             }
             _ => self.sync_call(cpu, thread, resource, op, origin),
         }
@@ -596,16 +618,18 @@ impl Engine {
             return self.epoll_timeout(thread, epoll);
         }
         let resource = match self.threads[thread.index()].state {
-            ThreadState::Blocked(BlockReason::Semaphore(r) | BlockReason::Condvar(r)) => r,
+            ThreadState::Blocked(
+                BlockReason::Semaphore(r) | BlockReason::Condvar(r) | BlockReason::Event(r),
+            ) => r,
             _ => return self.wake(thread, Response::Resume),
         };
         match &mut self.resources[resource.index()] {
-            Resource::Semaphore { waiters, .. } => {
+            Resource::Semaphore { waiters, .. } | Resource::Event { waiters, .. } => {
                 waiters.remove(thread);
             }
             // It takes its mutex back itself (see `Ctx::wait_timeout`).
             Resource::Condvar { waiters } => waiters.retain(|(w, _)| w.thread != thread),
-            _ => unreachable!("a timed wait on a semaphore or a condvar"),
+            _ => unreachable!("a timed wait on a semaphore, a condvar or an event"),
         }
         self.wake(thread, Response::Bool(false));
     }
@@ -829,6 +853,54 @@ impl Engine {
             self.wake(waiter.thread, Response::Resume);
         }
         self.proceed(cpu, thread)
+    }
+
+    // ----- event ------------------------------------------------------------
+
+    /// `ev.set()`: publishes the setter's past, and every waiter goes on
+    /// with it.
+    fn event_set(&mut self, cpu: usize, thread: ThreadId, event: ResourceId) -> bool {
+        let Resource::Event { set, waiters } = &mut self.resources[event.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        *set = true;
+        let woken: Vec<Waiter> = waiters.drain().collect();
+        let woke = woken.len() as u32;
+        self.sync_event(thread, event, SyncAction::Notified { woke });
+        for waiter in woken {
+            self.acquired(waiter.thread, event, waiter.since, true);
+            self.wake(waiter.thread, Response::Resume);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    /// `ev.wait()` and `ev.wait(timeout)`: goes on at once when the event
+    /// is set, else waits for a set (or the timeout: then false).
+    fn event_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        event: ResourceId,
+        timeout: Option<Span>,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Event { set, waiters } = &mut self.resources[event.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        if *set {
+            self.acquired(thread, event, self.now, true);
+            return self.proceed(cpu, thread);
+        }
+        if timeout.is_some_and(Span::is_zero) {
+            self.threads[thread.index()].pending = Some(Response::Bool(false));
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Event(event), origin);
+        if let Some(timeout) = timeout {
+            self.set_timer(thread, timeout);
+        }
+        false
     }
 
     // ----- channel ----------------------------------------------------------
@@ -1118,6 +1190,10 @@ fn op_name(op: SyncOp) -> &'static str {
         SyncOp::NotifyOne => "notify_one",
         SyncOp::NotifyAll => "notify_all",
         SyncOp::BarrierWait => "barrier wait",
+        SyncOp::Set => "set",
+        SyncOp::Clear => "clear",
+        SyncOp::IsSet => "is_set",
+        SyncOp::EventWait => "wait",
         SyncOp::Recv => "recv",
     }
 }
