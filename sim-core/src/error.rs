@@ -148,6 +148,9 @@ pub enum Misuse {
         /// Its permits.
         bound: u64,
     },
+    /// A signal to a countdown that already reached zero.
+    #[error("countdown '{0}' already reached zero: a signal past its count is a bug (C#'s CountdownEvent throws InvalidOperationException); signal it as many times as its count")]
+    CountdownDone(String),
     /// An operation the resource does not have (e.g. `acquire` on a mutex).
     #[error("'{resource}' is a {kind}, which has no {operation}")]
     WrongKind {

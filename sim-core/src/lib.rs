@@ -45,8 +45,8 @@ pub use model::io::{DeviceOptions, DeviceRef, EpollRef, IoHandle, IoId, Pollable
 pub use model::machine::{Machine, SchedulerKind};
 pub use model::process::{GateActions, ProcessGate, ProcessOptions};
 pub use model::sync::{
-    Barrier, Channel, Condvar, Event, Lock, Mutex, MutexOptions, RLock, RwLock, RwPrefer,
-    Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Countdown, Event, Lock, Mutex, MutexOptions, RLock, RwLock,
+    RwPrefer, Semaphore, Spinlock,
 };
 pub use model::thread::{BlockKind, BlockReason, ThreadOptions, ThreadState};
 pub use time::{ms, ns, secs, us, Span, Time};

@@ -470,3 +470,18 @@ fn an_event_is_set_waited_for_cleared_and_timed_out() {
         .collect();
     assert_eq!(logs, ["false true true at 2ms", "false"]);
 }
+
+#[test]
+fn a_countdown_waits_for_all_its_signals() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 3 });
+        let done = m.countdown("done", 2);
+        for i in 1..3 {
+            m.add_thread(`worker${i}`, || { compute(ms(i)); done.signal(); });
+        }
+        m.add_thread("main", || { done.wait(); print(`open at ${now()}`); });
+        m.run();
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs[0].trace.logs[0].text, "open at 2ms");
+}

@@ -18,7 +18,7 @@ use super::stack::approximate_stack_pointer;
 use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, PollKey, Pollable};
-use crate::model::sync::{Barrier, Channel, Condvar, Event, Lock, RwLock, Semaphore};
+use crate::model::sync::{Barrier, Channel, Condvar, Countdown, Event, Lock, RwLock, Semaphore};
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
 
@@ -106,6 +106,10 @@ pub(crate) enum SyncOp {
     IsSet,
     /// Wait until an event is set.
     EventWait,
+    /// Signal a countdown.
+    Signal,
+    /// Wait until a countdown reaches zero.
+    CountdownWait,
     Recv,
 }
 
@@ -691,6 +695,19 @@ impl<'a> Ctx<'a> {
             self.call(request, Location::caller()),
             Response::Bool(false)
         )
+    }
+
+    /// Signals the countdown once; the signal that brings it to zero lets
+    /// every waiter go on. A signal past zero is an error.
+    #[track_caller]
+    pub fn signal(&self, countdown: Countdown) {
+        self.sync(countdown.0, SyncOp::Signal, Location::caller());
+    }
+
+    /// Waits until the countdown reaches zero (at once if it has).
+    #[track_caller]
+    pub fn wait_countdown(&self, countdown: Countdown) {
+        self.sync(countdown.0, SyncOp::CountdownWait, Location::caller());
     }
 
     /// Sends a value, waiting while the channel is full. Between processes

@@ -36,8 +36,8 @@ use crate::model::machine::{Machine, MachineError};
 use crate::model::process::{ProcessGate, ProcessOptions};
 use crate::model::python::gil::Gil;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Event, Mutex, MutexOptions, RLock, Resource, RwLock, RwPrefer,
-    Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Countdown, Event, Mutex, MutexOptions, RLock, Resource, RwLock,
+    RwPrefer, Semaphore, Spinlock,
 };
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::trace::Trace;
@@ -258,6 +258,17 @@ impl Simulation {
             waiters: WaitQueue::new(),
         };
         Event(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a countdown (C#'s `CountdownEvent`) of `count`: threads
+    /// wait until it has been signalled `count` times (at once when `count`
+    /// is 0).
+    pub fn countdown(&mut self, name: &str, count: u64) -> Countdown {
+        let resource = Resource::Countdown {
+            remaining: count,
+            waiters: WaitQueue::new(),
+        };
+        Countdown(self.engine.add_resource(name, resource))
     }
 
     /// Declares a barrier for `parties` threads (at least 1).

@@ -106,6 +106,12 @@ pub(crate) enum Resource {
         parties: usize,
         waiting: WaitQueue,
     },
+    /// C#'s `CountdownEvent`: waiters wait until `remaining` signals have
+    /// come.
+    Countdown {
+        remaining: u64,
+        waiters: WaitQueue,
+    },
     /// `threading.Event`: a flag; waiters wait until it is set.
     Event {
         set: bool,
@@ -148,6 +154,7 @@ impl Resource {
             Resource::Condvar { .. } => ResourceKind::Condvar,
             Resource::Barrier { .. } => ResourceKind::Barrier,
             Resource::Event { .. } => ResourceKind::Event,
+            Resource::Countdown { .. } => ResourceKind::Countdown,
             Resource::Channel { .. } => ResourceKind::Channel,
             Resource::Device(_) => ResourceKind::Device,
             Resource::Epoll(_) => ResourceKind::Epoll,
@@ -301,6 +308,10 @@ handle!(
 handle!(
     /// An event declared with [`crate::Simulation::event`].
     Event
+);
+handle!(
+    /// A countdown declared with [`crate::Simulation::countdown`].
+    Countdown
 );
 
 /// A bounded channel of `T` declared with [`crate::Simulation::channel`].

@@ -12,8 +12,8 @@ use super::machine::{MachineHandle, ThreadHandle};
 use crate::ids::ResourceId;
 use crate::kernel::Simulation;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Event, Mutex, MutexOptions, RLock, RwLock, RwPrefer, Semaphore,
-    Spinlock,
+    Barrier, Channel, Condvar, Countdown, Event, Mutex, MutexOptions, RLock, RwLock, RwPrefer,
+    Semaphore, Spinlock,
 };
 
 /// A resource as a script declares it.
@@ -28,6 +28,7 @@ pub(crate) enum ResourceSpec {
     Condvar,
     Barrier(usize),
     Event,
+    Countdown(u64),
     Channel(usize),
     Device(crate::model::io::DeviceOptions),
 }
@@ -44,6 +45,7 @@ pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> R
         ResourceSpec::Condvar => sim.condvar(name).id(),
         ResourceSpec::Barrier(parties) => sim.barrier(name, parties).id(),
         ResourceSpec::Event => sim.event(name).id(),
+        ResourceSpec::Countdown(count) => sim.countdown(name, count).id(),
         ResourceSpec::Channel(capacity) => sim.channel::<Dynamic>(name, capacity).id(),
         ResourceSpec::Device(options) => sim.device(name, options).id(),
     }
@@ -72,7 +74,10 @@ macro_rules! handle_type {
     )*};
 }
 
-handle_type!(MutexH, RLockH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, EventH, ChannelH);
+handle_type!(
+    MutexH, RLockH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, EventH, CountdownH,
+    ChannelH
+);
 
 fn options_map(
     call: &NativeCallContext,
@@ -157,6 +162,7 @@ fn is_blocking_handle(value: &Dynamic) -> bool {
         || value.is::<CondvarH>()
         || value.is::<BarrierH>()
         || value.is::<EventH>()
+        || value.is::<CountdownH>()
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
         || value.is::<super::machine::ChildProcess>()
@@ -223,6 +229,7 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<CondvarH>("Condvar");
     engine.register_type_with_name::<BarrierH>("Barrier");
     engine.register_type_with_name::<EventH>("Event");
+    engine.register_type_with_name::<CountdownH>("Countdown");
     engine.register_type_with_name::<ChannelH>("Channel");
 
     // ----- declarations -----
@@ -351,6 +358,16 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "countdown",
+        &["self: Machine", "name: String", "count: int", "Countdown"],
+        "Declares a countdown (C#'s CountdownEvent): threads wait until it has been signalled `count` times.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, n: INT| {
+            let n = count(&call, "a countdown's count", n, 0)?;
+            declare(&call, m, name, ResourceSpec::Countdown(n)).map(CountdownH)
+        },
+    );
+    def(
+        engine,
         "channel",
         &["self: Machine", "name: String", "capacity: int", "Channel"],
         "Declares a bounded channel: send waits while it is full, recv while it is empty; works across processes.",
@@ -462,6 +479,9 @@ pub(crate) fn register(engine: &mut Engine) {
         "notify_all" notify_all Condvar "Inside a body: wakes every waiter; lost if none waits.");
     simple!(BarrierH "Barrier":
         "wait" barrier_wait Barrier "Inside a body: waits until every party has arrived.");
+    simple!(CountdownH "Countdown":
+        "signal" signal Countdown "Inside a body: counts one signal; the last lets every waiter go on (a signal past zero is an error).",
+        "wait" wait_countdown Countdown "Inside a body: waits until the countdown has had all its signals (at once if it has).");
     simple!(EventH "Event":
         "set" set Event "Inside a body: sets the event; every thread waiting for it goes on, and waits return at once until it is cleared.",
         "clear" clear Event "Inside a body: clears the event; waits wait again.");

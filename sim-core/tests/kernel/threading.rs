@@ -358,3 +358,72 @@ fn an_event_never_set_is_a_stall_not_a_deadlock() {
     let what = sim_core::analysis::deadlock::describe_state(&run.trace, waiting[0].state);
     assert_eq!(what, "event 'never'");
 }
+
+// ----- countdown --------------------------------------------------------------
+
+#[test]
+fn a_countdown_opens_at_its_last_signal_with_every_signallers_past() {
+    let mut s = sim(4);
+    let done = s.countdown("done", 3);
+    let results: Vec<_> = (0..3)
+        .map(|i| s.variable(ProcessId::MAIN, &format!("r{i}"), 0))
+        .collect();
+    for (i, &r) in results.iter().enumerate() {
+        s.add_thread(&format!("worker{i}"), move |ctx| {
+            ctx.compute(ms(i as u64 + 1));
+            ctx.store(r, 1);
+            ctx.signal(done);
+        });
+    }
+    s.add_thread("main", move |ctx| {
+        ctx.wait_countdown(done);
+        assert_eq!(ctx.now().as_nanos(), 3 * MS);
+        for &r in &results {
+            assert_eq!(ctx.load(r), 1);
+        }
+        // Open now: a wait returns at once.
+        ctx.wait_countdown(done);
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert!(run.trace.races.is_empty(), "{:?}", run.trace.races);
+    let stats = sim_core::LockStats::from_trace(&run.trace);
+    let r = stats.resource("done").unwrap();
+    assert_eq!(
+        (r.kind, r.notifies, r.acquisitions, r.contended),
+        (ResourceKind::Countdown, 3, 2, 1)
+    );
+    assert_eq!(
+        run.stats()
+            .thread("main")
+            .unwrap()
+            .blocked_on(BlockKind::Countdown)
+            .as_nanos(),
+        3 * MS
+    );
+}
+
+#[test]
+fn a_countdown_signalled_past_zero_is_misuse_and_one_short_stalls() {
+    let mut s = sim(1);
+    let done = s.countdown("done", 1);
+    s.add_thread("a", move |ctx| {
+        ctx.signal(done);
+        ctx.signal(done);
+    });
+    let error = s.run().error().expect("a misuse").to_string();
+    assert!(
+        error.contains("countdown 'done' already reached zero"),
+        "{error}"
+    );
+    let mut s = sim(1);
+    let done = s.countdown("done", 2);
+    s.add_thread("a", move |ctx| ctx.signal(done));
+    s.add_thread("b", move |ctx| ctx.wait_countdown(done));
+    let run = s.run();
+    assert!(
+        matches!(run.outcome, Outcome::Stalled(_)),
+        "{:?}",
+        run.outcome
+    );
+}

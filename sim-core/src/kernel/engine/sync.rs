@@ -166,6 +166,10 @@ impl Engine {
                 self.proceed(cpu, thread)
             }
             (SyncOp::EventWait, K::Event) => self.event_wait(cpu, thread, resource, None, origin),
+            (SyncOp::Signal, K::Countdown) => self.signal(cpu, thread, resource, origin),
+            (SyncOp::CountdownWait, K::Countdown) => {
+                self.countdown_wait(cpu, thread, resource, origin)
+            }
             (SyncOp::Recv, K::Channel) => self.recv(cpu, thread, resource, origin),
             (op, _) => {
                 let operation = op_name(op);
@@ -903,6 +907,63 @@ impl Engine {
         false
     }
 
+    // ----- countdown --------------------------------------------------------
+
+    /// `cd.signal()`: publishes the signaller's past; the last signal lets
+    /// every waiter go on with the past of every signaller.
+    fn signal(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        countdown: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Countdown { remaining, waiters } = &mut self.resources[countdown.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        if *remaining == 0 {
+            let name = self.trace.resource_name(countdown).to_string();
+            self.misuse(thread, origin, Misuse::CountdownDone(name));
+            return false;
+        }
+        *remaining -= 1;
+        let woken: Vec<Waiter> = if *remaining == 0 {
+            waiters.drain().collect()
+        } else {
+            Vec::new()
+        };
+        let woke = woken.len() as u32;
+        self.sync_event(thread, countdown, SyncAction::Notified { woke });
+        for waiter in woken {
+            self.acquired(waiter.thread, countdown, waiter.since, true);
+            self.wake(waiter.thread, Response::Resume);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    /// `cd.wait()`: goes on at once when the countdown is at zero, else
+    /// waits for the last signal.
+    fn countdown_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        countdown: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Countdown { remaining, waiters } = &mut self.resources[countdown.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        if *remaining == 0 {
+            self.acquired(thread, countdown, self.now, true);
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Countdown(countdown), origin);
+        false
+    }
+
     // ----- channel ----------------------------------------------------------
 
     /// `send` of the thread on `cpu`. A message that crosses processes
@@ -1193,7 +1254,8 @@ fn op_name(op: SyncOp) -> &'static str {
         SyncOp::Set => "set",
         SyncOp::Clear => "clear",
         SyncOp::IsSet => "is_set",
-        SyncOp::EventWait => "wait",
+        SyncOp::EventWait | SyncOp::CountdownWait => "wait",
+        SyncOp::Signal => "signal",
         SyncOp::Recv => "recv",
     }
 }
