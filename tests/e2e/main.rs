@@ -3,6 +3,7 @@
 mod cli;
 mod errors;
 mod explore;
+mod explore_suite;
 mod io;
 mod python;
 mod races;
