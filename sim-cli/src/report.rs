@@ -96,6 +96,7 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
         let _ = writeln!(out, "{}", race::explain(race, &run.trace));
     }
     let _ = write!(out, "{}", run.stats);
+    let _ = write!(out, "{}", run.loops);
     if !run.locks.resources.is_empty() {
         let _ = write!(out, "{}", run.locks);
     }
@@ -169,11 +170,16 @@ pub fn line(run: &ScriptRun) -> String {
     } else {
         String::new()
     };
+    let tasks = run.stats.threads.iter().filter(|t| t.task).count();
+    let threads = run.stats.threads.len() - tasks;
+    let tasks = if tasks > 0 {
+        format!(", {tasks} tasks")
+    } else {
+        String::new()
+    };
     format!(
-        "{}: {outcome}, makespan {}, {} threads{expectations}",
-        run.label,
-        run.stats.makespan,
-        run.trace.threads.len()
+        "{}: {outcome}, makespan {}, {threads} threads{tasks}{expectations}",
+        run.label, run.stats.makespan,
     )
 }
 
@@ -231,6 +237,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         }),
         "devices": run.io.devices,
         "gil": run.gil.processes,
+        "event_loops": run.loops.loops,
         "expectations": run.expectations(),
         "expected_outcome": run.expected_outcome,
         "outcome_failure": run.outcome_failure(),

@@ -173,6 +173,7 @@ fn deadlock() -> Trace {
                 created: Time::ZERO,
                 priority: 0,
                 nice: 0,
+                task_of: None,
             })
             .collect(),
         states: changes
@@ -195,8 +196,10 @@ fn deadlock() -> Trace {
             .map(|&(name, kind)| ResourceInfo {
                 name: name.to_string(),
                 kind,
+                internal: false,
             })
             .collect(),
+        loops: Vec::new(),
         sync: Vec::new(),
         gil: Vec::new(),
         memory: Vec::new(),

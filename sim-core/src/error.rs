@@ -198,6 +198,15 @@ pub enum Misuse {
         /// The machine's memory.
         limit: u64,
     },
+    /// An await outside a task.
+    #[error("{0}() awaits, so it belongs in a task on an event loop; in a thread use the blocking form, or run the code as a task: lp.add_task(\"name\", || {{ ... }})")]
+    NotInTask(&'static str),
+    /// A wrong use of a task or its loop.
+    #[error("{0}")]
+    Task(String),
+    /// A task's coroutine could not be had.
+    #[error("no stack for a task: {0}")]
+    TaskStack(String),
     /// A thread's coroutine stack ran low.
     #[error("the thread's stack is nearly exhausted ({size} bytes); raise the machine's stack_size or recurse less")]
     StackExhausted {

@@ -136,7 +136,7 @@ fn bad_io_input_names_the_line_and_column_and_keeps_the_partial_chart() {
         (
             "channels",
             "let m = machine();\nlet d = m.device(\"disk\", #{ channels: 0 });\n",
-            "`channels` must be between 1 and 4096",
+            "`channels` must be between 1 and 65535",
             "2:",
         ),
         (

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `simcli` binary, run as a user runs it.
 
+mod asyncio;
 mod cli;
 mod errors;
 mod explore;

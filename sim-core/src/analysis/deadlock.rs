@@ -1,6 +1,7 @@
 //! Words for deadlocks and stalls: what each stuck thread waits for, who
 //! holds it, and where in the script the thread blocked. The kernel finds
-//! the cycle (with petgraph, the moment it closes); this module explains it.
+//! the cycle the moment it closes (`kernel/deadlock.rs`); this module
+//! explains it.
 
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::trace::{Deadlock, Trace, WaitTarget};

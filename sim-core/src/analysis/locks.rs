@@ -88,7 +88,7 @@ impl LockStats {
         let mut place = Vec::with_capacity(trace.resources.len());
         let mut count = 0;
         for info in &trace.resources {
-            place.push(info.kind.is_sync().then(|| {
+            place.push((info.kind.is_sync() && !info.internal).then(|| {
                 count += 1;
                 count - 1
             }));
@@ -96,7 +96,7 @@ impl LockStats {
         let mut resources: Vec<ResourceStats> = trace
             .resources
             .iter()
-            .filter(|info| info.kind.is_sync())
+            .filter(|info| info.kind.is_sync() && !info.internal)
             .map(|info| ResourceStats {
                 name: info.name.clone(),
                 kind: info.kind,

@@ -8,6 +8,8 @@
 //!   and hold times, channel traffic and lost notifications;
 //! - [`gil`]: per process with a GIL, hand-offs, forced switches, the
 //!   share of time it was held, each thread's waits for it;
+//! - [`event_loop`]: per asyncio loop, iterations, task switches, the
+//!   tasks that held it, and each task's time;
 //! - [`io`]: per device, requests, bytes, channel utilisation, queue waits
 //!   and service times;
 //! - [`deadlock`]: words for the deadlock cycle the kernel found (with
@@ -17,6 +19,7 @@
 //!   find data races on shared variables.
 
 pub mod deadlock;
+pub mod event_loop;
 pub mod gil;
 pub mod io;
 pub mod locks;

@@ -196,6 +196,13 @@ impl Starvation {
             }
         }
 
+        // A task's row waits for its loop, not for a CPU: tasks are the
+        // loop's business (see `event_loop`), not the scheduler's.
+        for (scan, info) in scans.iter_mut().zip(&trace.threads) {
+            if info.task_of.is_some() {
+                *scan = Scan::default();
+            }
+        }
         let shares: Vec<f64> = scans
             .iter()
             .filter(|s| s.was_ready)
@@ -207,7 +214,7 @@ impl Starvation {
             .iter()
             .zip(scans)
             .map(|(info, scan)| {
-                let never_ran = !scan.ran && info.created < trace.end;
+                let never_ran = info.task_of.is_none() && !scan.ran && info.created < trace.end;
                 let (longest_ready, longest_ready_at) =
                     scan.ready.map_or((Span::ZERO, None), |(s, t)| (s, Some(t)));
                 let longest_blocked: Vec<LongestWait> = scan

@@ -33,6 +33,10 @@ pub struct ThreadStats {
     pub dispatches: u32,
     /// When it finished, if it did.
     pub end: Option<Time>,
+    /// Whether it is an asyncio task's row (its running time is its loop
+    /// thread's CPU time, not its own).
+    #[serde(default)]
+    pub task: bool,
 }
 
 impl ThreadStats {
@@ -98,6 +102,7 @@ impl Stats {
                 switches: 0,
                 dispatches: 0,
                 end: None,
+                task: info.task_of.is_some(),
             })
             .collect();
         let mut cpus = vec![(Span::ZERO, Span::ZERO); usize::from(trace.machine.cpus)];
@@ -178,7 +183,7 @@ impl Stats {
     /// thread.
     pub fn processes(&self) -> Vec<ProcessCpu> {
         let mut out: Vec<ProcessCpu> = Vec::new();
-        for t in &self.threads {
+        for t in self.threads.iter().filter(|t| !t.task) {
             match out.iter_mut().find(|p| p.name == t.process) {
                 Some(p) => {
                     p.cpu += t.cpu;
@@ -202,6 +207,7 @@ impl fmt::Display for Stats {
         let width = self
             .threads
             .iter()
+            .filter(|t| !t.task)
             .map(|t| t.name.len())
             .max()
             .unwrap_or(6)
@@ -211,7 +217,7 @@ impl fmt::Display for Stats {
             "{:<width$}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  blocked by kind",
             "thread", "cpu", "ready", "blocked", "switches", "end"
         )?;
-        for t in &self.threads {
+        for t in self.threads.iter().filter(|t| !t.task) {
             let kinds: Vec<String> = t
                 .blocked
                 .iter()

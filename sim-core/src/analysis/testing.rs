@@ -38,6 +38,7 @@ impl TraceBuilder {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
         ThreadId(self.trace.threads.len() as u32 - 1)
     }
@@ -47,6 +48,7 @@ impl TraceBuilder {
         self.trace.resources.push(ResourceInfo {
             name: name.to_string(),
             kind,
+            internal: false,
         });
         ResourceId(self.trace.resources.len() as u32 - 1)
     }

@@ -19,7 +19,7 @@ use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, PollKey, Pollable};
 use crate::model::sync::{Barrier, Channel, Condvar, Countdown, Event, Lock, RwLock, Semaphore};
-use crate::model::thread::ThreadOptions;
+use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
 
 /// A thread body as the kernel stores it.
@@ -75,6 +75,37 @@ pub(crate) enum Request {
     EpollLen(ResourceId),
     /// Wait for readiness, for at most this long (`Span::MAX`: no limit).
     EpollWait(ResourceId, Span),
+    /// A task's await: only its loop answers it; from a thread it is a
+    /// misuse.
+    Await(Box<super::event_loop::Await>),
+    /// A task's `await_sleep`, unboxed: the commonest await.
+    AwaitSleep(Span),
+    /// A task's `await_io` (device, bytes), unboxed.
+    AwaitIo(ResourceId, u64),
+    /// An event loop creates a task's row (its name); answers the row.
+    #[allow(clippy::box_collection)]
+    TaskRow(Box<String>),
+    /// An event loop draws a task's row in a state from now on, at the
+    /// call's origin when the flag is set; answers the time.
+    TaskState(ThreadId, ThreadState, bool),
+    /// A task's print: the log line names the task's row.
+    #[allow(clippy::box_collection)]
+    PrintAs(ThreadId, Box<String>),
+    /// An event loop's CPU time (a task switch); answers the time after.
+    LoopCompute(Span),
+    /// A task's `await_io`: submit, and watch the request in the loop's
+    /// epoll (device, bytes, epoll, the task's row); answers its id.
+    SubmitPolled(Box<(ResourceId, u64, ResourceId, Option<ThreadId>)>),
+    /// An event loop reads the clock, which is not a scheduling point.
+    LoopClock,
+    /// Interns the call's origin; answers its id.
+    Intern,
+    /// An event loop whose tasks nothing can wake waits in this epoll
+    /// forever.
+    Park(ResourceId),
+    /// The rows of tasks that await each other in a cycle: a deadlock.
+    #[allow(clippy::box_collection)]
+    AwaitCycle(Box<Vec<ThreadId>>),
 }
 
 /// What a thread does to a synchronization resource.
@@ -315,6 +346,123 @@ impl<'a> Ctx<'a> {
             None => SourceRef::Rust(location),
         };
         self.yielder.suspend(Call { request, origin })
+    }
+
+    /// A request from the loop machinery, attributed to a Rust line.
+    pub(crate) fn call_boxed(
+        &self,
+        request: Request,
+        location: &'static Location<'static>,
+    ) -> Response {
+        self.call(request, location)
+    }
+
+    /// Passes a task's call on to the kernel as this thread's own.
+    pub(crate) fn forward(&self, call: Call) -> Response {
+        self.yielder.suspend(call)
+    }
+
+    /// Stops the run with a misuse at the current position.
+    #[track_caller]
+    pub(crate) fn fault(&self, misuse: Misuse) {
+        self.call(Request::Fault(Box::new(misuse)), Location::caller());
+    }
+
+    fn answer_time(response: Response) -> Time {
+        match response {
+            Response::Time(t) => t,
+            _ => unreachable!("the kernel answers with the time"),
+        }
+    }
+
+    /// The simulated time, read without a scheduling point (the loop's
+    /// bookkeeping, not an operation of the script).
+    #[track_caller]
+    pub(crate) fn loop_clock(&self) -> Time {
+        Self::answer_time(self.call(Request::LoopClock, Location::caller()))
+    }
+
+    /// Draws a task's row in `state` from now on; answers the time.
+    #[track_caller]
+    pub(crate) fn task_state(
+        &self,
+        row: ThreadId,
+        state: ThreadState,
+        origin: Option<SourceRef>,
+    ) -> Time {
+        let request = Request::TaskState(row, state, origin.is_some());
+        let response = match origin {
+            Some(origin) => self.yielder.suspend(Call { request, origin }),
+            None => self.call(request, Location::caller()),
+        };
+        Self::answer_time(response)
+    }
+
+    /// Spends `d` of CPU on the loop's own work; answers the time after.
+    #[track_caller]
+    pub(crate) fn loop_compute(&self, d: Span) -> Time {
+        Self::answer_time(self.call(Request::LoopCompute(d), Location::caller()))
+    }
+
+    /// Submits a task's request and watches it in `epoll`, at `origin`.
+    pub(crate) fn submit_polled(
+        &self,
+        device: DeviceRef,
+        bytes: u64,
+        epoll: EpollRef,
+        row: Option<ThreadId>,
+        origin: SourceRef,
+    ) -> IoId {
+        let request = Request::SubmitPolled(Box::new((device.0, bytes, epoll.id(), row)));
+        match self.yielder.suspend(Call { request, origin }) {
+            Response::Int(id) => IoId(id as u32),
+            _ => unreachable!("the kernel answers a submit with its id"),
+        }
+    }
+
+    /// A row for a new task of this thread's loop.
+    #[track_caller]
+    pub(crate) fn task_row(&self, name: &str, origin: Option<SourceRef>) -> ThreadId {
+        let request = Request::TaskRow(Box::new(name.to_string()));
+        let response = match origin {
+            Some(origin) => self.yielder.suspend(Call { request, origin }),
+            None => self.call(request, Location::caller()),
+        };
+        match response {
+            Response::Thread(row) => row,
+            _ => unreachable!("the kernel answers a row"),
+        }
+    }
+
+    /// Waits in `epoll` with nothing that could wake the thread.
+    #[track_caller]
+    pub(crate) fn park(&self, epoll: EpollRef) {
+        self.call(Request::Park(epoll.id()), Location::caller());
+    }
+
+    /// The id of a source position.
+    pub(crate) fn intern(&self, origin: SourceRef) -> crate::ids::OriginId {
+        match self.yielder.suspend(Call {
+            request: Request::Intern,
+            origin,
+        }) {
+            Response::Int(id) => crate::ids::OriginId(id as u32),
+            _ => unreachable!("the kernel answers an origin id"),
+        }
+    }
+
+    /// Reports tasks (by row) that await each other in a cycle.
+    #[track_caller]
+    pub(crate) fn await_cycle(&self, rows: Vec<ThreadId>) {
+        self.call(Request::AwaitCycle(Box::new(rows)), Location::caller());
+    }
+
+    /// [`Ctx::epoll_add`] attributed to `origin`.
+    pub(crate) fn epoll_add_at(&self, epoll: EpollRef, what: Pollable, origin: SourceRef) {
+        self.yielder.suspend(Call {
+            request: Request::EpollAdd(epoll.id(), what.key()),
+            origin,
+        });
     }
 
     /// The thread this context belongs to.

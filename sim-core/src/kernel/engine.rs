@@ -36,6 +36,8 @@ use crate::model::thread::{BlockReason, ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
 use crate::trace::{AccessKind, LogLine, Origin, StateChange, ThreadInfo, Trace};
 
+mod event_loop;
+pub(crate) use event_loop::{PendingState, TaskLog};
 mod io;
 mod sync;
 
@@ -87,6 +89,8 @@ enum Then {
     Send(Box<(ResourceId, crate::model::sync::Message, SourceRef)>),
     /// Unpickling is done: the thread resumes with the answer it has.
     Keep,
+    /// An event loop's own work is done: it resumes with the time.
+    Clock,
 }
 
 enum Work {
@@ -201,6 +205,9 @@ pub(crate) struct Engine {
     pub(crate) trace: Trace,
     origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
     steps: u64,
+    /// The row states event loops recorded since the engine last looked
+    /// (see `event_loop::TaskLog`); `None` until a loop is added.
+    pub(crate) task_log: Option<event_loop::TaskLog>,
     error: Option<SimError>,
     unfinished: usize,
     started: bool,
@@ -250,6 +257,7 @@ impl Engine {
             scratch: Vec::with_capacity(SMALL),
             origin_ids: BTreeMap::new(),
             steps: 0,
+            task_log: None,
             error: None,
             unfinished: 0,
             started: false,
@@ -363,6 +371,7 @@ impl Engine {
             created: self.now,
             priority: options.priority,
             nice: options.nice,
+            task_of: None,
         });
         self.policy.add_thread(id, options);
         self.races.thread_started(parent, id);
@@ -487,6 +496,9 @@ impl Engine {
             }
             self.handle(event);
             self.reschedule();
+        }
+        if self.task_log.is_some() {
+            self.drain_task_log();
         }
         self.trace.end = self.now;
         self.trace.peak_memory = self.footprint.peak();
@@ -759,6 +771,22 @@ impl Engine {
                     }
                     let c = &mut self.cpus[cpu];
                     let end = (self.now + remaining).min(c.slice_end);
+                    if end == self.now + remaining
+                        && end <= self.machine.max_time
+                        && (self.idle == 0 || self.policy.len() == 0)
+                        && self.queue.lower_bound().is_none_or(|t| t > end)
+                    {
+                        // Nothing can happen anywhere before this compute
+                        // ends (no event is due, no ready thread can take an
+                        // idle CPU): it runs to its end now, with no event.
+                        self.now = end;
+                        c.segment_start = end;
+                        self.policy.charge(thread, remaining);
+                        if let Work::Compute { remaining, .. } = &mut self.threads[t].work {
+                            *remaining = Span::ZERO;
+                        }
+                        continue;
+                    }
                     c.segment_start = self.now;
                     c.generation = c.generation.wrapping_add(1);
                     let generation = c.generation;
@@ -779,6 +807,7 @@ impl Engine {
                     };
                     let response = match then {
                         Then::Resume => Response::Resume,
+                        Then::Clock => Response::Time(self.now),
                         Then::Keep => match self.threads[t].pending.take() {
                             Some(response) => response,
                             None => Response::Resume,
@@ -948,6 +977,9 @@ impl Engine {
         if !self.step() {
             return false;
         }
+        if self.task_log.is_some() {
+            self.drain_task_log();
+        }
         self.operations += 1;
         let t = thread.index();
         match call.request {
@@ -1023,6 +1055,14 @@ impl Engine {
                 self.trace.logs.push(LogLine {
                     time: self.now,
                     thread,
+                    text: *text,
+                });
+                self.zero_time(cpu, thread)
+            }
+            Request::PrintAs(row, text) => {
+                self.trace.logs.push(LogLine {
+                    time: self.now,
+                    thread: row,
                     text: *text,
                 });
                 self.zero_time(cpu, thread)
@@ -1112,6 +1152,69 @@ impl Engine {
             Request::EpollLen(epoll) => self.epoll_len(cpu, thread, epoll, call.origin),
             Request::EpollWait(epoll, timeout) => {
                 self.epoll_wait(cpu, thread, epoll, timeout, call.origin)
+            }
+            Request::Await(what) => {
+                self.misuse(thread, call.origin, Misuse::NotInTask(what.name()));
+                false
+            }
+            Request::AwaitSleep(_) => {
+                self.misuse(thread, call.origin, Misuse::NotInTask("await_sleep"));
+                false
+            }
+            Request::AwaitIo(..) => {
+                self.misuse(thread, call.origin, Misuse::NotInTask("await_io"));
+                false
+            }
+            // The loop's bookkeeping: not operations of the script, and
+            // not scheduling points.
+            Request::TaskRow(name) => {
+                self.operations -= 1;
+                let Some(row) = self.task_row(thread, *name, Some(call.origin)) else {
+                    return false;
+                };
+                self.threads[t].pending = Some(Response::Thread(row));
+                true
+            }
+            Request::TaskState(row, state, with_origin) => {
+                self.operations -= 1;
+                self.task_state(thread, row, state, with_origin.then_some(call.origin))
+            }
+            Request::LoopCompute(d) => {
+                self.operations -= 1;
+                if d.is_zero() {
+                    self.threads[t].pending = Some(Response::Time(self.now));
+                    return true;
+                }
+                self.threads[t].work = Work::Compute {
+                    remaining: d,
+                    then: Then::Clock,
+                };
+                true
+            }
+            Request::SubmitPolled(submit) => {
+                let (device, bytes, epoll, row) = *submit;
+                self.submit_polled(cpu, thread, (device, bytes, epoll, row), call.origin)
+            }
+            Request::LoopClock => {
+                self.operations -= 1;
+                self.threads[t].pending = Some(Response::Time(self.now));
+                true
+            }
+            Request::Intern => {
+                self.operations -= 1;
+                let id = self.intern(thread, call.origin);
+                self.threads[t].pending = Some(Response::Int(i64::from(id.0)));
+                true
+            }
+            Request::Park(epoll) => {
+                self.operations -= 1;
+                self.park(cpu, thread, epoll);
+                false
+            }
+            Request::AwaitCycle(rows) => {
+                self.operations -= 1;
+                self.await_cycle(&rows);
+                true
             }
         }
     }
@@ -1440,7 +1543,12 @@ impl Engine {
     /// Takes the waiter a released resource goes to, through the chooser.
     pub(crate) fn pick_waiter(&mut self, queue: &mut WaitQueue) -> Option<super::Waiter> {
         let index = if queue.len() > 1 {
-            queue.threads_into(&mut self.scratch);
+            // The waiters' threads only for a chooser that reads them: a
+            // copy of a long queue on every release would cost the queue.
+            self.scratch.clear();
+            if self.wants_threads() {
+                queue.threads_into(&mut self.scratch);
+            }
             self.choose(ChoicePoint::Waiter, queue.len())
         } else {
             0
@@ -1600,7 +1708,7 @@ impl Engine {
     }
 }
 
-fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
+pub(super) fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
     Misuse::OutOfMemory {
         what,
         used: out.used,
@@ -1609,7 +1717,7 @@ fn out_of_memory(what: &'static str, out: OutOfMemory) -> Misuse {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {

@@ -40,6 +40,9 @@ pub(crate) struct EventQueue<E> {
     buckets: [Vec<(Time, E)>; 64],
     /// Bit `b` is set when `buckets[b]` is not empty.
     occupied: u64,
+    /// `mins[b]`: the earliest time in `buckets[b]` (meaningful while it is
+    /// occupied): the lowest occupied bucket's is the earliest pending.
+    mins: [u64; 64],
 }
 
 impl<E> EventQueue<E> {
@@ -49,6 +52,7 @@ impl<E> EventQueue<E> {
             batch: VecDeque::new(),
             buckets: std::array::from_fn(|_| Vec::new()),
             occupied: 0,
+            mins: [u64::MAX; 64],
         }
     }
 
@@ -63,6 +67,9 @@ impl<E> EventQueue<E> {
         } else {
             let bucket = Self::bucket(self.current, time);
             self.buckets[bucket].push((time, event));
+            if self.occupied & 1 << bucket == 0 || time.0 < self.mins[bucket] {
+                self.mins[bucket] = time.0;
+            }
             self.occupied |= 1 << bucket;
         }
     }
@@ -82,8 +89,7 @@ impl<E> EventQueue<E> {
         let lowest = self.occupied.trailing_zeros() as usize;
         self.occupied &= !(1 << lowest);
         let mut moving = std::mem::take(&mut self.buckets[lowest]);
-        let earliest = moving.iter().map(|(time, _)| *time).min();
-        self.current = earliest.expect("an occupied bucket has events");
+        self.current = Time(self.mins[lowest]);
         for (time, event) in moving.drain(..) {
             self.push(time, event);
         }
@@ -126,6 +132,19 @@ impl<E> EventQueue<E> {
             self.batch.remove(index)
         };
         event.expect("index within the gathered batch")
+    }
+
+    /// The time of the earliest pending event, dead or alive (`None`:
+    /// nothing pending): a time no event can be handled before.
+    #[inline]
+    pub(crate) fn lower_bound(&self) -> Option<Time> {
+        if !self.batch.is_empty() {
+            return Some(self.current);
+        }
+        if self.occupied == 0 {
+            return None;
+        }
+        Some(Time(self.mins[self.occupied.trailing_zeros() as usize]))
     }
 
     /// Whether events wait at the instant being handled (some may be dead).
@@ -184,6 +203,25 @@ mod tests {
         assert_eq!(q.gather(8, |_| true), Some((Time(1), 8)));
         assert_eq!(q.take(7), 7);
         assert_eq!(q.gather(8, |_| true), Some((Time(1), 8)));
+    }
+
+    #[test]
+    fn the_lower_bound_is_never_after_the_earliest_event() {
+        let mut q = EventQueue::new();
+        assert_eq!(q.lower_bound(), None);
+        for t in [1000u64, 37, 4096, 5000, 38] {
+            q.push(Time(t), t as u32);
+        }
+        while let Some((time, _)) = q.gather(8, |_| true) {
+            // Before taking: every pending event is at or after the bound.
+            let bound = q.lower_bound().unwrap();
+            assert!(bound <= time, "{bound:?} after {time:?}");
+            q.take(0);
+            if let Some(bound) = q.lower_bound() {
+                let next = q.gather(8, |_| true).unwrap().0;
+                assert!(bound <= next, "{bound:?} after {next:?}");
+            }
+        }
     }
 
     #[test]
@@ -255,6 +293,11 @@ mod tests {
                         model.remove(&(now, taken));
                     }
                 }
+                // The bound is the earliest pending time, exactly.
+                proptest::prop_assert_eq!(
+                    queue.lower_bound().map(|t| t.0),
+                    model.keys().next().map(|k| k.0)
+                );
             }
             let mut rest = Vec::new();
             while let Some((time, _)) = queue.gather(8, |_| true) {

@@ -6,6 +6,7 @@
 //! - `context`: [`Ctx`], what a thread body calls.
 //! - `stack`: coroutine stacks carved from large regions.
 //! - `wait`: [`WaitQueue`], how threads wait on anything.
+//! - `deadlock`: whether a new wait closed a cycle of waits.
 //! - `engine`: the loop, the CPUs and the thread lifecycle.
 //!
 //! [`Simulation`] is the public front: declare processes, threads and
@@ -13,24 +14,32 @@
 
 mod choice;
 mod context;
+mod deadlock;
 mod engine;
 mod event;
+mod event_loop;
 mod stack;
 mod wait;
 
 use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 pub use choice::{
     jitter_options, jittered, Choice, ChoicePoint, Chooser, ChooserError, Decision, FirstChooser,
     RandomChooser, ReplayChooser,
 };
 pub use context::{Ctx, JoinHandle, ProcessHandle, ProcessStart, StartMethod};
+pub use event_loop::{
+    EventLoopRef, LoopInfo, LoopOptions, LoopStatsInfo, SlowStep, Task, TaskFailure, TaskHandle,
+    TaskResult, TaskResults,
+};
 pub use stack::MIN_STACK;
 pub use wait::{WaitQueue, Waiter};
 
 use crate::analysis::stats::Stats;
 use crate::error::{BodyError, SimError};
-use crate::ids::{ProcessId, ThreadId, VarId};
+use crate::ids::{ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceOptions, DeviceRef};
 use crate::model::machine::{Machine, MachineError};
 use crate::model::process::{ProcessGate, ProcessOptions};
@@ -57,6 +66,8 @@ use engine::Engine;
 /// ```
 pub struct Simulation {
     engine: Engine,
+    /// Event loops, read back into the trace after the run.
+    loops: Vec<Rc<RefCell<event_loop::LoopSeed>>>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -73,6 +84,7 @@ impl Simulation {
         machine.validate()?;
         Ok(Simulation {
             engine: Engine::new(machine),
+            loops: Vec::new(),
         })
     }
 
@@ -172,6 +184,76 @@ impl Simulation {
         );
         self.engine
             .create_thread(name.to_string(), process, options, Box::new(body), None)
+    }
+
+    /// Adds an asyncio event loop to `process`: a thread named `name` that
+    /// runs the loop's tasks one at a time, waiting in epoll when none is
+    /// ready; it ends when every task has. Add tasks with
+    /// [`Simulation::add_task`].
+    ///
+    /// ```
+    /// use sim_core::{LoopOptions, Machine, ProcessId, Simulation, ms};
+    /// let mut sim = Simulation::new(Machine::textbook()).unwrap();
+    /// let lp = sim.add_event_loop(ProcessId::MAIN, "loop", LoopOptions::default());
+    /// for name in ["a", "b", "c"] {
+    ///     sim.add_task(&lp, name, |t| t.await_sleep(ms(100)));
+    /// }
+    /// let run = sim.run();
+    /// // Three tasks sleep at once on one thread.
+    /// assert!(run.trace.makespan().as_nanos() < ms(101).as_nanos());
+    /// ```
+    pub fn add_event_loop(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        options: LoopOptions,
+    ) -> EventLoopRef {
+        let seed = Rc::new(RefCell::new(event_loop::LoopSeed {
+            tasks: Vec::new(),
+            info: None,
+        }));
+        let channels = event_loop::executor_channels(self, name);
+        let cpus = usize::from(self.engine.machine.cpus);
+        let log = self.engine.task_log();
+        let body =
+            event_loop::loop_body(seed.clone(), name.to_string(), options, cpus, channels, log);
+        let thread = self.engine.create_thread(
+            name.to_string(),
+            process,
+            ThreadOptions::default(),
+            body,
+            None,
+        );
+        self.loops.push(seed.clone());
+        EventLoopRef { thread, seed }
+    }
+
+    /// Adds a task to a loop, ready when the loop starts (tasks run in the
+    /// order they are added). Its value is what [`Task::await_task`] returns.
+    pub fn add_task<T: Clone + 'static>(
+        &mut self,
+        lp: &EventLoopRef,
+        name: &str,
+        body: impl FnOnce(&Task<'_>) -> T + 'static,
+    ) -> TaskHandle<T> {
+        TaskHandle::new(self.add_fallible_task(lp, name, event_loop::boxed_task(body)))
+    }
+
+    /// Adds a task whose body may fail (script bindings use this).
+    pub fn add_fallible_task(
+        &mut self,
+        lp: &EventLoopRef,
+        name: &str,
+        body: impl FnOnce(&Task<'_>) -> Result<Rc<dyn Any>, BodyError> + 'static,
+    ) -> crate::model::python::event_loop::TaskId {
+        let mut seed = lp.seed.borrow_mut();
+        seed.tasks.push((name.to_string(), Box::new(body)));
+        crate::model::python::event_loop::TaskId(seed.tasks.len() as u32 - 1)
+    }
+
+    /// Marks a resource as the simulator's own plumbing: not reported.
+    pub(crate) fn mark_internal(&mut self, resource: ResourceId) {
+        self.engine.trace.resources[resource.index()].internal = true;
     }
 
     /// Declares a mutex.
@@ -312,6 +394,13 @@ impl Simulation {
         let values = self.engine.take_values();
         let mut trace = std::mem::replace(&mut self.engine.trace, Trace::new(Machine::default()));
         trace.variables = std::mem::take(&mut self.engine.memory).into_vec();
+        // A stalled loop's coroutine is dropped with the engine's threads;
+        // what it published so far stands.
+        trace.loops = self
+            .loops
+            .iter()
+            .filter_map(|seed| seed.borrow_mut().info.take())
+            .collect();
         Run {
             trace,
             outcome,

@@ -27,16 +27,13 @@ use corosensei::stack::{Stack, StackPointer};
 
 /// How many mappings the guarded stacks may use in all (2 per guarded stack).
 pub const GUARD_BUDGET: usize = 24_000;
-
-/// Mappings the pools of every OS thread made: the kernel's limit is per
-/// process, and regions are never unmapped, so the budget is the process's
-/// (a test binary runs each test on a thread of its own, with a pool of its
-/// own).
-static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
 /// Bytes a stack must have left at each operation of an unguarded stack.
 pub const RED_ZONE: usize = 16 * 1024;
 /// Smallest stack size accepted.
 pub const MIN_STACK: usize = 16 * 1024;
+/// Mappings made by every pool of the process: the limit is the
+/// process's, whatever OS thread maps.
+static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
 /// Target size of one region.
 const REGION_BYTES: usize = 64 * 1024 * 1024;
 
@@ -86,12 +83,17 @@ impl Drop for PooledStack {
         // During thread teardown the pool may be gone: the memory then simply
         // stays mapped until the process exits.
         let _ = POOL.try_with(|pool| {
-            pool.borrow_mut().give_back(PooledStack {
+            let stack = PooledStack {
                 base,
                 bottom,
                 limit,
                 guarded,
-            })
+            };
+            match pool.try_borrow_mut() {
+                Ok(mut pool) => pool.give_back(stack),
+                // Dropped while the pool maps (never expected): leak it.
+                Err(_) => std::mem::forget(stack),
+            }
         });
     }
 }
@@ -156,7 +158,7 @@ impl StackPool {
 
     fn map_region(&mut self, size: usize, page: usize) -> std::io::Result<Vec<PooledStack>> {
         let count = (REGION_BYTES / (size + page)).max(1);
-        let guarded = MAPPINGS.load(Ordering::Relaxed) + 2 * count < GUARD_BUDGET;
+        let mut guarded = MAPPINGS.load(Ordering::Relaxed) + 2 * count < GUARD_BUDGET;
         let slot = if guarded { size + page } else { size };
         let bytes = slot * count;
         // SAFETY: an anonymous private mapping at an address the kernel picks.
@@ -178,19 +180,21 @@ impl StackPool {
         let mut stacks = Vec::with_capacity(count);
         for i in 0..count {
             let limit = start + i * slot;
-            let bottom = if guarded { limit + page } else { limit };
             if guarded {
                 // SAFETY: the page lies inside the mapping made above.
                 let rc =
                     unsafe { libc::mprotect(limit as *mut libc::c_void, page, libc::PROT_NONE) };
-                if rc != 0 {
-                    let error = std::io::Error::last_os_error();
-                    // Dropped, they would go back to the pool borrowed now.
-                    std::mem::forget(stacks);
-                    return Err(error);
+                if rc == 0 {
+                    MAPPINGS.fetch_add(2, Ordering::Relaxed);
+                } else {
+                    // Out of mappings (other threads of the process map
+                    // too): this stack and the rest go without a guard,
+                    // checked by the red zone instead.
+                    guarded = false;
                 }
-                MAPPINGS.fetch_add(2, Ordering::Relaxed);
             }
+            // A slot keeps its guard page's room, guarded or not.
+            let bottom = if slot > size { limit + page } else { limit };
             stacks.push(PooledStack {
                 base: bottom + size,
                 bottom,

@@ -84,6 +84,10 @@ pub struct Machine {
     /// Bytes each further thread of a process holds.
     #[serde(default = "default_thread_memory")]
     pub thread_memory: u64,
+    /// Bytes each asyncio task holds (its coroutine frame, the Task and
+    /// its future, and what it awaits): 1,413 for CPython 3.11.
+    #[serde(default = "default_task_memory")]
+    pub task_memory: u64,
     /// CPU time a message between processes costs its sender (pickling and
     /// a pipe write) and its receiver (the read and unpickling), plus
     /// `ipc_byte_cost` per byte of the message.
@@ -100,6 +104,10 @@ fn default_ipc_cost() -> Span {
 
 fn default_ipc_byte_cost() -> Span {
     Span(1)
+}
+
+fn default_task_memory() -> u64 {
+    crate::model::footprint::TASK_MEMORY
 }
 
 fn default_memory() -> u64 {
@@ -133,6 +141,7 @@ impl Default for Machine {
             memory: default_memory(),
             process_memory: default_process_memory(),
             thread_memory: default_thread_memory(),
+            task_memory: default_task_memory(),
             ipc_cost: default_ipc_cost(),
             ipc_byte_cost: default_ipc_byte_cost(),
         }

@@ -33,6 +33,22 @@ pub(crate) fn chart_end(trace: &Trace) -> Time {
 /// the cycle's threads too). In the caller's order, the deadlock's last.
 pub(crate) fn markers(trace: &Trace, given: &[Marker]) -> Vec<Marker> {
     let mut markers = given.to_vec();
+    // Where a task held its event loop past the slow-callback threshold
+    // (the first few of each loop).
+    for lp in &trace.loops {
+        for slow in lp.slow.iter().take(4) {
+            markers.push(Marker {
+                time: slow.start,
+                label: format!(
+                    "{} blocks the loop {}",
+                    trace.threads[slow.task.index()].name,
+                    slow.held
+                ),
+                threads: vec![lp.thread, slow.task],
+                kind: MarkerKind::Note,
+            });
+        }
+    }
     let Some(dl) = &trace.deadlock else {
         return markers;
     };

@@ -75,7 +75,11 @@ impl DeviceSpans {
                     if channel >= device.channels.len() {
                         device.channels.resize(channel + 1, Vec::new());
                     }
-                    device.channels[channel].push((start, stop, (record.thread, Shade::Service)));
+                    device.channels[channel].push((
+                        start,
+                        stop,
+                        (record.task.unwrap_or(record.thread), Shade::Service),
+                    ));
                 }
             }
             let (from, to) = waited(record, end);

@@ -609,7 +609,14 @@ fn plan_gil_rows(gils: &[GilSpans], fit: Fit) -> Vec<Row> {
 fn plan_rows(trace: &Trace, cpu_fit: Fit, thread_fit: Fit) -> Vec<Row> {
     let cpus = usize::from(trace.machine.cpus);
     let threads = trace.threads.len();
-    let name = |t: usize| trace.threads[t].name.as_str();
+    // An asyncio task's row reads as its loop's: "↳ name".
+    let name = |t: usize| {
+        let info = &trace.threads[t];
+        match info.task_of {
+            Some(_) => format!("↳ {}", info.name),
+            None => info.name.clone(),
+        }
+    };
     let mut rows = Vec::with_capacity(cpu_fit.rows + thread_fit.rows);
     for i in 0..cpu_fit.rows {
         let range = i * cpu_fit.per..((i + 1) * cpu_fit.per).min(cpus);
@@ -630,7 +637,7 @@ fn plan_rows(trace: &Trace, cpu_fit: Fit, thread_fit: Fit) -> Vec<Row> {
     for i in 0..thread_fit.rows {
         let range = i * thread_fit.per..((i + 1) * thread_fit.per).min(threads);
         let label = if range.len() == 1 {
-            name(range.start).to_string()
+            name(range.start)
         } else {
             format!("{} … {}", name(range.start), name(range.end - 1))
         };
@@ -741,13 +748,17 @@ fn notes(
 ) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let cpus = usize::from(trace.machine.cpus);
-    let threads = trace.threads.len();
+    let tasks = trace.threads.iter().filter(|t| t.task_of.is_some()).count();
+    let threads = trace.threads.len() - tasks;
     let mut notes = vec![format!(
         "{cpus} CPU{} · {} · {threads} thread{}",
         plural(cpus),
         trace.machine.scheduler.name(),
         plural(threads),
     )];
+    if tasks > 0 {
+        notes[0].push_str(&format!(" · {tasks} asyncio task{}", plural(tasks)));
+    }
     if !trace.devices.is_empty() {
         let n = trace.devices.len();
         notes[0].push_str(&format!(" · {n} device{}", plural(n)));

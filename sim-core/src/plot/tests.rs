@@ -274,12 +274,14 @@ fn deadlock_trace() -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     for name in ["m1", "m2"] {
         trace.resources.push(ResourceInfo {
             name: name.into(),
             kind: ResourceKind::Mutex,
+            internal: false,
         });
     }
     let (m1, m2) = (ResourceId(0), ResourceId(1));
@@ -456,11 +458,13 @@ fn device_trace() -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     trace.resources.push(ResourceInfo {
         name: "disk".into(),
         kind: ResourceKind::Device,
+        internal: false,
     });
     let disk = ResourceId(0);
     trace.devices.push(DeviceInfo {
@@ -480,6 +484,7 @@ fn device_trace() -> Trace {
         started: Some((at(started), channel)),
         completed: Some(at(started + 4)),
         origin: None,
+        task: None,
     };
     trace.io = vec![
         request(0, 0, 0, 0),
@@ -628,6 +633,7 @@ fn busy_device_trace(n: u64) -> Trace {
                 started: (i + 1 < n).then_some((started, channel as u16)),
                 completed: (i + 10 < n).then_some(completed),
                 origin: None,
+                task: None,
             }
         })
         .collect();
@@ -717,11 +723,13 @@ fn gil_trace() -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     trace.resources.push(ResourceInfo {
         name: "net".into(),
         kind: ResourceKind::Device,
+        internal: false,
     });
     let net = ResourceId(0);
     trace.devices.push(DeviceInfo {
@@ -745,6 +753,7 @@ fn gil_trace() -> Trace {
             started: Some((at(from), 0)),
             completed: to.map(at),
             origin: None,
+            task: None,
         })
         .collect();
     // Holds: holder, from, to, who asked for the drop (none: voluntary).
@@ -1254,11 +1263,13 @@ fn flicker_trace(periods: u64) -> Trace {
             created: Time::ZERO,
             priority: 0,
             nice: 0,
+            task_of: None,
         });
     }
     trace.resources.push(ResourceInfo {
         name: "m".into(),
         kind: ResourceKind::Mutex,
+        internal: false,
     });
     let lock = ThreadState::Blocked(BlockReason::Lock(ResourceId(0)));
     let change = |t: Time, thread: u32, state: ThreadState| {

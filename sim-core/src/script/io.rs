@@ -50,7 +50,7 @@ pub(crate) struct EpollH {
 }
 
 /// A whole, non-negative byte count, or a positioned error.
-fn byte_count(value: &Dynamic, position: Position) -> Result<u64, Box<EvalAltResult>> {
+pub(crate) fn byte_count(value: &Dynamic, position: Position) -> Result<u64, Box<EvalAltResult>> {
     let hint = Some("give the request's size in bytes as a whole number, e.g. dev.io(4096)");
     match value.as_int() {
         Ok(n) if n >= 0 => Ok(n as u64),
@@ -116,9 +116,9 @@ fn device_options(map: &Map, position: Position) -> Result<DeviceOptions, Box<Ev
                         position,
                     )
                 })?;
-                if !(1..=4096).contains(&n) {
+                if !(1..=65535).contains(&n) {
                     return Err(fault(
-                        format!("`channels` must be between 1 and 4096, not {n}"),
+                        format!("`channels` must be between 1 and 65535, not {n}"),
                         Some("channels is how many requests the device serves at once"),
                         position,
                     ));
@@ -152,7 +152,7 @@ fn declare_device(
 }
 
 impl DeviceH {
-    fn device(&self, call: &NativeCallContext) -> Result<DeviceRef, Box<EvalAltResult>> {
+    pub(crate) fn device(&self, call: &NativeCallContext) -> Result<DeviceRef, Box<EvalAltResult>> {
         self.machine.check_running(call, "device")?;
         Ok(DeviceRef(self.id))
     }

@@ -26,7 +26,7 @@ use crate::time::Time;
 /// The keys `machine(#{ ... })` accepts.
 const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
      process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, \
-     memory, process_memory, thread_memory, ipc_cost, ipc_byte_cost";
+     memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost";
 
 /// A machine as declared by a script (shared by every handle to it).
 #[derive(Clone, Debug)]
@@ -60,7 +60,16 @@ struct ThreadDecl {
     process: usize,
     name: String,
     options: ThreadOptions,
-    body: FnPtr,
+    body: DeclBody,
+}
+
+/// What a declared thread runs.
+#[derive(Debug)]
+enum DeclBody {
+    /// A script closure.
+    Closure(FnPtr),
+    /// An event loop, with its options and tasks (name, closure).
+    Loop(crate::kernel::LoopOptions, Vec<(String, FnPtr)>),
 }
 
 /// A process of a declared machine.
@@ -418,6 +427,7 @@ fn machine_from_map(
             "memory" => machine.memory = size(key, value, position)?,
             "process_memory" => machine.process_memory = size(key, value, position)?,
             "thread_memory" => machine.thread_memory = size(key, value, position)?,
+            "task_memory" => machine.task_memory = size(key, value, position)?,
             "stack_size" => {
                 machine.stack_size = int_in(key, value, 16 * 1024..=1 << 30, position)? as usize
             }
@@ -501,9 +511,75 @@ fn add_thread(
         process,
         name: name.to_string(),
         options,
-        body,
+        body: DeclBody::Closure(body),
     });
     Ok(())
+}
+
+impl MachineHandle {
+    /// Declares an event loop's thread; returns its index among the
+    /// machine's threads.
+    pub(crate) fn declare_loop(
+        &self,
+        call: &NativeCallContext,
+        process: usize,
+        name: &str,
+        options: crate::kernel::LoopOptions,
+    ) -> Result<usize, Box<EvalAltResult>> {
+        let mut decl = self.0.borrow_mut();
+        if decl.ran {
+            return Err(fault(
+                format!(
+                    "machine '{}' already ran; it cannot take new event loops",
+                    decl.label
+                ),
+                Some("declare loops before m.run(), or declare a new machine"),
+                call.call_position(),
+            ));
+        }
+        decl.threads.push(ThreadDecl {
+            process,
+            name: name.to_string(),
+            options: ThreadOptions::default(),
+            body: DeclBody::Loop(options, Vec::new()),
+        });
+        Ok(decl.threads.len() - 1)
+    }
+
+    /// Declares a task of the loop declared at `index`; returns its id.
+    pub(crate) fn declare_task(
+        &self,
+        call: &NativeCallContext,
+        index: usize,
+        name: &str,
+        body: FnPtr,
+    ) -> Result<crate::model::python::event_loop::TaskId, Box<EvalAltResult>> {
+        let mut decl = self.0.borrow_mut();
+        if decl.ran {
+            return Err(fault(
+                format!(
+                    "machine '{}' already ran; its loops cannot take new tasks",
+                    decl.label
+                ),
+                Some("add tasks before m.run(); inside a task, use start_task"),
+                call.call_position(),
+            ));
+        }
+        let DeclBody::Loop(_, tasks) = &mut decl.threads[index].body else {
+            unreachable!("a loop's index")
+        };
+        tasks.push((name.to_string(), body));
+        Ok(crate::model::python::event_loop::TaskId(
+            tasks.len() as u32 - 1,
+        ))
+    }
+}
+
+impl ProcessHandle {
+    /// Its machine and its index there.
+    pub(crate) fn parts(&self) -> (MachineHandle, usize) {
+        (self.machine.clone(), self.index)
+    }
 }
 
 /// The kernel body of a thread whose body is the script closure `body`.
@@ -594,13 +670,25 @@ pub(crate) fn execute(
             sim.set_jitter(jitter);
         }
         for thread in &decl.threads {
-            let body = thread_body(engine.clone(), ast.clone(), thread.body.clone());
-            sim.add_fallible_thread(
-                processes[thread.process],
-                &thread.name,
-                thread.options,
-                body,
-            );
+            match &thread.body {
+                DeclBody::Closure(body) => {
+                    let body = thread_body(engine.clone(), ast.clone(), body.clone());
+                    sim.add_fallible_thread(
+                        processes[thread.process],
+                        &thread.name,
+                        thread.options,
+                        body,
+                    );
+                }
+                DeclBody::Loop(options, tasks) => {
+                    let lp = sim.add_event_loop(processes[thread.process], &thread.name, *options);
+                    for (name, body) in tasks {
+                        let body =
+                            super::event_loop::task_body(engine.clone(), ast.clone(), body.clone());
+                        sim.add_fallible_task(&lp, name, body);
+                    }
+                }
+            }
         }
         (sim, decl.label.clone())
     };
@@ -676,7 +764,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, ipc_cost, ipc_byte_cost.",
+        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
             Ok::<_, Box<EvalAltResult>>(declare(machine, label))

@@ -29,6 +29,7 @@ mod api;
 mod current;
 mod duration;
 mod error;
+mod event_loop;
 mod io;
 mod limits;
 mod machine;
@@ -108,6 +109,8 @@ pub struct ScriptRun {
     pub io: IoStats,
     /// Per process with a GIL: hand-offs, forced switches, waits.
     pub gil: GilStats,
+    /// Per asyncio loop: iterations, switches, the tasks that held it.
+    pub loops: crate::analysis::event_loop::EventLoops,
     /// How many operations the threads called.
     pub operations: u64,
     expectations: std::cell::OnceCell<Vec<Expectation>>,
@@ -164,8 +167,10 @@ impl ScriptRun {
         let locks = LockStats::from_trace(&run.trace);
         let io = IoStats::from_trace(&run.trace);
         let gil = GilStats::from_trace(&run.trace);
+        let loops = crate::analysis::event_loop::EventLoops::from_trace(&run.trace, &stats);
         ScriptRun {
             label,
+            loops,
             starvation,
             locks,
             io,
@@ -293,6 +298,11 @@ pub(crate) fn build_engine() -> Engine {
     ops::register(&mut engine);
     sync::register(&mut engine);
     io::register(&mut engine);
+    event_loop::register(&mut engine);
+    // A fault caught with try/catch prints as its message.
+    engine.register_type_with_name::<error::Fault>("Error");
+    engine.register_fn("to_string", |f: &mut error::Fault| f.message.clone());
+    engine.register_fn("to_debug", |f: &mut error::Fault| f.message.clone());
     memory::register(&mut engine);
     sync::install_handle_reads(&mut engine);
     run::register(&mut engine);

@@ -197,6 +197,25 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     getter(
         engine,
+        "peak_memory",
+        &["self: Run", "String"],
+        "The most memory in use at once, e.g. \"26.7MiB\" (processes, threads and tasks, as CPython holds them).",
+        |r: &mut RunHandle| crate::model::footprint::format_size(r.0.trace.peak_memory),
+    );
+    getter(
+        engine,
+        "switching",
+        &["self: Run", "Duration"],
+        "CPU time spent switching: the CPUs' context switches plus every event loop's task switches.",
+        |r: &mut RunHandle| {
+            let cpus: crate::time::Span = r.0.stats.cpus.iter().map(|c| c.switching).sum();
+            let tasks: crate::time::Span =
+                r.0.loops.loops.iter().map(|l| l.stats.switching).sum();
+            cpus + tasks
+        },
+    );
+    getter(
+        engine,
         "deadlocked",
         &["self: Run", "bool"],
         "Whether the run ended in a deadlock.",

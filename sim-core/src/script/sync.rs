@@ -58,6 +58,16 @@ pub(crate) struct Handle {
     id: ResourceId,
 }
 
+impl ChannelH {
+    /// The channel, checked to belong to the machine that is running.
+    pub(crate) fn resource(
+        &self,
+        call: &NativeCallContext,
+    ) -> Result<ResourceId, Box<EvalAltResult>> {
+        self.0.id(call)
+    }
+}
+
 impl Handle {
     /// The resource, checked to belong to the machine that is running.
     fn id(&self, call: &NativeCallContext) -> Result<ResourceId, Box<EvalAltResult>> {
@@ -203,7 +213,7 @@ pub(crate) fn install_handle_reads(engine: &mut Engine) {
 
 /// Roughly the size of a value pickled: 8 bytes a number, a string's
 /// length, and the sum of the parts of arrays and maps (plus 8 each).
-fn pickled_size(value: &Dynamic) -> u64 {
+pub(crate) fn pickled_size(value: &Dynamic) -> u64 {
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
         return text.len() as u64;
     }

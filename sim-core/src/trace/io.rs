@@ -34,6 +34,9 @@ pub struct IoRecord {
     pub completed: Option<Time>,
     /// The operation that submitted it.
     pub origin: Option<OriginId>,
+    /// The asyncio task that awaits it (its loop's thread submitted it).
+    #[serde(default)]
+    pub task: Option<ThreadId>,
 }
 
 impl IoRecord {

@@ -79,31 +79,38 @@ impl StateLog {
     }
 
     /// Appends a change.
+    ///
+    /// The bytes go straight into the log, after one check that a record
+    /// fits: building the record aside and copying it in cost a call to
+    /// memmove per change (11% of the throughput benchmark), and the copy
+    /// read back bytes just written one by one, which the CPU cannot
+    /// forward to a wide load.
     #[inline]
     pub fn push(&mut self, change: StateChange) {
-        let mut record = [0u8; MAX_RECORD];
-        let mut at = 1;
+        let bytes = &mut self.bytes;
+        bytes.reserve(MAX_RECORD);
+        let start = bytes.len();
         let mut header = change.kind & KIND;
+        bytes.push(0);
         if change.time == self.last_time {
             header |= SAME_TIME;
         } else {
             let delta = change.time.0.wrapping_sub(self.last_time.0) as i64;
-            at = put(&mut record, at, zigzag(delta));
+            put(bytes, zigzag(delta));
         }
-        at = put(&mut record, at, u64::from(change.thread.0));
+        put(bytes, u64::from(change.thread.0));
         if kind_carries_id(change.kind) {
-            at = put(&mut record, at, u64::from(change.payload));
+            put(bytes, u64::from(change.payload));
         }
         if change.cpu != u16::MAX {
             header |= HAS_CPU;
-            at = put(&mut record, at, u64::from(change.cpu));
+            put(bytes, u64::from(change.cpu));
         }
         if change.origin != 0 {
             header |= HAS_ORIGIN;
-            at = put(&mut record, at, u64::from(change.origin - 1));
+            put(bytes, u64::from(change.origin - 1));
         }
-        record[0] = header;
-        self.bytes.extend_from_slice(&record[..at]);
+        bytes[start] = header;
         self.len += 1;
         self.last_time = change.time;
     }
@@ -114,16 +121,14 @@ impl StateLog {
     }
 }
 
-/// Writes `value` as a varint at `record[at..]`; returns the end.
+/// Appends `value` as a varint (room for it is reserved).
 #[inline(always)]
-fn put(record: &mut [u8; MAX_RECORD], mut at: usize, mut value: u64) -> usize {
+fn put(bytes: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
-        record[at] = value as u8 | 0x80;
+        bytes.push(value as u8 | 0x80);
         value >>= 7;
-        at += 1;
     }
-    record[at] = value as u8;
-    at + 1
+    bytes.push(value as u8);
 }
 
 fn zigzag(value: i64) -> u64 {

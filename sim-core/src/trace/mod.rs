@@ -172,6 +172,9 @@ pub struct ThreadInfo {
     pub priority: i32,
     /// Its nice value.
     pub nice: i32,
+    /// For an asyncio task's row: the thread of the loop that runs it.
+    #[serde(default)]
+    pub task_of: Option<ThreadId>,
 }
 
 /// Memory in use from a time on.
@@ -237,6 +240,9 @@ pub struct Trace {
     /// [`crate::model::io::IoId`]).
     #[serde(default)]
     pub io: Vec<IoRecord>,
+    /// Event loops, in declaration order: their tasks and figures.
+    #[serde(default)]
+    pub loops: Vec<crate::kernel::LoopInfo>,
     /// The deadlock that formed, if one did.
     pub deadlock: Option<Deadlock>,
     /// Data races found, in the order they were found; one per pair of
@@ -265,6 +271,7 @@ impl Trace {
             process_peaks: Vec::new(),
             devices: Vec::new(),
             io: Vec::new(),
+            loops: Vec::new(),
             deadlock: None,
             races: Vec::new(),
             end: Time::ZERO,

@@ -68,6 +68,10 @@ pub struct ResourceInfo {
     pub name: String,
     /// What it is.
     pub kind: ResourceKind,
+    /// Plumbing of the simulator itself (an event loop's executor
+    /// channels): not reported.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 /// Something a thread did to a resource.

@@ -2,6 +2,7 @@
 //! One test binary, one file per topic.
 
 mod errors;
+mod event_loop;
 mod gate;
 mod gil;
 mod io;

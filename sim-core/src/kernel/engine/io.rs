@@ -175,6 +175,7 @@ impl Engine {
             started: None,
             completed: None,
             origin: Some(interned),
+            task: None,
         });
         self.watches.first.push(None);
         self.queue.push(self.now, Event::IoArrive { io: id });
@@ -183,6 +184,46 @@ impl Engine {
             self.block(cpu, thread, BlockReason::Io(device), Some(interned));
             return false;
         }
+        self.threads[thread.index()].pending = Some(Response::Int(i64::from(id.0)));
+        self.zero_time(cpu, thread)
+    }
+
+    /// A task's `await_io`: its loop thread submits the request and watches
+    /// it in the loop's epoll, in one step (`submit` then `epoll_add`,
+    /// without the scheduling point between them, which no script can
+    /// observe). The request is drawn as the task's.
+    pub(super) fn submit_polled(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        (device, bytes, epoll, task): (ResourceId, u64, ResourceId, Option<ThreadId>),
+        origin: SourceRef,
+    ) -> bool {
+        if !self.expect_kind(thread, device, origin, "await_io", |r| {
+            matches!(r, Resource::Device(_))
+        }) || !self.own_epoll(thread, epoll, origin, "add")
+        {
+            return false;
+        }
+        let id = IoId(self.trace.io.len() as u32);
+        let interned = self.intern(thread, origin);
+        self.trace.io.push(IoRecord {
+            device,
+            thread,
+            bytes,
+            submitted: self.now,
+            started: None,
+            completed: None,
+            origin: Some(interned),
+            task,
+        });
+        self.watches.first.push(None);
+        self.queue.push(self.now, Event::IoArrive { io: id });
+        if !self.epoll(epoll).add(PollKey::Io(id), false) {
+            self.misuse(thread, origin, Misuse::AlreadyPolled);
+            return false;
+        }
+        self.watches.watch(id, Watcher::Epoll(epoll));
         self.threads[thread.index()].pending = Some(Response::Int(i64::from(id.0)));
         self.zero_time(cpu, thread)
     }
@@ -213,6 +254,14 @@ impl Engine {
         let record = &mut self.trace.io[io.index()];
         record.completed = Some(self.now);
         let (device, channel) = (record.device, record.started.expect("in service").1);
+        if let Some(row) = record.task {
+            // An awaiting task is ready from now, even if its loop only
+            // gets to it later.
+            self.drain_task_log();
+            if matches!(self.threads[row.index()].state, ThreadState::Blocked(_)) {
+                self.record(row, ThreadState::Ready, None, None);
+            }
+        }
         if let Some(next) = self.device(device).expect("a device").finish(channel) {
             self.io_start(next, device, channel);
         }

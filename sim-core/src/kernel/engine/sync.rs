@@ -3,15 +3,12 @@
 //! chooser, recording every acquisition, priority inheritance, and the
 //! wait-for graph that finds deadlocks the moment a cycle closes.
 
-use std::collections::BTreeSet;
-
-use petgraph::graphmap::DiGraphMap;
-
 use super::{Engine, Phase, Work};
 use crate::analysis::race::SyncObject;
 use crate::error::Misuse;
 use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef, SyncOp};
+use crate::kernel::deadlock::find_cycle;
 use crate::kernel::wait::{WaitQueue, Waiter};
 use crate::model::sync::{Message, Resource};
 use crate::model::thread::{BlockReason, ThreadState};
@@ -25,6 +22,7 @@ impl Engine {
         self.trace.resources.push(ResourceInfo {
             name: name.to_string(),
             kind: resource.kind(),
+            internal: false,
         });
         self.resources.push(resource);
         id
@@ -1174,44 +1172,21 @@ impl Engine {
         if self.trace.deadlock.is_some() {
             return;
         }
-        let mut graph: DiGraphMap<u32, WaitTarget> = DiGraphMap::new();
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![thread];
-        let mut holders = Vec::new();
-        while let Some(t) = stack.pop() {
-            if !seen.insert(t) {
-                continue;
-            }
-            graph.add_node(t.0);
-            if let Some(target) = self.waits_for(t, &mut holders) {
-                for &h in &holders {
-                    graph.add_edge(t.0, h.0, target);
-                    stack.push(h);
-                }
-            }
-        }
-        let successors: Vec<u32> = graph.neighbors(thread.0).collect();
-        let cycle = successors.into_iter().find_map(|next| {
-            petgraph::algo::astar(&graph, next, |n| n == thread.0, |_| 1u32, |_| 0)
-                .map(|(_, path)| path)
-        });
-        let Some(path) = cycle else {
+        // The chooser's scratch list is free between choices: holders go
+        // there, so that a wait that closes nothing allocates nothing.
+        let mut holders = std::mem::take(&mut self.scratch);
+        let threads = self.threads.len();
+        let cycle = find_cycle(thread, threads, &mut holders, |t, h| self.waits_for(t, h));
+        self.scratch = holders;
+        let Some(cycle) = cycle else {
             return;
         };
-        // path: next, ..., thread. The cycle starts with `thread`.
-        let mut nodes = vec![thread.0];
-        nodes.extend(path.iter().copied().take(path.len() - 1));
-        let steps = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| {
-                let next = nodes[(i + 1) % nodes.len()];
-                let target = *graph.edge_weight(t, next).expect("an edge of the cycle");
-                WaitStep {
-                    thread: ThreadId(t),
-                    target,
-                    origin: self.last_origin_of(ThreadId(t)),
-                }
+        let steps = cycle
+            .into_iter()
+            .map(|(thread, target)| WaitStep {
+                thread,
+                target,
+                origin: self.last_origin_of(thread),
             })
             .collect();
         self.trace.deadlock = Some(Deadlock {
