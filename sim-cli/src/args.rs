@@ -87,6 +87,12 @@ pub struct ExploreArgs {
     /// Collect distinct failures instead of stopping at the first.
     #[arg(long)]
     pub keep_going: bool,
+    /// Shrinking a failure makes at most this many runs.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub shrink_runs: u64,
+    /// Shrinking a failure stops after about this many seconds.
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    pub shrink_seconds: u64,
     /// Count a data race as a failure.
     #[arg(long)]
     pub races: bool,

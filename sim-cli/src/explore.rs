@@ -6,39 +6,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sim_core::analysis::{deadlock, race};
 use sim_core::explore::{
-    explore as search, preemptions, shrink, ExploreOptions, LenientReplayChooser, Progress,
-    Scenario, Strategy, Verdict,
+    explore as search, preemptions, shrink_failure, ExploreOptions, Progress, ShrinkBudget, Shrunk,
+    Strategy,
 };
-use sim_core::kernel::{Chooser, Decision, Outcome};
-use sim_core::script::{RunOptions, Script, ScriptOutcome};
+use sim_core::kernel::Decision;
+use sim_core::script::{Judging, RunOptions, Script, ScriptScenario};
 
 use crate::args::{ExploreArgs, StrategyArg};
 use crate::run::write_chart;
 use crate::EXIT_FAILURE;
 
-/// One script evaluation per run.
-struct ScriptScenario<'a> {
-    script: Rc<Script>,
-    args: &'a ExploreArgs,
-}
-
 thread_local! {
     /// The script compiled once per worker thread (rayon may ask for a new
     /// scenario for every piece of work it splits off).
     static COMPILED: RefCell<Option<Rc<Script>>> = const { RefCell::new(None) };
-}
-
-impl Scenario for ScriptScenario<'_> {
-    fn run(&mut self, chooser: Box<dyn Chooser>, seed: u64) -> Verdict {
-        let options = run_options(self.args, seed, None);
-        let outcome = self.script.run_with_chooser(&options, chooser);
-        verdict(&outcome, self.args)
-    }
 }
 
 fn run_options(args: &ExploreArgs, seed: u64, schedule: Option<Vec<Decision>>) -> RunOptions {
@@ -47,82 +32,6 @@ fn run_options(args: &ExploreArgs, seed: u64, schedule: Option<Vec<Decision>>) -
         out_dir: args.out.clone(),
         jitter: args.jitter,
         schedule,
-    }
-}
-
-/// What failed in an evaluation, if anything, and its outcome key.
-fn verdict(outcome: &ScriptOutcome, args: &ExploreArgs) -> Verdict {
-    let mut failure = outcome
-        .error
-        .as_ref()
-        .map(|e| format!("script error: {}", e.message));
-    for run in &outcome.runs {
-        if failure.is_some() {
-            break;
-        }
-        let label = &run.label;
-        let intended = run.outcome_failure().is_none();
-        failure = match &run.outcome {
-            Outcome::Deadlocked(_) | Outcome::Stalled(_) if intended => None,
-            Outcome::Deadlocked(_) => Some(format!(
-                "deadlock in '{label}': {}",
-                run.trace
-                    .deadlock
-                    .as_ref()
-                    .map(|d| deadlock::explain(d, &run.trace).join("; "))
-                    .unwrap_or_default()
-            )),
-            Outcome::Stalled(waiting) => Some(format!(
-                "stall in '{label}': {}",
-                waiting
-                    .iter()
-                    .map(|w| format!(
-                        "{} waits for {}",
-                        run.trace.threads[w.thread.index()].name,
-                        deadlock::describe_state(&run.trace, w.state)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            _ => None,
-        }
-        .or_else(|| {
-            run.expectations()
-                .iter()
-                .find(|e| !e.held)
-                .map(|e| format!("expectation '{}' failed in '{label}'", e.name))
-        })
-        .or_else(|| {
-            let first = run.trace.races.first().filter(|_| args.races)?;
-            Some(race::explain(first, &run.trace))
-        });
-    }
-    let key = match &args.histogram {
-        Some(name) => outcome
-            .runs
-            .iter()
-            .flat_map(|r| r.trace.variables.iter())
-            .find(|v| &v.name == name)
-            .map_or_else(|| "-".to_string(), |v| v.value.to_string()),
-        None => outcome
-            .runs
-            .iter()
-            .map(|r| {
-                let values: Vec<String> = r
-                    .trace
-                    .variables
-                    .iter()
-                    .map(|v| format!("{}={}", v.name, v.value))
-                    .collect();
-                format!("{}: {}", r.label, values.join(" "))
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-    };
-    Verdict {
-        failure,
-        decisions: outcome.schedule(),
-        outcome: key,
     }
 }
 
@@ -166,14 +75,18 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             .expect("a valid template"),
     );
     let started = Instant::now();
-    let make = || ScriptScenario {
-        script: COMPILED.with_borrow_mut(|slot| {
+    let judging = Judging {
+        races: args.races,
+        histogram: args.histogram.clone(),
+    };
+    let make = || {
+        let script = COMPILED.with_borrow_mut(|slot| {
             slot.get_or_insert_with(|| {
                 Rc::new(Script::compile(&name, &source).expect("compiled above"))
             })
             .clone()
-        }),
-        args,
+        });
+        ScriptScenario::new(script, run_options(args, args.seed, None), judging.clone())
     };
     let report = search(&options, make, |p: Progress| {
         bar.set_position(p.runs);
@@ -194,6 +107,23 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         report.outcomes.len(),
         report.failures.len()
     );
+    for bound in &report.bounds {
+        println!(
+            "  {} preemption(s): {} schedule(s){}, {}",
+            bound.bound,
+            bound.schedules,
+            if bound.reruns > 0 {
+                format!(" (and {} with fewer run again to reach them)", bound.reruns)
+            } else {
+                String::new()
+            },
+            if bound.covered >= 1.0 {
+                "every one there is".to_string()
+            } else {
+                format!("about {:.1}% of the tree", 100.0 * bound.covered)
+            }
+        );
+    }
     if let Some(variable) = &args.histogram {
         print_histogram(&report.outcomes, variable);
         let path = args
@@ -213,17 +143,31 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             failure.seed,
             failure.message
         );
-        let shrunk = shrink(&failure.decisions, |candidate| {
-            let chooser = Box::new(LenientReplayChooser::new(candidate.to_vec()));
-            let verdict = scenario.run(chooser, failure.seed);
-            verdict.failure.is_some().then_some(verdict.decisions)
-        });
+        let budget = ShrinkBudget {
+            runs: args.shrink_runs,
+            time: Duration::from_secs(args.shrink_seconds),
+        };
+        let Shrunk {
+            decisions: shrunk,
+            runs,
+            elapsed,
+            out_of_budget,
+        } = shrink_failure(&mut scenario, failure, budget);
         println!(
-            "  shrunk from {} to {} preemption(s), {} decision(s)",
+            "  shrunk from {} to {} preemption(s), {} decision(s), in {runs} run(s), {:.2}s",
             preemptions(&failure.decisions),
             preemptions(&shrunk),
-            shrunk.len()
+            shrunk.len(),
+            elapsed.as_secs_f64()
         );
+        if out_of_budget {
+            println!(
+                "  (shrinking stopped at its budget of {} runs or {}s: \
+                 raise --shrink-runs or --shrink-seconds for a smaller schedule)",
+                budget.runs,
+                budget.time.as_secs()
+            );
+        }
         let file = args
             .out
             .join(format!("{}-failure-{}.ron", stem(&args.script), n + 1));

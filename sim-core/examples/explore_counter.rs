@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use sim_core::explore::{explore, ExploreOptions, Scenario, Strategy, Verdict};
+use sim_core::explore::{explore, ExploreOptions, Failed, Scenario, Strategy, Verdict};
 use sim_core::kernel::Chooser;
 use sim_core::{Machine, ProcessId, Simulation};
 
@@ -25,7 +25,7 @@ impl Scenario for Counter {
         let run = s.run();
         let value = run.trace.variables[0].value;
         Verdict {
-            failure: (value != 2).then(|| "lost update".to_string()),
+            failure: (value != 2).then(|| Failed::from("lost update".to_string())),
             decisions: run.decisions,
             outcome: value.to_string(),
         }

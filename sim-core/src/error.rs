@@ -140,6 +140,17 @@ pub enum Misuse {
         /// Its kind.
         kind: &'static str,
     },
+    /// A release of a bounded semaphore that already has all its permits.
+    #[error("bounded semaphore '{resource}' already has all its {bound} permit(s): a release past them is a bug (Python's BoundedSemaphore raises ValueError); release only what was acquired")]
+    OverRelease {
+        /// The resource's name.
+        resource: String,
+        /// Its permits.
+        bound: u64,
+    },
+    /// A signal to a countdown that already reached zero.
+    #[error("countdown '{0}' already reached zero: a signal past its count is a bug (C#'s CountdownEvent throws InvalidOperationException); signal it as many times as its count")]
+    CountdownDone(String),
     /// An operation the resource does not have (e.g. `acquire` on a mutex).
     #[error("'{resource}' is a {kind}, which has no {operation}")]
     WrongKind {

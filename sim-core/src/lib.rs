@@ -49,7 +49,8 @@ pub use model::machine::{Machine, SchedulerKind};
 pub use model::process::{GateActions, ProcessGate, ProcessOptions};
 pub use model::python::event_loop::TaskId;
 pub use model::sync::{
-    Barrier, Channel, Condvar, Lock, Mutex, MutexOptions, RwLock, RwPrefer, Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Countdown, Event, Lock, Mutex, MutexOptions, RLock, RwLock,
+    RwPrefer, Semaphore, Spinlock,
 };
 pub use model::thread::{BlockKind, BlockReason, ThreadOptions, ThreadState};
 pub use time::{ms, ns, secs, us, Span, Time};

@@ -394,3 +394,115 @@ fn a_loop_variable_captured_by_thread_and_task_closures_is_one_per_iteration() {
     assert!(printed[1].ends_with(" 100"), "{printed:?}");
     assert!(printed[1].starts_with("10."), "{printed:?}");
 }
+
+#[test]
+fn an_rlock_lets_its_owner_in_again() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let r = m.rlock("r");
+        let x = m.variable("x", 0);
+        fn add(r, x) { r.lock(); x.store(x.load() + 1); r.unlock(); }
+        for t in ["a", "b"] {
+            m.add_thread(t, || { r.lock(); add(r, x); compute(ms(1)); r.unlock(); });
+        }
+        let run = m.run();
+        print(`${run.value("x")} ${run.makespan}`);
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(prints(&outcome), ["2 2ms"]);
+    assert!(outcome.runs[0].trace.races.is_empty());
+}
+
+#[test]
+fn semaphores_try_time_out_count_and_bound() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let s = m.semaphore("s", 1);
+        let b = m.bounded_semaphore("b", 1);
+        m.add_thread("holder", || { s.acquire(); compute(ms(3)); s.release(); });
+        m.add_thread("other", || {
+            let tried = s.try_acquire();
+            let timed = s.acquire(ms(1));
+            let later = s.acquire(ms(5));
+            print(`${tried} ${timed} ${later} ${s.value()} at ${now()}`);
+            b.release();
+        });
+        m.run();
+    "#);
+    assert_eq!(
+        outcome.runs[0].trace.logs[0].text,
+        "false false true 0 at 3ms"
+    );
+    let error = outcome.error.expect("the bounded release fails");
+    assert!(error.message.contains("bounded semaphore 'b'"), "{error:?}");
+    assert_eq!(error.position.map(|p| p.0), Some(11));
+}
+
+#[test]
+fn wait_for_checks_its_predicate_around_every_wait_and_wait_times_out() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let lock = m.mutex("lock");
+        let cv = m.condvar("cv");
+        let items = m.variable("items", 0);
+        m.add_thread("consumer", || {
+            lock.lock();
+            let timed_out = !cv.wait(lock, ms(1));
+            cv.wait_for(lock, || items.load() >= 2);
+            print(`${timed_out} ${items.load()} at ${now()}`);
+            lock.unlock();
+        });
+        m.add_thread("producer", || {
+            for i in 0..3 {
+                compute(ms(2));
+                lock.lock();
+                items.fetch_add(1);
+                cv.notify_all();
+                lock.unlock();
+            }
+        });
+        m.run();
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs[0].trace.logs[0].text, "true 2 at 4ms");
+}
+
+#[test]
+fn an_event_is_set_waited_for_cleared_and_timed_out() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 2 });
+        let ev = m.event("go");
+        m.add_thread("waiter", || {
+            let first = ev.wait(ms(1));
+            let second = ev.wait();
+            print(`${first} ${second} ${ev.is_set()} at ${now()}`);
+            ev.clear();
+            print(`${ev.is_set()}`);
+        });
+        m.add_thread("setter", || { compute(ms(2)); ev.set(); });
+        m.run();
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let logs: Vec<&str> = outcome.runs[0]
+        .trace
+        .logs
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(logs, ["false true true at 2ms", "false"]);
+}
+
+#[test]
+fn a_countdown_waits_for_all_its_signals() {
+    let outcome = run(r#"
+        let m = machine(#{ preset: "textbook", cpus: 3 });
+        let done = m.countdown("done", 2);
+        for i in 1..3 {
+            m.add_thread(`worker${i}`, || { compute(ms(i)); done.signal(); });
+        }
+        m.add_thread("main", || { done.wait(); print(`open at ${now()}`); });
+        m.run();
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.runs[0].trace.logs[0].text, "open at 2ms");
+}

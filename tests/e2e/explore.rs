@@ -13,7 +13,7 @@ fn explore(args: &[&str], name: &str) -> (Option<i32>, String, std::path::PathBu
     (output.status.code(), text, out)
 }
 
-/// The text without the wall-clock time.
+/// The text without the wall-clock times.
 fn timeless(text: &str) -> String {
     text.lines()
         .map(|l| match l.find(" in ") {
@@ -21,6 +21,10 @@ fn timeless(text: &str) -> String {
                 let rest = &l[i..];
                 let colon = rest.find(':').unwrap_or(0);
                 format!("{}{}", &l[..i], &rest[colon..])
+            }
+            // "  shrunk from 2 to 1 preemption(s), 4 decision(s), in 9 run(s), 0.01s"
+            _ if l.trim_start().starts_with("shrunk from") => {
+                l.rsplit_once(", ").map_or(l, |(kept, _)| kept).to_string()
             }
             _ => l.to_string(),
         })
@@ -63,7 +67,15 @@ fn explore_finds_the_lost_update_and_its_replay_reproduces_it() {
 #[test]
 fn explore_finds_the_deadlock_of_opposite_lock_order() {
     let (code, text, _) = explore(
-        &["scripts/bank_transfer.rhai", "--strategy", "pct"],
+        // PCT may find the audit's race first: collect both.
+        &[
+            "scripts/bank_transfer.rhai",
+            "--strategy",
+            "pct",
+            "--keep-going",
+            "--runs",
+            "200",
+        ],
         "explore-bank",
     );
     assert_eq!(code, Some(1), "{text}");
@@ -152,4 +164,38 @@ fn jitter_finds_what_only_timing_reveals_and_the_replay_keeps_the_jitter() {
     let report = String::from_utf8(first.stdout).unwrap();
     assert!(report.contains("1 expectation(s) FAILED"), "{report}");
     assert_eq!(run_simcli(&replay).stdout, report.as_bytes());
+}
+
+#[test]
+fn each_shrunk_failure_replays_the_failure_it_was_shrunk_from() {
+    let (code, text, _) = explore(
+        &[
+            "tests/fixtures/two_failures.rhai",
+            "--keep-going",
+            "--runs",
+            "300",
+        ],
+        "explore-same-failure",
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let expectations: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("expectation '").nth(1)?.split('\'').next())
+        .collect();
+    let commands: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("replay: simcli "))
+        .collect();
+    assert_eq!(expectations.len(), 2, "{text}");
+    assert_eq!(commands.len(), 2, "{text}");
+    for (name, command) in expectations.iter().zip(commands) {
+        let mut replay: Vec<&str> = command.split(' ').collect();
+        replay.push("--no-chart");
+        let output = run_simcli(&replay);
+        let report = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            report.contains(&format!("expectation '{name}': FAILED")),
+            "failure '{name}' replays as:\n{report}"
+        );
+    }
 }

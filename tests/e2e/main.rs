@@ -4,6 +4,7 @@ mod asyncio;
 mod cli;
 mod errors;
 mod explore;
+mod explore_suite;
 mod io;
 mod python;
 mod races;

@@ -22,6 +22,8 @@ pub fn describe_state(trace: &Trace, state: ThreadState) -> String {
             BlockReason::Io(r) => named("device", r),
             BlockReason::Gil(p) => format!("the GIL of '{}'", trace.processes[p.index()].name),
             BlockReason::Epoll(r) => named("epoll", r),
+            BlockReason::Event(r) => named("event", r),
+            BlockReason::Countdown(r) => named("countdown", r),
         },
         ThreadState::Spin(r) => format!("spinning on {}", named("spinlock", r)),
         other => other.name().to_string(),

@@ -1,6 +1,7 @@
 //! Per synchronization resource: how often it was taken, how often a thread
 //! had to wait for it, how long threads waited and held it; channel traffic
-//! and condition-variable notifications, lost ones included.
+//! and condition-variable notifications, lost ones included; the sets of an
+//! event and the signals of a countdown, and the waits they ended.
 //!
 //! A hold runs from an acquisition to the release that pairs with it: the
 //! releasing thread's oldest outstanding acquisition of that resource, or,
@@ -23,7 +24,8 @@ pub struct ResourceStats {
     pub name: String,
     /// What it is.
     pub kind: ResourceKind,
-    /// Times it was taken (locks, read and write locks, permits).
+    /// Times it was taken (locks, read and write locks, permits), or waited
+    /// for (events and countdowns: the waits that ended, at once or not).
     pub acquisitions: u64,
     /// Acquisitions that had to wait.
     pub contended: u64,
@@ -39,7 +41,8 @@ pub struct ResourceStats {
     pub sends: u64,
     /// Values received from it (channels).
     pub receives: u64,
-    /// Notifications (condition variables).
+    /// Notifications (condition variables), sets (events), signals
+    /// (countdowns).
     pub notifies: u64,
     /// Notifications that found no waiter.
     pub lost_notifies: u64,
@@ -47,9 +50,16 @@ pub struct ResourceStats {
 
 impl ResourceStats {
     /// Whether it is taken and held (mutex, spinlock, semaphore, rwlock,
-    /// barrier) rather than a channel or a condition variable.
+    /// barrier) rather than a channel, a condition variable, an event or a
+    /// countdown.
     pub fn is_held(&self) -> bool {
-        !matches!(self.kind, ResourceKind::Channel | ResourceKind::Condvar)
+        !matches!(
+            self.kind,
+            ResourceKind::Channel
+                | ResourceKind::Condvar
+                | ResourceKind::Event
+                | ResourceKind::Countdown
+        )
     }
 }
 
@@ -122,7 +132,9 @@ impl LockStats {
                     }
                     scan.wait += waited;
                     stats.max_wait = stats.max_wait.max(waited);
-                    scan.outstanding.push((event.thread, event.time));
+                    if stats.is_held() {
+                        scan.outstanding.push((event.thread, event.time));
+                    }
                 }
                 SyncAction::Released => {
                     let own = scan
@@ -210,8 +222,16 @@ impl fmt::Display for LockStats {
             )?;
         }
         for r in self.resources.iter().filter(|r| !r.is_held()) {
+            let waits = || {
+                format!(
+                    "waits {} ({} blocked, max {})",
+                    r.acquisitions, r.contended, r.max_wait
+                )
+            };
             let what = match r.kind {
                 ResourceKind::Channel => format!("sent {}, received {}", r.sends, r.receives),
+                ResourceKind::Event => format!("sets {}, {}", r.notifies, waits()),
+                ResourceKind::Countdown => format!("signals {}, {}", r.notifies, waits()),
                 _ => format!("notifies {} (lost {})", r.notifies, r.lost_notifies),
             };
             writeln!(f, "{:<width$}  {:<9}  {what}", r.name, r.kind.name())?;

@@ -97,7 +97,9 @@ fn wait_name(trace: &Trace, state: ThreadState) -> Option<(String, bool)> {
         | BlockReason::RwLock(r)
         | BlockReason::Condvar(r)
         | BlockReason::Barrier(r)
-        | BlockReason::Channel(r) => trace.resource_name(r).to_string(),
+        | BlockReason::Channel(r)
+        | BlockReason::Event(r)
+        | BlockReason::Countdown(r) => trace.resource_name(r).to_string(),
         BlockReason::Io(_) | BlockReason::Gil(_) | BlockReason::Epoll(_) => {
             reason.kind().name().to_string()
         }

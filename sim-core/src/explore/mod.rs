@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-pub use shrink::{shrink, LenientReplayChooser};
-pub use strategy::{dfs_next, mix, preemptions, PctChooser};
+pub use shrink::{shrink, shrink_failure, LenientReplayChooser, ShrinkBudget, Shrunk};
+pub use strategy::{dfs_covered, dfs_next, mix, preemptions, steps, PctChooser};
+
+use strategy::can_preempt_more;
 
 use crate::kernel::{Chooser, Decision, RandomChooser, ReplayChooser};
 
@@ -28,8 +30,9 @@ pub enum Strategy {
         /// The bug depth the search targets (change points + 1).
         depth: u32,
     },
-    /// Every schedule with at most `preemptions` preemptions, depth first.
-    /// Sequential (one job).
+    /// Every schedule with at most `preemptions` preemptions, depth first,
+    /// those with none first, then those with one, and so on (iterative
+    /// preemption bounding). Sequential (one job).
     Dfs {
         /// The preemption bound.
         preemptions: u32,
@@ -51,11 +54,33 @@ pub struct ExploreOptions {
     pub keep_going: bool,
 }
 
+/// What failed in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    /// What failed, where and when, for people.
+    pub message: String,
+    /// Which failure it is: its kind and location (the expectation, the
+    /// deadlock cycle, the pair of racing accesses), without the times or
+    /// values that differ between runs failing the same way. Shrinking
+    /// keeps it, and `keep_going` collects one failure per key.
+    pub key: String,
+}
+
+impl From<String> for Failed {
+    /// A failure whose message is its key.
+    fn from(message: String) -> Self {
+        Failed {
+            key: message.clone(),
+            message,
+        }
+    }
+}
+
 /// What one run found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// What failed, or `None` when the run passed.
-    pub failure: Option<String>,
+    pub failure: Option<Failed>,
     /// The decisions the run took.
     pub decisions: Vec<Decision>,
     /// A key for counting distinct outcomes (e.g. final values).
@@ -80,6 +105,8 @@ pub struct Failure {
     pub seed: u64,
     /// What failed.
     pub message: String,
+    /// Which failure it is (see [`Failed::key`]).
+    pub key: String,
     /// The decisions it took.
     pub decisions: Vec<Decision>,
 }
@@ -94,16 +121,38 @@ pub struct Progress {
 }
 
 /// What an exploration found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExploreReport {
     /// Runs made.
     pub runs: u64,
     /// How many runs ended in each outcome.
     pub outcomes: BTreeMap<String, u64>,
-    /// Failing runs in run order; with `keep_going`, one per distinct message.
+    /// Failing runs in run order; with `keep_going`, one per distinct
+    /// [`Failed::key`].
     pub failures: Vec<Failure>,
-    /// True when DFS ran every schedule within its bound.
+    /// True when DFS ran every schedule within its bound (it stops early
+    /// when no schedule can take one more preemption).
     pub exhausted: bool,
+    /// DFS: what each bound it reached covered, from bound 0 up.
+    pub bounds: Vec<BoundCoverage>,
+}
+
+/// How much of the tree of schedules with at most `bound` preemptions DFS
+/// covered (it runs bound 0, then 1, … up to the bound asked for, as CHESS
+/// does, so that a larger bound never finds less than a smaller one).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BoundCoverage {
+    /// The preemption bound.
+    pub bound: u32,
+    /// Schedules with exactly `bound` preemptions run.
+    pub schedules: u64,
+    /// Schedules with fewer (run under a smaller bound) run again to reach
+    /// the new ones.
+    pub reruns: u64,
+    /// The share of the tree covered, from 0 to 1: 1 when every schedule
+    /// within the bound ran; otherwise an estimate that counts every subtree
+    /// as alike (see [`dfs_covered`]).
+    pub covered: f64,
 }
 
 /// Runs in the first batch (a batch is the unit of parallel work and of
@@ -111,23 +160,26 @@ pub struct ExploreReport {
 /// search early; each next batch doubles, up to [`BATCH`], so that long
 /// searches pay little for the hand-offs between batches. The sizes do not
 /// depend on the number of jobs, so neither does the report.
+///
+/// PCT runs one run alone first: it has no run length to place change
+/// points in yet, so that run has none, and every later batch places them
+/// over the longest run of the batches before it.
 const FIRST_BATCH: u64 = 16;
 /// The largest batch.
 const BATCH: u64 = 1024;
-/// PCT places its change points among this many first choices.
-const PCT_STEPS: u64 = 200;
 
 impl ExploreReport {
     fn record(&mut self, run: u64, seed: u64, verdict: Verdict, keep_going: bool) {
         self.runs += 1;
         *self.outcomes.entry(verdict.outcome).or_default() += 1;
-        if let Some(message) = verdict.failure {
-            let known = self.failures.iter().any(|f| f.message == message);
+        if let Some(failed) = verdict.failure {
+            let known = self.failures.iter().any(|f| f.key == failed.key);
             if self.failures.is_empty() || (keep_going && !known) {
                 self.failures.push(Failure {
                     run,
                     seed,
-                    message,
+                    message: failed.message,
+                    key: failed.key,
                     decisions: verdict.decisions,
                 });
             }
@@ -149,35 +201,66 @@ where
     let mut report = ExploreReport::default();
     let mut failing = 0;
     match options.strategy {
-        Strategy::Dfs { preemptions } => {
+        Strategy::Dfs { preemptions: max } => {
             let mut scenario = make();
-            let mut prefix = Vec::new();
-            while report.runs < options.runs {
-                let verdict = scenario.run(Box::new(ReplayChooser::new(prefix)), options.seed);
-                let next = dfs_next(&verdict.decisions, preemptions);
-                failing += u64::from(verdict.failure.is_some());
-                report.record(report.runs, options.seed, verdict, options.keep_going);
-                progress(Progress {
-                    runs: report.runs,
-                    failures: failing,
-                });
-                if report.done(options.keep_going) {
+            for bound in 0..=max {
+                let mut coverage = BoundCoverage {
+                    bound,
+                    schedules: 0,
+                    reruns: 0,
+                    covered: 0.0,
+                };
+                // Whether a schedule of this bound could take one more
+                // preemption: if none can, no larger bound has anything new.
+                let mut extensible = false;
+                let mut prefix = Vec::new();
+                while report.runs < options.runs && !report.done(options.keep_going) {
+                    let verdict = scenario.run(Box::new(ReplayChooser::new(prefix)), options.seed);
+                    let next = dfs_next(&verdict.decisions, bound);
+                    coverage.covered = dfs_covered(&verdict.decisions, bound);
+                    // A schedule keeps the preemptions of its prefix (past
+                    // it every answer is 0: no preemption), so one with
+                    // fewer than `bound` ran under a smaller bound: it runs
+                    // again only to reach the new ones beside it.
+                    if preemptions(&verdict.decisions) < bound as usize {
+                        coverage.reruns += 1;
+                        report.runs += 1;
+                    } else {
+                        coverage.schedules += 1;
+                        extensible |= can_preempt_more(&verdict.decisions);
+                        failing += u64::from(verdict.failure.is_some());
+                        report.record(report.runs, options.seed, verdict, options.keep_going);
+                    }
+                    progress(Progress {
+                        runs: report.runs,
+                        failures: failing,
+                    });
+                    match next {
+                        Some(next) => prefix = next,
+                        None => {
+                            coverage.covered = 1.0;
+                            break;
+                        }
+                    }
+                }
+                let complete = coverage.covered >= 1.0;
+                report.bounds.push(coverage);
+                if !complete {
                     break;
                 }
-                match next {
-                    Some(next) => prefix = next,
-                    None => {
-                        report.exhausted = true;
-                        break;
-                    }
+                if bound == max || !extensible {
+                    report.exhausted = true;
+                    break;
                 }
             }
         }
         strategy => {
-            let run_one = |scenario: &mut S, run: u64| {
+            // PCT's estimate of a run's length: the longest run so far.
+            let mut longest = 0;
+            let run_one = |scenario: &mut S, run: u64, longest: u64| {
                 let seed = mix(options.seed, run);
                 let chooser: Box<dyn Chooser> = match strategy {
-                    Strategy::Pct { depth } => Box::new(PctChooser::new(seed, depth, PCT_STEPS)),
+                    Strategy::Pct { depth } => Box::new(PctChooser::new(seed, depth, longest)),
                     _ => Box::new(RandomChooser::new(seed)),
                 };
                 (run, seed, scenario.run(chooser, seed))
@@ -191,23 +274,29 @@ where
             });
             let mut local = None;
             let mut start = 0;
-            let mut batch = FIRST_BATCH;
+            let mut batch = match strategy {
+                Strategy::Pct { .. } => 1,
+                _ => FIRST_BATCH,
+            };
             while start < options.runs && !report.done(options.keep_going) {
                 let end = (start + batch).min(options.runs);
-                batch = (2 * batch).min(BATCH);
+                batch = (2 * batch).clamp(FIRST_BATCH, BATCH);
                 let verdicts: Vec<(u64, u64, Verdict)> = match &pool {
                     Some(pool) => pool.install(|| {
                         (start..end)
                             .into_par_iter()
-                            .map_init(&make, run_one)
+                            .map_init(&make, |scenario, run| run_one(scenario, run, longest))
                             .collect()
                     }),
                     None => {
                         let scenario = local.get_or_insert_with(&make);
-                        (start..end).map(|run| run_one(scenario, run)).collect()
+                        (start..end)
+                            .map(|run| run_one(scenario, run, longest))
+                            .collect()
                     }
                 };
                 for (run, seed, verdict) in verdicts {
+                    longest = longest.max(steps(&verdict.decisions));
                     failing += u64::from(verdict.failure.is_some());
                     report.record(run, seed, verdict, options.keep_going);
                 }

@@ -95,6 +95,13 @@ pub trait Chooser: fmt::Debug {
     fn wants_threads(&self) -> bool {
         false
     }
+
+    /// `thread` gave up its CPU by itself (`yield_now`). Not a decision:
+    /// strategies that rank threads (PCT) lower it, so that a thread
+    /// spinning with yields lets the one it waits for run.
+    fn yielded(&mut self, thread: ThreadId) {
+        let _ = thread;
+    }
 }
 
 /// The deterministic default: always the first option, which the kernel orders

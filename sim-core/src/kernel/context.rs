@@ -18,7 +18,7 @@ use super::stack::approximate_stack_pointer;
 use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, PollKey, Pollable};
-use crate::model::sync::{Barrier, Channel, Condvar, Lock, RwLock, Semaphore};
+use crate::model::sync::{Barrier, Channel, Condvar, Countdown, Event, Lock, RwLock, Semaphore};
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::time::{Span, Time};
 
@@ -49,6 +49,9 @@ pub(crate) enum Request {
     Fault(Box<Misuse>),
     /// An operation on a synchronization resource.
     Sync(ResourceId, SyncOp),
+    /// A synchronization wait that gives up after this long (boxed: it is
+    /// rare, and requests stay small).
+    Timed(Box<(ResourceId, SyncOp, Span)>),
     /// Start a process with its first thread (boxed: rare and large).
     StartProcess(Box<StartProcess>),
     /// A value sent into a channel, with its size in bytes (boxed: rare
@@ -112,6 +115,10 @@ pub(crate) enum SyncOp {
     TryLock,
     Unlock,
     Acquire,
+    /// Take a permit if one is free; never wait.
+    TryAcquire,
+    /// How many permits are free.
+    Permits,
     Release,
     ReadLock,
     ReadUnlock,
@@ -122,6 +129,18 @@ pub(crate) enum SyncOp {
     NotifyOne,
     NotifyAll,
     BarrierWait,
+    /// Set an event.
+    Set,
+    /// Clear an event.
+    Clear,
+    /// Whether an event is set.
+    IsSet,
+    /// Wait until an event is set.
+    EventWait,
+    /// Signal a countdown.
+    Signal,
+    /// Wait until a countdown reaches zero.
+    CountdownWait,
     Recv,
 }
 
@@ -678,6 +697,31 @@ impl<'a> Ctx<'a> {
         self.sync(semaphore.0, SyncOp::Acquire, Location::caller());
     }
 
+    /// Takes a permit if one is free and says whether it did; never waits.
+    #[track_caller]
+    pub fn try_acquire(&self, semaphore: Semaphore) -> bool {
+        let response = self.sync(semaphore.0, SyncOp::TryAcquire, Location::caller());
+        matches!(response, Response::Bool(true))
+    }
+
+    /// Takes a permit, waiting (FIFO) at most `timeout`; says whether it
+    /// got one (`threading.Semaphore.acquire(timeout=...)`).
+    #[track_caller]
+    pub fn acquire_timeout(&self, semaphore: Semaphore, timeout: Span) -> bool {
+        let request = Request::Timed(Box::new((semaphore.0, SyncOp::Acquire, timeout)));
+        let response = self.call(request, Location::caller());
+        !matches!(response, Response::Bool(false))
+    }
+
+    /// How many permits the semaphore has free now.
+    #[track_caller]
+    pub fn permits(&self, semaphore: Semaphore) -> u64 {
+        match self.sync(semaphore.0, SyncOp::Permits, Location::caller()) {
+            Response::Int(n) => n as u64,
+            _ => 0,
+        }
+    }
+
     /// Gives a permit back (any thread may).
     #[track_caller]
     pub fn release(&self, semaphore: Semaphore) {
@@ -720,6 +764,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// [`Ctx::wait`] that gives up after `timeout`, takes `mutex` back all
+    /// the same, and says whether it was notified (`Condition.wait(timeout)`).
+    #[track_caller]
+    pub fn wait_timeout(
+        &self,
+        condvar: Condvar,
+        mutex: crate::model::sync::Mutex,
+        timeout: Span,
+    ) -> bool {
+        let at = Location::caller();
+        let request = Request::Timed(Box::new((condvar.0, SyncOp::Wait(mutex.0), timeout)));
+        match self.call(request, at) {
+            // Timed out: it left the condvar without the mutex.
+            Response::Bool(false) => {
+                self.lock(mutex);
+                false
+            }
+            Response::Retry => {
+                while let Response::Retry = self.sync(mutex.0, SyncOp::Lock, at) {}
+                true
+            }
+            _ => true,
+        }
+    }
+
     /// Wakes the oldest waiter (the chooser may pick another); lost when no
     /// thread waits.
     #[track_caller]
@@ -737,6 +806,56 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn barrier_wait(&self, barrier: Barrier) {
         self.sync(barrier.0, SyncOp::BarrierWait, Location::caller());
+    }
+
+    /// Sets the event: every thread waiting for it goes on, and a wait
+    /// returns at once until it is cleared.
+    #[track_caller]
+    pub fn set(&self, event: Event) {
+        self.sync(event.0, SyncOp::Set, Location::caller());
+    }
+
+    /// Clears the event: waits wait again.
+    #[track_caller]
+    pub fn clear(&self, event: Event) {
+        self.sync(event.0, SyncOp::Clear, Location::caller());
+    }
+
+    /// Whether the event is set (when it is, what its setter did before
+    /// setting it happens before what this thread does next).
+    #[track_caller]
+    pub fn is_set(&self, event: Event) -> bool {
+        let response = self.sync(event.0, SyncOp::IsSet, Location::caller());
+        matches!(response, Response::Bool(true))
+    }
+
+    /// Waits until the event is set (at once if it is).
+    #[track_caller]
+    pub fn wait_event(&self, event: Event) {
+        self.sync(event.0, SyncOp::EventWait, Location::caller());
+    }
+
+    /// [`Ctx::wait_event`] that gives up after `timeout`: false when it did.
+    #[track_caller]
+    pub fn wait_event_timeout(&self, event: Event, timeout: Span) -> bool {
+        let request = Request::Timed(Box::new((event.0, SyncOp::EventWait, timeout)));
+        !matches!(
+            self.call(request, Location::caller()),
+            Response::Bool(false)
+        )
+    }
+
+    /// Signals the countdown once; the signal that brings it to zero lets
+    /// every waiter go on. A signal past zero is an error.
+    #[track_caller]
+    pub fn signal(&self, countdown: Countdown) {
+        self.sync(countdown.0, SyncOp::Signal, Location::caller());
+    }
+
+    /// Waits until the countdown reaches zero (at once if it has).
+    #[track_caller]
+    pub fn wait_countdown(&self, countdown: Countdown) {
+        self.sync(countdown.0, SyncOp::CountdownWait, Location::caller());
     }
 
     /// Sends a value, waiting while the channel is full. Between processes

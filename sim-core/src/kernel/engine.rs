@@ -607,10 +607,7 @@ impl Engine {
     fn handle(&mut self, event: Event) {
         match event {
             Event::CpuDone { cpu, .. } => self.segment_end(usize::from(cpu)),
-            Event::Wake { thread, .. } => match self.epoll_of(thread) {
-                None => self.wake(thread, Response::Resume),
-                Some(epoll) => self.epoll_timeout(thread, epoll),
-            },
+            Event::Wake { thread, .. } => self.timer_fired(thread),
             Event::IoArrive { io } => self.io_arrive(io),
             Event::IoDone { io } => self.io_done(io),
             Event::EpollWake { epoll } => self.epoll_wake_now(epoll),
@@ -1042,6 +1039,9 @@ impl Engine {
                 true
             }
             Request::Yield => {
+                if let Some(chooser) = &mut self.chooser {
+                    chooser.yielded(thread);
+                }
                 self.leave_cpu(cpu);
                 self.record(thread, ThreadState::Ready, None, None);
                 self.policy.enqueue(thread, self.now, Enqueue::Yielded);
@@ -1123,6 +1123,10 @@ impl Engine {
                 false
             }
             Request::Sync(resource, op) => self.sync_call(cpu, thread, resource, op, call.origin),
+            Request::Timed(timed) => {
+                let (resource, op, timeout) = *timed;
+                self.timed_sync_call(cpu, thread, resource, op, timeout, call.origin)
+            }
             Request::Send(send) => {
                 let (channel, value, bytes) = *send;
                 let message = crate::model::sync::Message {

@@ -45,7 +45,8 @@ use crate::model::machine::{Machine, MachineError};
 use crate::model::process::{ProcessGate, ProcessOptions};
 use crate::model::python::gil::Gil;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Mutex, MutexOptions, Resource, RwLock, RwPrefer, Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Countdown, Event, Mutex, MutexOptions, RLock, Resource, RwLock,
+    RwPrefer, Semaphore, Spinlock,
 };
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::trace::Trace;
@@ -261,8 +262,24 @@ impl Simulation {
             owner: None,
             options,
             waiters: WaitQueue::new(),
+            reentrant: false,
+            depth: 0,
         };
         Mutex(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a reentrant lock (`threading.RLock`, C#'s `Monitor`): a fair
+    /// mutex whose owner may lock it again; it is free once unlocked as
+    /// many times as it was locked.
+    pub fn rlock(&mut self, name: &str) -> RLock {
+        let resource = Resource::Mutex {
+            owner: None,
+            options: MutexOptions::default(),
+            waiters: WaitQueue::new(),
+            reentrant: true,
+            depth: 0,
+        };
+        RLock(self.engine.add_resource(name, resource))
     }
 
     /// Declares a spinlock: a waiter keeps its CPU, spinning.
@@ -279,6 +296,19 @@ impl Simulation {
         let resource = Resource::Semaphore {
             permits,
             waiters: WaitQueue::new(),
+            bound: None,
+        };
+        Semaphore(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a bounded semaphore (`threading.BoundedSemaphore`) with
+    /// `permits` permits: a release that would leave it more than
+    /// `permits` is an error.
+    pub fn bounded_semaphore(&mut self, name: &str, permits: u64) -> Semaphore {
+        let resource = Resource::Semaphore {
+            permits,
+            waiters: WaitQueue::new(),
+            bound: Some(permits),
         };
         Semaphore(self.engine.add_resource(name, resource))
     }
@@ -300,6 +330,27 @@ impl Simulation {
             waiters: std::collections::VecDeque::new(),
         };
         Condvar(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares an event (`threading.Event`, C#'s `ManualResetEvent`), not
+    /// set: a flag that threads wait for until another sets it.
+    pub fn event(&mut self, name: &str) -> Event {
+        let resource = Resource::Event {
+            set: false,
+            waiters: WaitQueue::new(),
+        };
+        Event(self.engine.add_resource(name, resource))
+    }
+
+    /// Declares a countdown (C#'s `CountdownEvent`) of `count`: threads
+    /// wait until it has been signalled `count` times (at once when `count`
+    /// is 0).
+    pub fn countdown(&mut self, name: &str, count: u64) -> Countdown {
+        let resource = Resource::Countdown {
+            remaining: count,
+            waiters: WaitQueue::new(),
+        };
+        Countdown(self.engine.add_resource(name, resource))
     }
 
     /// Declares a barrier for `parties` threads (at least 1).

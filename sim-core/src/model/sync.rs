@@ -69,10 +69,15 @@ pub(crate) struct Message {
 
 /// One resource's state.
 pub(crate) enum Resource {
+    /// A mutex, or a reentrant lock (`threading.RLock`): its owner may
+    /// take it again, and it is free once unlocked as many times.
     Mutex {
         owner: Option<ThreadId>,
         options: MutexOptions,
         waiters: WaitQueue,
+        reentrant: bool,
+        /// How many more times the owner of a reentrant lock took it.
+        depth: u32,
     },
     Spinlock {
         owner: Option<ThreadId>,
@@ -83,6 +88,8 @@ pub(crate) enum Resource {
     Semaphore {
         permits: u64,
         waiters: WaitQueue,
+        /// A bounded semaphore refuses a release past this many permits.
+        bound: Option<u64>,
     },
     RwLock {
         readers: Vec<ThreadId>,
@@ -98,6 +105,17 @@ pub(crate) enum Resource {
     Barrier {
         parties: usize,
         waiting: WaitQueue,
+    },
+    /// C#'s `CountdownEvent`: waiters wait until `remaining` signals have
+    /// come.
+    Countdown {
+        remaining: u64,
+        waiters: WaitQueue,
+    },
+    /// `threading.Event`: a flag; waiters wait until it is set.
+    Event {
+        set: bool,
+        waiters: WaitQueue,
     },
     Channel {
         capacity: usize,
@@ -126,12 +144,17 @@ impl Resource {
     /// What kind of resource this is.
     pub(crate) fn kind(&self) -> ResourceKind {
         match self {
+            Resource::Mutex {
+                reentrant: true, ..
+            } => ResourceKind::RLock,
             Resource::Mutex { .. } => ResourceKind::Mutex,
             Resource::Spinlock { .. } => ResourceKind::Spinlock,
             Resource::Semaphore { .. } => ResourceKind::Semaphore,
             Resource::RwLock { .. } => ResourceKind::RwLock,
             Resource::Condvar { .. } => ResourceKind::Condvar,
             Resource::Barrier { .. } => ResourceKind::Barrier,
+            Resource::Event { .. } => ResourceKind::Event,
+            Resource::Countdown { .. } => ResourceKind::Countdown,
             Resource::Channel { .. } => ResourceKind::Channel,
             Resource::Device(_) => ResourceKind::Device,
             Resource::Epoll(_) => ResourceKind::Epoll,
@@ -259,6 +282,10 @@ handle!(
     Mutex
 );
 handle!(
+    /// A reentrant lock declared with [`crate::Simulation::rlock`].
+    RLock
+);
+handle!(
     /// A spinlock declared with [`crate::Simulation::spinlock`].
     Spinlock
 );
@@ -277,6 +304,14 @@ handle!(
 handle!(
     /// A barrier declared with [`crate::Simulation::barrier`].
     Barrier
+);
+handle!(
+    /// An event declared with [`crate::Simulation::event`].
+    Event
+);
+handle!(
+    /// A countdown declared with [`crate::Simulation::countdown`].
+    Countdown
 );
 
 /// A bounded channel of `T` declared with [`crate::Simulation::channel`].
@@ -323,13 +358,20 @@ impl<T> fmt::Debug for Channel<T> {
     }
 }
 
-/// A lock that [`crate::Ctx::lock`] takes: a mutex or a spinlock.
+/// A lock that [`crate::Ctx::lock`] takes: a mutex, a reentrant lock or a
+/// spinlock.
 pub trait Lock: Copy {
     /// The resource.
     fn resource(self) -> ResourceId;
 }
 
 impl Lock for Mutex {
+    fn resource(self) -> ResourceId {
+        self.0
+    }
+}
+
+impl Lock for RLock {
     fn resource(self) -> ResourceId {
         self.0
     }

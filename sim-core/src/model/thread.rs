@@ -33,6 +33,10 @@ pub enum BlockReason {
     Gil(ProcessId),
     /// Waiting in epoll.
     Epoll(ResourceId),
+    /// Waiting for an event to be set.
+    Event(ResourceId),
+    /// Waiting for a countdown to reach zero.
+    Countdown(ResourceId),
 }
 
 /// The kind of a [`BlockReason`], without its target: what stats group by.
@@ -60,6 +64,10 @@ pub enum BlockKind {
     Gil,
     /// See [`BlockReason::Epoll`].
     Epoll,
+    /// See [`BlockReason::Event`].
+    Event,
+    /// See [`BlockReason::Countdown`].
+    Countdown,
 }
 
 impl BlockReason {
@@ -77,6 +85,8 @@ impl BlockReason {
             BlockReason::Io(_) => BlockKind::Io,
             BlockReason::Gil(_) => BlockKind::Gil,
             BlockReason::Epoll(_) => BlockKind::Epoll,
+            BlockReason::Event(_) => BlockKind::Event,
+            BlockReason::Countdown(_) => BlockKind::Countdown,
         }
     }
 }
@@ -96,6 +106,8 @@ impl BlockKind {
             BlockKind::Io => "io",
             BlockKind::Gil => "gil",
             BlockKind::Epoll => "epoll",
+            BlockKind::Event => "event",
+            BlockKind::Countdown => "countdown",
         }
     }
 }
@@ -190,6 +202,8 @@ impl ThreadState {
                 B::Io(r) => (BLOCKED + 8, r.0),
                 B::Gil(p) => (BLOCKED + 9, p.0),
                 B::Epoll(r) => (BLOCKED + 10, r.0),
+                B::Event(r) => (BLOCKED + 11, r.0),
+                B::Countdown(r) => (BLOCKED + 12, r.0),
             },
         }
     }
@@ -216,6 +230,8 @@ impl ThreadState {
             k if k == BLOCKED + 8 => B::Io(r),
             k if k == BLOCKED + 9 => B::Gil(ProcessId(payload)),
             k if k == BLOCKED + 10 => B::Epoll(r),
+            k if k == BLOCKED + 11 => B::Event(r),
+            k if k == BLOCKED + 12 => B::Countdown(r),
             _ => unreachable!("no thread state packs to kind {kind}"),
         };
         ThreadState::Blocked(reason)
@@ -250,6 +266,8 @@ mod tests {
             BlockReason::Io(r),
             BlockReason::Gil(ProcessId(3)),
             BlockReason::Epoll(r),
+            BlockReason::Event(r),
+            BlockReason::Countdown(r),
         ];
         let states = [
             ThreadState::Ready,

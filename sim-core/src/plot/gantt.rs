@@ -329,7 +329,9 @@ fn wait_target(state: ThreadState) -> Option<WaitTarget> {
             | BlockReason::RwLock(r)
             | BlockReason::Condvar(r)
             | BlockReason::Barrier(r)
-            | BlockReason::Channel(r) => Some(WaitTarget::Resource(r)),
+            | BlockReason::Channel(r)
+            | BlockReason::Event(r)
+            | BlockReason::Countdown(r) => Some(WaitTarget::Resource(r)),
             BlockReason::Join(t) => Some(WaitTarget::Thread(t)),
             BlockReason::Sleep
             | BlockReason::Io(_)

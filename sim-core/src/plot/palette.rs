@@ -33,6 +33,8 @@ pub(crate) enum Shade {
     Sleep,
     Gil,
     Epoll,
+    Event,
+    Countdown,
     /// Device rows: requests waiting for a channel.
     Queued,
     /// Device rows: a request on a channel.
@@ -43,7 +45,7 @@ pub(crate) enum Shade {
 
 impl Shade {
     /// Every shade, in legend order.
-    pub(crate) const ALL: [Shade; 19] = [
+    pub(crate) const ALL: [Shade; 21] = [
         Shade::Running,
         Shade::Ready,
         Shade::Switch,
@@ -60,6 +62,8 @@ impl Shade {
         Shade::Sleep,
         Shade::Gil,
         Shade::Epoll,
+        Shade::Event,
+        Shade::Countdown,
         Shade::Queued,
         Shade::Service,
         Shade::GilHeld,
@@ -90,6 +94,8 @@ impl Shade {
                 BlockReason::Sleep => Shade::Sleep,
                 BlockReason::Gil(_) => Shade::Gil,
                 BlockReason::Epoll(_) => Shade::Epoll,
+                BlockReason::Event(_) => Shade::Event,
+                BlockReason::Countdown(_) => Shade::Countdown,
             },
             ThreadState::Done => return None,
         })
@@ -119,6 +125,8 @@ impl Shade {
             Shade::Sleep => "sleep",
             Shade::Gil => "gil",
             Shade::Epoll => "epoll",
+            Shade::Event => "event",
+            Shade::Countdown => "countdown",
             Shade::Queued => "queued",
             Shade::Service => "in service",
             Shade::GilHeld => "gil held",
@@ -150,6 +158,8 @@ impl Shade {
             Shade::Sleep => RGBColor(0xa5, 0xd8, 0xff),
             Shade::Gil => RGBColor(0x8d, 0x5b, 0x3a),
             Shade::Epoll => RGBColor(0x15, 0xaa, 0xbf),
+            Shade::Event => RGBColor(0xe6, 0x77, 0xc8),
+            Shade::Countdown => RGBColor(0x5c, 0x1a, 0x4e),
             Shade::Queued => queue_color(2),
             Shade::Service => RGBColor(0x1c, 0x36, 0x7a),
             Shade::GilHeld => RGBColor(0x8a, 0x8b, 0x1e),
@@ -243,6 +253,8 @@ mod tests {
             ThreadState::Blocked(BlockReason::Sleep),
             ThreadState::Blocked(BlockReason::Gil(ProcessId(0))),
             ThreadState::Blocked(BlockReason::Epoll(r)),
+            ThreadState::Blocked(BlockReason::Event(r)),
+            ThreadState::Blocked(BlockReason::Countdown(r)),
         ];
         let shades: Vec<Shade> = states.iter().map(|&s| Shade::of(s).unwrap()).collect();
         // Thread states first, then the two shades only devices show and

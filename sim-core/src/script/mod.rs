@@ -22,6 +22,7 @@
 //! - `duration`, `machine`, `ops`, `run`, `sync`: the bindings, by concern.
 //! - `error`: [`ScriptError`], with position and hint.
 //! - `limits`: operations, depth and size limits for untrusted scripts.
+//! - `scenario`: a script as something `explore` runs and judges.
 //! - `session`: the state of one evaluation.
 
 mod api;
@@ -35,6 +36,7 @@ mod machine;
 mod memory;
 mod ops;
 mod run;
+mod scenario;
 mod session;
 mod sync;
 
@@ -46,6 +48,7 @@ use rhai::{Engine, AST};
 pub use api::{api, ApiEntry};
 pub use error::{ErrorStage, ScriptError};
 pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
+pub use scenario::{verdict, Judging, ScriptScenario};
 
 use crate::analysis::gil::GilStats;
 use crate::analysis::io::IoStats;

@@ -53,6 +53,10 @@ impl Chooser for SharedChooser {
     fn wants_threads(&self) -> bool {
         self.0.borrow().wants_threads()
     }
+
+    fn yielded(&mut self, thread: crate::ids::ThreadId) {
+        self.0.borrow_mut().yielded(thread);
+    }
 }
 
 thread_local! {

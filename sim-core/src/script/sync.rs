@@ -6,23 +6,29 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, INT};
 
 use super::api::def;
 use super::current;
+use super::duration::to_span;
 use super::error::fault;
 use super::machine::{MachineHandle, ThreadHandle};
 use crate::ids::ResourceId;
 use crate::kernel::Simulation;
 use crate::model::sync::{
-    Barrier, Channel, Condvar, Mutex, MutexOptions, RwLock, RwPrefer, Semaphore, Spinlock,
+    Barrier, Channel, Condvar, Countdown, Event, Mutex, MutexOptions, RLock, RwLock, RwPrefer,
+    Semaphore, Spinlock,
 };
 
 /// A resource as a script declares it.
 #[derive(Clone, Debug)]
 pub(crate) enum ResourceSpec {
     Mutex(MutexOptions),
+    RLock,
     Spinlock,
     Semaphore(u64),
+    BoundedSemaphore(u64),
     RwLock(RwPrefer),
     Condvar,
     Barrier(usize),
+    Event,
+    Countdown(u64),
     Channel(usize),
     Device(crate::model::io::DeviceOptions),
 }
@@ -31,11 +37,15 @@ pub(crate) enum ResourceSpec {
 pub(crate) fn create(sim: &mut Simulation, name: &str, spec: &ResourceSpec) -> ResourceId {
     match *spec {
         ResourceSpec::Mutex(options) => sim.mutex(name, options).id(),
+        ResourceSpec::RLock => sim.rlock(name).id(),
         ResourceSpec::Spinlock => sim.spinlock(name).id(),
         ResourceSpec::Semaphore(permits) => sim.semaphore(name, permits).id(),
+        ResourceSpec::BoundedSemaphore(permits) => sim.bounded_semaphore(name, permits).id(),
         ResourceSpec::RwLock(prefer) => sim.rwlock(name, prefer).id(),
         ResourceSpec::Condvar => sim.condvar(name).id(),
         ResourceSpec::Barrier(parties) => sim.barrier(name, parties).id(),
+        ResourceSpec::Event => sim.event(name).id(),
+        ResourceSpec::Countdown(count) => sim.countdown(name, count).id(),
         ResourceSpec::Channel(capacity) => sim.channel::<Dynamic>(name, capacity).id(),
         ResourceSpec::Device(options) => sim.device(name, options).id(),
     }
@@ -74,7 +84,10 @@ macro_rules! handle_type {
     )*};
 }
 
-handle_type!(MutexH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, ChannelH);
+handle_type!(
+    MutexH, RLockH, SpinlockH, SemaphoreH, RwLockH, CondvarH, BarrierH, EventH, CountdownH,
+    ChannelH
+);
 
 fn options_map(
     call: &NativeCallContext,
@@ -152,11 +165,14 @@ fn op<R>(
 /// Whether `value` is a handle whose methods may block.
 fn is_blocking_handle(value: &Dynamic) -> bool {
     value.is::<MutexH>()
+        || value.is::<RLockH>()
         || value.is::<SpinlockH>()
         || value.is::<SemaphoreH>()
         || value.is::<RwLockH>()
         || value.is::<CondvarH>()
         || value.is::<BarrierH>()
+        || value.is::<EventH>()
+        || value.is::<CountdownH>()
         || value.is::<ChannelH>()
         || value.is::<ThreadHandle>()
         || value.is::<super::machine::ChildProcess>()
@@ -216,11 +232,14 @@ pub(crate) fn pickled_size(value: &Dynamic) -> u64 {
 /// Registers the resource types, their constructors and their methods.
 pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MutexH>("Mutex");
+    engine.register_type_with_name::<RLockH>("RLock");
     engine.register_type_with_name::<SpinlockH>("Spinlock");
     engine.register_type_with_name::<SemaphoreH>("Semaphore");
     engine.register_type_with_name::<RwLockH>("RwLock");
     engine.register_type_with_name::<CondvarH>("Condvar");
     engine.register_type_with_name::<BarrierH>("Barrier");
+    engine.register_type_with_name::<EventH>("Event");
+    engine.register_type_with_name::<CountdownH>("Countdown");
     engine.register_type_with_name::<ChannelH>("Channel");
 
     // ----- declarations -----
@@ -249,6 +268,15 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "rlock",
+        &["self: Machine", "name: String", "RLock"],
+        "Declares a reentrant lock (Python's threading.RLock): its owner may lock it again, and it is free once unlocked as many times; waiters are served FIFO.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::RLock).map(RLockH)
+        },
+    );
+    def(
+        engine,
         "spinlock",
         &["self: Machine", "name: String", "Spinlock"],
         "Declares a spinlock: a waiter keeps its CPU, spinning.",
@@ -264,6 +292,16 @@ pub(crate) fn register(engine: &mut Engine) {
         |call: NativeCallContext, m: &mut MachineHandle, name: &str, permits: INT| {
             let permits = count(&call, "a semaphore's permits", permits, 0)?;
             declare(&call, m, name, ResourceSpec::Semaphore(permits)).map(SemaphoreH)
+        },
+    );
+    def(
+        engine,
+        "bounded_semaphore",
+        &["self: Machine", "name: String", "permits: int", "Semaphore"],
+        "Declares a bounded semaphore (Python's threading.BoundedSemaphore): a release that would leave more than `permits` permits is an error.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, permits: INT| {
+            let permits = count(&call, "a semaphore's permits", permits, 0)?;
+            declare(&call, m, name, ResourceSpec::BoundedSemaphore(permits)).map(SemaphoreH)
         },
     );
     def(
@@ -321,6 +359,25 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     def(
         engine,
+        "event",
+        &["self: Machine", "name: String", "Event"],
+        "Declares an event (Python's threading.Event, C#'s ManualResetEvent), not set: a flag threads wait for until another sets it.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str| {
+            declare(&call, m, name, ResourceSpec::Event).map(EventH)
+        },
+    );
+    def(
+        engine,
+        "countdown",
+        &["self: Machine", "name: String", "count: int", "Countdown"],
+        "Declares a countdown (C#'s CountdownEvent): threads wait until it has been signalled `count` times.",
+        |call: NativeCallContext, m: &mut MachineHandle, name: &str, n: INT| {
+            let n = count(&call, "a countdown's count", n, 0)?;
+            declare(&call, m, name, ResourceSpec::Countdown(n)).map(CountdownH)
+        },
+    );
+    def(
+        engine,
         "channel",
         &["self: Machine", "name: String", "capacity: int", "Channel"],
         "Declares a bounded channel: send waits while it is full, recv while it is empty; works across processes.",
@@ -357,6 +414,27 @@ pub(crate) fn register(engine: &mut Engine) {
         )*};
     }
     locks!(MutexH Mutex "Mutex", SpinlockH Spinlock "Spinlock");
+    def(
+        engine,
+        "lock",
+        &["self: RLock", "()"],
+        "Inside a body: takes the reentrant lock, waiting while another thread holds it; its owner takes it again at once.",
+        |call: NativeCallContext, h: &mut RLockH| op(&call, &h.0, |ctx, id| ctx.lock(RLock(id))),
+    );
+    def(
+        engine,
+        "unlock",
+        &["self: RLock", "()"],
+        "Inside a body: gives back one level of the reentrant lock (only its owner may); the last frees it.",
+        |call: NativeCallContext, h: &mut RLockH| op(&call, &h.0, |ctx, id| ctx.unlock(RLock(id))),
+    );
+    def(
+        engine,
+        "try_lock",
+        &["self: RLock", "bool"],
+        "Inside a body: takes the reentrant lock if it is free or this thread owns it, and says whether it did; never waits.",
+        |call: NativeCallContext, h: &mut RLockH| op(&call, &h.0, |ctx, id| ctx.try_lock(RLock(id))),
+    );
     macro_rules! simple {
         ($ty:ident $tyname:literal: $($name:literal $method:ident $wrap:ident $doc:literal),*) => {$(
             def(
@@ -370,7 +448,37 @@ pub(crate) fn register(engine: &mut Engine) {
     }
     simple!(SemaphoreH "Semaphore":
         "acquire" acquire Semaphore "Inside a body: takes a permit, waiting (FIFO) while there is none.",
-        "release" release Semaphore "Inside a body: gives a permit back (any thread may).");
+        "release" release Semaphore "Inside a body: gives a permit back (any thread may; past its permits, a bounded semaphore refuses).");
+    def(
+        engine,
+        "acquire",
+        &["self: Semaphore", "timeout: Duration", "bool"],
+        "Inside a body: takes a permit, waiting (FIFO) at most `timeout`; false when it gave up.",
+        |call: NativeCallContext, h: &mut SemaphoreH, timeout: Dynamic| {
+            let timeout = to_span(&timeout, "the timeout", call.call_position())?;
+            op(&call, &h.0, |ctx, id| {
+                ctx.acquire_timeout(Semaphore(id), timeout)
+            })
+        },
+    );
+    def(
+        engine,
+        "try_acquire",
+        &["self: Semaphore", "bool"],
+        "Inside a body: takes a permit if one is free and says whether it did; never waits.",
+        |call: NativeCallContext, h: &mut SemaphoreH| {
+            op(&call, &h.0, |ctx, id| ctx.try_acquire(Semaphore(id)))
+        },
+    );
+    def(
+        engine,
+        "value",
+        &["self: Semaphore", "int"],
+        "Inside a body: how many permits are free now.",
+        |call: NativeCallContext, h: &mut SemaphoreH| {
+            op(&call, &h.0, |ctx, id| ctx.permits(Semaphore(id)) as INT)
+        },
+    );
     simple!(RwLockH "RwLock":
         "read_lock" read_lock RwLock "Inside a body: takes the lock for reading.",
         "read_unlock" read_unlock RwLock "Inside a body: gives back a read hold.",
@@ -381,6 +489,43 @@ pub(crate) fn register(engine: &mut Engine) {
         "notify_all" notify_all Condvar "Inside a body: wakes every waiter; lost if none waits.");
     simple!(BarrierH "Barrier":
         "wait" barrier_wait Barrier "Inside a body: waits until every party has arrived.");
+    simple!(CountdownH "Countdown":
+        "signal" signal Countdown "Inside a body: counts one signal; the last lets every waiter go on (a signal past zero is an error).",
+        "wait" wait_countdown Countdown "Inside a body: waits until the countdown has had all its signals (at once if it has).");
+    simple!(EventH "Event":
+        "set" set Event "Inside a body: sets the event; every thread waiting for it goes on, and waits return at once until it is cleared.",
+        "clear" clear Event "Inside a body: clears the event; waits wait again.");
+    def(
+        engine,
+        "is_set",
+        &["self: Event", "bool"],
+        "Inside a body: whether the event is set.",
+        |call: NativeCallContext, h: &mut EventH| op(&call, &h.0, |ctx, id| ctx.is_set(Event(id))),
+    );
+    def(
+        engine,
+        "wait",
+        &["self: Event", "bool"],
+        "Inside a body: waits until the event is set (at once if it is); returns true.",
+        |call: NativeCallContext, h: &mut EventH| {
+            op(&call, &h.0, |ctx, id| {
+                ctx.wait_event(Event(id));
+                true
+            })
+        },
+    );
+    def(
+        engine,
+        "wait",
+        &["self: Event", "timeout: Duration", "bool"],
+        "Inside a body: ev.wait() that gives up after `timeout`; false when it did.",
+        |call: NativeCallContext, h: &mut EventH, timeout: Dynamic| {
+            let timeout = to_span(&timeout, "the timeout", call.call_position())?;
+            op(&call, &h.0, |ctx, id| {
+                ctx.wait_event_timeout(Event(id), timeout)
+            })
+        },
+    );
     def(
         engine,
         "wait",
@@ -389,6 +534,46 @@ pub(crate) fn register(engine: &mut Engine) {
         |call: NativeCallContext, cv: &mut CondvarH, mutex: MutexH| {
             let mutex = mutex.0.id(&call)?;
             op(&call, &cv.0, |ctx, id| ctx.wait(Condvar(id), Mutex(mutex)))
+        },
+    );
+    def(
+        engine,
+        "wait",
+        &["self: Condvar", "mutex: Mutex", "timeout: Duration", "bool"],
+        "Inside a body: cv.wait(mutex) that gives up after `timeout` (and takes `mutex` back all the same); false when it timed out.",
+        |call: NativeCallContext, cv: &mut CondvarH, mutex: MutexH, timeout: Dynamic| {
+            let mutex = mutex.0.id(&call)?;
+            let timeout = to_span(&timeout, "the timeout", call.call_position())?;
+            op(&call, &cv.0, |ctx, id| {
+                ctx.wait_timeout(Condvar(id), Mutex(mutex), timeout)
+            })
+        },
+    );
+    def(
+        engine,
+        "wait_for",
+        &["self: Condvar", "mutex: Mutex", "predicate: Fn", "bool"],
+        "Inside a body, holding `mutex`: waits (cv.wait) until `predicate()` is true, checking it first and after every wake-up, as Python's Condition.wait_for does; returns true.",
+        |call: NativeCallContext,
+         cv: &mut CondvarH,
+         mutex: MutexH,
+         predicate: rhai::FnPtr|
+         -> Result<bool, Box<EvalAltResult>> {
+            let mutex = mutex.0.id(&call)?;
+            loop {
+                let holds = predicate.call_within_context::<Dynamic>(&call, ())?;
+                let holds = holds.as_bool().map_err(|_| {
+                    fault(
+                        format!("the predicate of wait_for must return true or false, not {holds}"),
+                        None,
+                        call.call_position(),
+                    )
+                })?;
+                if holds {
+                    return Ok(true);
+                }
+                op(&call, &cv.0, |ctx, id| ctx.wait(Condvar(id), Mutex(mutex)))?;
+            }
         },
     );
     def(

@@ -11,6 +11,8 @@ use crate::time::{Span, Time};
 pub enum ResourceKind {
     /// A mutex: one owner; waiters sleep.
     Mutex,
+    /// A reentrant lock: a mutex its owner may take again.
+    RLock,
     /// A spinlock: one owner; waiters keep their CPU, spinning.
     Spinlock,
     /// A counting semaphore.
@@ -21,6 +23,10 @@ pub enum ResourceKind {
     Condvar,
     /// A barrier.
     Barrier,
+    /// An event (`threading.Event`): a flag threads wait for.
+    Event,
+    /// A countdown (C#'s `CountdownEvent`): opens after so many signals.
+    Countdown,
     /// A bounded channel.
     Channel,
     /// An I/O device (see [`crate::model::io`]).
@@ -34,11 +40,14 @@ impl ResourceKind {
     pub fn name(self) -> &'static str {
         match self {
             ResourceKind::Mutex => "mutex",
+            ResourceKind::RLock => "rlock",
             ResourceKind::Spinlock => "spinlock",
             ResourceKind::Semaphore => "semaphore",
             ResourceKind::RwLock => "rwlock",
             ResourceKind::Condvar => "condvar",
             ResourceKind::Barrier => "barrier",
+            ResourceKind::Event => "event",
+            ResourceKind::Countdown => "countdown",
             ResourceKind::Channel => "channel",
             ResourceKind::Device => "device",
             ResourceKind::Epoll => "epoll",

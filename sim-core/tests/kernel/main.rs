@@ -11,6 +11,7 @@ mod properties;
 mod races;
 mod scheduling;
 mod sync;
+mod threading;
 mod threads;
 mod trace;
 

@@ -12,7 +12,7 @@ use crate::kernel::deadlock::find_cycle;
 use crate::kernel::wait::{WaitQueue, Waiter};
 use crate::model::sync::{Message, Resource};
 use crate::model::thread::{BlockReason, ThreadState};
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::trace::{Deadlock, ResourceInfo, SyncAction, SyncEvent, WaitStep, WaitTarget};
 
 impl Engine {
@@ -105,29 +105,69 @@ impl Engine {
         let kind = self.resources[resource.index()].kind();
         use crate::trace::ResourceKind as K;
         match (op, kind) {
-            (SyncOp::Lock, K::Mutex) => self.mutex_lock(cpu, thread, resource, origin),
+            (SyncOp::Lock, K::Mutex | K::RLock) => self.mutex_lock(cpu, thread, resource, origin),
             (SyncOp::Lock, K::Spinlock) => self.spin_lock(cpu, thread, resource, origin),
-            (SyncOp::TryLock, K::Mutex | K::Spinlock) => self.try_lock(cpu, thread, resource),
-            (SyncOp::Unlock, K::Mutex) => {
+            (SyncOp::TryLock, K::Mutex | K::RLock | K::Spinlock) => {
+                self.try_lock(cpu, thread, resource)
+            }
+            (SyncOp::Unlock, K::Mutex | K::RLock) => {
                 if !self.holds(thread, resource) {
                     return self.resource_misuse(thread, resource, origin, not_owner);
                 }
-                self.mutex_unlock(thread, resource);
+                if !self.leave_reentry(resource) {
+                    self.mutex_unlock(thread, resource);
+                }
                 self.proceed(cpu, thread)
             }
             (SyncOp::Unlock, K::Spinlock) => self.spin_unlock(cpu, thread, resource, origin),
-            (SyncOp::Acquire, K::Semaphore) => self.sem_acquire(cpu, thread, resource, origin),
-            (SyncOp::Release, K::Semaphore) => self.sem_release(cpu, thread, resource),
+            (SyncOp::Acquire, K::Semaphore) => {
+                self.sem_acquire(cpu, thread, resource, None, origin)
+            }
+            (SyncOp::TryAcquire, K::Semaphore) => {
+                self.sem_acquire(cpu, thread, resource, Some(Span::ZERO), origin)
+            }
+            (SyncOp::Permits, K::Semaphore) => {
+                let Resource::Semaphore { permits, .. } = &self.resources[resource.index()] else {
+                    unreachable!("checked above")
+                };
+                let permits = i64::try_from(*permits).unwrap_or(i64::MAX);
+                self.threads[thread.index()].pending = Some(Response::Int(permits));
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::Release, K::Semaphore) => self.sem_release(cpu, thread, resource, origin),
             (SyncOp::ReadLock, K::RwLock) => self.rw_lock(cpu, thread, resource, false, origin),
             (SyncOp::WriteLock, K::RwLock) => self.rw_lock(cpu, thread, resource, true, origin),
             (SyncOp::ReadUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, false, origin),
             (SyncOp::WriteUnlock, K::RwLock) => self.rw_unlock(cpu, thread, resource, true, origin),
             (SyncOp::Wait(mutex), K::Condvar) => {
-                self.cond_wait(cpu, thread, resource, mutex, origin)
+                self.cond_wait(cpu, thread, resource, mutex, None, origin)
             }
             (SyncOp::NotifyOne, K::Condvar) => self.notify(cpu, thread, resource, false),
             (SyncOp::NotifyAll, K::Condvar) => self.notify(cpu, thread, resource, true),
             (SyncOp::BarrierWait, K::Barrier) => self.barrier_wait(cpu, thread, resource, origin),
+            (SyncOp::Set, K::Event) => self.event_set(cpu, thread, resource),
+            (SyncOp::Clear, K::Event) => {
+                if let Resource::Event { set, .. } = &mut self.resources[resource.index()] {
+                    *set = false;
+                }
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::IsSet, K::Event) => {
+                let set = matches!(
+                    self.resources[resource.index()],
+                    Resource::Event { set: true, .. }
+                );
+                if set {
+                    self.races.acquire(thread, SyncObject::Resource(resource));
+                }
+                self.threads[thread.index()].pending = Some(Response::Bool(set));
+                self.proceed(cpu, thread)
+            }
+            (SyncOp::EventWait, K::Event) => self.event_wait(cpu, thread, resource, None, origin),
+            (SyncOp::Signal, K::Countdown) => self.signal(cpu, thread, resource, origin),
+            (SyncOp::CountdownWait, K::Countdown) => {
+                self.countdown_wait(cpu, thread, resource, origin)
+            }
             (SyncOp::Recv, K::Channel) => self.recv(cpu, thread, resource, origin),
             (op, _) => {
                 let operation = op_name(op);
@@ -139,6 +179,34 @@ impl Engine {
                     }
                 })
             }
+        }
+    }
+
+    /// A synchronization wait that gives up after `timeout` and answers
+    /// whether it got what it waited for.
+    #[inline(never)]
+    pub(super) fn timed_sync_call(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        op: SyncOp,
+        timeout: Span,
+        origin: SourceRef,
+    ) -> bool {
+        let kind = self.resources.get(resource.index()).map(Resource::kind);
+        use crate::trace::ResourceKind as K;
+        match (op, kind) {
+            (SyncOp::Acquire, Some(K::Semaphore)) => {
+                self.sem_acquire(cpu, thread, resource, Some(timeout), origin)
+            }
+            (SyncOp::Wait(mutex), Some(K::Condvar)) => {
+                self.cond_wait(cpu, thread, resource, mutex, Some(timeout), origin)
+            }
+            (SyncOp::EventWait, Some(K::Event)) => {
+                self.event_wait(cpu, thread, resource, Some(timeout), origin)
+            }
+            _ => self.sync_call(cpu, thread, resource, op, origin),
         }
     }
 
@@ -178,6 +246,8 @@ impl Engine {
             owner,
             waiters,
             options,
+            reentrant,
+            depth,
         } = &mut self.resources[resource.index()]
         else {
             unreachable!("checked by sync_call")
@@ -186,6 +256,12 @@ impl Engine {
             None => {
                 *owner = Some(thread);
                 self.acquired(thread, resource, since, false);
+                self.proceed(cpu, thread)
+            }
+            // Taking a reentrant lock again is no acquisition: nothing to
+            // wait for, and no one else's past to take in.
+            Some(holder) if holder == thread && *reentrant => {
+                *depth += 1;
                 self.proceed(cpu, thread)
             }
             Some(holder) if holder == thread => {
@@ -238,6 +314,18 @@ impl Engine {
         }
     }
 
+    /// An unlock of a reentrant lock taken more than once: one level
+    /// less, and it stays held. False for the last level and for mutexes.
+    fn leave_reentry(&mut self, resource: ResourceId) -> bool {
+        match &mut self.resources[resource.index()] {
+            Resource::Mutex { depth, .. } if *depth > 0 => {
+                *depth -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `thread` now waits for a mutex `holder` holds: the holder inherits
     /// its priority if the mutex says so, and the wait may close a cycle.
     fn waiting_for_mutex(&mut self, thread: ThreadId, holder: ThreadId, inherit: bool) {
@@ -271,6 +359,7 @@ impl Engine {
                 owner: Some(owner),
                 options,
                 waiters,
+                ..
             } = resource
             {
                 if *owner == thread && options.inherit {
@@ -291,14 +380,23 @@ impl Engine {
     }
 
     fn try_lock(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
-        let taken = match &mut self.resources[resource.index()] {
+        let (taken, again) = match &mut self.resources[resource.index()] {
             Resource::Mutex { owner, .. } | Resource::Spinlock { owner, .. } if owner.is_none() => {
                 *owner = Some(thread);
-                true
+                (true, false)
             }
-            _ => false,
+            Resource::Mutex {
+                owner: Some(holder),
+                reentrant: true,
+                depth,
+                ..
+            } if *holder == thread => {
+                *depth += 1;
+                (true, true)
+            }
+            _ => (false, false),
         };
-        if taken {
+        if taken && !again {
             self.acquired(thread, resource, self.now, false);
         }
         self.threads[thread.index()].pending = Some(Response::Bool(taken));
@@ -427,27 +525,61 @@ impl Engine {
 
     // ----- semaphore --------------------------------------------------------
 
+    /// `acquire`, with a timeout for `acquire(timeout)` (zero for
+    /// `try_acquire`): a timed acquire answers whether it got a permit.
     fn sem_acquire(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        resource: ResourceId,
+        timeout: Option<Span>,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Semaphore {
+            permits, waiters, ..
+        } = &mut self.resources[resource.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        let answer = |got| timeout.map(|_| Response::Bool(got));
+        if *permits > 0 {
+            *permits -= 1;
+            self.acquired(thread, resource, self.now, false);
+            self.threads[thread.index()].pending = answer(true);
+            return self.proceed(cpu, thread);
+        }
+        if timeout.is_some_and(Span::is_zero) {
+            self.threads[thread.index()].pending = answer(false);
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Semaphore(resource), origin);
+        if let Some(timeout) = timeout {
+            self.set_timer(thread, timeout);
+        }
+        false
+    }
+
+    fn sem_release(
         &mut self,
         cpu: usize,
         thread: ThreadId,
         resource: ResourceId,
         origin: SourceRef,
     ) -> bool {
-        let Resource::Semaphore { permits, waiters } = &mut self.resources[resource.index()] else {
-            unreachable!("checked by sync_call")
-        };
-        if *permits > 0 {
-            *permits -= 1;
-            self.acquired(thread, resource, self.now, false);
-            return self.proceed(cpu, thread);
+        if let Resource::Semaphore {
+            permits,
+            waiters,
+            bound: Some(bound),
+        } = &self.resources[resource.index()]
+        {
+            if waiters.is_empty() && *permits >= *bound {
+                let bound = *bound;
+                return self.resource_misuse(thread, resource, origin, |resource, _| {
+                    Misuse::OverRelease { resource, bound }
+                });
+            }
         }
-        waiters.push(thread, self.now);
-        self.wait_on(cpu, thread, BlockReason::Semaphore(resource), origin);
-        false
-    }
-
-    fn sem_release(&mut self, cpu: usize, thread: ThreadId, resource: ResourceId) -> bool {
         self.sync_event(thread, resource, SyncAction::Released);
         let picked = self.pick_from(resource, |r| match r {
             Resource::Semaphore { waiters, .. } => waiters,
@@ -465,6 +597,43 @@ impl Engine {
             }
         }
         self.proceed(cpu, thread)
+    }
+
+    // ----- timeouts ---------------------------------------------------------
+
+    /// Wakes the blocked `thread` after `timeout` unless something else
+    /// wakes it first (every wake moves its wake generation on, which makes
+    /// the timer stale).
+    fn set_timer(&mut self, thread: ThreadId, timeout: Span) {
+        let generation = self.threads[thread.index()].wake_generation;
+        self.queue.push(
+            self.now + timeout,
+            super::Event::Wake { thread, generation },
+        );
+    }
+
+    /// A blocked thread's timer fired: a sleep ends, and a timed wait gives
+    /// up: the thread leaves the wait queue and its operation answers
+    /// false.
+    pub(super) fn timer_fired(&mut self, thread: ThreadId) {
+        if let Some(epoll) = self.epoll_of(thread) {
+            return self.epoll_timeout(thread, epoll);
+        }
+        let resource = match self.threads[thread.index()].state {
+            ThreadState::Blocked(
+                BlockReason::Semaphore(r) | BlockReason::Condvar(r) | BlockReason::Event(r),
+            ) => r,
+            _ => return self.wake(thread, Response::Resume),
+        };
+        match &mut self.resources[resource.index()] {
+            Resource::Semaphore { waiters, .. } | Resource::Event { waiters, .. } => {
+                waiters.remove(thread);
+            }
+            // It takes its mutex back itself (see `Ctx::wait_timeout`).
+            Resource::Condvar { waiters } => waiters.retain(|(w, _)| w.thread != thread),
+            _ => unreachable!("a timed wait on a semaphore, a condvar or an event"),
+        }
+        self.wake(thread, Response::Bool(false));
     }
 
     // ----- reader-writer lock -----------------------------------------------
@@ -562,6 +731,7 @@ impl Engine {
         thread: ThreadId,
         condvar: ResourceId,
         mutex: ResourceId,
+        timeout: Option<Span>,
         origin: SourceRef,
     ) -> bool {
         let is_mutex = matches!(
@@ -587,6 +757,9 @@ impl Engine {
             mutex,
         ));
         self.wait_on(cpu, thread, BlockReason::Condvar(condvar), origin);
+        if let Some(timeout) = timeout {
+            self.set_timer(thread, timeout);
+        }
         false
     }
 
@@ -625,6 +798,9 @@ impl Engine {
             },
         );
         for (waiter, mutex) in moved {
+            // A timed wait was notified: its timer is stale from now on.
+            let t = &mut self.threads[waiter.thread.index()];
+            t.wake_generation = t.wake_generation.wrapping_add(1);
             self.reacquire(waiter.thread, mutex);
         }
         self.proceed(cpu, thread)
@@ -636,6 +812,7 @@ impl Engine {
             owner,
             waiters,
             options,
+            ..
         } = &mut self.resources[mutex.index()]
         else {
             unreachable!("a condvar waits with a mutex")
@@ -678,6 +855,111 @@ impl Engine {
             self.wake(waiter.thread, Response::Resume);
         }
         self.proceed(cpu, thread)
+    }
+
+    // ----- event ------------------------------------------------------------
+
+    /// `ev.set()`: publishes the setter's past, and every waiter goes on
+    /// with it.
+    fn event_set(&mut self, cpu: usize, thread: ThreadId, event: ResourceId) -> bool {
+        let Resource::Event { set, waiters } = &mut self.resources[event.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        *set = true;
+        let woken: Vec<Waiter> = waiters.drain().collect();
+        let woke = woken.len() as u32;
+        self.sync_event(thread, event, SyncAction::Notified { woke });
+        for waiter in woken {
+            self.acquired(waiter.thread, event, waiter.since, true);
+            self.wake(waiter.thread, Response::Resume);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    /// `ev.wait()` and `ev.wait(timeout)`: goes on at once when the event
+    /// is set, else waits for a set (or the timeout: then false).
+    fn event_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        event: ResourceId,
+        timeout: Option<Span>,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Event { set, waiters } = &mut self.resources[event.index()] else {
+            unreachable!("checked by sync_call")
+        };
+        if *set {
+            self.acquired(thread, event, self.now, true);
+            return self.proceed(cpu, thread);
+        }
+        if timeout.is_some_and(Span::is_zero) {
+            self.threads[thread.index()].pending = Some(Response::Bool(false));
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Event(event), origin);
+        if let Some(timeout) = timeout {
+            self.set_timer(thread, timeout);
+        }
+        false
+    }
+
+    // ----- countdown --------------------------------------------------------
+
+    /// `cd.signal()`: publishes the signaller's past; the last signal lets
+    /// every waiter go on with the past of every signaller.
+    fn signal(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        countdown: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Countdown { remaining, waiters } = &mut self.resources[countdown.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        if *remaining == 0 {
+            let name = self.trace.resource_name(countdown).to_string();
+            self.misuse(thread, origin, Misuse::CountdownDone(name));
+            return false;
+        }
+        *remaining -= 1;
+        let woken: Vec<Waiter> = if *remaining == 0 {
+            waiters.drain().collect()
+        } else {
+            Vec::new()
+        };
+        let woke = woken.len() as u32;
+        self.sync_event(thread, countdown, SyncAction::Notified { woke });
+        for waiter in woken {
+            self.acquired(waiter.thread, countdown, waiter.since, true);
+            self.wake(waiter.thread, Response::Resume);
+        }
+        self.proceed(cpu, thread)
+    }
+
+    /// `cd.wait()`: goes on at once when the countdown is at zero, else
+    /// waits for the last signal.
+    fn countdown_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        countdown: ResourceId,
+        origin: SourceRef,
+    ) -> bool {
+        let Resource::Countdown { remaining, waiters } = &mut self.resources[countdown.index()]
+        else {
+            unreachable!("checked by sync_call")
+        };
+        if *remaining == 0 {
+            self.acquired(thread, countdown, self.now, true);
+            return self.proceed(cpu, thread);
+        }
+        waiters.push(thread, self.now);
+        self.wait_on(cpu, thread, BlockReason::Countdown(countdown), origin);
+        false
     }
 
     // ----- channel ----------------------------------------------------------
@@ -933,6 +1215,8 @@ fn op_name(op: SyncOp) -> &'static str {
         SyncOp::TryLock => "try_lock",
         SyncOp::Unlock => "unlock",
         SyncOp::Acquire => "acquire",
+        SyncOp::TryAcquire => "try_acquire",
+        SyncOp::Permits => "value",
         SyncOp::Release => "release",
         SyncOp::ReadLock => "read_lock",
         SyncOp::ReadUnlock => "read_unlock",
@@ -942,6 +1226,11 @@ fn op_name(op: SyncOp) -> &'static str {
         SyncOp::NotifyOne => "notify_one",
         SyncOp::NotifyAll => "notify_all",
         SyncOp::BarrierWait => "barrier wait",
+        SyncOp::Set => "set",
+        SyncOp::Clear => "clear",
+        SyncOp::IsSet => "is_set",
+        SyncOp::EventWait | SyncOp::CountdownWait => "wait",
+        SyncOp::Signal => "signal",
         SyncOp::Recv => "recv",
     }
 }

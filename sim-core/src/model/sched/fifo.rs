@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::{ready_ties, Enqueue, Policy};
+use super::{ready_ties, Enqueue, Policy, Ready};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -11,7 +11,7 @@ use crate::time::{Span, Time};
 pub(crate) struct Fifo {
     quantum: Option<Span>,
     /// Ready threads with the time they became ready.
-    queue: VecDeque<(ThreadId, Time)>,
+    queue: VecDeque<Ready>,
 }
 
 impl Fifo {
@@ -28,8 +28,8 @@ impl Policy for Fifo {
 
     fn enqueue(&mut self, thread: ThreadId, now: Time, why: Enqueue) {
         match why {
-            Enqueue::Preempted => self.queue.push_front((thread, now)),
-            _ => self.queue.push_back((thread, now)),
+            Enqueue::Preempted => self.queue.push_front((thread, now, false)),
+            _ => self.queue.push_back((thread, now, why == Enqueue::Yielded)),
         }
     }
 

@@ -119,12 +119,28 @@ fn leading_ties<K: PartialEq>(mut keys: impl Iterator<Item = K>) -> usize {
     count
 }
 
-/// [`leading_ties`] of a ready queue of `(thread, ready since)`, by time.
+/// An entry of a FIFO ready queue: the thread, since when it is ready, and
+/// whether it gave up its CPU by itself (a yield, or the chooser preempting
+/// it at a zero-time operation).
+pub(crate) type Ready = (ThreadId, Time, bool);
+
+/// [`leading_ties`] of a ready queue, by time. A thread that gave up its CPU
+/// went behind every thread ready then, so it ties with none of those
+/// ahead of it: it is a choice only once it is at the head. (Taking it back
+/// at once would undo its yield, and a spin loop that yields would make the
+/// tree of schedules endless: CHESS's fair scheduling does the same.)
 /// Walks the deque's two slices: cheaper than its element-wise iterator on
 /// this path, which runs at every dispatch.
-fn ready_ties(queue: &VecDeque<(ThreadId, Time)>) -> usize {
+fn ready_ties(queue: &VecDeque<Ready>) -> usize {
     let (front, back) = queue.as_slices();
-    leading_ties(front.iter().chain(back).map(|e| e.1))
+    let mut entries = front.iter().chain(back);
+    let Some(&(_, since, _)) = entries.next() else {
+        return 0;
+    };
+    1 + entries
+        .take(TIE_WINDOW - 1)
+        .take_while(|&&(_, time, yielded)| time == since && !yielded)
+        .count()
 }
 
 /// Grows a per-thread table so that `thread` indexes into it.

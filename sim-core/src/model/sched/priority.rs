@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{ready_ties, slot, Enqueue, Policy};
+use super::{ready_ties, slot, Enqueue, Policy, Ready};
 use crate::ids::ThreadId;
 use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
@@ -13,7 +13,7 @@ use crate::time::{Span, Time};
 pub(crate) struct Priority {
     quantum: Span,
     priority: Vec<i32>,
-    levels: BTreeMap<i32, VecDeque<(ThreadId, Time)>>,
+    levels: BTreeMap<i32, VecDeque<Ready>>,
     len: usize,
 }
 
@@ -31,7 +31,7 @@ impl Priority {
         self.priority.get(thread.index()).copied().unwrap_or(0)
     }
 
-    fn top(&self) -> Option<(&i32, &VecDeque<(ThreadId, Time)>)> {
+    fn top(&self) -> Option<(&i32, &VecDeque<Ready>)> {
         self.levels.iter().next_back()
     }
 }
@@ -44,8 +44,8 @@ impl Policy for Priority {
     fn enqueue(&mut self, thread: ThreadId, now: Time, why: Enqueue) {
         let level = self.levels.entry(self.of(thread)).or_default();
         match why {
-            Enqueue::Preempted => level.push_front((thread, now)),
-            _ => level.push_back((thread, now)),
+            Enqueue::Preempted => level.push_front((thread, now, false)),
+            _ => level.push_back((thread, now, why == Enqueue::Yielded)),
         }
         self.len += 1;
     }
