@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -35,13 +35,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
         jitter: args.jitter,
         schedule,
     });
-    let elapsed = started.elapsed();
     let mut failed = outcome.error.is_some()
         || outcome
             .runs
             .iter()
             .any(|r| r.expectation_failed() || r.outcome_failure().is_some());
 
+    let drawing = Instant::now();
     let charts: Vec<Option<PathBuf>> = outcome
         .runs
         .iter()
@@ -61,6 +61,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         })
         .collect();
+    let drawn = (!args.no_chart).then(|| drawing.elapsed());
 
     let mut json_output = Vec::new();
     for item in &outcome.output {
@@ -104,22 +105,40 @@ pub fn run(args: &RunArgs) -> ExitCode {
             failed = true;
         }
     }
+    // Stdout and stderr may share a terminal: what was printed comes first.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     if let Some(error) = &outcome.error {
         eprint!("{error}");
     }
     if args.timing {
-        let operations: u64 = outcome.runs.iter().map(|r| r.operations).sum();
-        let seconds = elapsed.as_secs_f64();
-        eprintln!(
-            "timing: {seconds:.3}s wall clock, {operations} simulated operations, {:.0} simulated operations/s",
-            operations as f64 / seconds.max(1e-9)
-        );
+        eprint!("{}", timing(&outcome.runs, drawn, started.elapsed()));
     }
     if failed {
         ExitCode::from(EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The `--timing` lines: the simulation alone (the kernel's runs, thread
+/// bodies included), then the analyses of the traces, the charts and the
+/// whole command.
+fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duration) -> String {
+    let operations: u64 = runs.iter().map(|r| r.operations).sum();
+    let simulation: Duration = runs.iter().map(|r| r.timing.simulation).sum();
+    let analyses: Duration = runs.iter().map(|r| r.timing.analyses).sum();
+    let seconds = simulation.as_secs_f64();
+    let chart = chart.map_or("no chart".to_string(), |d| {
+        format!("{:.3}s drawing the chart", d.as_secs_f64())
+    });
+    format!(
+        "timing: {seconds:.3}s wall clock in the simulation, {operations} simulated operations, \
+         {:.0} simulated operations/s\n\
+         timing: {:.3}s in the analyses, {chart}, {:.3}s in all\n",
+        operations as f64 / seconds.max(1e-9),
+        analyses.as_secs_f64(),
+        all.as_secs_f64(),
+    )
 }
 
 /// `DIR/<stem>.png`, or `DIR/<stem>-<n>.png` when the script ran several

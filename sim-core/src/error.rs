@@ -51,13 +51,20 @@ pub enum SimError {
         /// The limit.
         limit: Time,
     },
-    /// More than `max_events` events and operations.
-    #[error("event limit: more than max_events = {limit} events and operations by {time}; a thread may loop without ever blocking, or raise max_events")]
+    /// More than `max_events` simulated operations (compute, sleep,
+    /// yield_now, …), or, with `events`, more than 64 × `max_events`
+    /// internal events (a run whose events come without
+    /// operations, such as an event loop's timers). The run stops; its
+    /// trace up to `time` is kept.
+    #[error("{}", event_limit(*limit, *time, *events))]
     EventLimit {
-        /// The limit.
+        /// The limit: the machine's `max_events`.
         limit: u64,
         /// When it was reached.
         time: Time,
+        /// Whether the internal bound on events stopped the run, rather than
+        /// the count of operations.
+        events: bool,
     },
     /// The chooser refused (a replay that no longer matches).
     #[error("at {time}: {error}")]
@@ -75,6 +82,22 @@ pub enum SimError {
         /// The system's reason.
         message: String,
     },
+}
+
+/// The message of [`SimError::EventLimit`]: the key, and a value to set.
+fn event_limit(limit: u64, time: Time, events: bool) -> String {
+    // Rhai integers are i64: suggest at most i64::MAX.
+    let raised = limit.saturating_mul(2).min(i64::MAX as u64);
+    let what = if events {
+        format!(
+            "{} internal events ({}× max_events = {limit}) with few simulated operations",
+            limit.saturating_mul(crate::kernel::EVENTS_PER_OPERATION),
+            crate::kernel::EVENTS_PER_OPERATION
+        )
+    } else {
+        format!("max_events ({limit} simulated operations)")
+    };
+    format!("the run reached {what} at {time}; raise it with machine(#{{ max_events: {raised} }})")
 }
 
 fn at(origin: &Option<Origin>) -> String {

@@ -108,6 +108,24 @@ pub(crate) enum Request {
     AwaitCycle(Box<Vec<ThreadId>>),
 }
 
+impl Request {
+    /// Whether this is an event loop's bookkeeping: not an operation of the
+    /// script, so not counted against `max_events`.
+    #[inline(always)]
+    pub(crate) fn is_bookkeeping(&self) -> bool {
+        matches!(
+            self,
+            Request::TaskRow(_)
+                | Request::TaskState(..)
+                | Request::LoopCompute(_)
+                | Request::LoopClock
+                | Request::Intern
+                | Request::Park(_)
+                | Request::AwaitCycle(_)
+        )
+    }
+}
+
 /// What a thread does to a synchronization resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SyncOp {

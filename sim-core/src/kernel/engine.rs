@@ -165,6 +165,13 @@ struct ProcessSlot {
 /// Threads a scenario is assumed to have when lists are first sized.
 const SMALL: usize = 8;
 
+/// Events a run may handle per unit of `max_events`: `max_events` counts
+/// the threads' operations, and this bound stops a run whose events come
+/// without operations (an event loop's timers and I/O, which its tasks
+/// await without calling the kernel). A legitimate run handles a few events
+/// per operation (a wake, an end of computation, preemptions).
+pub(crate) const EVENTS_PER_OPERATION: u64 = 64;
+
 /// The state of one simulation.
 pub(crate) struct Engine {
     pub(crate) machine: Machine,
@@ -204,7 +211,9 @@ pub(crate) struct Engine {
     scratch: Vec<ThreadId>,
     pub(crate) trace: Trace,
     origin_ids: BTreeMap<(usize, u32, u32), OriginId>,
-    steps: u64,
+    /// Events handled and bookkeeping calls, against the internal bound
+    /// [`EVENTS_PER_OPERATION`] × `max_events`.
+    events: u64,
     /// The row states event loops recorded since the engine last looked
     /// (see `event_loop::TaskLog`); `None` until a loop is added.
     pub(crate) task_log: Option<event_loop::TaskLog>,
@@ -256,7 +265,7 @@ impl Engine {
             operations: 0,
             scratch: Vec::with_capacity(SMALL),
             origin_ids: BTreeMap::new(),
-            steps: 0,
+            events: 0,
             task_log: None,
             error: None,
             unfinished: 0,
@@ -491,7 +500,7 @@ impl Engine {
             if index > 0 && !Self::live(&self.cpus, &self.threads, &event) {
                 continue;
             }
-            if !self.step() {
+            if !self.count_event() {
                 break;
             }
             self.handle(event);
@@ -542,13 +551,32 @@ impl Engine {
         }
     }
 
-    /// Counts one event or operation against `max_events`.
-    fn step(&mut self) -> bool {
-        self.steps += 1;
-        if self.steps > self.machine.max_events {
+    /// Counts one operation of a thread against `max_events`.
+    #[inline(always)]
+    fn count_operation(&mut self) -> bool {
+        if self.operations >= self.machine.max_events {
             self.fail(SimError::EventLimit {
                 limit: self.machine.max_events,
                 time: self.now,
+                events: false,
+            });
+            return false;
+        }
+        self.operations += 1;
+        true
+    }
+
+    /// Counts one event (or an event loop's bookkeeping call) against the
+    /// internal bound, so that a run that handles events without operations
+    /// (an event loop's timers, say) still ends.
+    #[inline(always)]
+    fn count_event(&mut self) -> bool {
+        self.events += 1;
+        if self.events > self.machine.max_events.saturating_mul(EVENTS_PER_OPERATION) {
+            self.fail(SimError::EventLimit {
+                limit: self.machine.max_events,
+                time: self.now,
+                events: true,
             });
             return false;
         }
@@ -974,13 +1002,17 @@ impl Engine {
     /// engine's hot loop stays small.
     #[inline(always)]
     fn handle_call(&mut self, cpu: usize, thread: ThreadId, call: Call) -> bool {
-        if !self.step() {
+        let counted = if call.request.is_bookkeeping() {
+            self.count_event()
+        } else {
+            self.count_operation()
+        };
+        if !counted {
             return false;
         }
         if self.task_log.is_some() {
             self.drain_task_log();
         }
-        self.operations += 1;
         let t = thread.index();
         match call.request {
             Request::Compute(d) => {
@@ -1168,7 +1200,6 @@ impl Engine {
             // The loop's bookkeeping: not operations of the script, and
             // not scheduling points.
             Request::TaskRow(name) => {
-                self.operations -= 1;
                 let Some(row) = self.task_row(thread, *name, Some(call.origin)) else {
                     return false;
                 };
@@ -1176,11 +1207,9 @@ impl Engine {
                 true
             }
             Request::TaskState(row, state, with_origin) => {
-                self.operations -= 1;
                 self.task_state(thread, row, state, with_origin.then_some(call.origin))
             }
             Request::LoopCompute(d) => {
-                self.operations -= 1;
                 if d.is_zero() {
                     self.threads[t].pending = Some(Response::Time(self.now));
                     return true;
@@ -1196,23 +1225,19 @@ impl Engine {
                 self.submit_polled(cpu, thread, (device, bytes, epoll, row), call.origin)
             }
             Request::LoopClock => {
-                self.operations -= 1;
                 self.threads[t].pending = Some(Response::Time(self.now));
                 true
             }
             Request::Intern => {
-                self.operations -= 1;
                 let id = self.intern(thread, call.origin);
                 self.threads[t].pending = Some(Response::Int(i64::from(id.0)));
                 true
             }
             Request::Park(epoll) => {
-                self.operations -= 1;
                 self.park(cpu, thread, epoll);
                 false
             }
             Request::AwaitCycle(rows) => {
-                self.operations -= 1;
                 self.await_cycle(&rows);
                 true
             }

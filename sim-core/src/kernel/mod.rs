@@ -30,6 +30,7 @@ pub use choice::{
     RandomChooser, ReplayChooser,
 };
 pub use context::{Ctx, JoinHandle, ProcessHandle, ProcessStart, StartMethod};
+pub(crate) use engine::EVENTS_PER_OPERATION;
 pub use event_loop::{
     EventLoopRef, LoopInfo, LoopOptions, LoopStatsInfo, SlowStep, Task, TaskFailure, TaskHandle,
     TaskResult, TaskResults,

@@ -67,7 +67,9 @@ pub struct Machine {
     pub seed: u64,
     /// The run stops with an error when simulated time would pass this.
     pub max_time: Time,
-    /// The run stops with an error after this many events and operations.
+    /// The run stops with an error after this many simulated operations
+    /// (compute, sleep, yield_now, …: what the threads call), or after 64
+    /// times as many internal events.
     pub max_events: u64,
     /// A thread that waits longer than this for a CPU or a resource is
     /// flagged as starved; `None` is 100 quanta.

@@ -85,7 +85,7 @@ use super::{GanttOptions, Marker, MarkerKind};
 use crate::ids::ThreadId;
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::Time;
-use crate::trace::{Interval, Trace, WaitTarget};
+use crate::trace::{Trace, WaitTarget};
 
 /// Space around the chart.
 const MARGIN: i32 = 16;
@@ -232,35 +232,28 @@ impl Spans {
     /// The spans of `trace` drawn up to `end`; unfinished threads stay in
     /// their last state past the end of the run.
     fn of(trace: &Trace, end: Time) -> Spans {
-        let mut intervals = trace.thread_intervals();
-        if end > trace.end {
-            extend_to(trace, &mut intervals, end);
-        }
+        // Streamed from the state changes: no list of every interval.
+        let rows = trace.threads.len();
         let mut present = [false; Shade::COUNT];
-        let mut threads = Vec::with_capacity(intervals.len());
-        let mut waits = Vec::with_capacity(intervals.len());
+        let mut threads: Vec<Vec<Timed<Shade>>> = vec![Vec::new(); rows];
+        let mut waits: Vec<Vec<Timed<(Shade, WaitTarget)>>> = vec![Vec::new(); rows];
         let mut cpus: Vec<Vec<_>> = vec![Vec::new(); usize::from(trace.machine.cpus)];
-        for list in &intervals {
-            let mut spans = Vec::with_capacity(list.len());
-            let mut thread_waits = Vec::new();
-            for iv in list {
-                let Some(shade) = Shade::of(iv.state) else {
-                    continue;
-                };
-                present[shade.index()] = true;
-                spans.push((iv.start, iv.end, shade));
-                if let Some(target) = wait_target(iv.state) {
-                    thread_waits.push((iv.start, iv.end, (shade, target)));
-                }
-                if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
-                    if let Some(row) = cpus.get_mut(cpu.index()) {
-                        row.push((iv.start, iv.end, (iv.thread, shade)));
-                    }
+        trace.for_each_interval(end, |iv| {
+            let Some(shade) = Shade::of(iv.state) else {
+                return;
+            };
+            let t = iv.thread.index();
+            present[shade.index()] = true;
+            threads[t].push((iv.start, iv.end, shade));
+            if let Some(target) = wait_target(iv.state) {
+                waits[t].push((iv.start, iv.end, (shade, target)));
+            }
+            if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
+                if let Some(row) = cpus.get_mut(cpu.index()) {
+                    row.push((iv.start, iv.end, (iv.thread, shade)));
                 }
             }
-            threads.push(spans);
-            waits.push(thread_waits);
-        }
+        });
         for row in &mut cpus {
             row.sort_by_key(|&(start, end, _)| (start, end));
         }
@@ -291,28 +284,6 @@ impl Spans {
             devices,
             gils,
             present,
-        }
-    }
-}
-
-/// Keeps every unfinished thread in its last state from the end of the run
-/// on to `end`.
-fn extend_to(trace: &Trace, intervals: &mut [Vec<Interval>], end: Time) {
-    for (list, last) in intervals.iter_mut().zip(deadlock::last_changes(trace)) {
-        let Some(change) = last else { continue };
-        if change.state() == ThreadState::Done || change.time() >= end {
-            continue;
-        }
-        match list.last_mut() {
-            Some(iv) if iv.start == change.time() && iv.state == change.state() => iv.end = end,
-            _ => list.push(Interval {
-                thread: change.thread(),
-                state: change.state(),
-                cpu: change.cpu(),
-                origin: change.origin(),
-                start: change.time(),
-                end,
-            }),
         }
     }
 }

@@ -105,9 +105,14 @@ impl ScriptError {
         fallback: Option<(u32, u32)>,
     ) -> Self {
         let (stage, hint) = match error {
-            SimError::TimeLimit { .. } | SimError::EventLimit { .. } => (
+            SimError::TimeLimit { .. } => (
                 ErrorStage::Limit,
-                Some("raise the machine's max_time / max_events (e.g. machine(#{ max_time: sec(10) })) or shorten the scenario"),
+                Some("raise the machine's max_time (e.g. machine(#{ max_time: sec(10) })) or shorten the scenario"),
+            ),
+            // Its message names the key and a value to set.
+            SimError::EventLimit { .. } => (
+                ErrorStage::Limit,
+                Some("a thread that loops without ever blocking never ends; otherwise raise max_events as shown or shorten the scenario"),
             ),
             SimError::Misuse { .. } => (ErrorStage::Run, None),
             _ => (ErrorStage::Run, None),

@@ -707,10 +707,12 @@ pub(crate) fn execute(
         (sim, decl.label.clone())
     };
     session::with(|s| s.running = Some(handle.clone()));
+    let started = std::time::Instant::now();
     let run = sim.run();
+    let simulation = started.elapsed();
     current::clear();
     session::with(|s| s.running = None);
-    let mut record = ScriptRun::new(label, run);
+    let mut record = ScriptRun::new(label, run, simulation);
     record.expected_outcome = handle.0.borrow().expected_outcome;
     let record = Rc::new(record);
     let expectations = handle.0.borrow().expectations.clone();

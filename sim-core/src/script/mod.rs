@@ -42,6 +42,7 @@ mod sync;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use rhai::{Engine, AST};
 
@@ -113,6 +114,8 @@ pub struct ScriptRun {
     pub loops: crate::analysis::event_loop::EventLoops,
     /// How many operations the threads called.
     pub operations: u64,
+    /// Wall-clock time the run took, for `--timing`.
+    pub timing: RunTiming,
     expectations: std::cell::OnceCell<Vec<Expectation>>,
     /// The outcome the script declared as intended with
     /// `m.expect_outcome(...)`, if any.
@@ -160,15 +163,33 @@ pub struct Expectation {
     pub error: Option<String>,
 }
 
+/// Wall-clock time one run of a script took, in parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunTiming {
+    /// The simulation alone: the kernel's run, thread bodies included.
+    pub simulation: Duration,
+    /// The analyses of its trace: statistics, starvation, locks, I/O, GIL,
+    /// event loops.
+    pub analyses: Duration,
+}
+
 impl ScriptRun {
-    fn new(label: String, run: Run) -> Self {
+    /// The record of `run`, with its analyses; `simulation` is how long
+    /// the run took.
+    fn new(label: String, run: Run, simulation: Duration) -> Self {
+        let started = Instant::now();
         let stats = run.stats();
         let starvation = Starvation::from_trace(&run.trace);
         let locks = LockStats::from_trace(&run.trace);
         let io = IoStats::from_trace(&run.trace);
         let gil = GilStats::from_trace(&run.trace);
         let loops = crate::analysis::event_loop::EventLoops::from_trace(&run.trace, &stats);
+        let timing = RunTiming {
+            simulation,
+            analyses: started.elapsed(),
+        };
         ScriptRun {
+            timing,
             label,
             loops,
             starvation,

@@ -44,14 +44,26 @@ impl Trace {
     /// that never finished is in its last state until the end of the run.
     /// Zero-length intervals are left out.
     pub fn thread_intervals(&self) -> Vec<Vec<Interval>> {
-        let mut open: Vec<Option<Interval>> = vec![None; self.threads.len()];
         let mut out: Vec<Vec<Interval>> = vec![Vec::new(); self.threads.len()];
+        self.for_each_interval(self.end, |interval| {
+            out[interval.thread.index()].push(interval);
+        });
+        out
+    }
+
+    /// Calls `f` with every thread's intervals, without collecting them: each
+    /// thread's in time order, the threads' interleaved. A thread that never
+    /// finished stays in its last state until `until` (or the end of the
+    /// run, if later). Zero-length intervals are left out. Holds one open
+    /// interval per thread, whatever the length of the trace.
+    pub fn for_each_interval(&self, until: Time, mut f: impl FnMut(Interval)) {
+        let mut open: Vec<Option<Interval>> = vec![None; self.threads.len()];
         for change in &self.states {
             let i = change.thread().index();
             if let Some(mut prev) = open[i].take() {
                 prev.end = change.time();
                 if prev.end > prev.start {
-                    out[i].push(prev);
+                    f(prev);
                 }
             }
             if change.state() != ThreadState::Done {
@@ -65,21 +77,19 @@ impl Trace {
                 });
             }
         }
-        for (i, slot) in open.into_iter().enumerate() {
-            if let Some(mut prev) = slot {
-                prev.end = self.end.max(prev.start);
-                if prev.end > prev.start {
-                    out[i].push(prev);
-                }
+        let until = until.max(self.end);
+        for mut prev in open.into_iter().flatten() {
+            prev.end = until.max(prev.start);
+            if prev.end > prev.start {
+                f(prev);
             }
         }
-        out
     }
 
     /// Every CPU's busy intervals, one list per CPU, in time order.
     pub fn cpu_intervals(&self) -> Vec<Vec<CpuInterval>> {
         let mut out: Vec<Vec<CpuInterval>> = vec![Vec::new(); usize::from(self.machine.cpus)];
-        for interval in self.thread_intervals().into_iter().flatten() {
+        self.for_each_interval(self.end, |interval| {
             if let (Some(cpu), true) = (interval.cpu, interval.state.on_cpu()) {
                 out[cpu.index()].push(CpuInterval {
                     cpu,
@@ -89,7 +99,7 @@ impl Trace {
                     end: interval.end,
                 });
             }
-        }
+        });
         for list in &mut out {
             list.sort_by_key(|i| (i.start, i.end));
         }

@@ -3,7 +3,8 @@
 
 use sim_core::ThreadId;
 use sim_core::{
-    ms, secs, Machine, Misuse, ProcessId, SchedulerKind, SimError, Simulation, ThreadOptions, Time,
+    ms, secs, us, Machine, Misuse, ProcessId, SchedulerKind, SimError, Simulation, ThreadOptions,
+    Time,
 };
 
 use crate::textbook;
@@ -75,10 +76,121 @@ fn a_body_that_never_blocks_hits_the_event_limit() {
     let run = sim.run();
     let err = run.error().expect("an error");
     assert!(
-        matches!(err, SimError::EventLimit { limit: 10_000, .. }),
+        matches!(
+            err,
+            SimError::EventLimit {
+                limit: 10_000,
+                events: false,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("max_events"));
+    // The message names the key and a value to set.
+    assert_eq!(
+        err.to_string(),
+        "the run reached max_events (10000 simulated operations) at 0s; \
+         raise it with machine(#{ max_events: 20000 })"
+    );
+    assert_eq!(run.operations, 10_000);
+}
+
+#[test]
+fn a_task_that_awaits_forever_hits_the_event_limit() {
+    let machine = Machine {
+        max_events: 100,
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    let lp = sim.add_event_loop(ProcessId::MAIN, "loop", Default::default());
+    sim.add_task(&lp, "ticker", |t| loop {
+        t.await_sleep(us(1));
+    });
+    let run = sim.run();
+    assert!(
+        matches!(run.error(), Some(SimError::EventLimit { limit: 100, .. })),
+        "{:?}",
+        run.outcome
+    );
+}
+
+#[test]
+fn events_without_operations_hit_the_bound_on_events() {
+    // Two computations of 1s preempted every 1us: two operations and a
+    // million preemptions; the internal bound (64 × max_events) stops the
+    // run and says which value to set.
+    let machine = Machine {
+        max_events: 10,
+        quantum: us(1),
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    for name in ["a", "b"] {
+        sim.add_thread(name, |ctx| ctx.compute(secs(1)));
+    }
+    let run = sim.run();
+    let err = run.error().expect("an error");
+    assert!(
+        matches!(
+            err,
+            SimError::EventLimit {
+                limit: 10,
+                events: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the run reached 640 internal events")
+            && message.ends_with("raise it with machine(#{ max_events: 20 })"),
+        "{message}"
+    );
+}
+
+#[test]
+fn max_events_counts_operations_not_events() {
+    // 1,000 sleeps: 1,000 operations and as many wake events; a limit of
+    // 1,000 lets the run end.
+    let machine = Machine {
+        max_events: 1_000,
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("sleeper", |ctx| {
+        for _ in 0..1_000 {
+            ctx.sleep(ms(1));
+        }
+    });
+    let run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert_eq!(run.operations, 1_000);
+}
+
+#[test]
+fn a_zero_time_yield_loop_hits_the_event_limit() {
+    let machine = Machine {
+        max_events: 10_000,
+        ..textbook(2, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("a", |ctx| loop {
+        ctx.yield_now();
+    });
+    sim.add_thread("b", |ctx| loop {
+        ctx.yield_now();
+    });
+    let run = sim.run();
+    assert!(
+        matches!(
+            run.error(),
+            Some(SimError::EventLimit { events: false, .. })
+        ),
+        "{:?}",
+        run.outcome
+    );
+    assert_eq!(run.trace.end.as_nanos(), 0);
 }
 
 #[test]
