@@ -140,23 +140,7 @@ impl fmt::Display for EventLoops {
                 "task", "running", "ready", "awaiting", "switches", "end"
             )?;
             for t in lp.tasks.iter().take(LISTED_TASKS) {
-                let kinds: Vec<String> = t
-                    .blocked
-                    .iter()
-                    .map(|(kind, span)| format!("{} {span}", await_name(*kind)))
-                    .collect();
-                let end = t.end.map_or_else(|| "-".to_string(), |e| e.to_string());
-                writeln!(
-                    f,
-                    "  {:<width$}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {}",
-                    t.name,
-                    t.cpu.to_string(),
-                    t.ready.to_string(),
-                    t.blocked_total().to_string(),
-                    t.switches,
-                    end,
-                    kinds.join(", ")
-                )?;
+                super::stats::write_row(f, "  ", width, t, await_name)?;
             }
             if lp.tasks.len() > LISTED_TASKS {
                 writeln!(

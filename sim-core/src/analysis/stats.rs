@@ -200,6 +200,34 @@ impl Stats {
     }
 }
 
+/// One thread's line of a report table: cpu, ready, blocked, switches, end
+/// and the waits by kind (named by `kind_name`), after `indent`.
+pub(crate) fn write_row(
+    f: &mut fmt::Formatter<'_>,
+    indent: &str,
+    width: usize,
+    t: &ThreadStats,
+    kind_name: fn(BlockKind) -> &'static str,
+) -> fmt::Result {
+    let kinds: Vec<String> = t
+        .blocked
+        .iter()
+        .map(|(kind, span)| format!("{} {span}", kind_name(*kind)))
+        .collect();
+    let end = t.end.map_or_else(|| "-".to_string(), |e| e.to_string());
+    writeln!(
+        f,
+        "{indent}{:<width$}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {}",
+        t.name,
+        t.cpu.to_string(),
+        t.ready.to_string(),
+        t.blocked_total().to_string(),
+        t.switches,
+        end,
+        kinds.join(", ")
+    )
+}
+
 impl fmt::Display for Stats {
     /// A plain-text report: makespan, one line per thread, one per CPU.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -218,23 +246,7 @@ impl fmt::Display for Stats {
             "thread", "cpu", "ready", "blocked", "switches", "end"
         )?;
         for t in self.threads.iter().filter(|t| !t.task) {
-            let kinds: Vec<String> = t
-                .blocked
-                .iter()
-                .map(|(kind, span)| format!("{kind} {span}"))
-                .collect();
-            let end = t.end.map_or_else(|| "-".to_string(), |e| e.to_string());
-            writeln!(
-                f,
-                "{:<width$}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {}",
-                t.name,
-                t.cpu.to_string(),
-                t.ready.to_string(),
-                t.blocked_total().to_string(),
-                t.switches,
-                end,
-                kinds.join(", ")
-            )?;
+            write_row(f, "", width, t, BlockKind::name)?;
         }
         let processes = self.processes();
         if processes.len() > 1 {

@@ -476,9 +476,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// [`Ctx::epoll_add`] attributed to `origin`.
-    pub(crate) fn epoll_add_at(&self, epoll: EpollRef, what: Pollable, origin: SourceRef) {
+    pub(crate) fn epoll_add_at(&self, epoll: EpollRef, key: PollKey, origin: SourceRef) {
         self.yielder.suspend(Call {
-            request: Request::EpollAdd(epoll.id(), what.key()),
+            request: Request::EpollAdd(epoll.id(), key),
             origin,
         });
     }

@@ -1033,21 +1033,13 @@ impl Driver<'_, '_> {
         self.epoll.expect("created")
     }
 
+    /// Adds a channel's readiness to the loop's epoll (requests are added
+    /// as they are submitted, by `submit_polled`).
+    #[track_caller]
     fn watch(&mut self, key: PollKey, origin: Option<SourceRef>) {
         let epoll = self.epoll();
-        let pollable = match key {
-            PollKey::Io(id) => Pollable::Io(crate::model::io::IoHandle {
-                id,
-                device: ResourceId(0),
-                bytes: 0,
-            }),
-            PollKey::Readable(c) => Pollable::Readable(c),
-            PollKey::Writable(c) => Pollable::Writable(c),
-        };
-        match origin {
-            Some(origin) => self.ctx.epoll_add_at(epoll, pollable, origin),
-            None => self.ctx.epoll_add(epoll, pollable),
-        }
+        let origin = origin.unwrap_or(SourceRef::Rust(Location::caller()));
+        self.ctx.epoll_add_at(epoll, key, origin);
         self.watching += 1;
     }
 

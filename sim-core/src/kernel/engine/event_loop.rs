@@ -40,9 +40,13 @@ impl Engine {
     /// row's changes come in time order; the log as a whole may step back.
     #[inline(never)]
     pub(super) fn drain_task_log(&mut self) {
-        let Some(log) = self.task_log.clone() else {
+        let Some(log) = self.task_log.as_ref() else {
             return;
         };
+        if log.borrow().is_empty() {
+            return;
+        }
+        let log = log.clone();
         let mut log = log.borrow_mut();
         for pending in log.drain(..) {
             let origin = pending.origin.map(|o| self.intern(pending.row, o));

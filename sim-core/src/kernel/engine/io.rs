@@ -165,20 +165,7 @@ impl Engine {
         }) {
             return false;
         }
-        let id = IoId(self.trace.io.len() as u32);
-        let interned = self.intern(thread, origin);
-        self.trace.io.push(IoRecord {
-            device,
-            thread,
-            bytes,
-            submitted: self.now,
-            started: None,
-            completed: None,
-            origin: Some(interned),
-            task: None,
-        });
-        self.watches.first.push(None);
-        self.queue.push(self.now, Event::IoArrive { io: id });
+        let (id, interned) = self.new_request(thread, device, bytes, origin, None);
         if blocking {
             self.watches.watch(id, Watcher::Thread(thread));
             self.block(cpu, thread, BlockReason::Io(device), Some(interned));
@@ -205,6 +192,26 @@ impl Engine {
         {
             return false;
         }
+        let (id, _) = self.new_request(thread, device, bytes, origin, task);
+        if !self.epoll(epoll).add(PollKey::Io(id), false) {
+            self.misuse(thread, origin, Misuse::AlreadyPolled);
+            return false;
+        }
+        self.watches.watch(id, Watcher::Epoll(epoll));
+        self.threads[thread.index()].pending = Some(Response::Int(i64::from(id.0)));
+        self.zero_time(cpu, thread)
+    }
+
+    /// Records a request of `thread` (for `task`, if a task awaits it) and
+    /// sends it to its device at this instant; returns its id and origin.
+    fn new_request(
+        &mut self,
+        thread: ThreadId,
+        device: ResourceId,
+        bytes: u64,
+        origin: SourceRef,
+        task: Option<ThreadId>,
+    ) -> (IoId, crate::ids::OriginId) {
         let id = IoId(self.trace.io.len() as u32);
         let interned = self.intern(thread, origin);
         self.trace.io.push(IoRecord {
@@ -219,13 +226,7 @@ impl Engine {
         });
         self.watches.first.push(None);
         self.queue.push(self.now, Event::IoArrive { io: id });
-        if !self.epoll(epoll).add(PollKey::Io(id), false) {
-            self.misuse(thread, origin, Misuse::AlreadyPolled);
-            return false;
-        }
-        self.watches.watch(id, Watcher::Epoll(epoll));
-        self.threads[thread.index()].pending = Some(Response::Int(i64::from(id.0)));
-        self.zero_time(cpu, thread)
+        (id, interned)
     }
 
     /// A request reaches its device: a free channel serves it, or it queues.
