@@ -200,6 +200,7 @@ fn deadlock() -> Trace {
             })
             .collect(),
         loops: Vec::new(),
+        pools: Vec::new(),
         sync: Vec::new(),
         gil: Vec::new(),
         memory: Vec::new(),

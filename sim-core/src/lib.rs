@@ -41,13 +41,15 @@ pub use analysis::stats::Stats;
 pub use error::{BodyError, Misuse, SimError};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 pub use kernel::{
-    Ctx, EventLoopRef, JoinHandle, LoopInfo, LoopOptions, Outcome, RandomChooser, ReplayChooser,
-    Run, Simulation, Task, TaskFailure, TaskHandle,
+    Ctx, EventLoopRef, Future, JobSize, JoinHandle, LoopInfo, LoopOptions, Outcome, Pool,
+    PoolFuture, ProcessPoolOptions, RandomChooser, ReplayChooser, Run, Simulation, StartMethod,
+    Task, TaskFailure, TaskHandle,
 };
 pub use model::io::{DeviceOptions, DeviceRef, EpollRef, IoHandle, IoId, Pollable};
 pub use model::machine::{Machine, SchedulerKind};
 pub use model::process::{GateActions, ProcessGate, ProcessOptions};
 pub use model::python::event_loop::TaskId;
+pub use model::python::pool::{JobRecord, PoolInfo, PoolKind};
 pub use model::sync::{
     Barrier, Channel, Condvar, Countdown, Event, Lock, Mutex, MutexOptions, RLock, RwLock,
     RwPrefer, Semaphore, Spinlock,

@@ -24,6 +24,7 @@ pub fn describe_state(trace: &Trace, state: ThreadState) -> String {
             BlockReason::Epoll(r) => named("epoll", r),
             BlockReason::Event(r) => named("event", r),
             BlockReason::Countdown(r) => named("countdown", r),
+            BlockReason::Future(r) => format!("the result of {}", named("job", r)),
         },
         ThreadState::Spin(r) => format!("spinning on {}", named("spinlock", r)),
         other => other.name().to_string(),

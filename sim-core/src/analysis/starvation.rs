@@ -99,7 +99,8 @@ fn wait_name(trace: &Trace, state: ThreadState) -> Option<(String, bool)> {
         | BlockReason::Barrier(r)
         | BlockReason::Channel(r)
         | BlockReason::Event(r)
-        | BlockReason::Countdown(r) => trace.resource_name(r).to_string(),
+        | BlockReason::Countdown(r)
+        | BlockReason::Future(r) => trace.resource_name(r).to_string(),
         BlockReason::Io(_) | BlockReason::Gil(_) | BlockReason::Epoll(_) => {
             reason.kind().name().to_string()
         }

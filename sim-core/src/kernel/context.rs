@@ -16,7 +16,7 @@ use corosensei::Yielder;
 
 use super::stack::approximate_stack_pointer;
 use crate::error::{BodyError, Misuse};
-use crate::ids::{ResourceId, ThreadId, VarId};
+use crate::ids::{ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, PollKey, Pollable};
 use crate::model::sync::{Barrier, Channel, Condvar, Countdown, Event, Lock, RwLock, Semaphore};
 use crate::model::thread::{ThreadOptions, ThreadState};
@@ -106,6 +106,10 @@ pub(crate) enum Request {
     /// The rows of tasks that await each other in a cycle: a deadlock.
     #[allow(clippy::box_collection)]
     AwaitCycle(Box<Vec<ThreadId>>),
+    /// A pool creates a job's future (an internal event with the job's
+    /// name), once the submitter is checked to be of the pool's process
+    /// (the pool's name, its process); answers the future's resource id.
+    NewFuture(Box<(String, String, ProcessId)>),
 }
 
 impl Request {
@@ -122,6 +126,7 @@ impl Request {
                 | Request::Intern
                 | Request::Park(_)
                 | Request::AwaitCycle(_)
+                | Request::NewFuture(_)
         )
     }
 }
@@ -155,6 +160,8 @@ pub(crate) enum SyncOp {
     IsSet,
     /// Wait until an event is set.
     EventWait,
+    /// Wait until a pool job's future (an event) is set, in state join.
+    FutureWait,
     /// Signal a countdown.
     Signal,
     /// Wait until a countdown reaches zero.
@@ -181,7 +188,7 @@ pub struct ProcessStart {
 }
 
 /// How CPython's multiprocessing starts a process, and what it costs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// `os.fork()`: the child is a copy of the parent.
     Fork,
@@ -378,6 +385,33 @@ impl<'a> Ctx<'a> {
     /// Passes a task's call on to the kernel as this thread's own.
     pub(crate) fn forward(&self, call: Call) -> Response {
         self.yielder.suspend(call)
+    }
+
+    /// Creates the future of a job of `pool` (of process `owner`), after
+    /// checking that this thread is of that process; answers its event.
+    #[track_caller]
+    pub(crate) fn new_future(&self, job: &str, pool: &str, owner: ProcessId) -> ResourceId {
+        let request = Request::NewFuture(Box::new((job.to_string(), pool.to_string(), owner)));
+        match self.call(request, Location::caller()) {
+            Response::Int(id) => ResourceId(id as u32),
+            _ => unreachable!("the kernel answers NewFuture with an id"),
+        }
+    }
+
+    /// Waits (state join) until a job's future is set.
+    #[track_caller]
+    pub(crate) fn future_wait(&self, future: ResourceId) {
+        self.sync(future, SyncOp::FutureWait, Location::caller());
+    }
+
+    /// Whether a job's future is set (no time); its past is this thread's
+    /// when it is.
+    #[track_caller]
+    pub(crate) fn future_done(&self, future: ResourceId) -> bool {
+        matches!(
+            self.sync(future, SyncOp::IsSet, Location::caller()),
+            Response::Bool(true)
+        )
     }
 
     /// Stops the run with a misuse at the current position.

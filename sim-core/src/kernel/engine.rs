@@ -39,6 +39,7 @@ use crate::trace::{AccessKind, LogLine, Origin, StateChange, ThreadInfo, Trace};
 mod event_loop;
 pub(crate) use event_loop::{PendingState, TaskLog};
 mod io;
+mod pool;
 mod sync;
 
 /// How many options a same-instant or dispatch choice offers at most: the
@@ -217,6 +218,10 @@ pub(crate) struct Engine {
     /// The row states event loops recorded since the engine last looked
     /// (see `event_loop::TaskLog`); `None` until a loop is added.
     pub(crate) task_log: Option<event_loop::TaskLog>,
+    /// Channels whose idle receivers are told to stop when nothing else is
+    /// left to happen (a pool's workers at interpreter exit), with the
+    /// value that tells them.
+    exits: Vec<(ResourceId, pool::StopValue)>,
     error: Option<SimError>,
     unfinished: usize,
     started: bool,
@@ -267,6 +272,7 @@ impl Engine {
             origin_ids: BTreeMap::new(),
             events: 0,
             task_log: None,
+            exits: Vec::new(),
             error: None,
             unfinished: 0,
             started: false,
@@ -301,6 +307,11 @@ impl Engine {
 
     pub(crate) fn set_script_name(&mut self, name: &str) {
         self.script = Some(name.to_string());
+    }
+
+    /// The script that script positions refer to, if any.
+    pub(crate) fn script_name(&self) -> Option<&str> {
+        self.script.as_deref()
     }
 
     pub(crate) fn add_process(
@@ -466,6 +477,10 @@ impl Engine {
             let Some((time, count)) = self.queue.gather(CHOICE_WINDOW, |event| {
                 Self::live(&self.cpus, &self.threads, event)
             }) else {
+                if self.interpreter_exit() {
+                    self.reschedule();
+                    continue;
+                }
                 break;
             };
             if time > self.machine.max_time {
@@ -1239,6 +1254,20 @@ impl Engine {
             }
             Request::AwaitCycle(rows) => {
                 self.await_cycle(&rows);
+                true
+            }
+            Request::NewFuture(future) => {
+                let (name, pool, owner) = *future;
+                if !self.same_process(thread, owner, call.origin, |_| format!("pool '{pool}'")) {
+                    return false;
+                }
+                let resource = crate::model::sync::Resource::Event {
+                    set: false,
+                    waiters: super::WaitQueue::new(),
+                };
+                let id = self.add_resource(&name, resource);
+                self.trace.resources[id.index()].internal = true;
+                self.threads[t].pending = Some(Response::Int(i64::from(id.0)));
                 true
             }
         }

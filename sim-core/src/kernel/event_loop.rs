@@ -149,6 +149,10 @@ pub(crate) enum Await {
     Writable(ResourceId),
     Start(String, TaskBody),
     Executor(Body),
+    /// Await a pool job's future (`asyncio.wrap_future`).
+    Future(super::pool::PoolFuture),
+    /// `loop.run_in_executor(pool, f)`: submit to the pool, then wrap.
+    Pool(super::pool::Pool, Body),
 }
 
 impl Await {
@@ -162,7 +166,8 @@ impl Await {
             Await::Readable(_) => "await_recv",
             Await::Writable(_) => "await_send",
             Await::Start(..) => "start_task",
-            Await::Executor(_) => "run_in_executor",
+            Await::Executor(_) | Await::Pool(..) => "run_in_executor",
+            Await::Future(_) => "await_result",
         }
     }
 }
@@ -357,6 +362,25 @@ impl Task<'_> {
     pub fn executor_fallible(&self, body: Body) -> TaskId {
         self.ctx.run_in_executor(body)
     }
+
+    /// `loop.run_in_executor(pool, f)`: runs `body` as a job of `pool` (a
+    /// thread or process pool); the returned handle is awaited like a task.
+    #[track_caller]
+    pub fn run_in_pool<T: Clone + 'static>(
+        &self,
+        pool: &super::pool::Pool,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> TaskHandle<T> {
+        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        TaskHandle::new(self.ctx.run_in_pool(pool, body))
+    }
+
+    /// A pool job's future as a loop future (`asyncio.wrap_future`), to
+    /// await like a task: the task waits, the loop runs others meanwhile.
+    #[track_caller]
+    pub fn wrap_future(&self, future: &super::pool::PoolFuture) -> TaskId {
+        self.ctx.wrap_future(future)
+    }
 }
 
 /// The awaits as plain context calls: [`Task`]'s methods and the script
@@ -417,6 +441,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// See [`Task::run_in_pool`].
+    #[track_caller]
+    pub(crate) fn run_in_pool(&self, pool: &super::pool::Pool, body: Body) -> TaskId {
+        match self.ask_loop(Await::Pool(pool.clone(), body)) {
+            Response::Int(task) => TaskId(task as u32),
+            _ => unreachable!("the loop answers a submit with the future"),
+        }
+    }
+
+    /// See [`Task::wrap_future`].
+    #[track_caller]
+    pub(crate) fn wrap_future(&self, future: &super::pool::PoolFuture) -> TaskId {
+        match self.ask_loop(Await::Future(future.clone())) {
+            Response::Int(task) => TaskId(task as u32),
+            _ => unreachable!("the loop answers a wrap with the future"),
+        }
+    }
+
     /// See [`Task::executor_fallible`].
     #[track_caller]
     pub(crate) fn run_in_executor(&self, body: Body) -> TaskId {
@@ -459,7 +501,7 @@ struct Slot {
 
 /// An executor job: the future it completes and the work.
 type Job = Option<(TaskId, Body)>;
-type Done = (TaskId, Result<Rc<dyn Any>, BodyError>);
+pub(crate) type Done = (TaskId, Result<Rc<dyn Any>, BodyError>);
 
 /// The loop's default executor: worker threads started on demand.
 struct Executor {
@@ -883,6 +925,21 @@ impl Driver<'_, '_> {
                 let future = self.submit(body, origin);
                 return Some(Response::Int(i64::from(future.0)));
             }
+            Await::Future(future) => {
+                let future = self.wrap(future, origin);
+                return Some(Response::Int(i64::from(future.0)));
+            }
+            Await::Pool(pool, body) => {
+                let job = pool.submit_fallible(
+                    self.ctx,
+                    "run_in_executor",
+                    super::pool::JobSize::default(),
+                    body,
+                );
+                self.now = self.clock();
+                let future = self.wrap(job, origin);
+                return Some(Response::Int(i64::from(future.0)));
+            }
         }
         None
     }
@@ -995,11 +1052,47 @@ impl Driver<'_, '_> {
         future
     }
 
+    /// A loop future for a pool job's future (`asyncio.wrap_future`): done
+    /// now if the job is, else when the pool sends its result to the loop.
+    fn wrap(&mut self, job: super::pool::PoolFuture, origin: SourceRef) -> TaskId {
+        let future = self.lp.spawn_future();
+        self.slots.push(Slot {
+            name: job.name(),
+            row: None,
+            coroutine: None,
+            body: None,
+            pending: None,
+            awaits: None,
+            result: None,
+            retrieved: false,
+        });
+        match job.result_or_notify(self.executor.done, future) {
+            Some(result) => self.complete_future(future, result),
+            None => {
+                self.executor.busy += 1;
+                if !self.executor.watching {
+                    self.executor.watching = true;
+                    self.watch(PollKey::Readable(self.executor.done.id()), Some(origin));
+                }
+            }
+        }
+        future
+    }
+
     /// A worker finished a job: its future completes.
     fn collect_executor(&mut self) {
         let (future, result) = self.ctx.recv(self.executor.done);
         self.executor.busy -= 1;
         self.now = self.clock();
+        self.complete_future(future, result);
+        if self.executor.busy > 0 {
+            self.executor.watching = true;
+            self.watch(PollKey::Readable(self.executor.done.id()), None);
+        }
+    }
+
+    /// An executor's future completes with `result`.
+    fn complete_future(&mut self, future: TaskId, result: Result<Rc<dyn Any>, BodyError>) {
         let failed = result.is_err();
         let slot = &mut self.slots[future.index()];
         slot.result = Some(result.map_err(|error| TaskFailure {
@@ -1007,10 +1100,6 @@ impl Driver<'_, '_> {
             error,
         }));
         self.lp.finish(future, failed, self.now);
-        if self.executor.busy > 0 {
-            self.executor.watching = true;
-            self.watch(PollKey::Readable(self.executor.done.id()), None);
-        }
     }
 
     /// `shutdown_default_executor`: every worker stops and is joined.

@@ -18,6 +18,7 @@ mod deadlock;
 mod engine;
 mod event;
 mod event_loop;
+mod pool;
 mod stack;
 mod wait;
 
@@ -35,6 +36,7 @@ pub use event_loop::{
     EventLoopRef, LoopInfo, LoopOptions, LoopStatsInfo, SlowStep, Task, TaskFailure, TaskHandle,
     TaskResult, TaskResults,
 };
+pub use pool::{Future, JobSize, Pool, PoolFuture, ProcessPoolOptions};
 pub use stack::MIN_STACK;
 pub use wait::{WaitQueue, Waiter};
 
@@ -69,6 +71,8 @@ pub struct Simulation {
     engine: Engine,
     /// Event loops, read back into the trace after the run.
     loops: Vec<Rc<RefCell<event_loop::LoopSeed>>>,
+    /// Pools, read back into the trace after the run.
+    pools: Vec<Pool>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -86,6 +90,7 @@ impl Simulation {
         Ok(Simulation {
             engine: Engine::new(machine),
             loops: Vec::new(),
+            pools: Vec::new(),
         })
     }
 
@@ -252,6 +257,83 @@ impl Simulation {
         crate::model::python::event_loop::TaskId(seed.tasks.len() as u32 - 1)
     }
 
+    /// Declares a thread pool of `process` (`ThreadPoolExecutor(max_workers)`):
+    /// its workers are threads of that process, started one per submit
+    /// while none is idle, up to `max_workers`; each start costs the
+    /// submitter `thread_spawn`. Only threads of `process` may submit.
+    ///
+    /// ```
+    /// use sim_core::{Machine, ProcessId, Simulation, ms};
+    /// let mut sim = Simulation::new(Machine { cpus: 2, ..Machine::textbook() }).unwrap();
+    /// let pool = sim.thread_pool(ProcessId::MAIN, "pool", 2);
+    /// sim.add_thread("main", move |ctx| {
+    ///     let futures: Vec<_> = (1..=4u64)
+    ///         .map(|i| pool.submit(ctx, "job", move |ctx| { ctx.compute(ms(10)); i }))
+    ///         .collect();
+    ///     futures.iter().map(|f| f.result(ctx).unwrap()).sum::<u64>()
+    /// });
+    /// let run = sim.run();
+    /// // Four 10ms jobs on two workers and two CPUs.
+    /// assert_eq!(run.trace.makespan().as_nanos(), ms(20).as_nanos());
+    /// ```
+    pub fn thread_pool(&mut self, process: ProcessId, name: &str, max_workers: usize) -> Pool {
+        let jobs = self.channel(&format!("{name}.queue"), usize::MAX);
+        self.mark_internal(jobs.id());
+        self.engine
+            .on_exit(jobs.id(), || Box::new(None::<pool::JobMsg>));
+        let pool = Pool::new(
+            name,
+            crate::model::python::pool::PoolKind::Threads,
+            process,
+            max_workers,
+            jobs,
+            None,
+            ProcessPoolOptions::default(),
+        );
+        self.pools.push(pool.clone());
+        pool
+    }
+
+    /// Declares a process pool submitted to from `process`
+    /// (`ProcessPoolExecutor(max_workers)`): each worker is a process of its
+    /// own, started as `start_process` starts one (its spawn cost); "fork"
+    /// starts them all at the first submit, the other methods one per
+    /// submit while none is idle. Jobs and results cross pipes, paying
+    /// `ipc_cost` (and `ipc_byte_cost` per byte) on both sides.
+    pub fn process_pool(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        max_workers: usize,
+        options: ProcessPoolOptions,
+    ) -> Pool {
+        let jobs = self.channel(&format!("{name}.queue"), usize::MAX);
+        let results = self.channel(&format!("{name}.results"), usize::MAX);
+        for channel in [jobs.id(), results.id()] {
+            self.mark_internal(channel);
+            self.engine.mark_pipe(channel);
+        }
+        self.engine
+            .on_exit(jobs.id(), || Box::new(None::<pool::JobMsg>));
+        self.engine
+            .on_exit(results.id(), || Box::new(pool::Completion::None));
+        let kind = crate::model::python::pool::PoolKind::Processes {
+            start_method: options.start_method,
+            gil: options.gil.is_some(),
+        };
+        let pool = Pool::new(
+            name,
+            kind,
+            process,
+            max_workers,
+            jobs,
+            Some(results),
+            options,
+        );
+        self.pools.push(pool.clone());
+        pool
+    }
+
     /// Marks a resource as the simulator's own plumbing: not reported.
     pub(crate) fn mark_internal(&mut self, resource: ResourceId) {
         self.engine.trace.resources[resource.index()].internal = true;
@@ -391,7 +473,7 @@ impl Simulation {
 
     /// Runs the scenario to its end and returns everything it recorded.
     pub fn run(mut self) -> Run {
-        let outcome = self.engine.run();
+        let mut outcome = self.engine.run();
         let values = self.engine.take_values();
         let mut trace = std::mem::replace(&mut self.engine.trace, Trace::new(Machine::default()));
         trace.variables = std::mem::take(&mut self.engine.memory).into_vec();
@@ -402,6 +484,16 @@ impl Simulation {
             .iter()
             .filter_map(|seed| seed.borrow_mut().info.take())
             .collect();
+        trace.pools = self.pools.iter().map(Pool::info).collect();
+        if outcome == Outcome::Completed {
+            let script = self.engine.script_name().unwrap_or_default();
+            if let Some(failure) = self.pools.iter().find_map(|pool| {
+                let (job, error) = pool.unretrieved_failure()?;
+                Some(pool::unretrieved(&pool.name(), &job, error, &trace, script))
+            }) {
+                outcome = Outcome::Failed(failure);
+            }
+        }
         Run {
             trace,
             outcome,

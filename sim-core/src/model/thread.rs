@@ -37,6 +37,9 @@ pub enum BlockReason {
     Event(ResourceId),
     /// Waiting for a countdown to reach zero.
     Countdown(ResourceId),
+    /// Waiting for a pool job's result (`future.result()`): drawn and
+    /// counted as a join.
+    Future(ResourceId),
 }
 
 /// The kind of a [`BlockReason`], without its target: what stats group by.
@@ -87,6 +90,7 @@ impl BlockReason {
             BlockReason::Epoll(_) => BlockKind::Epoll,
             BlockReason::Event(_) => BlockKind::Event,
             BlockReason::Countdown(_) => BlockKind::Countdown,
+            BlockReason::Future(_) => BlockKind::Join,
         }
     }
 }
@@ -204,6 +208,7 @@ impl ThreadState {
                 B::Epoll(r) => (BLOCKED + 10, r.0),
                 B::Event(r) => (BLOCKED + 11, r.0),
                 B::Countdown(r) => (BLOCKED + 12, r.0),
+                B::Future(r) => (BLOCKED + 13, r.0),
             },
         }
     }
@@ -232,6 +237,7 @@ impl ThreadState {
             k if k == BLOCKED + 10 => B::Epoll(r),
             k if k == BLOCKED + 11 => B::Event(r),
             k if k == BLOCKED + 12 => B::Countdown(r),
+            k if k == BLOCKED + 13 => B::Future(r),
             _ => unreachable!("no thread state packs to kind {kind}"),
         };
         ThreadState::Blocked(reason)
@@ -268,6 +274,7 @@ mod tests {
             BlockReason::Epoll(r),
             BlockReason::Event(r),
             BlockReason::Countdown(r),
+            BlockReason::Future(r),
         ];
         let states = [
             ThreadState::Ready,

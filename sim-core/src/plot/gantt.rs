@@ -302,7 +302,8 @@ fn wait_target(state: ThreadState) -> Option<WaitTarget> {
             | BlockReason::Barrier(r)
             | BlockReason::Channel(r)
             | BlockReason::Event(r)
-            | BlockReason::Countdown(r) => Some(WaitTarget::Resource(r)),
+            | BlockReason::Countdown(r)
+            | BlockReason::Future(r) => Some(WaitTarget::Resource(r)),
             BlockReason::Join(t) => Some(WaitTarget::Thread(t)),
             BlockReason::Sleep
             | BlockReason::Io(_)

@@ -89,7 +89,7 @@ impl Shade {
                 BlockReason::Condvar(_) => Shade::Condvar,
                 BlockReason::Barrier(_) => Shade::Barrier,
                 BlockReason::Channel(_) => Shade::Channel,
-                BlockReason::Join(_) => Shade::Join,
+                BlockReason::Join(_) | BlockReason::Future(_) => Shade::Join,
                 BlockReason::Io(_) => Shade::Io,
                 BlockReason::Sleep => Shade::Sleep,
                 BlockReason::Gil(_) => Shade::Gil,

@@ -243,6 +243,10 @@ pub struct Trace {
     /// Event loops, in declaration order: their tasks and figures.
     #[serde(default)]
     pub loops: Vec<crate::kernel::LoopInfo>,
+    /// Thread and process pools, in declaration order: their workers and
+    /// jobs.
+    #[serde(default)]
+    pub pools: Vec<crate::model::python::pool::PoolInfo>,
     /// The deadlock that formed, if one did.
     pub deadlock: Option<Deadlock>,
     /// Data races found, in the order they were found; one per pair of
@@ -272,6 +276,7 @@ impl Trace {
             devices: Vec::new(),
             io: Vec::new(),
             loops: Vec::new(),
+            pools: Vec::new(),
             deadlock: None,
             races: Vec::new(),
             end: Time::ZERO,

@@ -7,6 +7,7 @@ mod gate;
 mod gil;
 mod io;
 mod jitter;
+mod pool;
 mod properties;
 mod races;
 mod scheduling;

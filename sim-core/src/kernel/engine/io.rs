@@ -110,7 +110,7 @@ impl Engine {
     }
 
     /// Ends the run with a misuse unless `thread` belongs to `owner`.
-    fn same_process(
+    pub(super) fn same_process(
         &mut self,
         thread: ThreadId,
         owner: ProcessId,

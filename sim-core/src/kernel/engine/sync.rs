@@ -164,6 +164,7 @@ impl Engine {
                 self.proceed(cpu, thread)
             }
             (SyncOp::EventWait, K::Event) => self.event_wait(cpu, thread, resource, None, origin),
+            (SyncOp::FutureWait, K::Event) => self.future_wait(cpu, thread, resource, None, origin),
             (SyncOp::Signal, K::Countdown) => self.signal(cpu, thread, resource, origin),
             (SyncOp::CountdownWait, K::Countdown) => {
                 self.countdown_wait(cpu, thread, resource, origin)
@@ -205,6 +206,9 @@ impl Engine {
             }
             (SyncOp::EventWait, Some(K::Event)) => {
                 self.event_wait(cpu, thread, resource, Some(timeout), origin)
+            }
+            (SyncOp::FutureWait, Some(K::Event)) => {
+                self.future_wait(cpu, thread, resource, Some(timeout), origin)
             }
             _ => self.sync_call(cpu, thread, resource, op, origin),
         }
@@ -621,7 +625,10 @@ impl Engine {
         }
         let resource = match self.threads[thread.index()].state {
             ThreadState::Blocked(
-                BlockReason::Semaphore(r) | BlockReason::Condvar(r) | BlockReason::Event(r),
+                BlockReason::Semaphore(r)
+                | BlockReason::Condvar(r)
+                | BlockReason::Event(r)
+                | BlockReason::Future(r),
             ) => r,
             _ => return self.wake(thread, Response::Resume),
         };
@@ -886,6 +893,33 @@ impl Engine {
         timeout: Option<Span>,
         origin: SourceRef,
     ) -> bool {
+        let reason = BlockReason::Event(event);
+        self.wait_until_set(cpu, thread, event, timeout, reason, origin)
+    }
+
+    /// `future.result()`: an event the pool sets when the job ends, waited
+    /// for in state join.
+    fn future_wait(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        event: ResourceId,
+        timeout: Option<Span>,
+        origin: SourceRef,
+    ) -> bool {
+        let reason = BlockReason::Future(event);
+        self.wait_until_set(cpu, thread, event, timeout, reason, origin)
+    }
+
+    fn wait_until_set(
+        &mut self,
+        cpu: usize,
+        thread: ThreadId,
+        event: ResourceId,
+        timeout: Option<Span>,
+        reason: BlockReason,
+        origin: SourceRef,
+    ) -> bool {
         let Resource::Event { set, waiters } = &mut self.resources[event.index()] else {
             unreachable!("checked by sync_call")
         };
@@ -898,7 +932,7 @@ impl Engine {
             return self.proceed(cpu, thread);
         }
         waiters.push(thread, self.now);
-        self.wait_on(cpu, thread, BlockReason::Event(event), origin);
+        self.wait_on(cpu, thread, reason, origin);
         if let Some(timeout) = timeout {
             self.set_timer(thread, timeout);
         }
@@ -1078,7 +1112,7 @@ impl Engine {
     /// Hands a message to a receiver that was waiting for it: it resumes
     /// with the value, after paying to unpickle it if it came from another
     /// process.
-    fn deliver(&mut self, receiver: ThreadId, message: Message) {
+    pub(super) fn deliver(&mut self, receiver: ThreadId, message: Message) {
         let from_elsewhere = message.from != self.threads[receiver.index()].process;
         let cost = self.ipc_cost(message.bytes);
         self.wake(receiver, Response::Value(message.value));
@@ -1230,6 +1264,7 @@ fn op_name(op: SyncOp) -> &'static str {
         SyncOp::Clear => "clear",
         SyncOp::IsSet => "is_set",
         SyncOp::EventWait | SyncOp::CountdownWait => "wait",
+        SyncOp::FutureWait => "result",
         SyncOp::Signal => "signal",
         SyncOp::Recv => "recv",
     }

@@ -1,5 +1,6 @@
-//! CPython's models: the interpreter lock ([`gil`]) and asyncio's event
-//! loop ([`event_loop`]).
+//! CPython's models: the interpreter lock ([`gil`]), asyncio's event
+//! loop ([`event_loop`]) and `concurrent.futures`' executors ([`pool`]).
 
 pub mod event_loop;
 pub mod gil;
+pub mod pool;

@@ -1,0 +1,580 @@
+//! Executors: `concurrent.futures`' thread and process pools, as a library
+//! on top of the kernel, as CPython builds them on top of threads, queues
+//! and pipes.
+//!
+//! A pool is a FIFO queue (an internal channel) and workers that take jobs
+//! from it. A submit creates the job's future (an internal event the worker
+//! sets when the job ends), starts a worker when none is idle and the pool
+//! is not full (the rule of [`crate::model::python::pool`]), and queues the
+//! job. `future.result()` waits for the event, in state join.
+//!
+//! A process pool's workers are processes of their own: the queue and the
+//! way back are pipes, so every job costs the submitter `ipc_cost` (plus
+//! `ipc_byte_cost` per byte) to pickle it and the worker as much to
+//! unpickle it, and every result the same from the worker to the pool's
+//! manager thread in the submitting process (CPython's
+//! `_ExecutorManagerThread`), which sets the future.
+//!
+//! Idle workers wait on the queue; when nothing else is left to happen,
+//! the interpreter's exit stops them (`_python_exit`), so a script need not
+//! shut its pools down. `shutdown()` does it explicitly: it waits for the
+//! queue to drain and joins every worker.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use super::context::{Body, Ctx, ProcessStart, StartMethod};
+use super::event_loop::{Done, TaskFailure};
+use crate::error::{BodyError, Misuse};
+use crate::ids::{ProcessId, ResourceId};
+use crate::model::python::event_loop::TaskId;
+use crate::model::python::pool::{starts_worker, JobRecord, PoolInfo, PoolKind};
+use crate::model::sync::Channel;
+use crate::model::thread::ThreadOptions;
+
+/// A job's outcome: the body's value, or its error.
+pub(crate) type JobResult = Result<Rc<dyn Any>, BodyError>;
+
+/// A job in the queue; `None` tells a worker to stop.
+pub(crate) type Job = Option<JobMsg>;
+/// A result on its way to a process pool's manager; `None` stops it.
+pub(crate) type Completion = Option<(Rc<FutureCell>, JobResult)>;
+
+/// A job as the queue carries it.
+pub(crate) struct JobMsg {
+    future: Rc<FutureCell>,
+    body: Body,
+}
+
+/// What a process pool's workers are started with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessPoolOptions {
+    /// How each worker process starts (its spawn cost).
+    pub start_method: StartMethod,
+    /// The GIL of each worker process (its switch interval), if any.
+    pub gil: Option<crate::time::Span>,
+}
+
+impl Default for ProcessPoolOptions {
+    fn default() -> Self {
+        ProcessPoolOptions {
+            start_method: StartMethod::Fork,
+            gil: Some(crate::time::ms(5)),
+        }
+    }
+}
+
+/// A pool's state while the run goes on.
+pub(crate) struct PoolState {
+    info: PoolInfo,
+    jobs: Channel<Job>,
+    results: Option<Channel<Completion>>,
+    options: ProcessPoolOptions,
+    /// CPython's `_idle_semaphore`: released when a worker is done with a
+    /// job, taken by a submit that then starts no worker.
+    idle: usize,
+    shutdown: bool,
+    /// Per job: whether anyone asked for its result.
+    retrieved: Vec<bool>,
+    /// The jobs that failed, with their errors.
+    errors: Vec<(usize, BodyError)>,
+}
+
+/// A thread or process pool declared in a simulation
+/// ([`crate::Simulation::thread_pool`], [`crate::Simulation::process_pool`]).
+#[derive(Clone)]
+pub struct Pool {
+    state: Rc<RefCell<PoolState>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pool({})", self.state.borrow().info.name)
+    }
+}
+
+/// The shared state of a job's future.
+pub(crate) struct FutureCell {
+    /// The internal event the job's end sets.
+    event: ResourceId,
+    /// The job's index in its pool's record.
+    job: usize,
+    pool: Rc<RefCell<PoolState>>,
+    result: RefCell<Option<JobResult>>,
+    /// Event loops awaiting it: the loop's channel and its future there.
+    callbacks: RefCell<Vec<(Channel<Done>, TaskId)>>,
+}
+
+impl FutureCell {
+    /// Someone asked for the job's result.
+    fn retrieve(&self) {
+        self.pool.borrow_mut().retrieved[self.job] = true;
+    }
+}
+
+/// A job's future, untyped (script bindings use it).
+#[derive(Clone)]
+pub struct PoolFuture {
+    pub(crate) cell: Rc<FutureCell>,
+}
+
+impl fmt::Debug for PoolFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PoolFuture({})", self.cell.event)
+    }
+}
+
+/// A job's future whose body returns `T`.
+pub struct Future<T> {
+    inner: PoolFuture,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Future<T> {
+    fn clone(&self) -> Self {
+        Future {
+            inner: self.inner.clone(),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<T: Clone + 'static> Future<T> {
+    /// `future.result()`: waits (state join) until the job ends and returns
+    /// its value, or how it failed.
+    #[track_caller]
+    pub fn result(&self, ctx: &Ctx<'_>) -> Result<T, TaskFailure> {
+        self.inner.result(ctx).map(|value| {
+            value
+                .downcast_ref::<T>()
+                .expect("a Future<T> holds a T")
+                .clone()
+        })
+    }
+
+    /// `future.done()`: whether the job has ended (no time).
+    #[track_caller]
+    pub fn done(&self, ctx: &Ctx<'_>) -> bool {
+        self.inner.done(ctx)
+    }
+
+    /// The untyped future (to await it in a task).
+    pub fn untyped(&self) -> &PoolFuture {
+        &self.inner
+    }
+}
+
+impl PoolFuture {
+    /// Waits (state join) until the job ends; its value or its failure.
+    #[track_caller]
+    pub fn result(&self, ctx: &Ctx<'_>) -> Result<Rc<dyn Any>, TaskFailure> {
+        self.cell.retrieve();
+        ctx.future_wait(self.cell.event);
+        let result = self.cell.result.borrow().clone();
+        match result {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(error)) => Err(self.failure(error)),
+            None => unreachable!("a set future holds its result"),
+        }
+    }
+
+    /// Whether the job has ended (no time).
+    #[track_caller]
+    pub fn done(&self, ctx: &Ctx<'_>) -> bool {
+        ctx.future_done(self.cell.event)
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> String {
+        let pool = self.cell.pool.borrow();
+        pool.info.jobs[self.cell.job].name.clone()
+    }
+
+    fn failure(&self, error: BodyError) -> TaskFailure {
+        TaskFailure {
+            task: self.name(),
+            error,
+        }
+    }
+
+    /// Its result if it has one; else `callback` is sent it when it comes
+    /// (an event loop awaiting it). Either way it counts as retrieved.
+    pub(crate) fn result_or_notify(
+        &self,
+        channel: Channel<Done>,
+        task: TaskId,
+    ) -> Option<JobResult> {
+        self.cell.retrieve();
+        let result = self.cell.result.borrow().clone();
+        if result.is_none() {
+            self.cell.callbacks.borrow_mut().push((channel, task));
+        }
+        result
+    }
+}
+
+/// How a job's bytes cross a process pool's pipes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobSize {
+    /// Bytes of its pickled arguments.
+    pub bytes: u64,
+    /// Bytes of its pickled result.
+    pub result_bytes: u64,
+}
+
+impl Pool {
+    /// A pool declared in `process`'s simulation; `jobs` is its queue.
+    pub(crate) fn new(
+        name: &str,
+        kind: PoolKind,
+        process: ProcessId,
+        max_workers: usize,
+        jobs: Channel<Job>,
+        results: Option<Channel<Completion>>,
+        options: ProcessPoolOptions,
+    ) -> Pool {
+        let info = PoolInfo {
+            name: name.to_string(),
+            kind,
+            process,
+            max_workers: max_workers.max(1),
+            workers: Vec::new(),
+            manager: None,
+            jobs: Vec::new(),
+        };
+        Pool {
+            state: Rc::new(RefCell::new(PoolState {
+                info,
+                jobs,
+                results,
+                options,
+                idle: 0,
+                shutdown: false,
+                retrieved: Vec::new(),
+                errors: Vec::new(),
+            })),
+        }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> String {
+        self.state.borrow().info.name.clone()
+    }
+
+    /// What the run keeps of it.
+    pub(crate) fn info(&self) -> PoolInfo {
+        self.state.borrow().info.clone()
+    }
+
+    /// The first job whose body failed and whose result nobody asked for:
+    /// its record and error. Python would drop that exception silently; a
+    /// simulation reports it, since it is a bug of the script.
+    pub(crate) fn unretrieved_failure(&self) -> Option<(JobRecord, BodyError)> {
+        let state = self.state.borrow();
+        state.errors.iter().find_map(|(job, error)| {
+            (!state.retrieved[*job]).then(|| (state.info.jobs[*job].clone(), error.clone()))
+        })
+    }
+
+    /// `pool.submit(body)`: queues `body` and returns its future.
+    #[track_caller]
+    pub fn submit<T: Clone + 'static>(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> Future<T> {
+        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        Future {
+            inner: self.submit_fallible(ctx, name, JobSize::default(), body),
+            _value: PhantomData,
+        }
+    }
+
+    /// `pool.submit` of a body that may fail, with the sizes a process pool
+    /// pickles (script bindings use this).
+    #[track_caller]
+    pub fn submit_fallible(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        size: JobSize,
+        body: Body,
+    ) -> PoolFuture {
+        let (pool, process, shutdown) = {
+            let state = self.state.borrow();
+            (state.info.name.clone(), state.info.process, state.shutdown)
+        };
+        if shutdown {
+            ctx.fault(Misuse::Task(format!(
+                "pool '{pool}' was shut down: it cannot schedule new jobs (Python raises RuntimeError); submit before shutdown()"
+            )));
+        }
+        let event = ctx.new_future(&format!("{pool}:{name}"), &pool, process);
+        let now = ctx.loop_clock();
+        let job = {
+            let mut state = self.state.borrow_mut();
+            state.info.jobs.push(JobRecord {
+                name: name.to_string(),
+                submitted: now,
+                started: None,
+                ended: None,
+                worker: None,
+                bytes: size.bytes,
+                result_bytes: size.result_bytes,
+                failed: false,
+            });
+            state.retrieved.push(false);
+            state.info.jobs.len() - 1
+        };
+        let future = Rc::new(FutureCell {
+            event,
+            job,
+            pool: self.state.clone(),
+            result: RefCell::new(None),
+            callbacks: RefCell::new(Vec::new()),
+        });
+        self.adjust_workers(ctx);
+        let (jobs, kind) = {
+            let state = self.state.borrow();
+            (state.jobs, state.info.kind)
+        };
+        let message = Some(JobMsg {
+            future: future.clone(),
+            body,
+        });
+        match kind {
+            PoolKind::Threads => ctx.send(jobs, message),
+            PoolKind::Processes { .. } => ctx.send_sized(jobs, message, size.bytes),
+        }
+        PoolFuture { cell: future }
+    }
+
+    /// `pool.map(f, items)`: submits one job per item, then waits for each
+    /// in order; the values in the items' order, or the first failure in
+    /// that order (`Executor.map`).
+    #[track_caller]
+    pub fn map<I: 'static, T: Clone + 'static>(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        items: Vec<I>,
+        f: impl Fn(&Ctx<'_>, I) -> T + Clone + 'static,
+    ) -> Result<Vec<T>, TaskFailure> {
+        let futures: Vec<Future<T>> = items
+            .into_iter()
+            .map(|item| {
+                let f = f.clone();
+                self.submit(ctx, name, move |ctx| f(ctx, item))
+            })
+            .collect();
+        futures.iter().map(|future| future.result(ctx)).collect()
+    }
+
+    /// `pool.shutdown(wait=True)`: no new jobs; every worker finishes the
+    /// queue, stops and is joined.
+    #[track_caller]
+    pub fn shutdown(&self, ctx: &Ctx<'_>) {
+        let (workers, manager, jobs, results, kind) = {
+            let mut state = self.state.borrow_mut();
+            if state.shutdown {
+                return;
+            }
+            state.shutdown = true;
+            (
+                state.info.workers.clone(),
+                state.info.manager,
+                state.jobs,
+                state.results,
+                state.info.kind,
+            )
+        };
+        for _ in &workers {
+            match kind {
+                PoolKind::Threads => ctx.send(jobs, None),
+                PoolKind::Processes { .. } => ctx.send_sized(jobs, None, 0),
+            }
+        }
+        for worker in workers {
+            let _ = ctx.join_any(worker);
+        }
+        if let (Some(manager), Some(results)) = (manager, results) {
+            ctx.send(results, None);
+            let _ = ctx.join_any(manager);
+        }
+    }
+
+    /// Starts what a submit needs: `_adjust_thread_count` for a thread
+    /// pool; for a process pool its manager thread at the first submit, and
+    /// either every worker at once ("fork") or one per submit while none is
+    /// idle (`_adjust_process_count`).
+    fn adjust_workers(&self, ctx: &Ctx<'_>) {
+        let (kind, workers, max, idle, has_manager) = {
+            let state = self.state.borrow();
+            (
+                state.info.kind,
+                state.info.workers.len(),
+                state.info.max_workers,
+                state.idle,
+                state.info.manager.is_some(),
+            )
+        };
+        match kind {
+            PoolKind::Threads => {
+                if starts_worker(idle, workers, max) {
+                    self.start_thread_worker(ctx, workers);
+                } else if idle > 0 {
+                    self.state.borrow_mut().idle -= 1;
+                }
+            }
+            PoolKind::Processes { start_method, .. } => {
+                if start_method == StartMethod::Fork {
+                    if workers == 0 {
+                        for number in 0..max {
+                            self.start_process_worker(ctx, number);
+                        }
+                    }
+                } else if starts_worker(idle, workers, max) {
+                    self.start_process_worker(ctx, workers);
+                } else if idle > 0 {
+                    self.state.borrow_mut().idle -= 1;
+                }
+                if !has_manager {
+                    self.start_manager(ctx);
+                }
+            }
+        }
+    }
+
+    fn start_thread_worker(&self, ctx: &Ctx<'_>, number: usize) {
+        let name = format!("{}-{number}", self.name());
+        let state = self.state.clone();
+        let jobs = self.state.borrow().jobs;
+        let worker = ctx.start_fallible(&name, ThreadOptions::default(), move |ctx| {
+            while let Some(JobMsg { future, body }) = ctx.recv(jobs) {
+                let result = run_job(ctx, &future, body);
+                complete(ctx, &future, result);
+                state.borrow_mut().idle += 1;
+            }
+            Ok(Box::new(()) as Box<dyn Any>)
+        });
+        self.state.borrow_mut().info.workers.push(worker);
+    }
+
+    fn start_process_worker(&self, ctx: &Ctx<'_>, number: usize) {
+        let name = format!("{}-{number}", self.name());
+        let (jobs, results, options) = {
+            let state = self.state.borrow();
+            (
+                state.jobs,
+                state.results.expect("a process pool's results"),
+                state.options,
+            )
+        };
+        let start = ProcessStart {
+            gil: options.gil,
+            spawn_cost: options.start_method.cost(),
+        };
+        let handle = ctx.start_process(&name, start, move |ctx| {
+            while let Some(JobMsg { future, body }) = ctx.recv(jobs) {
+                let result = run_job(ctx, &future, body);
+                let bytes = {
+                    let pool = future.pool.borrow();
+                    pool.info.jobs[future.job].result_bytes
+                };
+                ctx.send_sized(results, Some((future, result)), bytes);
+            }
+            Ok(Box::new(()) as Box<dyn Any>)
+        });
+        self.state.borrow_mut().info.workers.push(handle.main);
+    }
+
+    /// A process pool's `_ExecutorManagerThread`: takes results off the
+    /// pipe (unpickling them) and sets the futures.
+    fn start_manager(&self, ctx: &Ctx<'_>) {
+        let name = format!("{}-manager", self.name());
+        let state = self.state.clone();
+        let results = self
+            .state
+            .borrow()
+            .results
+            .expect("a process pool's results");
+        let manager = ctx.start_fallible(&name, ThreadOptions::default(), move |ctx| {
+            while let Some((future, result)) = ctx.recv(results) {
+                state.borrow_mut().idle += 1;
+                complete(ctx, &future, result);
+            }
+            Ok(Box::new(()) as Box<dyn Any>)
+        });
+        self.state.borrow_mut().info.manager = Some(manager);
+    }
+}
+
+/// Runs a job's body on the worker `ctx`, recording when.
+fn run_job(ctx: &Ctx<'_>, future: &FutureCell, body: Body) -> JobResult {
+    let start = ctx.loop_clock();
+    {
+        let mut pool = future.pool.borrow_mut();
+        let record = &mut pool.info.jobs[future.job];
+        record.started = Some(start);
+        record.worker = Some(ctx.thread());
+    }
+    let result = body(ctx).map(Rc::from);
+    let end = ctx.loop_clock();
+    let mut pool = future.pool.borrow_mut();
+    let record = &mut pool.info.jobs[future.job];
+    record.ended = Some(end);
+    record.failed = result.is_err();
+    if let Err(error) = &result {
+        pool.errors.push((future.job, error.clone()));
+    }
+    result
+}
+
+/// Sets a job's future: its result, the loops awaiting it, then its event
+/// (which wakes whoever waits in `result()`).
+fn complete(ctx: &Ctx<'_>, future: &Rc<FutureCell>, result: JobResult) {
+    *future.result.borrow_mut() = Some(result.clone());
+    let callbacks = std::mem::take(&mut *future.callbacks.borrow_mut());
+    for (channel, task) in callbacks {
+        ctx.send(channel, (task, result.clone()));
+    }
+    ctx.set(crate::model::sync::Event(future.event));
+}
+
+/// The error that ends a run in which a job failed and nobody asked for its
+/// result.
+pub(crate) fn unretrieved(
+    pool: &str,
+    job: &JobRecord,
+    error: BodyError,
+    trace: &crate::trace::Trace,
+    script: &str,
+) -> crate::error::SimError {
+    let thread = job
+        .worker
+        .map(|w| trace.threads[w.index()].name.clone())
+        .unwrap_or_else(|| pool.to_string());
+    crate::error::SimError::Failed {
+        thread,
+        time: job.ended.unwrap_or(trace.end),
+        message: format!(
+            "job '{}' of pool '{pool}' failed and nobody asked for its result (Python would drop this exception silently): {}",
+            job.name, error.message
+        ),
+        origin: error.position.map(|(line, column)| crate::trace::Origin {
+            file: script.to_string(),
+            line,
+            column,
+        }),
+    }
+}
