@@ -97,6 +97,7 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
     }
     let _ = write!(out, "{}", run.stats);
     let _ = write!(out, "{}", run.loops);
+    let _ = write!(out, "{}", run.pools);
     if !run.locks.resources.is_empty() {
         let _ = write!(out, "{}", run.locks);
     }
@@ -238,6 +239,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
         "devices": run.io.devices,
         "gil": run.gil.processes,
         "event_loops": run.loops.loops,
+        "pools": run.pools.pools,
         "expectations": run.expectations(),
         "expected_outcome": run.expected_outcome,
         "outcome_failure": run.outcome_failure(),

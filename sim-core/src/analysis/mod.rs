@@ -10,6 +10,8 @@
 //!   share of time it was held, each thread's waits for it;
 //! - [`event_loop`]: per asyncio loop, iterations, task switches, the
 //!   tasks that held it, and each task's time;
+//! - [`pool`]: per thread or process pool, jobs, queue waits, worker
+//!   utilisation and pickling time;
 //! - [`io`]: per device, requests, bytes, channel utilisation, queue waits
 //!   and service times;
 //! - [`deadlock`]: words for the deadlock cycle the kernel found (with
@@ -23,6 +25,7 @@ pub mod event_loop;
 pub mod gil;
 pub mod io;
 pub mod locks;
+pub mod pool;
 pub mod race;
 pub mod starvation;
 pub mod stats;

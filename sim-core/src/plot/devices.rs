@@ -36,6 +36,9 @@ pub(crate) struct DeviceSpans {
     /// How many requests wait for a channel, where at least one does: in
     /// time order, not overlapping, adjacent intervals of one length joined.
     pub(crate) queue: Vec<Timed<u32>>,
+    /// Whether it is a thread or process pool's queue (no channels; its
+    /// row is drawn even when no job waited).
+    pub(crate) pool: bool,
 }
 
 impl DeviceSpans {
@@ -44,7 +47,7 @@ impl DeviceSpans {
     pub(crate) fn of(trace: &Trace, end: Time) -> Vec<DeviceSpans> {
         let shown = &trace.devices[..trace.devices.len().min(MAX_DEVICES)];
         if shown.is_empty() {
-            return Vec::new();
+            return pools(trace, end);
         }
         // Resource to device index; the first device of a resource wins,
         // should one repeat.
@@ -58,6 +61,7 @@ impl DeviceSpans {
                 name: trace.resource_name(d.resource).to_string(),
                 channels: vec![Vec::new(); usize::from(d.options.channels.max(1))],
                 queue: Vec::new(),
+                pool: false,
             })
             .collect();
         // Queue changes per device: +1 when a request starts to wait, -1
@@ -94,13 +98,41 @@ impl DeviceSpans {
             }
             device.queue = queue_lengths(changes);
         }
+        devices.extend(pools(trace, end));
         devices
     }
 
-    /// Whether the device has a queue lane: some request waited.
+    /// Whether the device has a queue lane: some request waited, or it is
+    /// a pool.
     pub(crate) fn queued(&self) -> bool {
-        !self.queue.is_empty()
+        self.pool || !self.queue.is_empty()
     }
+}
+
+/// The queue of each of the first [`MAX_DEVICES`] pools: how many jobs
+/// wait for a worker over time.
+fn pools(trace: &Trace, end: Time) -> Vec<DeviceSpans> {
+    trace
+        .pools
+        .iter()
+        .take(MAX_DEVICES)
+        .map(|pool| {
+            let mut changes = Vec::with_capacity(2 * pool.jobs.len());
+            for job in &pool.jobs {
+                let to = job.started.unwrap_or(end).min(end);
+                if job.submitted < to {
+                    changes.push((job.submitted, 1));
+                    changes.push((to, -1));
+                }
+            }
+            DeviceSpans {
+                name: pool.name.clone(),
+                channels: Vec::new(),
+                queue: queue_lengths(changes),
+                pool: true,
+            }
+        })
+        .collect()
 }
 
 /// When a request waited for a channel, up to `end`.

@@ -40,6 +40,16 @@ pub(crate) struct TaskH {
     name: String,
 }
 
+impl TaskH {
+    /// A handle to the loop's task or future `id`.
+    pub(crate) fn new(id: TaskId, name: &str) -> TaskH {
+        TaskH {
+            id,
+            name: name.to_string(),
+        }
+    }
+}
+
 /// Reads `#{ task_switch, slow_callback, executor_threads }`.
 fn loop_options(map: &Map, position: Position) -> Result<LoopOptions, Box<EvalAltResult>> {
     let mut options = LoopOptions::default();

@@ -51,6 +51,8 @@ pub(crate) struct MachineDecl {
     expectations: Vec<(String, FnPtr)>,
     /// The ending declared with `m.expect_outcome(...)`.
     expected_outcome: Option<super::ExpectedOutcome>,
+    /// Thread and process pools, in declaration order.
+    pools: Vec<super::pool::PoolDecl>,
     /// Whether it ran at least once.
     pub(crate) ran: bool,
 }
@@ -88,7 +90,7 @@ pub(crate) struct ThreadHandle {
 
 /// Reads a process's `gil` (true or false) or `switch_interval` (longer
 /// than 0) option into `gil` or `interval`.
-fn gil_option(
+pub(crate) fn gil_option(
     key: &str,
     value: &Dynamic,
     position: Position,
@@ -340,7 +342,11 @@ fn int_in(
     Ok(n)
 }
 
-fn string(key: &str, value: &Dynamic, position: Position) -> Result<String, Box<EvalAltResult>> {
+pub(crate) fn string(
+    key: &str,
+    value: &Dynamic,
+    position: Position,
+) -> Result<String, Box<EvalAltResult>> {
     value
         .clone()
         .into_string()
@@ -348,7 +354,11 @@ fn string(key: &str, value: &Dynamic, position: Position) -> Result<String, Box<
 }
 
 /// A size in bytes: an integer, or a string with a unit ("512KiB", "16GiB").
-fn size(key: &str, value: &Dynamic, position: Position) -> Result<u64, Box<EvalAltResult>> {
+pub(crate) fn size(
+    key: &str,
+    value: &Dynamic,
+    position: Position,
+) -> Result<u64, Box<EvalAltResult>> {
     let hint = Some(
         "write sizes as bytes (4096) or with a unit: \"512KiB\", \"1MiB\", \"16GiB\", \"100MB\"",
     );
@@ -479,6 +489,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
         variables: Vec::new(),
         expectations: Vec::new(),
         expected_outcome: None,
+        pools: Vec::new(),
         ran: false,
     })));
     session::with(|s| {
@@ -576,6 +587,39 @@ impl MachineHandle {
     }
 }
 
+impl MachineHandle {
+    /// Declares a pool; returns its index among the machine's pools.
+    pub(crate) fn declare_pool(
+        &self,
+        call: &NativeCallContext,
+        pool: super::pool::PoolDecl,
+    ) -> Result<usize, Box<EvalAltResult>> {
+        let mut decl = self.0.borrow_mut();
+        if decl.ran {
+            return Err(fault(
+                format!(
+                    "machine '{}' already ran; it cannot take new pools",
+                    decl.label
+                ),
+                Some("declare pools before m.run(), or declare a new machine"),
+                call.call_position(),
+            ));
+        }
+        decl.pools.push(pool);
+        Ok(decl.pools.len() - 1)
+    }
+
+    /// Whether two handles are one machine.
+    pub(crate) fn same(&self, other: &MachineHandle) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Its label, as reports show it.
+    pub(crate) fn label(&self) -> String {
+        self.0.borrow().label.clone()
+    }
+}
+
 impl ProcessHandle {
     /// Its machine and its index there.
     pub(crate) fn parts(&self) -> (MachineHandle, usize) {
@@ -656,7 +700,7 @@ pub(crate) fn execute(
             s.chooser.clone(),
         )
     });
-    let (sim, label) = {
+    let (sim, label, pools) = {
         let mut decl = handle.0.borrow_mut();
         decl.ran = true;
         let mut sim = Simulation::new(decl.machine.clone())
@@ -704,14 +748,25 @@ pub(crate) fn execute(
                 }
             }
         }
-        (sim, decl.label.clone())
+        let pools = decl
+            .pools
+            .iter()
+            .map(|pool| pool.create(&mut sim, &processes))
+            .collect();
+        (sim, decl.label.clone(), pools)
     };
-    session::with(|s| s.running = Some(handle.clone()));
+    session::with(|s| {
+        s.running = Some(handle.clone());
+        s.pools = pools;
+    });
     let started = std::time::Instant::now();
     let run = sim.run();
     let simulation = started.elapsed();
     current::clear();
-    session::with(|s| s.running = None);
+    session::with(|s| {
+        s.running = None;
+        s.pools.clear();
+    });
     let mut record = ScriptRun::new(label, run, simulation);
     record.expected_outcome = handle.0.borrow().expected_outcome;
     let record = Rc::new(record);

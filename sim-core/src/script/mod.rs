@@ -35,6 +35,7 @@ mod limits;
 mod machine;
 mod memory;
 mod ops;
+mod pool;
 mod run;
 mod scenario;
 mod session;
@@ -112,6 +113,8 @@ pub struct ScriptRun {
     pub gil: GilStats,
     /// Per asyncio loop: iterations, switches, the tasks that held it.
     pub loops: crate::analysis::event_loop::EventLoops,
+    /// Per thread or process pool: jobs, queue waits, utilisation, pickling.
+    pub pools: crate::analysis::pool::PoolStats,
     /// How many operations the threads called.
     pub operations: u64,
     /// Wall-clock time the run took, for `--timing`.
@@ -184,6 +187,7 @@ impl ScriptRun {
         let io = IoStats::from_trace(&run.trace);
         let gil = GilStats::from_trace(&run.trace);
         let loops = crate::analysis::event_loop::EventLoops::from_trace(&run.trace, &stats);
+        let pools = crate::analysis::pool::PoolStats::from_trace(&run.trace);
         let timing = RunTiming {
             simulation,
             analyses: started.elapsed(),
@@ -192,6 +196,7 @@ impl ScriptRun {
             timing,
             label,
             loops,
+            pools,
             starvation,
             locks,
             io,
@@ -320,6 +325,7 @@ pub(crate) fn build_engine() -> Engine {
     sync::register(&mut engine);
     io::register(&mut engine);
     event_loop::register(&mut engine);
+    pool::register(&mut engine);
     // A fault caught with try/catch prints as its message.
     engine.register_type_with_name::<error::Fault>("Error");
     engine.register_fn("to_string", |f: &mut error::Fault| f.message.clone());
@@ -440,6 +446,7 @@ impl Script {
             runs: Vec::new(),
             output: Vec::new(),
             running: None,
+            pools: Vec::new(),
             failure: None,
         });
         limits::operation_called();

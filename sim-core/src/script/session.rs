@@ -29,6 +29,8 @@ pub(crate) struct Session {
     pub(crate) chooser: Option<SharedChooser>,
     /// The machine whose run is in progress.
     pub(crate) running: Option<MachineHandle>,
+    /// The pools of the run in progress, by declaration index.
+    pub(crate) pools: Vec<crate::kernel::Pool>,
     /// The error that ended the last run, with its script position.
     pub(crate) failure: Option<ScriptError>,
 }
