@@ -474,6 +474,13 @@ impl Engine {
         // GIL waiter's timer, a request nobody waits for): the run ends
         // with its last thread, not with its last timer.
         while self.error.is_none() && self.unfinished > 0 {
+            // Only idle pool workers are left: the interpreter exits now,
+            // whatever timers (a GIL's) are still set.
+            if !self.exits.is_empty() && self.idle_at_exit() == self.unfinished {
+                self.interpreter_exit();
+                self.reschedule();
+                continue;
+            }
             let Some((time, count)) = self.queue.gather(CHOICE_WINDOW, |event| {
                 Self::live(&self.cpus, &self.threads, event)
             }) else {

@@ -289,6 +289,7 @@ impl Simulation {
             jobs,
             None,
             ProcessPoolOptions::default(),
+            self.engine.machine.job_cost,
         );
         self.pools.push(pool.clone());
         pool
@@ -329,6 +330,7 @@ impl Simulation {
             jobs,
             Some(results),
             options,
+            self.engine.machine.job_cost,
         );
         self.pools.push(pool.clone());
         pool

@@ -77,6 +77,8 @@ pub(crate) struct PoolState {
     /// job, taken by a submit that then starts no worker.
     idle: usize,
     shutdown: bool,
+    /// The machine's `job_cost`: CPU per job on each side.
+    job_cost: crate::time::Span,
     /// Per job: whether anyone asked for its result.
     retrieved: Vec<bool>,
     /// The jobs that failed, with their errors.
@@ -241,6 +243,7 @@ impl Pool {
         jobs: Channel<Job>,
         results: Option<Channel<Completion>>,
         options: ProcessPoolOptions,
+        job_cost: crate::time::Span,
     ) -> Pool {
         let info = PoolInfo {
             name: name.to_string(),
@@ -259,6 +262,7 @@ impl Pool {
                 options,
                 idle: 0,
                 shutdown: false,
+                job_cost,
                 retrieved: Vec::new(),
                 errors: Vec::new(),
             })),
@@ -344,6 +348,10 @@ impl Pool {
             callbacks: RefCell::new(Vec::new()),
         });
         self.adjust_workers(ctx);
+        let cost = self.state.borrow().job_cost;
+        if !cost.is_zero() {
+            ctx.compute(cost);
+        }
         let (jobs, kind) = {
             let state = self.state.borrow();
             (state.jobs, state.info.kind)
@@ -519,8 +527,13 @@ impl Pool {
     }
 }
 
-/// Runs a job's body on the worker `ctx`, recording when.
+/// Runs a job's body on the worker `ctx`, recording when: first the
+/// worker's bookkeeping (`job_cost`), then the body.
 fn run_job(ctx: &Ctx<'_>, future: &FutureCell, body: Body) -> JobResult {
+    let cost = future.pool.borrow().job_cost;
+    if !cost.is_zero() {
+        ctx.compute(cost);
+    }
     let start = ctx.loop_clock();
     {
         let mut pool = future.pool.borrow_mut();

@@ -98,6 +98,16 @@ pub struct Machine {
     /// CPU time per byte of a message between processes, on each side.
     #[serde(default = "default_ipc_byte_cost")]
     pub ipc_byte_cost: Span,
+    /// CPU time a pool's Python bookkeeping costs per job, on each side:
+    /// the submitter's `submit()` (the future, the work item, the queue)
+    /// and the worker's (or a process pool manager's) taking the job and
+    /// setting its result.
+    #[serde(default = "default_job_cost")]
+    pub job_cost: Span,
+}
+
+fn default_job_cost() -> Span {
+    us(5)
 }
 
 fn default_ipc_cost() -> Span {
@@ -146,6 +156,7 @@ impl Default for Machine {
             task_memory: default_task_memory(),
             ipc_cost: default_ipc_cost(),
             ipc_byte_cost: default_ipc_byte_cost(),
+            job_cost: default_job_cost(),
         }
     }
 }
@@ -173,6 +184,7 @@ impl Machine {
             thread_spawn: Span::ZERO,
             ipc_cost: Span::ZERO,
             ipc_byte_cost: Span::ZERO,
+            job_cost: Span::ZERO,
             ..Machine::default()
         }
     }

@@ -26,7 +26,7 @@ use crate::time::Time;
 /// The keys `machine(#{ ... })` accepts.
 const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
      process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, \
-     memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost";
+     memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost";
 
 /// A machine as declared by a script (shared by every handle to it).
 #[derive(Clone, Debug)]
@@ -435,6 +435,7 @@ fn machine_from_map(
             "max_events" => machine.max_events = int_in(key, value, 1..=i64::MAX, position)? as u64,
             "ipc_cost" => machine.ipc_cost = span()?,
             "ipc_byte_cost" => machine.ipc_byte_cost = span()?,
+            "job_cost" => machine.job_cost = span()?,
             "memory" => machine.memory = size(key, value, position)?,
             "process_memory" => machine.process_memory = size(key, value, position)?,
             "thread_memory" => machine.thread_memory = size(key, value, position)?,
@@ -835,7 +836,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost.",
+        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
             Ok::<_, Box<EvalAltResult>>(declare(machine, label))

@@ -332,6 +332,16 @@ pub(crate) fn register(engine: &mut Engine) {
     def(
         engine,
         "process_pool",
+        &["self: Process", "name: String", "workers: int", "Pool"],
+        "A process pool whose jobs this process's threads submit: `workers` processes with a GIL each, started with fork.",
+        |call: NativeCallContext, p: &mut ProcessHandle, name: &str, n: i64| {
+            let (machine, index) = p.parts();
+            declare(&call, &machine, index, name, n, Some(ProcessPoolOptions::default()))
+        },
+    );
+    def(
+        engine,
+        "process_pool",
         &[
             "self: Process",
             "name: String",

@@ -204,6 +204,13 @@ pub(crate) fn register(engine: &mut Engine) {
     );
     getter(
         engine,
+        "peak_bytes",
+        &["self: Run", "int"],
+        "The most memory in use at once, in bytes (for arithmetic and charts).",
+        |r: &mut RunHandle| r.0.trace.peak_memory.min(i64::MAX as u64) as INT,
+    );
+    getter(
+        engine,
         "switching",
         &["self: Run", "Duration"],
         "CPU time spent switching: the CPUs' context switches plus every event loop's task switches.",

@@ -28,6 +28,17 @@ impl Engine {
         self.exits.push((channel, stop));
     }
 
+    /// How many threads wait on the exit channels: idle pool workers.
+    pub(super) fn idle_at_exit(&self) -> usize {
+        self.exits
+            .iter()
+            .map(|&(channel, _)| match &self.resources[channel.index()] {
+                Resource::Channel { receivers, .. } => receivers.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Nothing is left to happen: the idle receivers of the exit channels
     /// get their stop value. True when that woke anyone, so the run goes on.
     pub(super) fn interpreter_exit(&mut self) -> bool {
