@@ -518,7 +518,16 @@ impl Pool {
             .expect("a process pool's results");
         let manager = ctx.start_fallible(&name, ThreadOptions::default(), move |ctx| {
             while let Some((future, result)) = ctx.recv(results) {
-                state.borrow_mut().idle += 1;
+                // process_result_item: the work item's bookkeeping, then
+                // set_result.
+                let cost = {
+                    let mut state = state.borrow_mut();
+                    state.idle += 1;
+                    state.job_cost
+                };
+                if !cost.is_zero() {
+                    ctx.compute(cost);
+                }
                 complete(ctx, &future, result);
             }
             Ok(Box::new(()) as Box<dyn Any>)
