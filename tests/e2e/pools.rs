@@ -1,0 +1,137 @@
+//! Thread and process pools through the real `simcli`: the numbers the pool
+//! scripts' headers promise, the pool figures of the report, and misuse.
+
+use serde_json::Value;
+use simcli_tests::{ms, prints, run_simcli, runs, scratch};
+
+fn report(script: &str) -> Value {
+    simcli_tests::script_report(script, "pools")
+}
+
+fn pool<'a>(run: &'a Value) -> &'a Value {
+    &run["pools"][0]
+}
+
+#[test]
+fn process_pool_beats_the_gil_on_big_jobs_and_loses_on_tiny_ones() {
+    let report = report("process_pool.rhai");
+    let runs = runs(&report);
+    let makespans: Vec<u64> = runs
+        .iter()
+        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        makespans,
+        [ms(240.242), ms(122.199), ms(40.086), ms(48.116)]
+    );
+    // Big jobs: the process pool is about twice as fast, in three times
+    // the memory (two more interpreters).
+    assert!(makespans[0] > 19 * makespans[1] / 10);
+    assert_eq!(runs[0]["memory"]["peak"], 13_917_388);
+    assert_eq!(runs[1]["memory"]["peak"], 41_672_294);
+    // Tiny jobs: slower on twice the CPUs.
+    assert!(makespans[3] > makespans[2]);
+    // Pickling: 4 ends of 5us per job, both ways.
+    assert_eq!(pool(runs[3])["ipc"], ms(40.0));
+    assert_eq!(pool(runs[2])["ipc"], 0);
+    assert_eq!(pool(runs[3])["kind"], "process pool");
+    assert_eq!(pool(runs[0])["jobs"], 8);
+    assert_eq!(pool(runs[0])["max_queue"], 8);
+    assert_eq!(
+        prints(&report),
+        [
+            "thread pool, 8 jobs of 30ms: makespan 240.242ms, peak memory 13.3MiB",
+            "process pool, 8 jobs of 30ms: makespan 122.199ms, peak memory 39.7MiB",
+            "thread pool, 2000 jobs of 10us: makespan 40.086ms, peak memory 13.3MiB",
+            "process pool, 2000 jobs of 10us: makespan 48.116ms, peak memory 39.7MiB",
+        ]
+    );
+}
+
+#[test]
+fn thread_pool_trades_time_for_memory_against_a_thread_per_request() {
+    let report = report("thread_pool.rhai");
+    let runs = runs(&report);
+    let makespans: Vec<u64> = runs
+        .iter()
+        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
+        .collect();
+    assert_eq!(makespans, [ms(270.668), ms(5032.563), ms(650.221)]);
+    let peaks: Vec<u64> = runs
+        .iter()
+        .map(|r| r["memory"]["peak"].as_u64().unwrap())
+        .collect();
+    assert_eq!(peaks, [27_239_704, 14_013_232, 14_907_776]);
+    let pool8 = pool(runs[1]);
+    assert_eq!(pool8["workers"], 8);
+    assert_eq!(pool8["jobs"], 2000);
+    assert_eq!(pool8["mean_wait"], 2_503_471_360u64);
+    assert!(pool8["utilisation"].as_f64().unwrap() > 0.99);
+    assert_eq!(pool(runs[2])["workers"], 64);
+    // The thread-per-request run has no pool.
+    assert_eq!(runs[0]["pools"].as_array().unwrap().len(), 0);
+}
+
+/// Runs a script given as text; its exit code and stderr.
+fn run_text(name: &str, text: &str) -> (Option<i32>, String) {
+    let dir = scratch(&format!("pools-{name}"));
+    let script = dir.join(format!("{name}.rhai"));
+    std::fs::write(&script, text).unwrap();
+    let out = dir.to_str().unwrap();
+    let output = run_simcli(&["run", script.to_str().unwrap(), "--out", out, "--no-chart"]);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn submit_after_shutdown_names_the_pool_and_the_line() {
+    let (code, stderr) = run_text(
+        "late",
+        "let m = machine();\nlet pool = m.thread_pool(\"pool\", 2);\nm.add_thread(\"main\", || {\n    pool.shutdown();\n    pool.submit(\"late\", || 1);\n});\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("pool 'pool' was shut down"), "{stderr}");
+    assert!(stderr.contains("late.rhai:5:"), "{stderr}");
+}
+
+#[test]
+fn a_process_pool_job_cannot_touch_the_submitters_variables() {
+    let (code, stderr) = run_text(
+        "foreign",
+        "let m = machine();\nlet counter = m.variable(\"counter\", 0);\nlet pool = m.process_pool(\"procs\", 1);\nm.add_thread(\"main\", || {\n    pool.submit(\"add\", || counter.fetch_add(1)).result();\n});\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("variable 'counter' belongs to process 'main'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("foreign.rhai:5:"), "{stderr}");
+}
+
+#[test]
+fn a_future_of_another_machine_is_refused() {
+    let (code, stderr) = run_text(
+        "other",
+        "let a = machine(#{ name: \"a\" });\nlet pool = a.thread_pool(\"pool\", 1);\nlet b = machine(#{ name: \"b\" });\nb.add_thread(\"main\", || pool.submit(\"x\", || 1).result());\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pool 'pool' belongs to a, which is not the machine running now"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_job_raises_in_result_and_try_catches_it() {
+    let (code, stderr) = run_text(
+        "raise",
+        "let m = machine();\nlet pool = m.thread_pool(\"pool\", 1);\nm.add_thread(\"main\", || {\n    let f = pool.submit(\"bad\", || { compute(ms(1)); throw \"boom\"; });\n    try { f.result(); } catch (e) { print(`caught: ${e}`); }\n    f.result();\n});\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    // The first result() was caught; the second fails the run, pointing
+    // at the job's throw.
+    assert!(stderr.contains("the script threw boom"), "{stderr}");
+    assert!(stderr.contains("raise.rhai:4:53"), "{stderr}");
+}
