@@ -281,11 +281,14 @@ impl Simulation {
         self.mark_internal(jobs.id());
         self.engine
             .on_exit(jobs.id(), || Box::new(None::<pool::JobMsg>));
-        let pool = Pool::new(
+        let info = crate::model::python::pool::PoolInfo::new(
             name,
             crate::model::python::pool::PoolKind::Threads,
             process,
             max_workers,
+        );
+        let pool = Pool::new(
+            info,
             jobs,
             None,
             ProcessPoolOptions::default(),
@@ -322,11 +325,9 @@ impl Simulation {
             start_method: options.start_method,
             gil: options.gil.is_some(),
         };
+        let info = crate::model::python::pool::PoolInfo::new(name, kind, process, max_workers);
         let pool = Pool::new(
-            name,
-            kind,
-            process,
-            max_workers,
+            info,
             jobs,
             Some(results),
             options,

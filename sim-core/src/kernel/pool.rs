@@ -29,7 +29,7 @@ use std::rc::Rc;
 use super::context::{Body, Ctx, ProcessStart, StartMethod};
 use super::event_loop::{Done, TaskFailure};
 use crate::error::{BodyError, Misuse};
-use crate::ids::{ProcessId, ResourceId};
+use crate::ids::ResourceId;
 use crate::model::python::event_loop::TaskId;
 use crate::model::python::pool::{starts_worker, JobRecord, PoolInfo, PoolKind};
 use crate::model::sync::Channel;
@@ -236,24 +236,12 @@ pub struct JobSize {
 impl Pool {
     /// A pool declared in `process`'s simulation; `jobs` is its queue.
     pub(crate) fn new(
-        name: &str,
-        kind: PoolKind,
-        process: ProcessId,
-        max_workers: usize,
+        info: PoolInfo,
         jobs: Channel<Job>,
         results: Option<Channel<Completion>>,
         options: ProcessPoolOptions,
         job_cost: crate::time::Span,
     ) -> Pool {
-        let info = PoolInfo {
-            name: name.to_string(),
-            kind,
-            process,
-            max_workers: max_workers.max(1),
-            workers: Vec::new(),
-            manager: None,
-            jobs: Vec::new(),
-        };
         Pool {
             state: Rc::new(RefCell::new(PoolState {
                 info,

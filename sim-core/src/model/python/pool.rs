@@ -99,6 +99,19 @@ pub struct PoolInfo {
 }
 
 impl PoolInfo {
+    /// A pool with no workers or jobs yet.
+    pub fn new(name: &str, kind: PoolKind, process: ProcessId, max_workers: usize) -> PoolInfo {
+        PoolInfo {
+            name: name.to_string(),
+            kind,
+            process,
+            max_workers: max_workers.max(1),
+            workers: Vec::new(),
+            manager: None,
+            jobs: Vec::new(),
+        }
+    }
+
     /// The number of jobs queued (submitted, not yet begun) after each
     /// change, in time order: the pool row of the chart.
     pub fn queue_lengths(&self, end: Time) -> Vec<(Time, usize)> {
