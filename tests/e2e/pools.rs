@@ -8,7 +8,7 @@ fn report(script: &str) -> Value {
     simcli_tests::script_report(script, "pools")
 }
 
-fn pool<'a>(run: &'a Value) -> &'a Value {
+fn pool(run: &Value) -> &Value {
     &run["pools"][0]
 }
 
