@@ -16,7 +16,7 @@ fn prints(outcome: &ScriptOutcome) -> Vec<String> {
         .iter()
         .filter_map(|o| match o {
             Output::Print(text) => Some(text.clone()),
-            Output::Run(_) => None,
+            Output::Run(_) | Output::Chart(_) => None,
         })
         .collect()
 }
