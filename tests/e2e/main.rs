@@ -9,4 +9,5 @@ mod io;
 mod python;
 mod races;
 mod scripts;
+mod sweeps;
 mod sync;

@@ -502,7 +502,7 @@ fn lines(series: &[(String, Vec<(f64, f64)>)], options: &CompareOptions) -> Pict
     let count = series.len();
     for (s, (_, points)) in series.iter().enumerate() {
         let color = series_color(s);
-        let width = 2 + (count - 1 - s).min(4) as u32;
+        let width = 2 + (count - 1 - s).min(2) as u32;
         let pixels: Vec<(i32, i32)> = points
             .iter()
             .filter(|(px, py)| x.shows(*px) && y.shows(*py))
@@ -510,7 +510,7 @@ fn lines(series: &[(String, Vec<(f64, f64)>)], options: &CompareOptions) -> Pict
             .collect();
         picture.polyline(pixels.clone(), width, color);
         for p in pixels {
-            picture.dot(p, width + 2, color);
+            picture.dot(p, width + 1, color);
         }
     }
     picture
