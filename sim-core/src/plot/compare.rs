@@ -393,8 +393,8 @@ fn frame(
             match swatch {
                 Swatch::Bar => picture.rect(x, y - 6, x + 14, y + 7, color),
                 Swatch::Line => {
-                    picture.polyline(vec![(x - 2, y), (x + 16, y)], 2, color);
-                    picture.dot((x + 7, y), 4, color);
+                    picture.polyline(vec![(x - 4, y), (x + 12, y)], 2, color);
+                    picture.dot((x + 4, y), 4, color);
                 }
             }
             let name = font::truncate(name, LABEL, max);
