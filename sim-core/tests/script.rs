@@ -833,3 +833,35 @@ fn set_values_are_top_level_constants_and_param_reads_them_with_a_default() {
     assert!(error.message.contains("limit"), "{}", error.message);
     assert_eq!(error.position.map(|p| p.0), Some(2));
 }
+
+#[test]
+fn a_run_charts_its_threads() {
+    let dir = out_dir("run-chart");
+    let outcome = Script::compile(
+        "threads.rhai",
+        r#"
+        let m = machine(#{ cpus: 1, scheduler: "rr", quantum: ms(1) });
+        m.add_thread("a", || { compute(ms(3)); sleep(ms(2)); });
+        m.add_thread("b", || compute(ms(4)));
+        let r = m.run();
+        r.chart("threads.svg", #{ kind: "bars", x: "thread", y: ["cpu", "ready", "blocked"] });
+        "#,
+    )
+    .unwrap()
+    .run(&RunOptions {
+        out_dir: dir.clone(),
+        ..RunOptions::default()
+    });
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let svg = std::fs::read_to_string(dir.join("threads.svg")).unwrap();
+    for text in [
+        "cpu",
+        "ready",
+        "blocked",
+        "cpu, ready, blocked (ms)",
+        "\na\n",
+        "\nb\n",
+    ] {
+        assert!(svg.contains(text), "{text} in {svg}");
+    }
+}

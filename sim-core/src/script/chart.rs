@@ -301,35 +301,22 @@ fn scaled(
     what: &str,
     numbers: &[Number],
 ) -> Result<(Vec<f64>, Option<&'static str>), Box<EvalAltResult>> {
-    let durations = numbers
-        .iter()
-        .filter(|n| matches!(n, Number::Duration(_)))
-        .count();
-    if durations == 0 {
-        return Ok((
-            numbers
-                .iter()
-                .map(|n| match n {
-                    Number::Plain(x) => *x,
-                    Number::Duration(_) => unreachable!(),
-                })
-                .collect(),
-            None,
-        ));
+    let (mut plain, mut nanos) = (Vec::new(), Vec::new());
+    for n in numbers {
+        match *n {
+            Number::Plain(x) => plain.push(x),
+            Number::Duration(d) => nanos.push(d),
+        }
     }
-    if durations < numbers.len() {
+    if nanos.is_empty() {
+        return Ok((plain, None));
+    }
+    if !plain.is_empty() {
         return Err(call.error(
             format!("{what} mixes durations and plain numbers"),
             "give every row a duration (e.g. r.makespan), or every row a number (e.g. r.makespan / ms(1))",
         ));
     }
-    let nanos: Vec<u64> = numbers
-        .iter()
-        .map(|n| match n {
-            Number::Duration(d) => *d,
-            Number::Plain(_) => unreachable!(),
-        })
-        .collect();
     let largest = nanos.iter().copied().max().unwrap_or(0);
     let (unit, scale) = [("s", 1e9), ("ms", 1e6), ("us", 1e3), ("ns", 1.0)]
         .into_iter()
@@ -556,8 +543,9 @@ fn comparison(
     ))
 }
 
-/// `chart(path, rows, options)`.
-fn chart(
+/// `chart(path, rows, options)` (and `r.chart(path, options)`, with the
+/// run's threads as rows).
+pub(crate) fn draw(
     call: &NativeCallContext,
     path: &str,
     rows: Array,
@@ -592,7 +580,7 @@ pub(crate) fn register(engine: &mut Engine) {
         &["path: String", "rows: Array", "options: Map", "String"],
         "Draws a comparison chart of several runs into the output folder under `path` (PNG, or SVG for .svg) and returns its path. `rows`: one map per run, its parameters and figures (ints, floats, durations, strings). `options`: kind (\"bars\" | \"lines\" | \"heatmap\"), x (the key along x; for lines a number), y (the figure, or a list of figures; bars and lines), series (a key whose values get a bar or line each), row, value and winner (heatmap: the key of its rows, the figure that colours a cell, a key written in the cell), title, x_label, y_label, log_x (lines), log_y (bars, lines). Under --no-chart it draws nothing.",
         |call: NativeCallContext, path: &str, rows: Array, options: Map| {
-            chart(&call, path, rows, &options)
+            draw(&call, path, rows, &options)
         },
     );
 }

@@ -65,6 +65,22 @@ fn thread_stats(
     Ok(map)
 }
 
+/// One map per thread of the run (tasks left out): its name and process
+/// and the figures of `r.stats(name)`, as `r.chart(...)` plots them.
+fn thread_rows(
+    call: &NativeCallContext,
+    run: &RunHandle,
+) -> Result<rhai::Array, Box<EvalAltResult>> {
+    let mut rows = rhai::Array::new();
+    for thread in run.0.stats.threads.iter().filter(|t| !t.task) {
+        let mut row = thread_stats(call, run, &thread.name)?;
+        row.insert("thread".into(), Dynamic::from(thread.name.clone()));
+        row.insert("process".into(), Dynamic::from(thread.process.clone()));
+        rows.push(Dynamic::from_map(row));
+    }
+    Ok(rows)
+}
+
 /// Where a chart the script names goes: scripts are untrusted, so into the
 /// output folder, under a relative name without `..`. `call` is how the
 /// script wrote the call, e.g. `r.gantt("name")`, for the error.
@@ -265,6 +281,16 @@ pub(crate) fn register(engine: &mut Engine) {
         &["self: Run", "name: String", "String"],
         "Draws the run's Gantt chart into the output folder under `name` (PNG, or SVG for .svg) and returns its path; under --no-chart it draws nothing and returns the path.",
         |call: NativeCallContext, r: &mut RunHandle, path: &str| draw(&call, r, path),
+    );
+    def(
+        engine,
+        "chart",
+        &["self: Run", "path: String", "options: Map", "String"],
+        "`chart(path, rows, options)` over the run's threads: one row per thread, #{ thread, process, cpu, ready, blocked, sleep, join, switching, switches, dispatches, end }; e.g. r.chart(\"time.png\", #{ kind: \"bars\", x: \"thread\", y: [\"cpu\", \"ready\", \"blocked\"] }).",
+        |call: NativeCallContext, r: &mut RunHandle, path: &str, options: Map| {
+            let rows = thread_rows(&call, r)?;
+            super::chart::draw(&call, path, rows, &options)
+        },
     );
     def(
         engine,
