@@ -721,6 +721,11 @@ fn chart_errors_name_the_line_the_row_and_the_key() {
         ),
         (r#"#{ kind: "bars", x: "a", y: "b" }"#, "[]", "no rows"),
         (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 1e308 * 10.0 }]",
+            "rows[0].b is inf, not a finite number",
+        ),
+        (
             r#"#{ kind: "bars", x: "a", y: "b", log_y: true }"#,
             "[#{ a: 1, b: 0 }]",
             "log_y needs values above zero, but rows[0].b is 0",

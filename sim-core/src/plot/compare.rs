@@ -155,6 +155,16 @@ pub(crate) fn short(x: f64) -> String {
     if x == 0.0 {
         return "0".into();
     }
+    if x.abs() >= 1e12 || x.abs() < 1e-3 {
+        let text = format!("{x:.2e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mantissa
+        };
+        return format!("{mantissa}e{exponent}");
+    }
     let (scaled, suffix) = match x.abs() {
         a if a >= 1e9 => (x / 1e9, "G"),
         a if a >= 1e6 => (x / 1e6, "M"),
@@ -236,8 +246,17 @@ impl Scale {
         let step = nice_step((max - min) / MAX_TICK_STEPS as f64);
         let lo = (min / step).floor() * step;
         let hi = (max / step).ceil() * step;
-        let count = ((hi - lo) / step).round() as usize;
-        let ticks = (0..=count).map(|i| lo + step * i as f64).collect();
+        let count = ((hi - lo) / step).round();
+        if !(count.is_finite() && hi.is_finite() && lo.is_finite() && count <= 100.0) {
+            // A range near the largest floats: no round steps, only its ends.
+            return Scale {
+                lo: min,
+                hi: max,
+                log: false,
+                ticks: vec![min, max],
+            };
+        }
+        let ticks = (0..=count as usize).map(|i| lo + step * i as f64).collect();
         Scale {
             lo,
             hi,
@@ -252,7 +271,9 @@ impl Scale {
             (v.max(f64::MIN_POSITIVE).log10() - self.lo.log10())
                 / (self.hi.log10() - self.lo.log10())
         } else {
-            (v - self.lo) / (self.hi - self.lo)
+            // Halved, so that a range near the largest floats does not
+            // overflow.
+            (v * 0.5 - self.lo * 0.5) / (self.hi * 0.5 - self.lo * 0.5)
         };
         let t = if t.is_finite() {
             t.clamp(-0.05, 1.05)
@@ -659,6 +680,10 @@ mod tests {
             (0.001234, "0.00123"),
             (-40.0, "-40"),
             (99.96, "100"),
+            (1e300, "1e300"),
+            (-2.5e15, "-2.5e15"),
+            (1.5e-9, "1.5e-9"),
+            (f64::MAX, "1.8e308"),
         ];
         for (x, text) in cases {
             assert_eq!(short(x), text, "{x}");
@@ -686,6 +711,9 @@ mod tests {
         assert!(negative.lo <= -3.0 && negative.hi >= 7.0 && negative.ticks.contains(&0.0));
         let flat = Scale::new(&[5.0, 5.0], false, false);
         assert!(flat.lo < 5.0 && flat.hi > 5.0, "{flat:?}");
+        let huge = Scale::new(&[f64::MAX, -f64::MAX], false, true);
+        assert_eq!(huge.ticks, [-f64::MAX, f64::MAX]);
+        assert_eq!(huge.map(0.0, 0, 100), 50);
         let empty = Scale::new(&[], false, true);
         assert_eq!((empty.lo, empty.hi), (0.0, 1.0));
         assert!(Scale::new(&[1.0, 7.0], false, true).ticks.len() <= MAX_TICK_STEPS + 1);

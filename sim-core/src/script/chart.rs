@@ -284,12 +284,14 @@ fn number(call: &Call, rows: &[Map], i: usize, key: &str) -> Result<Number, Box<
         }
     }
     let shown = if value.is_string() {
-        format!("the string {value:?}")
+        format!("the string {value:?}, not a number")
+    } else if value.is_float() {
+        format!("{value}, not a finite number")
     } else {
-        call.type_of(value)
+        format!("{}, not a number", call.type_of(value))
     };
     Err(call.error(
-        format!("rows[{i}].{key} is {shown}, not a number"),
+        format!("rows[{i}].{key} is {shown}"),
         "plot ints, floats or durations (r.makespan); parse text with parse_int or parse_float",
     ))
 }
