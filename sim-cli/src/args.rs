@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use sim_core::script::parse_set;
 
 /// simcli: a deterministic simulator of concurrency.
 ///
@@ -105,6 +106,12 @@ pub struct ExploreArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// A value for the script, KEY=VALUE: a constant named KEY at its top
+    /// level, and what `param("KEY", default)` returns. VALUE is read as an
+    /// int, else a float, else true / false, else a string. Repeat for
+    /// several.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
 }
 
 /// Options of `simcli run`.
@@ -137,7 +144,8 @@ pub struct RunArgs {
     /// Draw SVG charts instead of PNG.
     #[arg(long)]
     pub svg: bool,
-    /// Do not draw charts.
+    /// Do not draw charts (neither the runs' Gantt charts nor those the
+    /// script draws with r.gantt or chart).
     #[arg(long, conflicts_with = "svg")]
     pub no_chart: bool,
     /// Print the report as JSON (durations in nanoseconds).
@@ -153,4 +161,10 @@ pub struct RunArgs {
     /// the simulated operations per second.
     #[arg(long)]
     pub timing: bool,
+    /// A value for the script, KEY=VALUE: a constant named KEY at its top
+    /// level, and what `param("KEY", default)` returns. VALUE is read as an
+    /// int, else a float, else true / false, else a string. Repeat for
+    /// several.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
 }

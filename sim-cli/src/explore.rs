@@ -32,7 +32,28 @@ fn run_options(args: &ExploreArgs, seed: u64, schedule: Option<Vec<Decision>>) -
         out_dir: args.out.clone(),
         jitter: args.jitter,
         schedule,
+        // Every run would draw the script's own charts again.
+        charts: false,
+        constants: args.set.clone(),
     }
+}
+
+/// ` --set key=value` for each value given, quoted for a shell when needed,
+/// so that the replay command gives the script the same values.
+fn set_flags(set: &[(String, String)]) -> String {
+    set.iter()
+        .map(|(key, value)| {
+            let plain = !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-+/:,@".contains(c));
+            if plain {
+                format!(" --set {key}={value}")
+            } else {
+                format!(" --set '{key}={}'", value.replace('\'', "'\\''"))
+            }
+        })
+        .collect()
 }
 
 /// Runs `simcli explore`.
@@ -180,9 +201,10 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             .map(|p| format!(" --jitter {p}"))
             .unwrap_or_default();
         println!(
-            "  replay: simcli run {} --schedule {}{jitter}",
+            "  replay: simcli run {} --schedule {}{jitter}{}",
             args.script.display(),
-            file.display()
+            file.display(),
+            set_flags(&args.set)
         );
         let replay = script.run(&run_options(args, failure.seed, Some(shrunk)));
         for (i, run) in replay.runs.iter().enumerate() {

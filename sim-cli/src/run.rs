@@ -34,6 +34,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
         out_dir: args.out.clone(),
         jitter: args.jitter,
         schedule,
+        charts: !args.no_chart,
+        constants: args.set.clone(),
     });
     let mut failed = outcome.error.is_some()
         || outcome
@@ -68,6 +70,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         match item {
             Output::Print(text) if args.json => json_output.push(json!({ "print": text })),
             Output::Print(text) => println!("{text}"),
+            Output::Chart(path) if args.json => json_output.push(json!({ "chart": path })),
+            Output::Chart(_) if args.quiet => {}
+            Output::Chart(path) => println!("chart: {path}"),
             Output::Run(i) => {
                 let run = &outcome.runs[*i];
                 let chart = charts[*i].as_deref();

@@ -16,7 +16,7 @@ fn prints(outcome: &ScriptOutcome) -> Vec<String> {
         .iter()
         .filter_map(|o| match o {
             Output::Print(text) => Some(text.clone()),
-            Output::Run(_) => None,
+            Output::Run(_) | Output::Chart(_) => None,
         })
         .collect()
 }
@@ -505,4 +505,368 @@ fn a_countdown_waits_for_all_its_signals() {
     "#);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     assert_eq!(outcome.runs[0].trace.logs[0].text, "open at 2ms");
+}
+
+/// A sweep of 5 models over 6 connection counts and 2 CPU shares: rows
+/// for every chart kind (6 columns × 5 series, a 5 × 6 heatmap).
+const SWEEP: &str = r#"
+    let rows = [];
+    let models = ["threads", "processes", "asyncio", "pool", "futures"];
+    for (model, k) in models {
+        for connections in [1, 10, 100, 1000, 10000, 100000] {
+            for share in [0.5, 1.0] {
+                let latency = (k + 1) * 3.5 + connections / 1000 + share;
+                rows.push(#{ model: model, connections: connections, share: share,
+                             latency_ms: latency, throughput: 1234.5 * (k + 1) * share,
+                             winner: models[(connections + k) % 5] });
+            }
+        }
+    }
+    let one = rows.filter(|r| r.share == 1.0);
+    let files = [];
+    for ext in ["png", "svg"] {
+        files.push(chart(`bars.${ext}`, one, #{ kind: "bars", x: "connections", y: "latency_ms",
+                                                series: "model", title: "Latency" }));
+        files.push(chart(`lines.${ext}`, one, #{ kind: "lines", x: "connections", y: ["latency_ms", "throughput"],
+                                                 series: "model", log_x: true, log_y: true }));
+        files.push(chart(`nested/heatmap.${ext}`, one, #{ kind: "heatmap", x: "connections", row: "model",
+                                                          value: "throughput", winner: "winner" }));
+    }
+    let m = machine(#{ cpus: 2 });
+    m.add_thread("a", || compute(ms(3)));
+    let r = m.run();
+    files.push(chart("durations.png", [#{ cpus: 2, makespan: r.makespan }, #{ cpus: 1, makespan: ms(6) }],
+                     #{ kind: "bars", x: "cpus", y: "makespan" }));
+    print(files.len());
+"#;
+
+/// Decodes a PNG, checks it is not one flat colour, and gives its size.
+fn decode_png(bytes: &[u8]) -> (u32, u32) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("a PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a sane PNG size")];
+    let info = reader.next_frame(&mut pixels).expect("PNG pixel data");
+    let pixels = &pixels[..info.buffer_size()];
+    let distinct: std::collections::BTreeSet<&[u8]> = pixels.chunks(3).collect();
+    assert!(distinct.len() > 20, "{} colours", distinct.len());
+    (info.width, info.height)
+}
+
+fn out_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn chart_draws_bars_lines_and_heatmaps_in_png_and_svg_byte_identical_across_runs() {
+    let script = Script::compile("sweep.rhai", SWEEP).unwrap();
+    let names = [
+        "bars.png",
+        "lines.png",
+        "nested/heatmap.png",
+        "bars.svg",
+        "lines.svg",
+        "nested/heatmap.svg",
+        "durations.png",
+    ];
+    let mut drawn = Vec::new();
+    for attempt in 0..2 {
+        let dir = out_dir(&format!("charts-{attempt}"));
+        let outcome = script.run(&RunOptions {
+            out_dir: dir.clone(),
+            ..RunOptions::default()
+        });
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        assert_eq!(prints(&outcome), ["7"]);
+        let charts: Vec<String> = outcome
+            .output
+            .iter()
+            .filter_map(|o| match o {
+                Output::Chart(path) => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<String> = names
+            .iter()
+            .map(|n| dir.join(n).display().to_string())
+            .collect();
+        assert_eq!(charts, expected);
+        let bytes: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| std::fs::read(dir.join(n)).unwrap())
+            .collect();
+        for (name, bytes) in names.iter().zip(&bytes) {
+            if name.ends_with(".png") {
+                let (width, height) = decode_png(bytes);
+                assert!(width >= 800 && height >= 200, "{name}: {width}x{height}");
+            } else {
+                let svg = String::from_utf8_lossy(bytes);
+                assert!(svg.contains("<svg") && svg.contains("<text"), "{name}");
+            }
+        }
+        // The SVG carries the texts: legend, categories, cell values and
+        // winners.
+        let heatmap = String::from_utf8_lossy(&bytes[5]).into_owned();
+        for text in ["futures", "100000", "6172", "throughput"] {
+            assert!(heatmap.contains(text), "{text} in the heatmap");
+        }
+        let bars = String::from_utf8_lossy(&bytes[3]).into_owned();
+        for text in ["Latency", "asyncio", "connections", "latency_ms"] {
+            assert!(bars.contains(text), "{text} in the bars");
+        }
+        let durations = std::fs::read(dir.join("durations.png")).unwrap();
+        assert!(!durations.is_empty());
+        drawn.push(bytes);
+    }
+    assert!(drawn[0] == drawn[1], "the charts differ between two runs");
+}
+
+#[test]
+fn durations_are_plotted_in_the_unit_of_the_largest() {
+    let dir = out_dir("chart-durations");
+    let outcome = Script::compile(
+        "d.rhai",
+        r#"chart("d.svg", [#{ n: 1, t: ms(250) }, #{ n: 2, t: us(1500) }], #{ kind: "lines", x: "n", y: "t" });"#,
+    )
+    .unwrap()
+    .run(&RunOptions {
+        out_dir: dir.clone(),
+        ..RunOptions::default()
+    });
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let svg = std::fs::read_to_string(dir.join("d.svg")).unwrap();
+    assert!(svg.contains("t (ms)"), "{svg}");
+}
+
+#[test]
+fn without_charts_chart_and_gantt_draw_nothing_and_return_their_path() {
+    let dir = out_dir("no-charts");
+    let outcome = Script::compile(
+        "quiet.rhai",
+        r#"
+        let m = machine();
+        m.add_thread("a", || compute(ms(1)));
+        let r = m.run();
+        print(r.gantt("g.png"));
+        print(chart("c.png", [#{ x: 1, y: 2 }], #{ kind: "bars", x: "x", y: "y" }));
+        "#,
+    )
+    .unwrap()
+    .run(&RunOptions {
+        out_dir: dir.clone(),
+        charts: false,
+        ..RunOptions::default()
+    });
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(
+        prints(&outcome),
+        [
+            dir.join("g.png").display().to_string(),
+            dir.join("c.png").display().to_string()
+        ]
+    );
+    assert!(!dir.exists());
+    assert!(!outcome.output.iter().any(|o| matches!(o, Output::Chart(_))));
+}
+
+#[test]
+fn chart_errors_name_the_line_the_row_and_the_key() {
+    let cases = [
+        (
+            r#"#{ kind: "pie", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }]",
+            "unknown kind \"pie\"",
+        ),
+        (
+            r#"#{ x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }]",
+            "need a `kind`",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b", colour: "red" }"#,
+            "[#{ a: 1, b: 2 }]",
+            "a bars chart has no option `colour`",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a" }"#,
+            "[#{ a: 1, b: 2 }]",
+            "needs the option `y`",
+        ),
+        (
+            r#"#{ kind: "heatmap", x: "a", value: "b" }"#,
+            "[#{ a: 1, b: 2 }]",
+            "needs the option `row`",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }, #{ a: 2, c: 3 }]",
+            "rows[1] has no key \"b\"",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            r#"[#{ a: 1, b: "fast" }]"#,
+            "rows[0].b is the string \"fast\", not a number",
+        ),
+        (
+            r#"#{ kind: "lines", x: "a", y: "b" }"#,
+            r#"[#{ a: "one", b: 1 }]"#,
+            "rows[0].a is the string \"one\", not a number",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }, 5]",
+            "rows[1] is i64, not a map",
+        ),
+        (r#"#{ kind: "bars", x: "a", y: "b" }"#, "[]", "no rows"),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 1e308 * 10.0 }]",
+            "rows[0].b is inf, not a finite number",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b", log_y: true }"#,
+            "[#{ a: 1, b: 0 }]",
+            "log_y needs values above zero, but rows[0].b is 0",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }, #{ a: 1, b: 3 }]",
+            "rows[0] and rows[1] both give b for a = 1",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }, #{ a: 2, b: ms(3) }]",
+            "b mixes durations and plain numbers",
+        ),
+        (
+            r#"#{ kind: "bars", x: "a", y: "b", log_y: "yes" }"#,
+            "[#{ a: 1, b: 2 }]",
+            "option `log_y` must be true or false",
+        ),
+    ];
+    for (options, rows, expected) in cases {
+        let source =
+            format!("let rows = {rows};\nlet n = 1;\nchart(\"x.png\", rows, {options});\n");
+        let outcome = Script::compile("bad.rhai", &source)
+            .unwrap()
+            .run(&RunOptions {
+                out_dir: out_dir("chart-errors"),
+                ..RunOptions::default()
+            });
+        let error = outcome.error.expect("an error");
+        assert!(
+            error.message.contains(expected),
+            "{expected:?} not in {:?}",
+            error.message
+        );
+        assert!(
+            error.message.starts_with("chart(\"x.png\", ...): "),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.position.map(|p| p.0), Some(3), "{expected}");
+        assert!(error.hint.is_some(), "{expected}");
+    }
+    let outcome = run(r#"chart("../x.png", [#{ a: 1 }], #{ kind: "bars", x: "a", y: "a" });"#);
+    let error = outcome.error.expect("an error");
+    assert!(
+        error.message.contains("relative path without `..`"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn set_values_are_top_level_constants_and_param_reads_them_with_a_default() {
+    let source = r#"
+        let cpus = if is_def_var("cpus") { cpus } else { 1 };
+        print(`${cpus} ${type_of(cpus)}`);
+        print(`${param("share", 0.5)} ${param("model", "threads")} ${param("gil", false)} ${param("missing", 7)}`);
+        let m = machine(#{ cpus: cpus });
+        m.add_thread("t", || print(`work ${work}`));
+        m.run();
+    "#;
+    let script = Script::compile("set.rhai", source).unwrap();
+    let set = |pairs: &[(&str, &str)]| {
+        script.run(&RunOptions {
+            constants: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..RunOptions::default()
+        })
+    };
+    let outcome = set(&[
+        ("cpus", "4"),
+        ("share", "1"),
+        ("model", "asyncio"),
+        ("gil", "true"),
+        ("work", "2.5"),
+    ]);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(prints(&outcome), ["4 i64", "1.0 asyncio true 7"]);
+    assert_eq!(outcome.runs[0].stats.cpus.len(), 4);
+    assert_eq!(outcome.runs[0].trace.logs[0].text, "work 2.5");
+
+    // Without them the defaults hold (and the body's `work` is undefined).
+    let outcome = set(&[]);
+    assert_eq!(prints(&outcome)[..2], ["1 i64", "0.5 threads false 7"]);
+    assert!(outcome.error.is_some());
+
+    // A value of the wrong type for param's default is an error at its line.
+    let outcome = set(&[("share", "half"), ("work", "1")]);
+    let error = outcome.error.expect("a type error");
+    assert!(
+        error
+            .message
+            .contains("--set share=half gives a string, but param(\"share\", 0.5) expects a float"),
+        "{}",
+        error.message
+    );
+    assert_eq!(error.position.map(|p| p.0), Some(4));
+
+    // Assigning to a set value is Rhai's error about a constant, at its line.
+    let outcome = Script::compile("assign.rhai", "let x = 1;\nlimit = 5;\n")
+        .unwrap()
+        .run(&RunOptions {
+            constants: vec![("limit".into(), "3".into())],
+            ..RunOptions::default()
+        });
+    let error = outcome.error.expect("a constant error");
+    assert!(error.message.contains("limit"), "{}", error.message);
+    assert_eq!(error.position.map(|p| p.0), Some(2));
+}
+
+#[test]
+fn a_run_charts_its_threads() {
+    let dir = out_dir("run-chart");
+    let outcome = Script::compile(
+        "threads.rhai",
+        r#"
+        let m = machine(#{ cpus: 1, scheduler: "rr", quantum: ms(1) });
+        m.add_thread("a", || { compute(ms(3)); sleep(ms(2)); });
+        m.add_thread("b", || compute(ms(4)));
+        let r = m.run();
+        r.chart("threads.svg", #{ kind: "bars", x: "thread", y: ["cpu", "ready", "blocked"] });
+        "#,
+    )
+    .unwrap()
+    .run(&RunOptions {
+        out_dir: dir.clone(),
+        ..RunOptions::default()
+    });
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let svg = std::fs::read_to_string(dir.join("threads.svg")).unwrap();
+    for text in [
+        "cpu",
+        "ready",
+        "blocked",
+        "cpu, ready, blocked (ms)",
+        "\na\n",
+        "\nb\n",
+    ] {
+        assert!(svg.contains(text), "{text} in {svg}");
+    }
 }

@@ -10,4 +10,5 @@ mod pools;
 mod python;
 mod races;
 mod scripts;
+mod sweeps;
 mod sync;

@@ -55,6 +55,13 @@ fn every_script_runs_and_draws_a_chart_that_decodes() {
             let (width, height) = decode_png(&workspace().join(chart));
             assert!(width >= 800 && height >= 150, "{name}: {width}x{height}");
         }
+        // The charts the script drew itself (r.gantt, chart).
+        for item in report["output"].as_array().expect("an output list") {
+            if let Some(chart) = item["chart"].as_str().filter(|c| c.ends_with(".png")) {
+                let (width, height) = decode_png(&workspace().join(chart));
+                assert!(width >= 800 && height >= 150, "{name}: {width}x{height}");
+            }
+        }
     }
 }
 

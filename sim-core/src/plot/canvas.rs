@@ -3,14 +3,15 @@
 //!
 //! The chart is laid out once, as data ([`Picture`]); each backend only
 //! replays the list. Rectangles and text are nearly all a Gantt chart needs
-//! (thin straight lines hatch the bars of a deadlock), and
+//! (thin straight lines hatch the bars of a deadlock; comparison charts add
+//! thick lines and dots), and
 //! plain pixel coordinates keep a million-interval trace cheap: there is no
 //! chart coordinate system to map through.
 
 use plotters::backend::{BitMapBackend, DrawingBackend, SVGBackend};
 use plotters::coord::Shift;
 use plotters::drawing::{DrawingArea, DrawingAreaErrorKind, IntoDrawingArea};
-use plotters::element::{PathElement, Rectangle, Text};
+use plotters::element::{Circle, PathElement, Rectangle, Text};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, RGBColor};
 
@@ -40,6 +41,19 @@ pub(crate) enum Shape {
     Line {
         from: (i32, i32),
         to: (i32, i32),
+        color: RGBColor,
+    },
+    /// Connected straight segments `width` pixels wide (a line of a
+    /// comparison chart).
+    Polyline {
+        points: Vec<(i32, i32)>,
+        width: u32,
+        color: RGBColor,
+    },
+    /// A filled disc (a point of a comparison chart).
+    Dot {
+        center: (i32, i32),
+        radius: u32,
         color: RGBColor,
     },
     /// A line of text whose middle is at height `y`.
@@ -78,6 +92,27 @@ impl Picture {
     /// Adds a straight line one pixel wide.
     pub(crate) fn line(&mut self, from: (i32, i32), to: (i32, i32), color: RGBColor) {
         self.shapes.push(Shape::Line { from, to, color });
+    }
+
+    /// Adds connected segments `width` pixels wide; fewer than two points
+    /// draw nothing.
+    pub(crate) fn polyline(&mut self, points: Vec<(i32, i32)>, width: u32, color: RGBColor) {
+        if points.len() >= 2 {
+            self.shapes.push(Shape::Polyline {
+                points,
+                width,
+                color,
+            });
+        }
+    }
+
+    /// Adds a filled disc.
+    pub(crate) fn dot(&mut self, center: (i32, i32), radius: u32, color: RGBColor) {
+        self.shapes.push(Shape::Dot {
+            center,
+            radius,
+            color,
+        });
     }
 
     /// Adds a text centred vertically on `y`; empty ones are dropped.
@@ -155,6 +190,19 @@ impl Picture {
                 &Shape::Line { from, to, color } => {
                     root.draw(&PathElement::new(vec![from, to], color.stroke_width(1)))?
                 }
+                Shape::Polyline {
+                    points,
+                    width,
+                    color,
+                } => root.draw(&PathElement::new(
+                    points.clone(),
+                    color.stroke_width(*width),
+                ))?,
+                &Shape::Dot {
+                    center,
+                    radius,
+                    color,
+                } => root.draw(&Circle::new(center, radius, color.filled()))?,
                 Shape::Text {
                     text,
                     x,

@@ -18,6 +18,9 @@
 //! end, or thousands of threads come and go), a strip at the bottom draws it
 //! as a step line, with its peak.
 //!
+//! [`compare`] draws figures of several runs side by side (grouped bars,
+//! lines, a heatmap), and [`histogram`] the outcomes of explored runs.
+//!
 //! Charts are deterministic: the same trace and options give the same bytes.
 //! Text uses a font compiled into the library, so a PNG looks the same on a
 //! machine with no fonts installed (an SVG names the font family and leaves
@@ -39,6 +42,7 @@
 
 mod axis;
 mod canvas;
+mod compare;
 mod deadlock;
 mod devices;
 mod font;
@@ -178,6 +182,7 @@ pub enum PlotError {
     },
 }
 
+pub use compare::{compare, CompareOptions, Comparison};
 pub use histogram::histogram;
 
 /// Draws the Gantt chart of `trace` into the file at `path`, in

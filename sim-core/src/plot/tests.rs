@@ -146,7 +146,7 @@ fn the_legend_lists_only_states_that_occur() {
         .iter()
         .filter_map(|s| match s {
             Shape::Text { text, .. } => Some(text.as_str()),
-            Shape::Rect { .. } | Shape::Line { .. } => None,
+            _ => None,
         })
         .collect();
     for name in ["running", "ready", "switch", "sleep", "join"] {
@@ -207,7 +207,7 @@ fn thousands_of_threads_share_rows_and_keep_the_chart_bounded() {
         .iter()
         .filter_map(|s| match s {
             Shape::Text { text, .. } => Some(text.as_str()),
-            Shape::Rect { .. } | Shape::Line { .. } => None,
+            _ => None,
         })
         .collect();
     assert!(texts.contains(&"t0 … t2"), "{:?}", &texts[..20]);

@@ -18,14 +18,17 @@
 //! ```
 //!
 //! - `api`: how functions are registered with their docs, and the listing.
+//! - `chart`: `chart(path, rows, options)`, comparison charts of several runs.
 //! - `current`: the simulated thread whose body runs script code now.
 //! - `duration`, `machine`, `ops`, `run`, `sync`: the bindings, by concern.
 //! - `error`: [`ScriptError`], with position and hint.
 //! - `limits`: operations, depth and size limits for untrusted scripts.
+//! - `params`: values set from outside (`--set`), and `param`.
 //! - `scenario`: a script as something `explore` runs and judges.
 //! - `session`: the state of one evaluation.
 
 mod api;
+mod chart;
 mod current;
 mod duration;
 mod error;
@@ -35,6 +38,7 @@ mod limits;
 mod machine;
 mod memory;
 mod ops;
+mod params;
 mod pool;
 mod run;
 mod scenario;
@@ -50,6 +54,7 @@ use rhai::{Engine, AST};
 pub use api::{api, ApiEntry};
 pub use error::{ErrorStage, ScriptError};
 pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
+pub use params::parse_set;
 pub use scenario::{verdict, Judging, ScriptScenario};
 
 use crate::analysis::gil::GilStats;
@@ -77,6 +82,16 @@ pub struct RunOptions {
     /// the whole script, each machine run continuing where the previous
     /// stopped) instead of choosing; takes precedence over `seed`.
     pub schedule: Option<Vec<Decision>>,
+    /// Whether `r.gantt(...)` and `chart(...)` draw their charts (`simcli
+    /// run --no-chart` turns them off, and `explore`, which evaluates a
+    /// script many times, does too). Off, they write nothing and still
+    /// return the path they would have written.
+    pub charts: bool,
+    /// Values for the script, as `(name, text)` (`simcli run --set
+    /// name=text`, checked with [`parse_set`]): each is a constant of the
+    /// script's top level and what `param(name, default)` returns. The text
+    /// is read as an int, else a float, else a bool, else a string.
+    pub constants: Vec<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -86,6 +101,8 @@ impl Default for RunOptions {
             out_dir: PathBuf::from("plots"),
             jitter: None,
             schedule: None,
+            charts: true,
+            constants: Vec::new(),
         }
     }
 }
@@ -268,6 +285,8 @@ pub enum Output {
     Print(String),
     /// A machine ran: the index into [`ScriptOutcome::runs`].
     Run(usize),
+    /// The script drew a chart (`r.gantt(...)` or `chart(...)`): its path.
+    Chart(String),
 }
 
 /// The result of evaluating a script.
@@ -333,6 +352,8 @@ pub(crate) fn build_engine() -> Engine {
     memory::register(&mut engine);
     sync::install_handle_reads(&mut engine);
     run::register(&mut engine);
+    params::register(&mut engine);
+    chart::register(&mut engine);
     engine
 }
 
@@ -450,7 +471,8 @@ impl Script {
             failure: None,
         });
         limits::operation_called();
-        let result = self.engine.run_ast(&self.ast);
+        let mut scope = params::scope(&options.constants);
+        let result = self.engine.run_ast_with_scope(&mut scope, &self.ast);
         current::clear();
         let mut error = match result {
             Ok(()) => session::with(|s| s.failure.take()),

@@ -65,13 +65,30 @@ fn thread_stats(
     Ok(map)
 }
 
-/// `r.gantt(name)`: scripts are untrusted, so a chart goes into the output
-/// folder, under a relative name without `..`.
-fn draw(
+/// One map per thread of the run (tasks left out): its name and process
+/// and the figures of `r.stats(name)`, as `r.chart(...)` plots them.
+fn thread_rows(
     call: &NativeCallContext,
     run: &RunHandle,
+) -> Result<rhai::Array, Box<EvalAltResult>> {
+    let mut rows = rhai::Array::new();
+    for thread in run.0.stats.threads.iter().filter(|t| !t.task) {
+        let mut row = thread_stats(call, run, &thread.name)?;
+        row.insert("thread".into(), Dynamic::from(thread.name.clone()));
+        row.insert("process".into(), Dynamic::from(thread.process.clone()));
+        rows.push(Dynamic::from_map(row));
+    }
+    Ok(rows)
+}
+
+/// Where a chart the script names goes: scripts are untrusted, so into the
+/// output folder, under a relative name without `..`. `call` is how the
+/// script wrote the call, e.g. `r.gantt("name")`, for the error.
+pub(crate) fn chart_path(
+    call: &NativeCallContext,
+    function: &str,
     name: &str,
-) -> Result<String, Box<EvalAltResult>> {
+) -> Result<(std::path::PathBuf, ChartFormat), Box<EvalAltResult>> {
     let relative = std::path::Path::new(name);
     let safe = !name.is_empty()
         && relative
@@ -79,18 +96,33 @@ fn draw(
             .all(|c| matches!(c, std::path::Component::Normal(_)));
     if !safe {
         return Err(fault(
-            format!("r.gantt(\"{name}\"): the name must be a relative path without `..`"),
-            Some("charts are written into the output folder (simcli run --out DIR); write r.gantt(\"name.png\")"),
+            format!("{function}(\"{name}\"): the name must be a relative path without `..`"),
+            Some(&format!("charts are written into the output folder (simcli run --out DIR); write {function}(\"name.png\")")),
             call.call_position(),
         ));
     }
-    let (out_dir, script) = super::session::with(|s| (s.options.out_dir.clone(), s.script.clone()));
-    let path = out_dir.join(relative);
+    let out_dir = super::session::with(|s| s.options.out_dir.clone());
     let format = if name.ends_with(".svg") {
         ChartFormat::Svg
     } else {
         ChartFormat::Png
     };
+    Ok((out_dir.join(relative), format))
+}
+
+/// Whether charts are drawn in this evaluation (not under `--no-chart`).
+pub(crate) fn charts_on() -> bool {
+    super::session::with(|s| s.options.charts)
+}
+
+/// Creates the folder of `path`, draws with `draw`, and records the chart
+/// in the script's output; returns the path as text.
+pub(crate) fn write_chart(
+    call: &NativeCallContext,
+    path: &std::path::Path,
+    draw: impl FnOnce() -> Result<(), crate::plot::PlotError>,
+) -> Result<String, Box<EvalAltResult>> {
+    let text = path.display().to_string();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             fault(
@@ -100,6 +132,28 @@ fn draw(
             )
         })?;
     }
+    draw().map_err(|e| {
+        fault(
+            e.to_string(),
+            Some("check that the output folder is writable"),
+            call.call_position(),
+        )
+    })?;
+    super::session::with(|s| s.output.push(super::Output::Chart(text.clone())));
+    Ok(text)
+}
+
+/// `r.gantt(name)`.
+fn draw(
+    call: &NativeCallContext,
+    run: &RunHandle,
+    name: &str,
+) -> Result<String, Box<EvalAltResult>> {
+    let (path, format) = chart_path(call, "r.gantt", name)?;
+    if !charts_on() {
+        return Ok(path.display().to_string());
+    }
+    let script = super::session::with(|s| s.script.clone());
     let script = std::path::Path::new(&*script)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -109,14 +163,7 @@ fn draw(
         format,
         ..GanttOptions::default()
     };
-    gantt(&run.0.trace, &path, &options).map_err(|e| {
-        fault(
-            e.to_string(),
-            Some("check that the output folder is writable"),
-            call.call_position(),
-        )
-    })?;
-    Ok(path.display().to_string())
+    write_chart(call, &path, || gantt(&run.0.trace, &path, &options))
 }
 
 /// Registers the `Run` type.
@@ -239,8 +286,18 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "gantt",
         &["self: Run", "name: String", "String"],
-        "Draws the run's Gantt chart into the output folder under `name` (PNG, or SVG for .svg) and returns its path.",
+        "Draws the run's Gantt chart into the output folder under `name` (PNG, or SVG for .svg) and returns its path; under --no-chart it draws nothing and returns the path.",
         |call: NativeCallContext, r: &mut RunHandle, path: &str| draw(&call, r, path),
+    );
+    def(
+        engine,
+        "chart",
+        &["self: Run", "path: String", "options: Map", "String"],
+        "`chart(path, rows, options)` over the run's threads: one row per thread, #{ thread, process, cpu, ready, blocked, sleep, join, switching, switches, dispatches, end }; e.g. r.chart(\"time.png\", #{ kind: \"bars\", x: \"thread\", y: [\"cpu\", \"ready\", \"blocked\"] }).",
+        |call: NativeCallContext, r: &mut RunHandle, path: &str, options: Map| {
+            let rows = thread_rows(&call, r)?;
+            super::chart::draw(&call, path, rows, &options)
+        },
     );
     def(
         engine,
