@@ -59,8 +59,15 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Runs `simcli run SCRIPT --json --out DIR` and returns the exit code and
 /// the parsed report.
 pub fn run_json(script: &str, out: &Path) -> (Option<i32>, serde_json::Value) {
+    run_json_with(script, out, &[])
+}
+
+/// [`run_json`] with more arguments (e.g. `--set quick=true`).
+pub fn run_json_with(script: &str, out: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
     let out_dir = out.to_str().expect("a UTF-8 path");
-    let output = run_simcli(&["run", script, "--json", "--out", out_dir]);
+    let mut args = vec!["run", script, "--json", "--out", out_dir];
+    args.extend_from_slice(extra);
+    let output = run_simcli(&args);
     let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "simcli printed no JSON report ({e}); stderr:\n{}",

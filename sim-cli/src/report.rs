@@ -252,6 +252,7 @@ pub fn json_run(run: &ScriptRun, chart: Option<&Path>) -> Value {
             "cycle": deadlock::explain(d, &run.trace),
         })),
         "chart": chart.map(|c| c.display().to_string()),
+        "sweep": run.sweep,
     })
 }
 

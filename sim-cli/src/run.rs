@@ -49,7 +49,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         .iter()
         .enumerate()
         .map(|(i, run)| {
-            if args.no_chart {
+            if args.no_chart || run.sweep {
                 return None;
             }
             let path = chart_path(args, outcome.runs.len(), i);
@@ -78,7 +78,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 let chart = charts[*i].as_deref();
                 if args.json {
                     json_output.push(json!({ "run": report::json_run(run, chart) }));
-                } else if args.quiet {
+                } else if args.quiet || run.sweep {
                     println!("{}", report::line(run));
                 } else {
                     print!("{}", report::text(run, chart));

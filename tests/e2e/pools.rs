@@ -135,3 +135,61 @@ fn a_failed_job_raises_in_result_and_try_catches_it() {
     assert!(stderr.contains("the script threw boom"), "{stderr}");
     assert!(stderr.contains("raise.rhai:4:53"), "{stderr}");
 }
+
+#[test]
+fn which_model_quick_sweep_finds_the_winners_computed_by_hand() {
+    let out = scratch("pools-which-model");
+    let (code, report) =
+        simcli_tests::run_json_with("scripts/which_model.rhai", &out, &["--set", "quick=true"]);
+    assert_eq!(code, Some(0), "{report}");
+    // 5 cells x 2 connection counts x 5 models, each a sweep point.
+    let runs = runs(&report);
+    assert_eq!(runs.len(), 50);
+    assert!(runs
+        .iter()
+        .all(|r| r["sweep"] == true && r["chart"].is_null()));
+    let lines = prints(&report);
+    let row = |cell: &str, n: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(cell) && l[34..].starts_with(n))
+            .unwrap_or_else(|| panic!("no row {cell} {n}: {lines:?}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // By hand: one request alone takes 100us of I/O, 1ms of CPU, or 1s of
+    // I/O; served sequentially nothing is faster, and it has one thread.
+    assert!(
+        row("io 100us, cpu 0s", "1 ").contains("1 sequential 10000 sequential 0.1 sequential 13.2")
+    );
+    assert!(row("no io, cpu 1ms", "1 ").contains("1 sequential 1000 sequential 1.0"));
+    assert!(row("io 1s, cpu 0s", "1 ").contains("1 sequential 1.0 sequential 1000"));
+    // 100 slow waits overlap on one loop: 100 per second, p99 1s.
+    assert!(row("io 1s, cpu 0s", "100").contains("100 asyncio 100.0 asyncio 1000"));
+    // 100 x 1ms of CPU and a 1s wait: the loop computes them one after the
+    // other (100ms), then all wait: 1.1s, 90.9 per second.
+    assert!(row("io 1s, cpu 1ms", "100").contains("100 asyncio 90.9"));
+    // Pure CPU on 4 CPUs: only the process pool escapes the GIL.
+    assert!(row("no io, cpu 1ms", "100").contains("100 process pool"));
+    assert!(row("io 100us, cpu 1ms", "100").contains("100 process pool"));
+    assert!(lines.contains(
+        &"the rule of thumb picked a model within 10% of the best throughput in 6 of 10 cells"
+            .to_string()
+    ));
+    // The three heatmaps decode and are the same bytes on a second run.
+    let again = scratch("pools-which-model-again");
+    let (code, _) =
+        simcli_tests::run_json_with("scripts/which_model.rhai", &again, &["--set", "quick=true"]);
+    assert_eq!(code, Some(0));
+    for metric in ["throughput", "p99", "memory"] {
+        let name = format!("which_model_{metric}.png");
+        let (width, height) = simcli_tests::decode_png(&out.join(&name));
+        assert!(width >= 600 && height >= 200, "{name}: {width}x{height}");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(again.join(&name)).unwrap(),
+            "{name} differs between runs"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use crate::model::thread::ThreadOptions;
 use crate::time::Time;
 
 /// The keys `machine(#{ ... })` accepts.
-const MACHINE_KEYS: &str = "name, preset, cpus, scheduler, quantum, context_switch, \
+const MACHINE_KEYS: &str = "name, preset, sweep, cpus, scheduler, quantum, context_switch, \
      process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, \
      memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost";
 
@@ -53,6 +53,8 @@ pub(crate) struct MachineDecl {
     expected_outcome: Option<super::ExpectedOutcome>,
     /// Thread and process pools, in declaration order.
     pools: Vec<super::pool::PoolDecl>,
+    /// One point of a sweep: reported in one line, with no Gantt chart.
+    sweep: bool,
     /// Whether it ran at least once.
     pub(crate) ran: bool,
 }
@@ -410,7 +412,7 @@ fn machine_from_map(
         let key = key.as_str();
         let span = || to_span(value, key, position);
         match key {
-            "preset" => {}
+            "preset" | "sweep" => {}
             "name" => label = Some(string(key, value, position)?),
             "cpus" => machine.cpus = int_in(key, value, 1..=1024, position)? as u16,
             "scheduler" => {
@@ -491,6 +493,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
         expectations: Vec::new(),
         expected_outcome: None,
         pools: Vec::new(),
+        sweep: false,
         ran: false,
     })));
     session::with(|s| {
@@ -770,6 +773,7 @@ pub(crate) fn execute(
     });
     let mut record = ScriptRun::new(label, run, simulation);
     record.expected_outcome = handle.0.borrow().expected_outcome;
+    record.sweep = handle.0.borrow().sweep;
     let record = Rc::new(record);
     let expectations = handle.0.borrow().expectations.clone();
     let results = expectations
@@ -836,10 +840,17 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost.",
+        "A machine; keys: name, preset, sweep (true: one point of a sweep, reported in one line and drawn only by chart()), cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
-            Ok::<_, Box<EvalAltResult>>(declare(machine, label))
+            let handle = declare(machine, label);
+            if let Some(sweep) = map.get("sweep") {
+                let sweep = sweep.as_bool().map_err(|_| {
+                    bad_value("sweep", "true or false", sweep, call.call_position())
+                })?;
+                handle.0.borrow_mut().sweep = sweep;
+            }
+            Ok::<_, Box<EvalAltResult>>(handle)
         },
     );
     def(

@@ -140,6 +140,9 @@ pub struct ScriptRun {
     /// The outcome the script declared as intended with
     /// `m.expect_outcome(...)`, if any.
     pub expected_outcome: Option<ExpectedOutcome>,
+    /// One point of a sweep (`machine(#{ sweep: true })`): reported in one
+    /// line, with no Gantt chart.
+    pub sweep: bool,
 }
 
 /// An ending a script declares as intended: a gallery script that shows a
@@ -225,6 +228,7 @@ impl ScriptRun {
             operations: run.operations,
             expectations: std::cell::OnceCell::new(),
             expected_outcome: None,
+            sweep: false,
         }
     }
 
