@@ -6,6 +6,7 @@ mod errors;
 mod explore;
 mod explore_suite;
 mod io;
+mod newcomer;
 mod python;
 mod races;
 mod scripts;
