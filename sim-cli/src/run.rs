@@ -142,20 +142,33 @@ fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duratio
 }
 
 /// `DIR/<stem>.png`, or `DIR/<stem>-<n>.png` when the script ran several
-/// machines.
+/// machines. The stem is the script's for a plain run (the gallery's
+/// names); a replay or a seeded run, which draws another schedule, gets a
+/// name of its own so that it never overwrites a gallery chart:
+/// `<schedule>-replay` (after the schedule file's name) or `<script>-seed<N>`.
 fn chart_path(args: &RunArgs, runs: usize, index: usize) -> PathBuf {
-    let stem = args
-        .script
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "chart".to_string());
+    let stem_of = |path: &Path| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "chart".to_string())
+    };
+    let stem = match (&args.schedule, args.seed) {
+        (Some(schedule), _) => format!("{}-replay", stem_of(schedule)),
+        (None, Some(seed)) => format!("{}-seed{seed}", stem_of(&args.script)),
+        (None, None) => stem_of(&args.script),
+    };
     let extension = if args.svg { "svg" } else { "png" };
-    let name = if runs == 1 {
+    args.out.join(numbered(&stem, runs, index, extension))
+}
+
+/// `<stem>.<extension>` for a script's only run, `<stem>-<n>.<extension>`
+/// (from 1) for each of several.
+fn numbered(stem: &str, runs: usize, index: usize, extension: &str) -> String {
+    if runs == 1 {
         format!("{stem}.{extension}")
     } else {
         format!("{stem}-{}.{extension}", index + 1)
-    };
-    args.out.join(name)
+    }
 }
 
 /// Draws a run's chart, with its failure and race markers.

@@ -110,3 +110,66 @@ fn api_lists_the_starvation_key_and_the_scheduler_names() {
         "the bare-0 overloads stay unlisted"
     );
 }
+
+#[test]
+fn a_replay_and_a_seeded_run_never_overwrite_the_gallery_chart() {
+    let out = scratch("newcomer-replay");
+    let dir = out.to_str().unwrap();
+    let explore = run_simcli(&[
+        "explore",
+        "scripts/race.rhai",
+        "--runs",
+        "200",
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(explore.status.code(), Some(1));
+    let schedule = out.join("race-failure-1.ron");
+    let replay = run_simcli(&[
+        "run",
+        "scripts/race.rhai",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{text}");
+    let seeded = run_simcli(&[
+        "run",
+        "scripts/race.rhai",
+        "--seed",
+        "7",
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    assert!(seeded.status.code().is_some());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "race-failure-1-1.png",
+            "race-failure-1-2.png",
+            "race-failure-1-3.png",
+            "race-failure-1-replay-1.png",
+            "race-failure-1-replay-2.png",
+            "race-failure-1-replay-3.png",
+            "race-failure-1.ron",
+            "race-seed7-1.png",
+            "race-seed7-2.png",
+            "race-seed7-3.png",
+        ]
+    );
+    // The replay draws the very run explore found.
+    assert_eq!(
+        std::fs::read(out.join("race-failure-1-1.png")).unwrap(),
+        std::fs::read(out.join("race-failure-1-replay-1.png")).unwrap()
+    );
+}
