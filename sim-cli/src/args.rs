@@ -146,6 +146,10 @@ pub struct RunArgs {
     /// Write the trace of the (last) run as RON to this file.
     #[arg(long, value_name = "FILE.ron")]
     pub trace: Option<PathBuf>,
+    /// Write each run as Chrome trace JSON, which ui.perfetto.dev and
+    /// chrome://tracing open (FILE-<n>.json for each of several runs).
+    #[arg(long, value_name = "FILE.json")]
+    pub perfetto: Option<PathBuf>,
     /// Print one line per run instead of the full report.
     #[arg(long)]
     pub quiet: bool,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
+use sim_core::export::{perfetto, Mark, PerfettoOptions};
 use sim_core::plot::{gantt, ChartFormat, GanttOptions, Marker, MarkerKind};
 use sim_core::script::{Output, RunOptions, Script, ScriptRun};
 use sim_core::SimError;
@@ -101,6 +102,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     if let Some(path) = &args.trace {
         if let Err(error) = write_trace(outcome.runs.last().map(|r| &**r), path) {
+            eprintln!("error: {error:#}");
+            failed = true;
+        }
+    }
+    if let Some(path) = &args.perfetto {
+        if let Err(error) = write_perfetto(&outcome.runs, path) {
             eprintln!("error: {error:#}");
             failed = true;
         }
@@ -251,4 +258,54 @@ fn write_trace(run: Option<&ScriptRun>, path: &Path) -> anyhow::Result<()> {
     let run = run.context("the script made no run, so there is no trace to write")?;
     let text = run.trace.to_ron().context("serializing the trace")?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes each run as Chrome trace JSON: `FILE.json` for a script's only
+/// run, `FILE-<n>.json` for each of several.
+fn write_perfetto(runs: &[std::rc::Rc<ScriptRun>], path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !runs.is_empty(),
+        "the script made no run, so there is no trace to write"
+    );
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trace".to_string());
+    let extension = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "json".to_string());
+    for (i, run) in runs.iter().enumerate() {
+        let file = path.with_file_name(numbered(&stem, runs.len(), i, &extension));
+        let text = perfetto(&run.trace, &PerfettoOptions { marks: marks(run) });
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// What a run's Perfetto export marks beyond its trace: the error that
+/// stopped it, an ending it did not declare, each failed expectation.
+fn marks(run: &ScriptRun) -> Vec<Mark> {
+    let end = run.trace.end;
+    let mut marks: Vec<Mark> = failure_marker(run)
+        .map(|marker| Mark {
+            time: marker.time,
+            name: run
+                .outcome_error()
+                .map_or(marker.label, |error| error.to_string()),
+            thread: marker.threads.first().copied(),
+        })
+        .into_iter()
+        .collect();
+    marks.extend(run.outcome_failure().map(|name| Mark {
+        time: end,
+        name,
+        thread: None,
+    }));
+    marks.extend(run.expectations().iter().filter(|e| !e.held).map(|e| Mark {
+        time: end,
+        name: format!("expectation '{}' failed", e.name),
+        thread: None,
+    }));
+    marks
 }

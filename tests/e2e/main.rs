@@ -7,6 +7,7 @@ mod explore;
 mod explore_suite;
 mod io;
 mod newcomer;
+mod perfetto;
 mod python;
 mod races;
 mod scripts;
