@@ -41,7 +41,19 @@ pub enum Command {
         script: PathBuf,
     },
     /// List every function a script can call, with its signature and doc.
-    Api,
+    Api {
+        /// Instead, write Rhai definition files (*.d.rhai) into DIR, for
+        /// editors with the Rhai language server: completion and checking
+        /// of simcli's functions.
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
+    /// Print a shell completion script: e.g. `simcli completions bash >
+    /// ~/.local/share/bash-completion/completions/simcli`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// How `explore` picks schedules.

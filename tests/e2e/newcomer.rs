@@ -173,3 +173,36 @@ fn a_replay_and_a_seeded_run_never_overwrite_the_gallery_chart() {
         std::fs::read(out.join("race-failure-1-replay-1.png")).unwrap()
     );
 }
+
+#[test]
+fn api_writes_rhai_definitions_for_editors() {
+    let dir = scratch("newcomer-definitions");
+    let output = run_simcli(&["api", "--definitions", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let ours = std::fs::read_to_string(dir.join("__static__.d.rhai")).expect("the static module");
+    for needle in [
+        "fn compute(",
+        "fn machine(",
+        "fn lock(",
+        "A duration of `n` milliseconds.",
+    ] {
+        assert!(ours.contains(needle), "{needle}");
+    }
+    assert!(dir.join("__builtin__.d.rhai").exists());
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish() {
+    for (shell, needle) in [
+        ("bash", "complete -F _simcli"),
+        ("zsh", "#compdef simcli"),
+        ("fish", "complete -c simcli"),
+    ] {
+        let output = run_simcli(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(needle), "{shell}: {needle}");
+        assert!(text.contains("perfetto"), "{shell}: run's options");
+    }
+    assert_eq!(run_simcli(&["completions", "tcsh"]).status.code(), Some(2));
+}
