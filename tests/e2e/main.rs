@@ -10,5 +10,6 @@ mod newcomer;
 mod perfetto;
 mod python;
 mod races;
+mod readme;
 mod scripts;
 mod sync;
