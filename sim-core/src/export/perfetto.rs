@@ -654,3 +654,44 @@ fn instants(trace: &Trace, tracks: &Tracks, options: &PerfettoOptions, events: &
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{us, Machine, MutexOptions, Simulation};
+
+    #[test]
+    fn timestamps_keep_every_nanosecond() {
+        assert_eq!(micros(0).to_string(), "0.0");
+        assert_eq!(micros(1).to_string(), "0.001");
+        assert_eq!(micros(1_234_567).to_string(), "1234.567");
+        // 1.4 days of simulated time, still to the nanosecond.
+        assert_eq!(micros(123_456_789_012_345).to_string(), "123456789012.345");
+    }
+
+    #[test]
+    fn a_lock_handed_over_is_a_flow_and_the_export_is_deterministic() {
+        let export = || {
+            let machine = Machine {
+                cpus: 2,
+                ..Machine::default()
+            };
+            let mut sim = Simulation::new(machine).unwrap();
+            let m = sim.mutex("m", MutexOptions::default());
+            for name in ["a", "b"] {
+                sim.add_thread(name, move |ctx| {
+                    ctx.lock(m);
+                    ctx.compute(us(1500));
+                    ctx.unlock(m);
+                });
+            }
+            let run = sim.run();
+            perfetto(&run.trace, &PerfettoOptions::default())
+        };
+        let text = export();
+        assert_eq!(text, export());
+        assert!(text.contains(r#""name":"hand-off","ph":"s""#), "{text}");
+        assert!(text.contains(r#""name":"lock 'm'","ph":"X""#), "{text}");
+        assert!(text.contains(r#""dur":1500.0"#), "{text}");
+    }
+}
