@@ -159,7 +159,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE.ron")]
     pub trace: Option<PathBuf>,
     /// Write each run as Chrome trace JSON, which ui.perfetto.dev and
-    /// chrome://tracing open (FILE-<n>.json for each of several runs).
+    /// chrome://tracing open (FILE-1.json, FILE-2.json... when the script
+    /// runs several machines).
     #[arg(long, value_name = "FILE.json")]
     pub perfetto: Option<PathBuf>,
     /// Print one line per run instead of the full report.

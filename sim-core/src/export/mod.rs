@@ -1,7 +1,7 @@
 //! Exports of a finished [`Trace`](crate::trace::Trace) to formats other
 //! tools read. One file per format:
 //!
-//! - [`perfetto`]: the Chrome trace event format (JSON) that
+//! - [`perfetto`](mod@perfetto): the Chrome trace event format (JSON) that
 //!   ui.perfetto.dev and chrome://tracing open.
 //!
 //! The native format, RON, lives with the trace itself
