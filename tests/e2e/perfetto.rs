@@ -111,7 +111,7 @@ fn the_export_of_a_small_scene_matches_its_golden_file() {
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect()
     };
-    for flow in ["hand-off", "wake-up", "join"] {
+    for flow in ["hand-off", "wake-up", "join", "io done"] {
         assert!(names("s").iter().any(|n| n == flow), "no {flow} flow");
     }
     for instant in ["race on 'x'", "expectation 'x is 1' failed"] {

@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Flow arrows link the thread that released a lock, sent, notified or
-//! finished to the thread it let go on; instants mark the deadlock, each
-//! data race and what the caller adds ([`Mark`]: failed expectations).
+//! finished to the thread it let go on, and a device's completed request
+//! to the thread that made it; instants mark the deadlock, each data race
+//! and what the caller adds ([`Mark`]: failed expectations).
 //!
 //! Timestamps are microseconds, as the format wants, written with up to
 //! three decimals: a nanosecond time prints as its exact decimal (below
@@ -173,20 +174,19 @@ fn state_name(trace: &Trace, state: ThreadState) -> String {
     }
 }
 
-/// The resource a blocked thread waits for, when another thread's action
-/// on it (a release, a send, a notify) is what lets it go on.
-fn waited_resource(state: ThreadState) -> Option<ResourceId> {
-    match state {
-        ThreadState::Blocked(
-            BlockReason::Lock(r)
-            | BlockReason::Semaphore(r)
-            | BlockReason::RwLock(r)
-            | BlockReason::Condvar(r)
-            | BlockReason::Barrier(r)
-            | BlockReason::Channel(r)
-            | BlockReason::Event(r)
-            | BlockReason::Countdown(r),
-        ) => Some(r),
+/// The resource a thread blocked for `reason` waits for, when another
+/// thread's action on it (a release, a send, a notify) is what lets it go
+/// on.
+fn waited_resource(reason: BlockReason) -> Option<ResourceId> {
+    match reason {
+        BlockReason::Lock(r)
+        | BlockReason::Semaphore(r)
+        | BlockReason::RwLock(r)
+        | BlockReason::Condvar(r)
+        | BlockReason::Barrier(r)
+        | BlockReason::Channel(r)
+        | BlockReason::Event(r)
+        | BlockReason::Countdown(r) => Some(r),
         _ => None,
     }
 }
@@ -485,7 +485,8 @@ fn pools(_trace: &Trace, _tracks: &Tracks, _events: &mut [Value]) {}
 
 /// Flow arrows: from the thread whose release, send, notify or end let a
 /// blocked thread go on, to that thread. A lock handed over is a
-/// "hand-off", a join's end a "join", the rest a "wake-up".
+/// "hand-off", a join's end a "join", the rest a "wake-up"; then the
+/// devices' completions ("io done").
 fn flows(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
     // Who acted on each resource at each instant, in trace order.
     let mut actors: BTreeMap<(ResourceId, Time), Vec<ThreadId>> = BTreeMap::new();
@@ -519,7 +520,7 @@ fn flows(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
             // Bound to the end of the joined thread's last slice.
             BlockReason::Join(t) => (t, "join", Time(time.0.saturating_sub(1))),
             _ => {
-                let Some(r) = waited_resource(ThreadState::Blocked(reason)) else {
+                let Some(r) = waited_resource(reason) else {
                     continue;
                 };
                 let Some(from) = actors
@@ -548,6 +549,33 @@ fn flows(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
         events.push(json!({
             "ph": "f", "bp": "e", "cat": "flow", "name": name, "id": id,
             "pid": to_pid, "tid": to_tid, "ts": micros(time.0),
+        }));
+    }
+    io_flows(trace, tracks, &mut id, events);
+}
+
+/// Flow arrows from a device to the thread whose request it completed
+/// ("io done"), bound to the end of the request's slice. A task's request
+/// has none: its track is an async one, which flows cannot bind to.
+fn io_flows(trace: &Trace, tracks: &Tracks, id: &mut u64, events: &mut Vec<Value>) {
+    for record in trace.io.iter().filter(|r| r.task.is_none()) {
+        let (Some((_, channel)), Some(done), Some(&first)) = (
+            record.started,
+            record.completed,
+            tracks.devices.get(&record.device),
+        ) else {
+            continue;
+        };
+        let (pid, tid) = tracks.thread(record.thread);
+        *id += 1;
+        events.push(json!({
+            "ph": "s", "cat": "flow", "name": "io done", "id": *id,
+            "pid": MACHINE_PID, "tid": first + u64::from(channel),
+            "ts": micros(done.0.saturating_sub(1)),
+        }));
+        events.push(json!({
+            "ph": "f", "bp": "e", "cat": "flow", "name": "io done", "id": *id,
+            "pid": pid, "tid": tid, "ts": micros(done.0),
         }));
     }
 }
