@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use sim_core::export::{perfetto, Mark, PerfettoOptions};
+use sim_core::export::{self, Mark, PerfettoOptions};
 use sim_core::plot::{gantt, ChartFormat, GanttOptions, Marker, MarkerKind};
 use sim_core::script::{Output, RunOptions, Script, ScriptRun};
 use sim_core::SimError;
@@ -277,8 +277,13 @@ fn write_perfetto(runs: &[std::rc::Rc<ScriptRun>], path: &Path) -> anyhow::Resul
         .unwrap_or_else(|| "json".to_string());
     for (i, run) in runs.iter().enumerate() {
         let file = path.with_file_name(numbered(&stem, runs.len(), i, &extension));
-        let text = perfetto(&run.trace, &PerfettoOptions { marks: marks(run) });
-        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        let options = PerfettoOptions { marks: marks(run) };
+        let written = std::fs::File::create(&file).and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            export::write_perfetto(&run.trace, &options, &mut out)?;
+            std::io::Write::flush(&mut out)
+        });
+        written.with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(())
 }

@@ -10,4 +10,4 @@
 
 pub mod perfetto;
 
-pub use perfetto::{perfetto, Mark, PerfettoOptions};
+pub use perfetto::{perfetto, write_perfetto, Mark, PerfettoOptions};

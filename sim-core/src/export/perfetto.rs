@@ -26,6 +26,7 @@
 //! on every run (serde_json's maps are sorted by key).
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 
 use serde_json::{json, Map, Value};
 
@@ -194,8 +195,26 @@ fn waited_resource(reason: BlockReason) -> Option<ResourceId> {
 /// The Chrome trace event JSON of `trace`: one event per line, so that two
 /// exports compare line by line.
 pub fn perfetto(trace: &Trace, options: &PerfettoOptions) -> String {
+    let mut out = Vec::new();
+    write_perfetto(trace, options, &mut out).expect("writing to memory does not fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// [`perfetto`], written to `out` event by event: the export holds one
+/// event at a time (and the slices of each asyncio task until its end), so
+/// a long trace does not need its whole JSON in memory.
+pub fn write_perfetto(
+    trace: &Trace,
+    options: &PerfettoOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
     let tracks = Tracks::new(trace);
-    let mut events: Vec<Value> = Vec::new();
+    let mut events = Events {
+        out,
+        count: 0,
+        error: None,
+    };
     metadata(trace, &tracks, &mut events);
     cpus(trace, &tracks, &mut events);
     threads(trace, &tracks, &mut events);
@@ -205,16 +224,38 @@ pub fn perfetto(trace: &Trace, options: &PerfettoOptions) -> String {
     flows(trace, &tracks, &mut events);
     counters(trace, &mut events);
     instants(trace, &tracks, options, &mut events);
-
-    let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            out.push_str(",\n");
-        }
-        out.push_str(&event.to_string());
+    if let Some(error) = events.error {
+        return Err(error);
     }
-    out.push_str("\n]}\n");
-    out
+    events.out.write_all(b"\n]}\n")
+}
+
+/// Where the events go: each is written as soon as it is made, with a
+/// comma and a line break between two. The first write error is kept and
+/// the rest skipped.
+struct Events<'w> {
+    out: &'w mut dyn Write,
+    count: u64,
+    error: Option<io::Error>,
+}
+
+impl Events<'_> {
+    fn push(&mut self, event: Value) {
+        if self.error.is_some() {
+            return;
+        }
+        let separator = if self.count == 0 { "" } else { ",\n" };
+        self.count += 1;
+        if let Err(error) = write!(self.out, "{separator}{event}") {
+            self.error = Some(error);
+        }
+    }
+
+    fn extend(&mut self, events: impl IntoIterator<Item = Value>) {
+        for event in events {
+            self.push(event);
+        }
+    }
 }
 
 fn meta(pid: u64, tid: Option<u64>, name: &str, args: Value) -> Value {
@@ -226,7 +267,7 @@ fn meta(pid: u64, tid: Option<u64>, name: &str, args: Value) -> Value {
 }
 
 /// Names and order of the groups and tracks.
-fn metadata(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
+fn metadata(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
     events.push(meta(
         MACHINE_PID,
         None,
@@ -336,7 +377,7 @@ fn slice(pid: u64, tid: u64, name: &str, start: Time, end: Time, args: Value) ->
 
 /// Per CPU: which thread ran, and the switch and spin time as their own
 /// slices.
-fn cpus(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
+fn cpus(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
     for (c, list) in trace.cpu_intervals().iter().enumerate() {
         for interval in list {
             let thread = trace.threads[interval.thread.index()].name.as_str();
@@ -358,7 +399,7 @@ fn cpus(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
 
 /// Per thread: every state as a slice; per asyncio task, its states as
 /// async slices nested in one slice of its whole life, under its loop.
-fn threads(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
+fn threads(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
     let mut tasks: BTreeMap<ThreadId, Vec<Value>> = BTreeMap::new();
     trace.for_each_interval(trace.end, |interval| {
         let info = &trace.threads[interval.thread.index()];
@@ -399,20 +440,21 @@ fn threads(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
         let (Some(first), Some(last)) = (list.first(), list.last()) else {
             continue;
         };
+        let (first, last) = (first["ts"].clone(), last["ts"].clone());
         let around = |ph: &str, ts: &Value| {
             json!({
                 "ph": ph, "cat": "task", "id": task.0, "pid": pid, "tid": tid,
                 "name": info.name, "ts": ts, "args": {},
             })
         };
-        events.push(around("b", &first["ts"]));
-        events.extend(list.iter().cloned());
-        events.push(around("e", &last["ts"]));
+        events.push(around("b", &first));
+        events.extend(list);
+        events.push(around("e", &last));
     }
 }
 
 /// Per device channel: each request while in service.
-fn devices(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
+fn devices(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
     for record in &trace.io {
         let (Some((start, channel)), Some(&first)) =
             (record.started, tracks.devices.get(&record.device))
@@ -442,7 +484,7 @@ fn devices(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
 }
 
 /// Per process with a GIL: who held it.
-fn gil(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
+fn gil(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
     let mut held: BTreeMap<ProcessId, (ThreadId, Time)> = BTreeMap::new();
     let mut close = |process: ProcessId, (thread, since): (ThreadId, Time), until: Time| {
         if until > since {
@@ -481,13 +523,13 @@ fn gil(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
 /// each pool's track (allocated in [`Tracks::new`]) here: a slice per work
 /// item from submit to result, named after the item, with flows from the
 /// submitter to the worker and from the worker to whoever takes the result.
-fn pools(_trace: &Trace, _tracks: &Tracks, _events: &mut [Value]) {}
+fn pools(_trace: &Trace, _tracks: &Tracks, _events: &mut Events<'_>) {}
 
 /// Flow arrows: from the thread whose release, send, notify or end let a
 /// blocked thread go on, to that thread. A lock handed over is a
 /// "hand-off", a join's end a "join", the rest a "wake-up"; then the
 /// devices' completions ("io done").
-fn flows(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
+fn flows(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
     // Who acted on each resource at each instant, in trace order.
     let mut actors: BTreeMap<(ResourceId, Time), Vec<ThreadId>> = BTreeMap::new();
     for event in &trace.sync {
@@ -557,7 +599,7 @@ fn flows(trace: &Trace, tracks: &Tracks, events: &mut Vec<Value>) {
 /// Flow arrows from a device to the thread whose request it completed
 /// ("io done"), bound to the end of the request's slice. A task's request
 /// has none: its track is an async one, which flows cannot bind to.
-fn io_flows(trace: &Trace, tracks: &Tracks, id: &mut u64, events: &mut Vec<Value>) {
+fn io_flows(trace: &Trace, tracks: &Tracks, id: &mut u64, events: &mut Events<'_>) {
     for record in trace.io.iter().filter(|r| r.task.is_none()) {
         let (Some((_, channel)), Some(done), Some(&first)) = (
             record.started,
@@ -582,12 +624,12 @@ fn io_flows(trace: &Trace, tracks: &Tracks, id: &mut u64, events: &mut Vec<Value
 
 /// Counters: threads ready for a CPU (asyncio tasks are not: they wait for
 /// their loop), and memory in use.
-fn counters(trace: &Trace, events: &mut Vec<Value>) {
+fn counters(trace: &Trace, events: &mut Events<'_>) {
     let mut ready = vec![false; trace.threads.len()];
     let mut count = 0i64;
     let mut last: Option<(Time, i64)> = None;
     let mut written: Option<i64> = None;
-    let push = |events: &mut Vec<Value>, (time, value): (Time, i64)| {
+    let push = |events: &mut Events<'_>, (time, value): (Time, i64)| {
         events.push(json!({
             "ph": "C", "pid": MACHINE_PID, "name": "ready threads",
             "ts": micros(time.0), "args": { "ready": value },
@@ -626,7 +668,7 @@ fn counters(trace: &Trace, events: &mut Vec<Value>) {
 
 /// Instants: the deadlock (the whole timeline), each race (on the thread
 /// of its second access) and the caller's marks.
-fn instants(trace: &Trace, tracks: &Tracks, options: &PerfettoOptions, events: &mut Vec<Value>) {
+fn instants(trace: &Trace, tracks: &Tracks, options: &PerfettoOptions, events: &mut Events<'_>) {
     let global = |name: &str, time: Time, args: Value| {
         json!({
             "ph": "i", "s": "g", "pid": MACHINE_PID, "tid": tracks.cpus.first().copied().unwrap_or(1),
