@@ -42,7 +42,19 @@ pub enum Command {
         script: PathBuf,
     },
     /// List every function a script can call, with its signature and doc.
-    Api,
+    Api {
+        /// Instead, write Rhai definition files (*.d.rhai) into DIR, for
+        /// editors with the Rhai language server: completion and checking
+        /// of simcli's functions.
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
+    /// Print a shell completion script: e.g. `simcli completions bash >
+    /// ~/.local/share/bash-completion/completions/simcli`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// How `explore` picks schedules.
@@ -154,6 +166,11 @@ pub struct RunArgs {
     /// Write the trace of the (last) run as RON to this file.
     #[arg(long, value_name = "FILE.ron")]
     pub trace: Option<PathBuf>,
+    /// Write each run as Chrome trace JSON, which ui.perfetto.dev and
+    /// chrome://tracing open (FILE-1.json, FILE-2.json... when the script
+    /// runs several machines).
+    #[arg(long, value_name = "FILE.json")]
+    pub perfetto: Option<PathBuf>,
     /// Print one line per run instead of the full report.
     #[arg(long)]
     pub quiet: bool,

@@ -75,7 +75,24 @@ fn main() -> ExitCode {
             }
             Err(status) => status,
         },
-        Command::Api => {
+        Command::Api {
+            definitions: Some(dir),
+        } => match sim_core::script::write_definitions(&dir) {
+            Ok(()) => {
+                println!("definitions: {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: writing definitions into {}: {error}", dir.display());
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "simcli", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Api { definitions: None } => {
             let entries = api();
             let width = entries
                 .iter()

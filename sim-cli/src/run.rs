@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
+use sim_core::export::{self, Mark, PerfettoOptions};
 use sim_core::plot::{gantt, ChartFormat, GanttOptions, Marker, MarkerKind};
 use sim_core::script::{Output, RunOptions, Script, ScriptRun};
 use sim_core::SimError;
@@ -110,6 +111,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
             failed = true;
         }
     }
+    if let Some(path) = &args.perfetto {
+        if let Err(error) = write_perfetto(&outcome.runs, path) {
+            eprintln!("error: {error:#}");
+            failed = true;
+        }
+    }
     // Stdout and stderr may share a terminal: what was printed comes first.
     let _ = std::io::Write::flush(&mut std::io::stdout());
     if let Some(error) = &outcome.error {
@@ -147,20 +154,33 @@ fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duratio
 }
 
 /// `DIR/<stem>.png`, or `DIR/<stem>-<n>.png` when the script ran several
-/// machines.
+/// machines. The stem is the script's for a plain run (the gallery's
+/// names); a replay or a seeded run, which draws another schedule, gets a
+/// name of its own so that it never overwrites a gallery chart:
+/// `<schedule>-replay` (after the schedule file's name) or `<script>-seed<N>`.
 fn chart_path(args: &RunArgs, runs: usize, index: usize) -> PathBuf {
-    let stem = args
-        .script
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "chart".to_string());
+    let stem_of = |path: &Path| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "chart".to_string())
+    };
+    let stem = match (&args.schedule, args.seed) {
+        (Some(schedule), _) => format!("{}-replay", stem_of(schedule)),
+        (None, Some(seed)) => format!("{}-seed{seed}", stem_of(&args.script)),
+        (None, None) => stem_of(&args.script),
+    };
     let extension = if args.svg { "svg" } else { "png" };
-    let name = if runs == 1 {
+    args.out.join(numbered(&stem, runs, index, extension))
+}
+
+/// `<stem>.<extension>` for a script's only run, `<stem>-<n>.<extension>`
+/// (from 1) for each of several.
+fn numbered(stem: &str, runs: usize, index: usize, extension: &str) -> String {
+    if runs == 1 {
         format!("{stem}.{extension}")
     } else {
         format!("{stem}-{}.{extension}", index + 1)
-    };
-    args.out.join(name)
+    }
 }
 
 /// Draws a run's chart, with its failure and race markers.
@@ -243,4 +263,59 @@ fn write_trace(run: Option<&ScriptRun>, path: &Path) -> anyhow::Result<()> {
     let run = run.context("the script made no run, so there is no trace to write")?;
     let text = run.trace.to_ron().context("serializing the trace")?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes each run as Chrome trace JSON: `FILE.json` for a script's only
+/// run, `FILE-<n>.json` for each of several.
+fn write_perfetto(runs: &[std::rc::Rc<ScriptRun>], path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !runs.is_empty(),
+        "the script made no run, so there is no trace to write"
+    );
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trace".to_string());
+    let extension = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "json".to_string());
+    for (i, run) in runs.iter().enumerate() {
+        let file = path.with_file_name(numbered(&stem, runs.len(), i, &extension));
+        let options = PerfettoOptions { marks: marks(run) };
+        let written = std::fs::File::create(&file).and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            export::write_perfetto(&run.trace, &options, &mut out)?;
+            std::io::Write::flush(&mut out)
+        });
+        written.with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// What a run's Perfetto export marks beyond its trace: the error that
+/// stopped it, an ending it did not declare, each failed expectation.
+fn marks(run: &ScriptRun) -> Vec<Mark> {
+    let end = run.trace.end;
+    let mut marks: Vec<Mark> = failure_marker(run)
+        .map(|marker| Mark {
+            time: marker.time,
+            name: run
+                .outcome_error()
+                .map_or(marker.label, |error| error.to_string()),
+            thread: marker.threads.first().copied(),
+        })
+        .into_iter()
+        .collect();
+    marks.extend(run.outcome_failure().map(|name| Mark {
+        time: end,
+        name,
+        thread: None,
+    }));
+    marks.extend(run.expectations().iter().filter(|e| !e.held).map(|e| Mark {
+        time: end,
+        name: format!("expectation '{}' failed", e.name),
+        thread: None,
+    }));
+    marks
 }

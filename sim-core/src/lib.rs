@@ -8,7 +8,8 @@
 //!
 //! Data flows one way: [`time`] → [`kernel`] (event queue, dispatch) ←
 //! [`model`] (machine, schedulers, threads, processes, memory) → [`trace`] →
-//! [`analysis`] (stats, starvation, locks) → [`plot`] (Gantt charts).
+//! [`analysis`] (stats, starvation, locks) → [`plot`] (Gantt charts) /
+//! [`export`] (Chrome trace JSON for Perfetto).
 //!
 //! ```
 //! use sim_core::{Machine, Simulation, ms};
@@ -27,6 +28,7 @@
 pub mod analysis;
 pub mod error;
 pub mod explore;
+pub mod export;
 pub mod ids;
 pub mod kernel;
 pub mod model;

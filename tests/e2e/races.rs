@@ -111,14 +111,27 @@ fn a_saved_schedule_replays_to_the_identical_report_and_chart() {
         second.to_str().unwrap(),
     ]);
     assert_eq!(replayed.status.code(), Some(1));
-    let text = |out: &std::process::Output, dir: &std::path::Path| {
-        String::from_utf8_lossy(&out.stdout).replace(dir.to_str().unwrap(), "OUT")
+    // The charts have names of their own (a seeded run's, a replay's), so
+    // that neither overwrites the gallery's race-<n>.png.
+    let text = |out: &std::process::Output, dir: &std::path::Path, stem: &str| {
+        String::from_utf8_lossy(&out.stdout)
+            .replace(dir.to_str().unwrap(), "OUT")
+            .replace(stem, "CHART")
     };
-    assert_eq!(text(&seeded, &first), text(&replayed, &second));
-    for chart in ["race-1.png", "race-2.png", "race-3.png"] {
+    assert_eq!(
+        text(&seeded, &first, "race-seed11"),
+        text(&replayed, &second, "schedule-replay")
+    );
+    for n in 1..=3 {
+        let (a, b) = (
+            first.join(format!("race-seed11-{n}.png")),
+            second.join(format!("schedule-replay-{n}.png")),
+        );
         assert!(
-            std::fs::read(first.join(chart)).unwrap() == std::fs::read(second.join(chart)).unwrap(),
-            "{chart} differs"
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{} and {} differ",
+            a.display(),
+            b.display()
         );
     }
 }

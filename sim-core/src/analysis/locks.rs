@@ -182,8 +182,9 @@ impl LockStats {
 
 impl fmt::Display for LockStats {
     /// A table of the resources that are taken and held, then one line per
-    /// channel (sent/received) and per condition variable (notifies, lost).
-    /// Nothing at all when the run had no resources.
+    /// channel (sent/received) and per condition variable (notifies, lost),
+    /// under the table's header or, with no held resource, a header of their
+    /// own. Nothing at all when the run had no resources.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .resources
@@ -206,6 +207,10 @@ impl fmt::Display for LockStats {
                 "mean hold",
                 "max hold"
             )?;
+        }
+        let others = self.resources.iter().any(|r| !r.is_held());
+        if held.is_empty() && others {
+            writeln!(f, "{:<width$}  {:<9}  activity", "resource", "kind")?;
         }
         for r in held {
             writeln!(
@@ -359,7 +364,8 @@ mod tests {
         assert_eq!(stats.resources.len(), 2);
         assert_eq!(
             stats.to_string(),
-            "jobs      channel    sent 2, received 1\n\
+            "resource  kind       activity\n\
+             jobs      channel    sent 2, received 1\n\
              ready     condvar    notifies 3 (lost 2)\n"
         );
     }

@@ -99,6 +99,15 @@ pub fn api() -> Vec<ApiEntry> {
     entries
 }
 
+/// Writes Rhai definition files (`*.d.rhai`) of every function a script can
+/// call into `dir`, creating it: editors with the Rhai language server read
+/// them to complete and check scripts. Rhai's standard library comes along
+/// (`__builtin__.d.rhai`, `__builtin-operators__.d.rhai`); simcli's own
+/// functions, with their docs, are in `__static__.d.rhai`.
+pub fn write_definitions(dir: &std::path::Path) -> std::io::Result<()> {
+    super::build_engine().definitions().write_to_dir(dir)
+}
+
 /// `name: type, name: type`.
 fn list(params: &[(String, String)]) -> String {
     let list: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {t}")).collect();

@@ -73,12 +73,35 @@ impl ScriptError {
     }
 
     /// The error of a script that did not compile.
+    ///
+    /// When the file ends inside an open `{`, `(` or `[`, Rhai reports what
+    /// it expected at the end of the file (often a `;`); the error points at
+    /// the bracket that is never closed instead.
     pub(crate) fn from_parse(error: &ParseError, script: &str, source: &str) -> Self {
+        let position = position_of(error.position());
+        let at_end = position.is_none_or(|(line, _)| line as usize > source.lines().count());
+        if let Some((line, column, open)) = unclosed_bracket(source).filter(|_| at_end) {
+            let close = match open {
+                '{' => '}',
+                '(' => ')',
+                _ => ']',
+            };
+            return ScriptError::new(
+                script,
+                ErrorStage::Compile,
+                format!("this `{open}` is never closed: the file ends inside it"),
+            )
+            .at(Some((line, column)), source)
+            .with_hint(format!(
+                "add the `{close}` that closes it (a closure's body is `|| {{ ... }}`, \
+                 and the call around it ends with `);`)"
+            ));
+        }
         let message = error.err_type().to_string();
         let hint = "fix the syntax at this position; Rhai syntax is close to Rust's: \
                     `let x = 1;`, `for i in 0..10 { }`, closures `|| { ... }`";
         ScriptError::new(script, ErrorStage::Compile, message)
-            .at(position_of(error.position()), source)
+            .at(position, source)
             .with_hint(hint)
     }
 
@@ -155,6 +178,66 @@ fn strip_origin(error: &SimError) -> String {
 pub(crate) fn position_of(position: Position) -> Option<(u32, u32)> {
     let line = position.line()?;
     Some((line as u32, position.position().unwrap_or(1) as u32))
+}
+
+/// The innermost bracket (`{`, `(` or `[`) still open at the end of
+/// `source`, with its 1-based line and column; strings, characters and
+/// comments are skipped.
+fn unclosed_bracket(source: &str) -> Option<(u32, u32, char)> {
+    let mut open: Vec<(u32, u32, char)> = Vec::new();
+    let mut chars = source.chars().peekable();
+    let (mut line, mut column) = (1u32, 0u32);
+    let advance = |c: char, line: &mut u32, column: &mut u32| {
+        if c == '\n' {
+            *line += 1;
+            *column = 0;
+        } else {
+            *column += 1;
+        }
+    };
+    while let Some(c) = chars.next() {
+        advance(c, &mut line, &mut column);
+        match c {
+            '{' | '(' | '[' => open.push((line, column, c)),
+            '}' | ')' | ']' => {
+                open.pop();
+            }
+            '"' | '\'' | '`' => {
+                // To the closing quote, past escaped characters.
+                while let Some(d) = chars.next() {
+                    advance(d, &mut line, &mut column);
+                    if d == '\\' && c != '`' {
+                        if let Some(e) = chars.next() {
+                            advance(e, &mut line, &mut column);
+                        }
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                while let Some(&d) = chars.peek() {
+                    if d == '\n' {
+                        break;
+                    }
+                    chars.next();
+                    advance(d, &mut line, &mut column);
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                let mut previous = ' ';
+                for d in chars.by_ref() {
+                    advance(d, &mut line, &mut column);
+                    if previous == '*' && d == '/' {
+                        break;
+                    }
+                    previous = d;
+                }
+            }
+            _ => {}
+        }
+    }
+    open.pop()
 }
 
 /// Follows nested function-call errors down to the one that arose first.
@@ -347,6 +430,14 @@ impl std::error::Error for ScriptError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unclosed_brace_is_found_past_strings_and_comments() {
+        let source =
+            "let m = machine(); // {\nm.add_thread(\"a{\", || {\n    /* ( */ compute(ms(1))\n";
+        assert_eq!(unclosed_bracket(source), Some((2, 23, '{')));
+        assert_eq!(unclosed_bracket("let a = [1, (2)];\n"), None);
+    }
 
     #[test]
     fn display_points_at_the_column() {

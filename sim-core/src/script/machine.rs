@@ -840,7 +840,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, sweep (true: one point of a sweep, reported in one line and drawn only by chart()), cpus, scheduler, quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost.",
+        "A machine; keys: name, preset, sweep (true: one point of a sweep, reported in one line and drawn only by chart()), cpus, scheduler (\"fifo\", \"rr\" or \"round_robin\", \"priority\", \"fair\" or \"cfs\"), quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost. A duration is ms(5), a string with a unit (\"1.5ms\") or a bare 0.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
             let handle = declare(machine, label);

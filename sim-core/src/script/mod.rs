@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Engine, AST};
 
-pub use api::{api, ApiEntry};
+pub use api::{api, write_definitions, ApiEntry};
 pub use error::{ErrorStage, ScriptError};
 pub use limits::{BODY_OPERATIONS, MAX_ARRAY, MAX_CALL_LEVELS, MAX_STRING};
 pub use params::parse_set;

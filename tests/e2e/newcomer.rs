@@ -1,0 +1,208 @@
+//! Issue 15: rough edges a newcomer hits in the first minutes.
+
+use std::time::{Duration, Instant};
+
+use simcli_tests::{run_simcli, scratch};
+
+/// Writes `source` as `NAME.rhai` in a scratch folder, runs
+/// `simcli COMMAND script ARGS...` and returns the exit code, stdout and
+/// stderr.
+fn simcli_on(
+    name: &str,
+    source: &str,
+    command: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let dir = scratch(&format!("newcomer-{name}"));
+    let path = dir.join(format!("{name}.rhai"));
+    std::fs::write(&path, source).unwrap();
+    let mut all = vec![command, path.to_str().unwrap()];
+    if command == "run" {
+        all.extend(["--out", dir.to_str().unwrap()]);
+    }
+    all.extend(args);
+    let output = run_simcli(&all);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bare_zero_is_a_duration_and_other_bare_numbers_keep_their_error() {
+    let zero = "let m = machine(#{ context_switch: 0, quantum: \"1ms\", scheduler: \"cfs\" });\n\
+                m.add_thread(\"a\", || { compute(0); sleep(0); compute_nogil(0); compute(ms(1)); });\n";
+    let (code, out, err) = simcli_on("zero", zero, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("context switch 0s"), "{out}");
+    assert!(out.contains("makespan: 1ms"), "{out}");
+
+    let five = "let m = machine();\nm.add_thread(\"a\", || compute(5));\n";
+    let (code, _, err) = simcli_on("five", five, "run", &["--no-chart"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no function matches compute (i64)"), "{err}");
+    assert!(err.contains("durations are written ms(5)"), "{err}");
+
+    let setting = "let m = machine(#{ context_switch: 5 });\n";
+    let (code, _, err) = simcli_on("setting", setting, "run", &["--no-chart"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("context_switch must be a duration, not i64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sleep_of_a_bare_number_is_an_error_not_a_wall_clock_pause() {
+    // Rhai's own sleep(seconds) would pause the real process.
+    let source = "let m = machine();\nm.add_thread(\"a\", || sleep(3));\n";
+    let started = Instant::now();
+    let (code, _, err) = simcli_on("sleep3", source, "run", &["--no-chart"]);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no function matches sleep (i64)"), "{err}");
+}
+
+#[test]
+fn an_unclosed_brace_is_reported_where_it_opens() {
+    let source = "let m = machine();\n\
+                  m.add_thread(\"a\", || {\n    compute(ms(1))\n";
+    let (code, _, err) = simcli_on("unclosed", source, "check", &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("this `{` is never closed") && err.contains("unclosed.rhai:2:22"),
+        "{err}"
+    );
+    assert!(!err.contains("';'"), "{err}");
+}
+
+#[test]
+fn a_report_with_only_channels_has_a_header() {
+    let source = "let m = machine();\nlet ch = m.channel(\"pipe\", 1);\n\
+                  m.add_thread(\"tx\", || ch.send(1));\nm.add_thread(\"rx\", || ch.recv());\n";
+    let (code, out, err) = simcli_on("channels", source, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{err}");
+    let pipe = out
+        .lines()
+        .position(|l| l.starts_with("pipe "))
+        .expect("a line for the channel");
+    let header = out.lines().nth(pipe - 1).unwrap();
+    assert!(
+        header.starts_with("resource ") && header.contains("kind"),
+        "{out}"
+    );
+}
+
+#[test]
+fn api_lists_the_starvation_key_and_the_scheduler_names() {
+    let output = run_simcli(&["api"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let machine = text
+        .lines()
+        .find(|l| l.starts_with("machine(settings: Map)"))
+        .expect("machine(settings) in the api");
+    for word in ["starvation", "\"cfs\"", "\"1.5ms\"", "bare 0"] {
+        assert!(machine.contains(word), "{word}: {machine}");
+    }
+    assert!(
+        !text.contains("compute(d: int)"),
+        "the bare-0 overloads stay unlisted"
+    );
+}
+
+#[test]
+fn a_replay_and_a_seeded_run_never_overwrite_the_gallery_chart() {
+    let out = scratch("newcomer-replay");
+    let dir = out.to_str().unwrap();
+    let explore = run_simcli(&[
+        "explore",
+        "scripts/race.rhai",
+        "--runs",
+        "200",
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(explore.status.code(), Some(1));
+    let schedule = out.join("race-failure-1.ron");
+    let replay = run_simcli(&[
+        "run",
+        "scripts/race.rhai",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{text}");
+    let seeded = run_simcli(&[
+        "run",
+        "scripts/race.rhai",
+        "--seed",
+        "7",
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    assert!(seeded.status.code().is_some());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "race-failure-1-1.png",
+            "race-failure-1-2.png",
+            "race-failure-1-3.png",
+            "race-failure-1-replay-1.png",
+            "race-failure-1-replay-2.png",
+            "race-failure-1-replay-3.png",
+            "race-failure-1.ron",
+            "race-seed7-1.png",
+            "race-seed7-2.png",
+            "race-seed7-3.png",
+        ]
+    );
+    // The replay draws the very run explore found.
+    assert_eq!(
+        std::fs::read(out.join("race-failure-1-1.png")).unwrap(),
+        std::fs::read(out.join("race-failure-1-replay-1.png")).unwrap()
+    );
+}
+
+#[test]
+fn api_writes_rhai_definitions_for_editors() {
+    let dir = scratch("newcomer-definitions");
+    let output = run_simcli(&["api", "--definitions", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let ours = std::fs::read_to_string(dir.join("__static__.d.rhai")).expect("the static module");
+    for needle in [
+        "fn compute(",
+        "fn machine(",
+        "fn lock(",
+        "A duration of `n` milliseconds.",
+    ] {
+        assert!(ours.contains(needle), "{needle}");
+    }
+    assert!(dir.join("__builtin__.d.rhai").exists());
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish() {
+    for (shell, needle) in [
+        ("bash", "complete -F _simcli"),
+        ("zsh", "#compdef simcli"),
+        ("fish", "complete -c simcli"),
+    ] {
+        let output = run_simcli(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(needle), "{shell}: {needle}");
+        assert!(text.contains("perfetto"), "{shell}: run's options");
+    }
+    assert_eq!(run_simcli(&["completions", "tcsh"]).status.code(), Some(2));
+}
