@@ -721,6 +721,16 @@ fn chart_errors_name_the_line_the_row_and_the_key() {
         ),
         (r#"#{ kind: "bars", x: "a", y: "b" }"#, "[]", "no rows"),
         (
+            r#"#{ kind: "heatmap", x: "a", row: "a", value: "a" }"#,
+            "{ let r = []; for i in 0..201 { r.push(#{ a: i }); } r }",
+            "201 columns (a): a chart holds at most 200",
+        ),
+        (
+            r#"#{ kind: "lines", x: "a", y: "b" }"#,
+            "[#{ a: 1, b: 2 }, #{ a: 1.0, b: 3 }]",
+            "rows[0] and rows[1] both give b at the same a",
+        ),
+        (
             r#"#{ kind: "bars", x: "a", y: "b" }"#,
             "[#{ a: 1, b: 1e308 * 10.0 }]",
             "rows[0].b is inf, not a finite number",

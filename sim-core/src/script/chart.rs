@@ -17,6 +17,8 @@
 //! order in which the rows first show them. Durations are plotted in the
 //! unit that suits their largest value, named in the axis label.
 
+use std::collections::HashMap;
+
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position, FLOAT};
 
 use super::api::def;
@@ -222,6 +224,12 @@ fn maps(call: &Call, rows: Array) -> Result<Vec<Map>, Box<EvalAltResult>> {
             "push one map per run: rows.push(#{ cpus: cpus, makespan: r.makespan })",
         ));
     }
+    if rows.len() > MAX_ROWS {
+        return Err(call.error(
+            format!("{} rows: a chart draws at most {MAX_ROWS}", rows.len()),
+            "group or sample the rows first",
+        ));
+    }
     rows.into_iter()
         .enumerate()
         .map(|(i, row)| {
@@ -338,12 +346,51 @@ fn with_unit(label: String, unit: Option<&str>) -> String {
     }
 }
 
-/// The index of `value` in `list`, added at the end the first time.
-fn index_of(list: &mut Vec<String>, value: String) -> usize {
-    list.iter().position(|v| *v == value).unwrap_or_else(|| {
-        list.push(value);
-        list.len() - 1
-    })
+/// Distinct values in order of first appearance, each with its index.
+#[derive(Default)]
+struct Categories {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Categories {
+    /// The index of `value`, added at the end the first time.
+    fn index_of(&mut self, value: String) -> usize {
+        if let Some(&i) = self.index.get(&value) {
+            return i;
+        }
+        self.names.push(value.clone());
+        self.index.insert(value, self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    /// An error when there are more than `max` of them.
+    fn check(&self, call: &Call, what: &str, max: usize) -> Result<(), Box<EvalAltResult>> {
+        if self.names.len() <= max {
+            return Ok(());
+        }
+        Err(call.error(
+            format!("{} {what}: a chart holds at most {max}", self.names.len()),
+            "group or filter the rows first (rows.filter(|r| ...))",
+        ))
+    }
+}
+
+/// The most rows one chart draws.
+const MAX_ROWS: usize = 100_000;
+/// The most categories along x (bars) and series (bars, lines).
+const MAX_CATEGORIES: usize = 500;
+/// The most rows or columns of a heatmap.
+const MAX_CELLS_SIDE: usize = 200;
+
+/// What tells two points of a series apart: a category's index, or the
+/// bits of an x value.
+fn point_key(category: usize, x: Number) -> (u8, u64) {
+    match x {
+        Number::Plain(v) if category == usize::MAX => (0, v.to_bits()),
+        Number::Duration(d) if category == usize::MAX => (1, d),
+        _ => (2, category as u64),
+    }
 }
 
 /// One measured value of one row, before scaling.
@@ -403,18 +450,19 @@ fn comparison(
     options.title = spec.title.clone().unwrap_or(default_title);
     if spec.kind == Kind::Heatmap {
         let row_key = spec.row.as_deref().unwrap_or_default();
-        let (mut columns, mut names) = (Vec::new(), Vec::new());
+        let (mut columns, mut names) = (Categories::default(), Categories::default());
         let mut at = Vec::new();
+        let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
         let mut numbers = Vec::new();
         let mut winners = Vec::new();
         for i in 0..rows.len() {
-            let c = index_of(&mut columns, category(call, rows, i, &spec.x)?);
-            let r = index_of(&mut names, category(call, rows, i, row_key)?);
-            if let Some(j) = at.iter().position(|&p| p == (r, c)) {
+            let c = columns.index_of(category(call, rows, i, &spec.x)?);
+            let r = names.index_of(category(call, rows, i, row_key)?);
+            if let Some(j) = seen.insert((r, c), i) {
                 return Err(call.error(
                     format!(
                         "rows[{j}] and rows[{i}] are both the cell {row_key} = {}, {} = {}",
-                        names[r], spec.x, columns[c]
+                        names.names[r], spec.x, columns.names[c]
                     ),
                     "a heatmap shows one value per cell: give each row its own pair, or average them first",
                 ));
@@ -426,6 +474,9 @@ fn comparison(
                 None => None,
             });
         }
+        columns.check(call, &format!("columns ({})", spec.x), MAX_CELLS_SIDE)?;
+        names.check(call, &format!("rows ({row_key})"), MAX_CELLS_SIDE)?;
+        let (columns, names) = (columns.names, names.names);
         let (values, unit) = scaled(call, ys[0], &numbers)?;
         let mut cells = vec![None; names.len() * columns.len()];
         for (((r, c), value), winner) in at.into_iter().zip(values).zip(winners) {
@@ -444,18 +495,19 @@ fn comparison(
         ));
     }
     // Bars and lines: one series per (series value, y key).
-    let mut series: Vec<String> = Vec::new();
-    let mut categories: Vec<String> = Vec::new();
+    let mut series = Categories::default();
+    let mut categories = Categories::default();
     let mut points: Vec<Point> = Vec::new();
+    let mut seen: HashMap<(usize, (u8, u64)), usize> = HashMap::new();
     for i in 0..rows.len() {
         let group = match &spec.series {
             Some(key) => Some(category(call, rows, i, key)?),
             None => None,
         };
         let (category_index, x) = match spec.kind {
-            Kind::Lines => (0, number(call, rows, i, &spec.x)?),
+            Kind::Lines => (usize::MAX, number(call, rows, i, &spec.x)?),
             _ => (
-                index_of(&mut categories, category(call, rows, i, &spec.x)?),
+                categories.index_of(category(call, rows, i, &spec.x)?),
                 Number::Plain(0.0),
             ),
         };
@@ -466,26 +518,22 @@ fn comparison(
                 (None, 1) => String::new(),
                 (None, _) => y.to_string(),
             };
-            let s = index_of(&mut series, name);
+            let s = series.index_of(name);
             let y_value = number(call, rows, i, y)?;
-            let same = |p: &Point| {
-                p.series == s
-                    && match spec.kind {
-                        Kind::Lines => p.x == x,
-                        _ => p.category == category_index,
-                    }
-            };
-            if let Some(p) = points.iter().find(|p| same(p)) {
+            if let Some(first) = seen.insert((s, point_key(category_index, x)), i) {
                 let what = match spec.kind {
                     Kind::Lines => format!("{} at the same {}", y, spec.x),
-                    _ => format!("{} for {} = {}", y, spec.x, categories[category_index]),
+                    _ => format!(
+                        "{} for {} = {}",
+                        y, spec.x, categories.names[category_index]
+                    ),
                 };
                 let series_note = group
                     .as_ref()
                     .map(|g| format!(" in the series {g}"))
                     .unwrap_or_default();
                 return Err(call.error(
-                    format!("rows[{}] and rows[{i}] both give {what}{series_note}", p.row),
+                    format!("rows[{first}] and rows[{i}] both give {what}{series_note}"),
                     "a chart shows one value per point: set `series` to the key that tells them apart, or average them first",
                 ));
             }
@@ -499,6 +547,13 @@ fn comparison(
             });
         }
     }
+    series.check(call, "series", MAX_CATEGORIES)?;
+    categories.check(
+        call,
+        &format!("categories along x ({})", spec.x),
+        MAX_CATEGORIES,
+    )?;
+    let (series, categories) = (series.names, categories.names);
     let ynumbers: Vec<Number> = points.iter().map(|p| p.y).collect();
     let (yvalues, yunit) = scaled(call, &ys.join(", "), &ynumbers)?;
     let point_rows: Vec<usize> = points.iter().map(|p| p.row).collect();
@@ -616,10 +671,10 @@ mod tests {
 
     #[test]
     fn categories_are_indexed_in_order_of_first_appearance() {
-        let mut list = Vec::new();
-        assert_eq!(index_of(&mut list, "b".into()), 0);
-        assert_eq!(index_of(&mut list, "a".into()), 1);
-        assert_eq!(index_of(&mut list, "b".into()), 0);
-        assert_eq!(list, ["b", "a"]);
+        let mut list = Categories::default();
+        assert_eq!(list.index_of("b".into()), 0);
+        assert_eq!(list.index_of("a".into()), 1);
+        assert_eq!(list.index_of("b".into()), 0);
+        assert_eq!(list.names, ["b", "a"]);
     }
 }
