@@ -34,6 +34,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
         out_dir: args.out.clone(),
         jitter: args.jitter,
         schedule,
+        timeout: args.timeout.map(std::time::Duration::from_secs),
+        charts: !args.no_chart,
     });
     let mut failed = outcome.error.is_some()
         || outcome
@@ -94,7 +96,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     if let Some(path) = &args.save_schedule {
         let text = ron::to_string(&outcome.schedule()).expect("decisions serialize");
-        if let Err(error) = std::fs::write(path, text) {
+        if let Err(error) = sim_core::output::write(path, text.as_bytes()) {
             eprintln!("error: writing {}: {error}", path.display());
             failed = true;
         }
@@ -212,11 +214,14 @@ fn failure_marker(run: &ScriptRun) -> Option<Marker> {
         | SimError::Failed { thread, .. }
         | SimError::Misuse { thread, .. }
         | SimError::Resources { thread, .. } => run.trace.thread_named(thread),
-        _ => None,
+        _ => error.site().and_then(|s| run.trace.thread_named(&s.thread)),
     };
     let label = match error {
         SimError::TimeLimit { .. } => "max_time reached".to_string(),
         SimError::EventLimit { .. } => "max_events reached".to_string(),
+        SimError::Livelock { .. } => "livelock: max_steps_at_instant reached".to_string(),
+        SimError::MemoryLimit { .. } => "--max-memory reached".to_string(),
+        SimError::Timeout { .. } => "--timeout reached".to_string(),
         _ => "failed".to_string(),
     };
     Some(Marker {
@@ -237,5 +242,6 @@ pub fn read_schedule(path: &Path) -> anyhow::Result<Vec<sim_core::kernel::Decisi
 fn write_trace(run: Option<&ScriptRun>, path: &Path) -> anyhow::Result<()> {
     let run = run.context("the script made no run, so there is no trace to write")?;
     let text = run.trace.to_ron().context("serializing the trace")?;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    sim_core::output::write(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -30,6 +30,7 @@ pub mod explore;
 pub mod ids;
 pub mod kernel;
 pub mod model;
+pub mod output;
 pub mod plot;
 pub mod script;
 pub mod time;
@@ -38,7 +39,7 @@ pub mod trace;
 pub use analysis::locks::{LockStats, ResourceStats};
 pub use analysis::starvation::{Starvation, ThreadStarvation};
 pub use analysis::stats::Stats;
-pub use error::{BodyError, Misuse, SimError};
+pub use error::{BodyError, Misuse, SimError, Site};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 pub use kernel::{
     Ctx, EventLoopRef, JoinHandle, LoopInfo, LoopOptions, Outcome, RandomChooser, ReplayChooser,

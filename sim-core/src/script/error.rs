@@ -114,17 +114,32 @@ impl ScriptError {
                 ErrorStage::Limit,
                 Some("a thread that loops without ever blocking never ends; otherwise raise max_events as shown or shorten the scenario"),
             ),
-            SimError::Misuse { .. } => (ErrorStage::Run, None),
+            SimError::Livelock { .. } => (
+                ErrorStage::Limit,
+                Some("give the loop at this line a compute() or sleep(), so that time passes, or wait on a lock, event or channel instead of polling"),
+            ),
+            SimError::MemoryLimit { .. } => (
+                ErrorStage::Limit,
+                Some("the line shown is the last operation before the guard tripped: keep fewer threads alive or smaller arrays, or raise simcli's --max-memory"),
+            ),
+            SimError::Timeout { .. } => (
+                ErrorStage::Limit,
+                Some("raise --timeout, or shorten the scenario; a run stopped by the wall clock is never an outcome"),
+            ),
+            SimError::Misuse {
+                misuse: crate::error::Misuse::TooManyThreads { .. },
+                ..
+            } => (ErrorStage::Limit, None),
             _ => (ErrorStage::Run, None),
         };
-        let position = match error {
-            SimError::Failed { origin, .. } | SimError::Misuse { origin, .. } => origin
-                .as_ref()
-                .filter(|o| o.file == script)
-                .map(|o| (o.line, o.column)),
-            _ => None,
-        }
-        .or(fallback);
+        // The operation that failed, or, for a limit, the last operation of
+        // the thread that tripped it.
+        let position = error
+            .site()
+            .and_then(|site| site.origin)
+            .filter(|o| o.file == script)
+            .map(|o| (o.line, o.column))
+            .or(fallback);
         let mut out = ScriptError::new(script, stage, strip_origin(error)).at(position, source);
         out.hint = hint.map(str::to_string);
         out

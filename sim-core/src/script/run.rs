@@ -84,22 +84,29 @@ fn draw(
             call.call_position(),
         ));
     }
-    let (out_dir, script) = super::session::with(|s| (s.options.out_dir.clone(), s.script.clone()));
-    let path = out_dir.join(relative);
+    let (out_dir, script, charts) = super::session::with(|s| {
+        (
+            s.options.out_dir.clone(),
+            s.script.clone(),
+            s.options.charts,
+        )
+    });
+    if !charts {
+        // --no-chart: no chart at all, and nothing written.
+        return Ok(String::new());
+    }
     let format = if name.ends_with(".svg") {
         ChartFormat::Svg
     } else {
         ChartFormat::Png
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            fault(
-                format!("cannot create {}: {e}", dir.display()),
-                None,
-                call.call_position(),
-            )
-        })?;
-    }
+    let path = crate::output::inside(&out_dir, relative).map_err(|e| {
+        fault(
+            format!("r.gantt(\"{name}\"): {e}"),
+            Some("charts are written inside the output folder, never through a symlink"),
+            call.call_position(),
+        )
+    })?;
     let script = std::path::Path::new(&*script)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -232,7 +239,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "gantt",
         &["self: Run", "name: String", "String"],
-        "Draws the run's Gantt chart into the output folder under `name` (PNG, or SVG for .svg) and returns its path.",
+        "Draws the run's Gantt chart into the output folder under `name` (PNG, or SVG for .svg) and returns its path; under --no-chart draws nothing and returns \"\".",
         |call: NativeCallContext, r: &mut RunHandle, path: &str| draw(&call, r, path),
     );
     def(
