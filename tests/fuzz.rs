@@ -577,3 +577,47 @@ pub fn fuzz(simcli: &Path, plan: &Plan, log: impl Fn(usize, &Path, &Ending) + Sy
     tally.elapsed = started.elapsed();
     tally
 }
+
+/// Statements of the concurrent scripts of the replay property: each
+/// increments `v` by the number given, or synchronizes.
+const CONCURRENT: &[(&str, i64)] = &[
+    ("let x = v.load(); v.store(x + 1);", 1),
+    (
+        "lk.lock(); let x = v.load(); v.store(x + 1); lk.unlock();",
+        1,
+    ),
+    ("v.fetch_add(1);", 1),
+    ("lk.lock(); l2.lock(); l2.unlock(); lk.unlock();", 0),
+    ("l2.lock(); lk.lock(); lk.unlock(); l2.unlock();", 0),
+    ("sem.acquire(); compute(us(N)); sem.release();", 0),
+    ("compute(us(N));", 0),
+    ("sleep(us(N));", 0),
+    ("yield_now();", 0),
+    ("if v.load() == 0 { v.store(10); v.store(0); }", 0),
+];
+
+/// A small concurrent script whose schedules may lose updates, race or
+/// deadlock: the replay property explores it.
+pub fn concurrent(rng: &mut Rng) -> String {
+    let mut s = format!(
+        "let m = machine(#{{ cpus: {}, preset: \"textbook\" }});\n\
+         let v = m.variable(\"v\", 0);\nlet lk = m.mutex(\"lk\");\nlet l2 = m.mutex(\"l2\");\n\
+         let sem = m.semaphore(\"sem\", 1);\n",
+        rng.below(2) + 1
+    );
+    let mut total = 0;
+    for t in 0..rng.below(2) + 2 {
+        s.push_str(&format!("m.add_thread(\"t{t}\", || {{\n"));
+        for _ in 0..rng.below(4) + 1 {
+            let (template, adds) = *rng.pick(CONCURRENT);
+            total += adds;
+            let n = (rng.below(20) + 1).to_string();
+            s.push_str(&format!("    {}\n", template.replace('N', &n)));
+        }
+        s.push_str("});\n");
+    }
+    s.push_str(&format!(
+        "m.expect(\"every increment counted\", |run| run.value(\"v\") == {total});\n"
+    ));
+    s
+}

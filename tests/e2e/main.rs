@@ -9,5 +9,6 @@ mod hostile;
 mod io;
 mod python;
 mod races;
+mod replay_property;
 mod scripts;
 mod sync;

@@ -77,8 +77,11 @@ impl ScriptError {
         let message = error.err_type().to_string();
         let hint = "fix the syntax at this position; Rhai syntax is close to Rust's: \
                     `let x = 1;`, `for i in 0..10 { }`, closures `|| { ... }`";
+        // Rhai gives no position for an error at the end of the text (an
+        // unterminated string or block): point at its end.
+        let position = position_of(error.position()).or_else(|| Some(end_of(source)));
         ScriptError::new(script, ErrorStage::Compile, message)
-            .at(position_of(error.position()), source)
+            .at(position, source)
             .with_hint(hint)
     }
 
@@ -164,6 +167,13 @@ fn strip_origin(error: &SimError) -> String {
         } => format!("in thread '{thread}' at {time}: {misuse}"),
         other => other.to_string(),
     }
+}
+
+/// The 1-based line and column just past the end of `source`.
+fn end_of(source: &str) -> (u32, u32) {
+    let line = source.split('\n').count().max(1) as u32;
+    let last = source.rsplit('\n').next().unwrap_or("");
+    (line, last.chars().count() as u32 + 1)
 }
 
 /// Converts a Rhai position to 1-based line and column.
@@ -362,6 +372,12 @@ impl std::error::Error for ScriptError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parse_error_at_the_end_points_there() {
+        assert_eq!(end_of("a\n`${}"), (2, 5));
+        assert_eq!(end_of(""), (1, 1));
+    }
 
     #[test]
     fn display_points_at_the_column() {
