@@ -415,6 +415,7 @@ pub fn error_without_position(stderr: &str) -> bool {
 /// beside `script`.
 pub fn run_capped(simcli: &Path, args: &[String], script: &Path, caps: Caps) -> Ending {
     let err_path = script.with_extension("stderr");
+    let _ = std::fs::write(script.with_extension("cmd"), args.join(" "));
     let err = std::fs::File::create(&err_path).expect("a stderr file");
     let mut child = Command::new(simcli)
         .args(args)
@@ -512,26 +513,31 @@ fn prepare(plan: &Plan, i: usize) -> (PathBuf, Vec<String>) {
     let path = plan.dir.join(name);
     std::fs::write(&path, bytes).expect("the script is written");
     let out = plan.dir.join(format!("out{i}"));
-    let timeout = (plan.caps.time.as_secs() * 3 / 4).max(1).to_string();
-    let mut args: Vec<String> = if rng.chance(85) {
-        vec![
+    // `run` gets three quarters of the cap; `explore` may run a schedule,
+    // shrink and replay it: each schedule gets an eighth.
+    let (mut args, timeout): (Vec<String>, u64) = if rng.chance(85) {
+        let args = vec![
             "run".into(),
             path.display().to_string(),
             "--no-chart".into(),
             "--quiet".into(),
-        ]
+        ];
+        (args, plan.caps.time.as_secs() * 3 / 4)
     } else {
-        let runs = if plan.quick { "3" } else { "20" };
-        vec![
+        let args = vec![
             "explore".into(),
             path.display().to_string(),
             "--runs".into(),
-            runs.into(),
+            "3".into(),
             "--quiet".into(),
             "--shrink-seconds".into(),
-            "2".into(),
-        ]
+            "1".into(),
+            "--shrink-runs".into(),
+            "10".into(),
+        ];
+        (args, plan.caps.time.as_secs() / 8)
     };
+    let timeout = timeout.max(1).to_string();
     args.extend([
         "--out".into(),
         out.display().to_string(),
@@ -568,6 +574,7 @@ pub fn fuzz(simcli: &Path, plan: &Plan, log: impl Fn(usize, &Path, &Ending) + Sy
                     // Keep only what a look needs.
                     let _ = std::fs::remove_file(&path);
                     let _ = std::fs::remove_file(path.with_extension("stderr"));
+                    let _ = std::fs::remove_file(path.with_extension("cmd"));
                 }
                 let _ = std::fs::remove_dir_all(plan.dir.join(format!("out{i}")));
             });

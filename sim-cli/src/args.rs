@@ -18,9 +18,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// A guard on simcli's own memory (heap), e.g. 2GiB: past it a run
-    /// stops with an error that names the line, and keeps its partial
-    /// trace. Default: half of the machine's RAM (or of the address-space
+    /// A guard on simcli's own memory (its heap, or its resident set when
+    /// larger), e.g. 2GiB: past it a run stops with an error that names
+    /// the line, and keeps its partial trace. Default: half of the machine's RAM (or of the address-space
     /// limit, when one is set).
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub max_memory: Option<u64>,

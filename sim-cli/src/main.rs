@@ -57,8 +57,34 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-fn allocated() -> u64 {
-    ALLOCATED.load(Ordering::Relaxed)
+/// Resident bytes as last read, and calls since.
+static RESIDENT: AtomicU64 = AtomicU64::new(0);
+static PROBES: AtomicU64 = AtomicU64::new(0);
+
+/// The memory `--max-memory` guards: the heap the allocator counts, or the
+/// resident set when that is larger (threads' coroutine stacks are mapped
+/// outside the heap). The resident set is read once every 256 calls.
+fn memory_in_use() -> u64 {
+    if PROBES.fetch_add(1, Ordering::Relaxed) & 255 == 0 {
+        RESIDENT.store(resident(), Ordering::Relaxed);
+    }
+    ALLOCATED
+        .load(Ordering::Relaxed)
+        .max(RESIDENT.load(Ordering::Relaxed))
+}
+
+/// The process's resident set, from /proc (0 where there is none).
+fn resident() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    // SAFETY: sysconf only reads a system value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
 }
 
 /// The default of `--max-memory`: half of the machine's RAM, or of the
@@ -127,7 +153,7 @@ fn main() -> ExitCode {
         }
     };
     sim_core::kernel::guard::limit_memory(
-        allocated,
+        memory_in_use,
         cli.max_memory.unwrap_or_else(default_max_memory),
     );
     match cli.command {

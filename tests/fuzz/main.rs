@@ -36,7 +36,7 @@ fn main() {
             time: Duration::from_secs(20),
             memory: 2 << 30,
         },
-        dir: root.join("target").join("fuzz"),
+        dir: root.join("target").join(format!("fuzz-{seed}")),
         corpus: corpus(&root.join("scripts")),
     };
     let _ = std::fs::remove_dir_all(&plan.dir);
@@ -50,6 +50,6 @@ fn main() {
     });
     print!("{tally}");
     println!(
-        "caps: 20 s wall clock and 2 GiB RSS per script; simcli given --timeout 15 and --max-memory 1GiB; seed {seed}"
+        "caps: 20 s wall clock and 2 GiB RSS per script; simcli given --max-memory 1GiB and --timeout 15 (run) or 2 per schedule (explore); seed {seed}"
     );
 }

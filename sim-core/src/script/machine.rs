@@ -770,6 +770,25 @@ pub(crate) fn execute(
         })
         .collect();
     record.set_expectations(results);
+    // A machine run at the end of the script (no `m.run()`) has no call to
+    // point at: an error without a position of its own points at the
+    // declaration of its thread (or of the first thread).
+    let fallback = if position.is_none() {
+        let named = record.outcome_error().and_then(SimError::site);
+        let decl = handle.0.borrow();
+        let declared = |t: &ThreadDecl| match &t.body {
+            DeclBody::Closure(_, at) => Some(*at),
+            DeclBody::Loop(..) => None,
+        };
+        decl.threads
+            .iter()
+            .filter(|t| named.as_ref().is_none_or(|n| n.thread == t.name))
+            .find_map(declared)
+            .or_else(|| decl.threads.iter().find_map(declared))
+            .unwrap_or(position)
+    } else {
+        position
+    };
     let failed = session::with(|s| {
         let failure = record.outcome_error().map(|error| {
             let from_body = s
@@ -782,7 +801,7 @@ pub(crate) fn execute(
                         format!("in thread '{thread}' at {time}: {}", failure.message);
                     failure
                 }
-                _ => ScriptError::from_sim(error, &s.script, &s.source, position_of(position)),
+                _ => ScriptError::from_sim(error, &s.script, &s.source, position_of(fallback)),
             }
         });
         s.output.push(Output::Run(s.runs.len()));
