@@ -513,8 +513,9 @@ fn prepare(plan: &Plan, i: usize) -> (PathBuf, Vec<String>) {
     let path = plan.dir.join(name);
     std::fs::write(&path, bytes).expect("the script is written");
     let out = plan.dir.join(format!("out{i}"));
-    // `run` gets three quarters of the cap; `explore` may run a schedule,
-    // shrink and replay it: each schedule gets an eighth.
+    // The timeout bounds the evaluation, not the report and charts after
+    // it (proportional to the trace): `run` gets half the cap; `explore`
+    // may run a schedule, shrink, replay it and draw it: a twentieth each.
     let (mut args, timeout): (Vec<String>, u64) = if rng.chance(85) {
         let args = vec![
             "run".into(),
@@ -522,7 +523,7 @@ fn prepare(plan: &Plan, i: usize) -> (PathBuf, Vec<String>) {
             "--no-chart".into(),
             "--quiet".into(),
         ];
-        (args, plan.caps.time.as_secs() * 3 / 4)
+        (args, plan.caps.time.as_secs() / 2)
     } else {
         let args = vec![
             "explore".into(),
@@ -535,7 +536,7 @@ fn prepare(plan: &Plan, i: usize) -> (PathBuf, Vec<String>) {
             "--shrink-runs".into(),
             "10".into(),
         ];
-        (args, plan.caps.time.as_secs() / 8)
+        (args, plan.caps.time.as_secs() / 20)
     };
     let timeout = timeout.max(1).to_string();
     args.extend([

@@ -50,6 +50,6 @@ fn main() {
     });
     print!("{tally}");
     println!(
-        "caps: 20 s wall clock and 2 GiB RSS per script; simcli given --max-memory 1GiB and --timeout 15 (run) or 2 per schedule (explore); seed {seed}"
+        "caps: 20 s wall clock and 2 GiB RSS per script; simcli given --max-memory 1GiB and --timeout 10 (run) or 1 per schedule (explore); seed {seed}"
     );
 }
