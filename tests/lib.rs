@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: find (and build) the real `simcli`
 //! binary and run it the way a user would.
 
+pub mod fuzz;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -18,11 +20,14 @@ pub fn simcli() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let exe = std::env::current_exe().expect("the test binary's path");
-        // target/<profile>/deps/e2e-… → target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
+        // target/<profile>/deps/e2e-… (a test) or target/<profile>/fuzz
+        // (a binary) → target/<profile>
+        let parent = exe.parent().expect("target/<profile>");
+        let profile_dir = if parent.file_name().is_some_and(|n| n == "deps") {
+            parent.parent().expect("target/<profile>")
+        } else {
+            parent
+        };
         let mut build = Command::new(env!("CARGO"));
         build
             .args(["build", "-q", "-p", "sim-cli", "--bin", "simcli"])

@@ -19,6 +19,17 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// A guard on simcli's own memory (its heap, or its resident set when
+    /// larger), e.g. 2GiB: past it a run stops with an error that names
+    /// the line, and keeps its partial trace. Default: half of the machine's RAM (or of the address-space
+    /// limit, when one is set).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+/// A size in bytes: an integer or a number with a unit ("512MiB", "2GB").
+fn parse_size(text: &str) -> Result<u64, String> {
+    sim_core::model::footprint::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// The subcommands.
@@ -34,7 +45,9 @@ pub enum Command {
     /// a data race). Prints the command that replays the first failure
     /// exactly and writes its chart.
     ///
-    /// Exit status: 0 when no run failed, 1 when one did, 2 on a usage error.
+    /// Exit status: 0 when no failure was found, 1 when one was, 2 on a
+    /// usage or I/O error (a bad argument, an unreadable script, an output
+    /// file that cannot be written; the message names the path).
     Explore(ExploreArgs),
     /// Compile a script without running it: report syntax errors.
     Check {
@@ -124,6 +137,10 @@ pub struct ExploreArgs {
     /// several.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    /// Wall-clock seconds one schedule may take (0: no limit). A schedule
+    /// stopped by it is a failure (its result would not be deterministic).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
 }
 
 /// Options of `simcli run`.
@@ -184,4 +201,9 @@ pub struct RunArgs {
     /// several.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    /// Stop the script after this many wall-clock seconds, as a failure
+    /// (where it stops depends on the host, so it is never an outcome).
+    /// Default: no limit.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }

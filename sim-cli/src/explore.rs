@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -14,11 +14,11 @@ use sim_core::explore::{
     Strategy,
 };
 use sim_core::kernel::Decision;
-use sim_core::script::{Judging, RunOptions, Script, ScriptScenario};
+use sim_core::script::{verdict, Judging, RunOptions, Script, ScriptScenario};
 
 use crate::args::{ExploreArgs, StrategyArg};
 use crate::run::write_chart;
-use crate::EXIT_FAILURE;
+use crate::{EXIT_FAILURE, EXIT_USAGE};
 
 thread_local! {
     /// The script compiled once per worker thread (rayon may ask for a new
@@ -32,6 +32,7 @@ fn run_options(args: &ExploreArgs, seed: u64, schedule: Option<Vec<Decision>>) -
         out_dir: args.out.clone(),
         jitter: args.jitter,
         schedule,
+        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
         // Every run would draw the script's own charts again.
         charts: false,
         constants: args.set.clone(),
@@ -63,7 +64,14 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             "error: --jitter works with --strategy random or pct: dfs enumerates orderings, \
              and a search over every perturbation of every duration would never end"
         );
-        return ExitCode::from(crate::EXIT_USAGE);
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if let Err(error) = std::fs::create_dir_all(&args.out) {
+        eprintln!(
+            "error: cannot use {} as the output folder (--out): {error}",
+            args.out.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
     }
     let script = match crate::load_script(&args.script) {
         Ok(script) => script,
@@ -145,14 +153,28 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             }
         );
     }
+    // An output that cannot be written is an I/O error (exit 2), whatever
+    // the search found.
+    let mut io_error = false;
     if let Some(variable) = &args.histogram {
+        if report.outcomes.keys().all(|k| k == "-") {
+            eprintln!(
+                "error: --histogram {variable}: no run of {} has a variable named '{variable}'; \
+                 name one the script declares with m.variable(\"{variable}\", 0)",
+                args.script.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
         print_histogram(&report.outcomes, variable);
         let path = args
             .out
             .join(format!("{}-histogram.png", stem(&args.script)));
         match sim_core::plot::histogram(&report.outcomes, variable, &path) {
             Ok(()) => println!("histogram: {}", path.display()),
-            Err(error) => eprintln!("error: {error}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                io_error = true;
+            }
         }
     }
     let mut scenario = make();
@@ -189,11 +211,37 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
                 budget.time.as_secs()
             );
         }
+        // The printed command must replay this failure: check it does,
+        // exactly as `simcli run --schedule` will, before printing it.
+        let replays = |decisions: &[Decision]| {
+            let replay = script.run(&run_options(args, failure.seed, Some(decisions.to_vec())));
+            let same = verdict(&replay, &judging)
+                .failure
+                .is_some_and(|f| f.key == failure.key);
+            same.then_some(replay)
+        };
+        let (shrunk, replay) = match replays(&shrunk) {
+            Some(replay) => (shrunk, replay),
+            None => match replays(&failure.decisions) {
+                Some(replay) => {
+                    println!("  (the shrunk schedule did not replay this failure; the schedule found is kept)");
+                    (failure.decisions.clone(), replay)
+                }
+                None => {
+                    println!(
+                        "  this failure does not replay: the script is not deterministic under a fixed schedule \
+                         (a wall-clock timeout or the host's memory stopped it); it is reported, but no replay is printed"
+                    );
+                    continue;
+                }
+            },
+        };
         let file = args
             .out
             .join(format!("{}-failure-{}.ron", stem(&args.script), n + 1));
         if let Err(error) = save(&file, &shrunk) {
-            eprintln!("error: {error}");
+            eprintln!("error: writing {}: {error}", file.display());
+            io_error = true;
             continue;
         }
         let jitter = args
@@ -206,7 +254,6 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             file.display(),
             set_flags(&args.set)
         );
-        let replay = script.run(&run_options(args, failure.seed, Some(shrunk)));
         for (i, run) in replay.runs.iter().enumerate() {
             let chart = args.out.join(format!(
                 "{}-failure-{}-{}.png",
@@ -214,12 +261,18 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
                 n + 1,
                 i + 1
             ));
-            if write_chart(run, &chart, &script, false).is_ok() {
-                println!("  chart: {}", chart.display());
+            match write_chart(run, &chart, &script, false) {
+                Ok(()) => println!("  chart: {}", chart.display()),
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    io_error = true;
+                }
             }
         }
     }
-    if report.failures.is_empty() {
+    if io_error {
+        ExitCode::from(EXIT_USAGE)
+    } else if report.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILURE)
@@ -233,13 +286,15 @@ fn stem(script: &Path) -> String {
         .unwrap_or_else(|| "script".to_string())
 }
 
-fn save(path: &PathBuf, decisions: &[Decision]) -> std::io::Result<()> {
+fn save(path: &Path, decisions: &[Decision]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(
+    sim_core::output::write(
         path,
-        ron::to_string(decisions).expect("decisions serialize"),
+        ron::to_string(decisions)
+            .expect("decisions serialize")
+            .as_bytes(),
     )
 }
 

@@ -7,7 +7,9 @@ mod explore;
 mod report;
 mod run;
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
 use sim_core::script::{api, ErrorStage, Script};
@@ -16,9 +18,102 @@ use args::{Cli, Command};
 
 /// Script evaluation allocates many small, short-lived values (Rhai's
 /// dynamic values, argument lists); mimalloc serves them faster than the
-/// system allocator.
+/// system allocator. It counts the bytes in use for `--max-memory`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes allocated and not yet freed.
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+
+/// mimalloc, counting the bytes in use.
+struct Counting;
+
+// SAFETY: every call is forwarded to mimalloc unchanged; the counter only
+// adds and subtracts the sizes the caller passes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
+        ALLOCATED.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's arguments.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Resident bytes as last read, and calls since.
+static RESIDENT: AtomicU64 = AtomicU64::new(0);
+static PROBES: AtomicU64 = AtomicU64::new(0);
+
+/// The memory `--max-memory` guards: the heap the allocator counts, or the
+/// resident set when that is larger (threads' coroutine stacks are mapped
+/// outside the heap). The resident set is read once every 256 calls.
+fn memory_in_use() -> u64 {
+    if PROBES.fetch_add(1, Ordering::Relaxed) & 255 == 0 {
+        RESIDENT.store(resident(), Ordering::Relaxed);
+    }
+    ALLOCATED
+        .load(Ordering::Relaxed)
+        .max(RESIDENT.load(Ordering::Relaxed))
+}
+
+/// The process's resident set, from /proc (0 where there is none).
+fn resident() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    // SAFETY: sysconf only reads a system value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}
+
+/// The default of `--max-memory`: half of the machine's RAM, or of the
+/// address-space limit when one is set and smaller.
+fn default_max_memory() -> u64 {
+    // SAFETY: sysconf and getrlimit only read system values.
+    let (pages, page, limit) = unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        libc::getrlimit(libc::RLIMIT_AS, &mut limit);
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+            limit.rlim_cur,
+        )
+    };
+    let ram = (pages.max(0) as u64).saturating_mul(page.max(0) as u64);
+    let ram = if ram == 0 { 8 << 30 } else { ram };
+    // rlim_t is u64 on Linux, not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let space = if limit == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        limit as u64
+    };
+    ram.min(space) / 2
+}
 
 /// Exit status of a script error, a failed run or a failed expectation.
 const EXIT_FAILURE: u8 = 1;
@@ -57,6 +152,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    sim_core::kernel::guard::limit_memory(
+        memory_in_use,
+        cli.max_memory.unwrap_or_else(default_max_memory),
+    );
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Explore(args) => explore::explore(&args),

@@ -35,6 +35,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         out_dir: args.out.clone(),
         jitter: args.jitter,
         schedule,
+        timeout: args.timeout.map(std::time::Duration::from_secs),
         charts: !args.no_chart,
         constants: args.set.clone(),
     });
@@ -100,7 +101,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     if let Some(path) = &args.save_schedule {
         let text = ron::to_string(&outcome.schedule()).expect("decisions serialize");
-        if let Err(error) = std::fs::write(path, text) {
+        if let Err(error) = sim_core::output::write(path, text.as_bytes()) {
             eprintln!("error: writing {}: {error}", path.display());
             failed = true;
         }
@@ -237,11 +238,14 @@ fn failure_marker(run: &ScriptRun) -> Option<Marker> {
         | SimError::Failed { thread, .. }
         | SimError::Misuse { thread, .. }
         | SimError::Resources { thread, .. } => run.trace.thread_named(thread),
-        _ => None,
+        _ => error.site().and_then(|s| run.trace.thread_named(&s.thread)),
     };
     let label = match error {
         SimError::TimeLimit { .. } => "max_time reached".to_string(),
         SimError::EventLimit { .. } => "max_events reached".to_string(),
+        SimError::Livelock { .. } => "livelock: max_steps_at_instant reached".to_string(),
+        SimError::MemoryLimit { .. } => "--max-memory reached".to_string(),
+        SimError::Timeout { .. } => "--timeout reached".to_string(),
         _ => "failed".to_string(),
     };
     Some(Marker {
@@ -262,7 +266,8 @@ pub fn read_schedule(path: &Path) -> anyhow::Result<Vec<sim_core::kernel::Decisi
 fn write_trace(run: Option<&ScriptRun>, path: &Path) -> anyhow::Result<()> {
     let run = run.context("the script made no run, so there is no trace to write")?;
     let text = run.trace.to_ron().context("serializing the trace")?;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    sim_core::output::write(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes each run as Chrome trace JSON: `FILE.json` for a script's only

@@ -46,17 +46,19 @@ pub enum SimError {
         misuse: Misuse,
     },
     /// Simulated time would pass `max_time`.
-    #[error("time limit: the run reached max_time = {limit} with threads still working; raise max_time or shorten the scenario")]
+    #[error("time limit: the run reached max_time = {limit} with threads still working{}; raise max_time or shorten the scenario", site_text(site))]
     TimeLimit {
         /// The limit.
         limit: Time,
+        /// The last operation before the limit, if any.
+        site: Option<Site>,
     },
     /// More than `max_events` simulated operations (compute, sleep,
     /// yield_now, …), or, with `events`, more than 64 × `max_events`
     /// internal events (a run whose events come without
     /// operations, such as an event loop's timers). The run stops; its
     /// trace up to `time` is kept.
-    #[error("{}", event_limit(*limit, *time, *events))]
+    #[error("{}", event_limit(*limit, *time, *events, site))]
     EventLimit {
         /// The limit: the machine's `max_events`.
         limit: u64,
@@ -65,6 +67,46 @@ pub enum SimError {
         /// Whether the internal bound on events stopped the run, rather than
         /// the count of operations.
         events: bool,
+        /// The operation that passed the limit, if a thread's.
+        site: Option<Site>,
+    },
+    /// The clock stood still for `max_steps_at_instant` operations: threads
+    /// that only yield, poll or touch memory never let time pass (a
+    /// zero-time livelock). The trace up to `time` is kept.
+    #[error("{}", livelock(*limit, *time, repeating))]
+    Livelock {
+        /// The machine's `max_steps_at_instant`.
+        limit: u64,
+        /// The instant the clock stood still at.
+        time: Time,
+        /// The threads seen repeating operations at that instant, each
+        /// with the script position of its last operation.
+        repeating: Vec<Site>,
+    },
+    /// The simulator's own memory passed its guard (`--max-memory`). The
+    /// run stops; its trace so far is kept.
+    #[error("the simulator's own memory reached {} (the guard is {}) at {time}{}: the scenario holds too much (threads, arrays, trace); shrink it or raise --max-memory", crate::model::footprint::format_size(*used), crate::model::footprint::format_size(*limit), site_text(site))]
+    MemoryLimit {
+        /// Bytes the simulator had allocated.
+        used: u64,
+        /// The guard, in bytes.
+        limit: u64,
+        /// Simulated time when it was reached.
+        time: Time,
+        /// The last operation before it, if a thread's.
+        site: Option<Site>,
+    },
+    /// The run took longer than its wall-clock timeout (`--timeout`). The
+    /// point where it stopped depends on the host's speed, so the result
+    /// would not be deterministic: it is a failure, never an outcome.
+    #[error("the run took longer than its wall-clock timeout of {seconds}s (stopped at simulated {time}{}); where it stopped depends on the machine's speed, so this result would not be deterministic: it is a failure, not an outcome; raise --timeout or shorten the scenario", site_text(site))]
+    Timeout {
+        /// The timeout, in seconds.
+        seconds: u64,
+        /// Simulated time when it was reached.
+        time: Time,
+        /// The last operation before it, if a thread's.
+        site: Option<Site>,
     },
     /// The chooser refused (a replay that no longer matches).
     #[error("at {time}: {error}")]
@@ -85,7 +127,7 @@ pub enum SimError {
 }
 
 /// The message of [`SimError::EventLimit`]: the key, and a value to set.
-fn event_limit(limit: u64, time: Time, events: bool) -> String {
+fn event_limit(limit: u64, time: Time, events: bool, site: &Option<Site>) -> String {
     // Rhai integers are i64: suggest at most i64::MAX.
     let raised = limit.saturating_mul(2).min(i64::MAX as u64);
     let what = if events {
@@ -97,7 +139,52 @@ fn event_limit(limit: u64, time: Time, events: bool) -> String {
     } else {
         format!("max_events ({limit} simulated operations)")
     };
-    format!("the run reached {what} at {time}; raise it with machine(#{{ max_events: {raised} }})")
+    format!(
+        "the run reached {what} at {time}{}; raise it with machine(#{{ max_events: {raised} }})",
+        site_text(site)
+    )
+}
+
+/// Where a limit struck: a thread and the position of its last operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The thread's name.
+    pub thread: String,
+    /// Its last operation's source position, if known.
+    pub origin: Option<Origin>,
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "thread '{}'", self.thread)?;
+        if let Some(origin) = &self.origin {
+            write!(f, " at {origin}")?;
+        }
+        Ok(())
+    }
+}
+
+fn site_text(site: &Option<Site>) -> String {
+    site.as_ref()
+        .map(|s| format!(" (last operation: {s})"))
+        .unwrap_or_default()
+}
+
+/// The message of [`SimError::Livelock`].
+fn livelock(limit: u64, time: Time, repeating: &[Site]) -> String {
+    let who: Vec<String> = repeating.iter().map(Site::to_string).collect();
+    format!(
+        "the clock stood still at {time} for {limit} operations (max_steps_at_instant): \
+         a zero-time livelock; repeating: {}. A loop that only yields, polls or touches \
+         memory never lets time pass: add compute() or sleep() to it, or raise \
+         machine(#{{ max_steps_at_instant: {} }})",
+        if who.is_empty() {
+            "no thread".to_string()
+        } else {
+            who.join(", ")
+        },
+        limit.saturating_mul(2).min(i64::MAX as u64)
+    )
 }
 
 fn at(origin: &Option<Origin>) -> String {
@@ -115,9 +202,31 @@ impl SimError {
             | SimError::Failed { time, .. }
             | SimError::Misuse { time, .. }
             | SimError::EventLimit { time, .. }
+            | SimError::Livelock { time, .. }
+            | SimError::MemoryLimit { time, .. }
+            | SimError::Timeout { time, .. }
             | SimError::Chooser { time, .. } => Some(*time),
-            SimError::TimeLimit { limit } => Some(*limit),
+            SimError::TimeLimit { limit, .. } => Some(*limit),
             SimError::Resources { .. } => None,
+        }
+    }
+
+    /// Where a limit struck or the error arose, when a thread's operation
+    /// is known: the thread and its position.
+    pub fn site(&self) -> Option<Site> {
+        match self {
+            SimError::TimeLimit { site, .. }
+            | SimError::EventLimit { site, .. }
+            | SimError::MemoryLimit { site, .. }
+            | SimError::Timeout { site, .. } => site.clone(),
+            SimError::Livelock { repeating, .. } => repeating.first().cloned(),
+            SimError::Failed { thread, origin, .. } | SimError::Misuse { thread, origin, .. } => {
+                Some(Site {
+                    thread: thread.clone(),
+                    origin: origin.clone(),
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -230,6 +339,12 @@ pub enum Misuse {
     /// A task's coroutine could not be had.
     #[error("no stack for a task: {0}")]
     TaskStack(String),
+    /// A start past the machine's `max_threads` live threads.
+    #[error("can't start another thread: {limit} threads are alive, the machine's max_threads; join or end threads before starting more, or raise machine(#{{ max_threads: N }})")]
+    TooManyThreads {
+        /// The machine's `max_threads`.
+        limit: u64,
+    },
     /// A thread's coroutine stack ran low.
     #[error("the thread's stack is nearly exhausted ({size} bytes); raise the machine's stack_size or recurse less")]
     StackExhausted {

@@ -32,6 +32,7 @@ pub mod export;
 pub mod ids;
 pub mod kernel;
 pub mod model;
+pub mod output;
 pub mod plot;
 pub mod script;
 pub mod time;
@@ -40,7 +41,7 @@ pub mod trace;
 pub use analysis::locks::{LockStats, ResourceStats};
 pub use analysis::starvation::{Starvation, ThreadStarvation};
 pub use analysis::stats::Stats;
-pub use error::{BodyError, Misuse, SimError};
+pub use error::{BodyError, Misuse, SimError, Site};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 pub use kernel::{
     Ctx, EventLoopRef, Future, JobSize, JoinHandle, LoopInfo, LoopOptions, Outcome, Pool,

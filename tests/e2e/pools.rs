@@ -193,3 +193,39 @@ fn which_model_quick_sweep_finds_the_winners_computed_by_hand() {
         );
     }
 }
+
+/// The full sweep's figures that which_model.rhai's header gives. Minutes
+/// in a debug build, so run on request, in release:
+/// `cargo test --release -p simcli-tests --test e2e -- --ignored which_model_full`.
+#[test]
+#[ignore = "the full sweep: run with --release -- --ignored"]
+fn which_model_full_sweep_gives_the_figures_of_its_header() {
+    let out = scratch("pools-which-model-full");
+    let (code, report) = simcli_tests::run_json_with("scripts/which_model.rhai", &out, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(runs(&report).len(), 325);
+    let lines = prints(&report);
+    let row = |cell: &str, n: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(cell) && l[34..].starts_with(n))
+            .unwrap_or_else(|| panic!("no row {cell} {n}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(row("no io, cpu 1ms", "10000").contains("process pool 3834"));
+    assert!(row("no io, cpu 1ms", "1 ").contains("sequential 1000"));
+    assert!(row("io 100us, cpu 0s", "10000").contains("asyncio 333300"));
+    assert!(row("io 1s, cpu 0s", "10000").contains("asyncio 9852"));
+    for line in lines
+        .iter()
+        .filter(|l| l.len() > 34 && l[34..].starts_with("1 "))
+    {
+        assert!(line[41..].starts_with("sequential"), "{line}");
+    }
+    assert!(lines.contains(
+        &"the rule of thumb picked a model within 10% of the best throughput in 48 of 65 cells"
+            .to_string()
+    ));
+}

@@ -23,7 +23,7 @@ use super::stack::{red_zone_floor, PooledStack};
 use super::wait::WaitQueue;
 use super::{Outcome, Waiting};
 use crate::analysis::race::{RaceDetector, SyncObject};
-use crate::error::{BodyError, Misuse, SimError};
+use crate::error::{BodyError, Misuse, SimError, Site};
 use crate::ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::footprint::{Footprint, OutOfMemory};
 use crate::model::io::IoId;
@@ -225,7 +225,20 @@ pub(crate) struct Engine {
     error: Option<SimError>,
     unfinished: usize,
     started: bool,
+    /// The last operation a thread called, for the position of a limit.
+    last_call: Option<(ThreadId, SourceRef)>,
+    /// The instant the operations since the clock last moved were called
+    /// at, and how many there were (against `max_steps_at_instant`).
+    instant: Time,
+    steps_at_instant: u64,
+    /// The threads and positions of the last operations before a zero-time
+    /// livelock, gathered once the count nears the limit.
+    repeating: Vec<(ThreadId, SourceRef)>,
 }
+
+/// Operations before `max_steps_at_instant` whose threads and positions a
+/// livelock error names.
+const LIVELOCK_WITNESSES: u64 = 4096;
 
 impl Engine {
     pub(crate) fn new(machine: Machine) -> Engine {
@@ -276,6 +289,10 @@ impl Engine {
             error: None,
             unfinished: 0,
             started: false,
+            last_call: None,
+            instant: Time::ZERO,
+            steps_at_instant: 0,
+            repeating: Vec::new(),
         };
         engine.add_process("main", None);
         engine
@@ -351,6 +368,17 @@ impl Engine {
         parent: Option<ThreadId>,
     ) -> ThreadId {
         let id = ThreadId(self.threads.len() as u32);
+        if parent.is_none() && self.unfinished as u64 >= self.machine.max_threads {
+            // Declared before the run: the run stops at its start.
+            self.fail(SimError::Misuse {
+                thread: name.clone(),
+                time: self.now,
+                origin: None,
+                misuse: Misuse::TooManyThreads {
+                    limit: self.machine.max_threads,
+                },
+            });
+        }
         if let Err(out) = self.charge(process) {
             // Declared before the run: the run stops at its start.
             let what = if self.processes[process.index()].live == 0 {
@@ -492,8 +520,10 @@ impl Engine {
             };
             if time > self.machine.max_time {
                 self.now = self.machine.max_time;
+                let site = self.last_site();
                 self.fail(SimError::TimeLimit {
                     limit: self.machine.max_time,
+                    site,
                 });
                 break;
             }
@@ -577,15 +607,108 @@ impl Engine {
     #[inline(always)]
     fn count_operation(&mut self) -> bool {
         if self.operations >= self.machine.max_events {
+            let site = self.last_site();
             self.fail(SimError::EventLimit {
                 limit: self.machine.max_events,
                 time: self.now,
                 events: false,
+                site,
             });
             return false;
         }
         self.operations += 1;
+        if self.operations & 63 == 0 {
+            return self.check_guards(self.operations & (super::guard::CHECK_EVERY - 1) == 0);
+        }
         true
+    }
+
+    /// Counts an operation of `thread` at this instant against
+    /// `max_steps_at_instant`: false when the clock has stood still for
+    /// that many (a zero-time livelock), and the run stops.
+    #[inline(always)]
+    fn count_step(&mut self, thread: ThreadId, origin: SourceRef) -> bool {
+        self.last_call = Some((thread, origin));
+        if self.now != self.instant {
+            self.instant = self.now;
+            self.steps_at_instant = 0;
+            self.repeating.clear();
+        }
+        self.steps_at_instant += 1;
+        if self.steps_at_instant + LIVELOCK_WITNESSES > self.machine.max_steps_at_instant {
+            return self.witness_livelock(thread, origin);
+        }
+        true
+    }
+
+    /// Near the livelock limit: gathers which threads repeat which
+    /// operations, and stops the run at the limit.
+    #[cold]
+    #[inline(never)]
+    fn witness_livelock(&mut self, thread: ThreadId, origin: SourceRef) -> bool {
+        if !self.repeating.contains(&(thread, origin)) && self.repeating.len() < 16 {
+            self.repeating.push((thread, origin));
+        }
+        if self.steps_at_instant <= self.machine.max_steps_at_instant {
+            return true;
+        }
+        let mut repeating: Vec<Site> = Vec::new();
+        for &(thread, origin) in &self.repeating {
+            let site = Site {
+                thread: self.name(thread),
+                origin: Some(self.origin_of(origin)),
+            };
+            // One line per thread: its operations in the loop, first seen.
+            if !repeating.iter().any(|s| s.thread == site.thread) {
+                repeating.push(site);
+            }
+        }
+        self.fail(SimError::Livelock {
+            limit: self.machine.max_steps_at_instant,
+            time: self.now,
+            repeating,
+        });
+        false
+    }
+
+    /// The thread and position of the last operation called, for a limit.
+    fn last_site(&self) -> Option<Site> {
+        let (thread, origin) = self.last_call?;
+        Some(Site {
+            thread: self.name(thread),
+            origin: Some(self.origin_of(origin)),
+        })
+    }
+
+    /// Asks the host's guards (memory, and the timeout when `clock`); false
+    /// when one tripped and the run stops.
+    #[cold]
+    #[inline(never)]
+    fn check_guards(&mut self, clock: bool) -> bool {
+        let tripped = if clock {
+            super::guard::check()
+        } else {
+            super::guard::check_memory()
+        };
+        let Some(tripped) = tripped else {
+            return true;
+        };
+        let site = self.last_site();
+        let time = self.now;
+        self.fail(match tripped {
+            super::guard::Tripped::Memory { used, limit } => SimError::MemoryLimit {
+                used,
+                limit,
+                time,
+                site,
+            },
+            super::guard::Tripped::Timeout { seconds } => SimError::Timeout {
+                seconds,
+                time,
+                site,
+            },
+        });
+        false
     }
 
     /// Counts one event (or an event loop's bookkeeping call) against the
@@ -595,12 +718,17 @@ impl Engine {
     fn count_event(&mut self) -> bool {
         self.events += 1;
         if self.events > self.machine.max_events.saturating_mul(EVENTS_PER_OPERATION) {
+            let site = self.last_site();
             self.fail(SimError::EventLimit {
                 limit: self.machine.max_events,
                 time: self.now,
                 events: true,
+                site,
             });
             return false;
+        }
+        if self.events & 63 == 0 {
+            return self.check_guards(self.events & (super::guard::CHECK_EVERY - 1) == 0);
         }
         true
     }
@@ -1029,7 +1157,7 @@ impl Engine {
         } else {
             self.count_operation()
         };
-        if !counted {
+        if !counted || !self.count_step(thread, call.origin) {
             return false;
         }
         if self.task_log.is_some() {
@@ -1132,6 +1260,11 @@ impl Engine {
                     self.misuse(thread, call.origin, out_of_memory("thread", out));
                     return false;
                 }
+                if self.unfinished as u64 >= self.machine.max_threads {
+                    let limit = self.machine.max_threads;
+                    self.misuse(thread, call.origin, Misuse::TooManyThreads { limit });
+                    return false;
+                }
                 let child = self.create_thread(name, process, options, body, Some(thread));
                 self.threads[t].work = Work::Compute {
                     remaining: self.machine.thread_spawn,
@@ -1143,6 +1276,11 @@ impl Engine {
             Request::StartProcess(start) => {
                 if let Err(out) = self.room_for(true) {
                     self.misuse(thread, call.origin, out_of_memory("process", out));
+                    return false;
+                }
+                if self.unfinished as u64 >= self.machine.max_threads {
+                    let limit = self.machine.max_threads;
+                    self.misuse(thread, call.origin, Misuse::TooManyThreads { limit });
                     return false;
                 }
                 self.start_process(cpu, thread, *start)

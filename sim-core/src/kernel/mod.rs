@@ -8,6 +8,7 @@
 //! - `wait`: [`WaitQueue`], how threads wait on anything.
 //! - `deadlock`: whether a new wait closed a cycle of waits.
 //! - `engine`: the loop, the CPUs and the thread lifecycle.
+//! - `guard`: the host's guards (the simulator's memory, a wall-clock timeout).
 //!
 //! [`Simulation`] is the public front: declare processes, threads and
 //! variables, then [`Simulation::run`] to get a [`Run`].
@@ -18,6 +19,7 @@ mod deadlock;
 mod engine;
 mod event;
 mod event_loop;
+pub mod guard;
 mod pool;
 mod stack;
 mod wait;

@@ -71,6 +71,14 @@ pub struct Machine {
     /// (compute, sleep, yield_now, …: what the threads call), or after 64
     /// times as many internal events.
     pub max_events: u64,
+    /// The run stops with an error when the clock has not advanced for this
+    /// many operations (a zero-time livelock: threads that only yield, poll
+    /// or touch memory).
+    #[serde(default = "default_max_steps_at_instant")]
+    pub max_steps_at_instant: u64,
+    /// Most threads alive at once: a start past it fails at its line.
+    #[serde(default = "default_max_threads")]
+    pub max_threads: u64,
     /// A thread that waits longer than this for a CPU or a resource is
     /// flagged as starved; `None` is 100 quanta.
     pub starvation: Option<Span>,
@@ -108,6 +116,14 @@ pub struct Machine {
 
 fn default_job_cost() -> Span {
     us(5)
+}
+
+fn default_max_steps_at_instant() -> u64 {
+    1_000_000
+}
+
+fn default_max_threads() -> u64 {
+    1_000_000
 }
 
 fn default_ipc_cost() -> Span {
@@ -148,6 +164,8 @@ impl Default for Machine {
             seed: 0,
             max_time: Time(secs(3600).as_nanos()),
             max_events: 100_000_000,
+            max_steps_at_instant: default_max_steps_at_instant(),
+            max_threads: default_max_threads(),
             starvation: None,
             stack_size: 256 * 1024,
             memory: default_memory(),

@@ -89,7 +89,7 @@ pub fn histogram(
         path: path.to_path_buf(),
         message,
     })?;
-    std::fs::write(path, bytes).map_err(|source| PlotError::Io {
+    crate::output::write(path, &bytes).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
     })

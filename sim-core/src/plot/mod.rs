@@ -189,7 +189,7 @@ pub use histogram::histogram;
 /// `options.format` whatever the path's extension. The folder must exist.
 pub fn gantt(trace: &Trace, path: &Path, options: &GanttOptions) -> Result<(), PlotError> {
     let bytes = render(trace, options, path)?;
-    std::fs::write(path, bytes).map_err(|source| PlotError::Io {
+    crate::output::write(path, &bytes).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
     })

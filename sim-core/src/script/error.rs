@@ -100,6 +100,9 @@ impl ScriptError {
         let message = error.err_type().to_string();
         let hint = "fix the syntax at this position; Rhai syntax is close to Rust's: \
                     `let x = 1;`, `for i in 0..10 { }`, closures `|| { ... }`";
+        // Rhai gives no position for an error at the end of the text (an
+        // unterminated string or block): point at its end.
+        let position = position_of(error.position()).or_else(|| Some(end_of(source)));
         ScriptError::new(script, ErrorStage::Compile, message)
             .at(position, source)
             .with_hint(hint)
@@ -137,17 +140,32 @@ impl ScriptError {
                 ErrorStage::Limit,
                 Some("a thread that loops without ever blocking never ends; otherwise raise max_events as shown or shorten the scenario"),
             ),
-            SimError::Misuse { .. } => (ErrorStage::Run, None),
+            SimError::Livelock { .. } => (
+                ErrorStage::Limit,
+                Some("give the loop at this line a compute() or sleep(), so that time passes, or wait on a lock, event or channel instead of polling"),
+            ),
+            SimError::MemoryLimit { .. } => (
+                ErrorStage::Limit,
+                Some("the line shown is the last operation before the guard tripped: keep fewer threads alive or smaller arrays, or raise simcli's --max-memory"),
+            ),
+            SimError::Timeout { .. } => (
+                ErrorStage::Limit,
+                Some("raise --timeout, or shorten the scenario; a run stopped by the wall clock is never an outcome"),
+            ),
+            SimError::Misuse {
+                misuse: crate::error::Misuse::TooManyThreads { .. },
+                ..
+            } => (ErrorStage::Limit, None),
             _ => (ErrorStage::Run, None),
         };
-        let position = match error {
-            SimError::Failed { origin, .. } | SimError::Misuse { origin, .. } => origin
-                .as_ref()
-                .filter(|o| o.file == script)
-                .map(|o| (o.line, o.column)),
-            _ => None,
-        }
-        .or(fallback);
+        // The operation that failed, or, for a limit, the last operation of
+        // the thread that tripped it.
+        let position = error
+            .site()
+            .and_then(|site| site.origin)
+            .filter(|o| o.file == script)
+            .map(|o| (o.line, o.column))
+            .or(fallback);
         let mut out = ScriptError::new(script, stage, strip_origin(error)).at(position, source);
         out.hint = hint.map(str::to_string);
         out
@@ -172,6 +190,13 @@ fn strip_origin(error: &SimError) -> String {
         } => format!("in thread '{thread}' at {time}: {misuse}"),
         other => other.to_string(),
     }
+}
+
+/// The 1-based line and column just past the end of `source`.
+fn end_of(source: &str) -> (u32, u32) {
+    let line = source.split('\n').count().max(1) as u32;
+    let last = source.rsplit('\n').next().unwrap_or("");
+    (line, last.chars().count() as u32 + 1)
 }
 
 /// Converts a Rhai position to 1-based line and column.
@@ -437,6 +462,12 @@ mod tests {
             "let m = machine(); // {\nm.add_thread(\"a{\", || {\n    /* ( */ compute(ms(1))\n";
         assert_eq!(unclosed_bracket(source), Some((2, 23, '{')));
         assert_eq!(unclosed_bracket("let a = [1, (2)];\n"), None);
+    }
+
+    #[test]
+    fn a_parse_error_at_the_end_points_there() {
+        assert_eq!(end_of("a\n`${}"), (2, 5));
+        assert_eq!(end_of(""), (1, 1));
     }
 
     #[test]

@@ -347,7 +347,12 @@ pub(crate) fn register(engine: &mut Engine) {
         "Inside a task: runs `body` on a thread of its loop's default executor (asyncio.to_thread); await the returned task for its value.",
         |call: NativeCallContext, body: FnPtr| {
             let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-            let body = Box::new(thread_body(engine, ast, by_value(body)));
+            let body = Box::new(thread_body(
+                engine,
+                ast,
+                by_value(body),
+                call.call_position(),
+            ));
             let id = ask(&call, |ctx| ctx.run_in_executor(body))?;
             Ok::<_, Box<EvalAltResult>>(TaskH {
                 id,
@@ -362,7 +367,12 @@ pub(crate) fn register(engine: &mut Engine) {
         "Inside a task of this loop: runs `body` on a thread of the loop's default executor (a plain thread: blocking calls are fine there); await the returned task for its value.",
         |call: NativeCallContext, _lp: &mut LoopH, body: FnPtr| {
             let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-            let body = Box::new(thread_body(engine, ast, by_value(body)));
+            let body = Box::new(thread_body(
+                engine,
+                ast,
+                by_value(body),
+                call.call_position(),
+            ));
             let id = ask(&call, |ctx| ctx.run_in_executor(body))?;
             Ok::<_, Box<EvalAltResult>>(TaskH {
                 id,

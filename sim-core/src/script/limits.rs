@@ -25,6 +25,9 @@ pub const TOP_LEVEL_OPERATIONS: u64 = 100_000_000;
 /// operation (a call through the interpreter) can take tens of KiB in a
 /// debug build.
 pub const STACK_MARGIN: usize = 96 * 1024;
+/// The least `stack_size` a script machine accepts: a body is stopped with
+/// less than [`STACK_MARGIN`] left, so it needs that and room to start.
+pub const MIN_SCRIPT_STACK: usize = STACK_MARGIN + 32 * 1024;
 /// The stack of script threads unless the machine sets `stack_size`: only
 /// the pages a body touches cost memory.
 pub const SCRIPT_STACK: usize = 1024 * 1024;
@@ -48,9 +51,17 @@ pub(crate) fn install(engine: &mut Engine) {
         .set_max_string_size(MAX_STRING)
         .set_max_array_size(MAX_ARRAY)
         .set_max_map_size(MAX_MAP);
-    engine.on_progress(|_| {
+    engine.on_progress(|total| {
         let count = SINCE_OPERATION.get() + 1;
         SINCE_OPERATION.set(count);
+        let tripped = if total & (crate::kernel::guard::CHECK_EVERY - 1) == 0 {
+            crate::kernel::guard::check()
+        } else {
+            crate::kernel::guard::check_memory()
+        };
+        if let Some(tripped) = tripped {
+            return Some(Dynamic::from(guard_fault(tripped)));
+        }
         let stack = current::stack();
         if let Some((_, size)) = stack.filter(|(left, _)| *left < STACK_MARGIN) {
             return Some(Dynamic::from(Fault {
@@ -97,4 +108,32 @@ pub(crate) fn install(engine: &mut Engine) {
         };
         Some(Dynamic::from(fault))
     });
+}
+
+/// The script error of a tripped host guard, raised between operations.
+fn guard_fault(tripped: crate::kernel::guard::Tripped) -> Fault {
+    use crate::kernel::guard::Tripped;
+    let size = crate::model::footprint::format_size;
+    match tripped {
+        Tripped::Memory { used, limit } => Fault {
+            message: format!(
+                "the simulator's own memory reached {} (the guard is {}): the script holds too much",
+                size(used),
+                size(limit)
+            ),
+            hint: Some(
+                "this line was running when the guard tripped: keep fewer or smaller values, or raise simcli's --max-memory"
+                    .into(),
+            ),
+            stage: ErrorStage::Limit,
+        },
+        Tripped::Timeout { seconds } => Fault {
+            message: format!(
+                "the script took longer than its wall-clock timeout of {seconds}s; where it stopped depends on the machine's speed, \
+                 so this result would not be deterministic: it is a failure, not an outcome"
+            ),
+            hint: Some("raise --timeout, or shorten the scenario".into()),
+            stage: ErrorStage::Limit,
+        },
+    }
 }

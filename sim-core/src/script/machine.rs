@@ -25,7 +25,7 @@ use crate::time::Time;
 
 /// The keys `machine(#{ ... })` accepts.
 const MACHINE_KEYS: &str = "name, preset, sweep, cpus, scheduler, quantum, context_switch, \
-     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, \
+     process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, max_steps_at_instant, max_threads, starvation, stack_size, \
      memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost";
 
 /// A machine as declared by a script (shared by every handle to it).
@@ -70,8 +70,8 @@ struct ThreadDecl {
 /// What a declared thread runs.
 #[derive(Debug)]
 enum DeclBody {
-    /// A script closure.
-    Closure(FnPtr),
+    /// A script closure, and the call that declared it.
+    Closure(FnPtr, Position),
     /// An event loop, with its options and tasks (name, closure).
     Loop(crate::kernel::LoopOptions, Vec<(String, FnPtr)>),
 }
@@ -186,7 +186,7 @@ fn start_process(
     let start = process_start(options, call.call_position())?;
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
     // A process copies what it captures, as fork does.
-    let body = thread_body(engine, ast, by_value(body));
+    let body = thread_body(engine, ast, by_value(body), call.call_position());
     let handle = current::operation(call, |ctx| ctx.start_process(name, start, body))?;
     Ok(ChildProcess {
         main: handle.main,
@@ -435,6 +435,12 @@ fn machine_from_map(
             "seed" => machine.seed = int_in(key, value, 0..=i64::MAX, position)? as u64,
             "max_time" => machine.max_time = Time(span()?.as_nanos()),
             "max_events" => machine.max_events = int_in(key, value, 1..=i64::MAX, position)? as u64,
+            "max_steps_at_instant" => {
+                machine.max_steps_at_instant = int_in(key, value, 1..=i64::MAX, position)? as u64
+            }
+            "max_threads" => {
+                machine.max_threads = int_in(key, value, 1..=i64::MAX, position)? as u64
+            }
             "ipc_cost" => machine.ipc_cost = span()?,
             "ipc_byte_cost" => machine.ipc_byte_cost = span()?,
             "job_cost" => machine.job_cost = span()?,
@@ -443,7 +449,19 @@ fn machine_from_map(
             "thread_memory" => machine.thread_memory = size(key, value, position)?,
             "task_memory" => machine.task_memory = size(key, value, position)?,
             "stack_size" => {
-                machine.stack_size = int_in(key, value, 16 * 1024..=1 << 30, position)? as usize
+                let least = super::limits::MIN_SCRIPT_STACK as i64;
+                let size = int_in(key, value, least..=1 << 30, position).map_err(|_| {
+                    fault(
+                        format!(
+                            "`stack_size` must be between {least} and {} bytes, not {value}: a script body needs at least {least} ({} KiB) to run one operation",
+                            1 << 30,
+                            least / 1024
+                        ),
+                        Some(&format!("machine(#{{ stack_size: {least} }}) is the least; the default is {}", super::limits::SCRIPT_STACK)),
+                        position,
+                    )
+                })?;
+                machine.stack_size = size as usize;
             }
             other => {
                 return Err(fault(
@@ -527,7 +545,7 @@ fn add_thread(
         process,
         name: name.to_string(),
         options,
-        body: DeclBody::Closure(by_value(body)),
+        body: DeclBody::Closure(by_value(body), call.call_position()),
     });
     Ok(())
 }
@@ -644,11 +662,13 @@ pub(crate) fn by_value(mut body: FnPtr) -> FnPtr {
     body
 }
 
-/// The kernel body of a thread whose body is the script closure `body`.
+/// The kernel body of a thread whose body is the script closure `body`,
+/// started (or declared) by the call at `started`.
 pub(crate) fn thread_body(
     engine: Rc<Engine>,
     ast: Rc<AST>,
     body: FnPtr,
+    started: Position,
 ) -> impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static {
     move |ctx: &Ctx<'_>| {
         current::enter(ctx);
@@ -661,11 +681,23 @@ pub(crate) fn thread_body(
                     let mut failure = ScriptError::from_eval(&error, &s.script, &s.source);
                     if failure.position.is_none() {
                         // Rhai gives no position for some limits: point at
-                        // the body's last operation, which precedes the loop.
-                        failure = failure.at(ctx.script_position(), &s.source);
-                        failure
-                            .message
-                            .push_str(" (after the operation at this line)");
+                        // the body's last operation, which precedes the
+                        // loop, or, before its first, at the call that
+                        // started the thread.
+                        match ctx.script_position() {
+                            Some(last) => {
+                                failure = failure.at(Some(last), &s.source);
+                                failure
+                                    .message
+                                    .push_str(" (after the operation at this line)");
+                            }
+                            None => {
+                                failure = failure.at(position_of(started), &s.source);
+                                failure.message.push_str(
+                                    " (before the thread's first operation; it was started at this line)",
+                                );
+                            }
+                        }
                     }
                     if s.failure.is_none() {
                         s.failure = Some(failure.clone());
@@ -733,8 +765,8 @@ pub(crate) fn execute(
         }
         for thread in &decl.threads {
             match &thread.body {
-                DeclBody::Closure(body) => {
-                    let body = thread_body(engine.clone(), ast.clone(), body.clone());
+                DeclBody::Closure(body, declared) => {
+                    let body = thread_body(engine.clone(), ast.clone(), body.clone(), *declared);
                     sim.add_fallible_thread(
                         processes[thread.process],
                         &thread.name,
@@ -798,6 +830,25 @@ pub(crate) fn execute(
         })
         .collect();
     record.set_expectations(results);
+    // A machine run at the end of the script (no `m.run()`) has no call to
+    // point at: an error without a position of its own points at the
+    // declaration of its thread (or of the first thread).
+    let fallback = if position.is_none() {
+        let named = record.outcome_error().and_then(SimError::site);
+        let decl = handle.0.borrow();
+        let declared = |t: &ThreadDecl| match &t.body {
+            DeclBody::Closure(_, at) => Some(*at),
+            DeclBody::Loop(..) => None,
+        };
+        decl.threads
+            .iter()
+            .filter(|t| named.as_ref().is_none_or(|n| n.thread == t.name))
+            .find_map(declared)
+            .or_else(|| decl.threads.iter().find_map(declared))
+            .unwrap_or(position)
+    } else {
+        position
+    };
     let failed = session::with(|s| {
         let failure = record.outcome_error().map(|error| {
             let from_body = s
@@ -810,7 +861,7 @@ pub(crate) fn execute(
                         format!("in thread '{thread}' at {time}: {}", failure.message);
                     failure
                 }
-                _ => ScriptError::from_sim(error, &s.script, &s.source, position_of(position)),
+                _ => ScriptError::from_sim(error, &s.script, &s.source, position_of(fallback)),
             }
         });
         s.output.push(Output::Run(s.runs.len()));
@@ -840,7 +891,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "machine",
         &["settings: Map", "Machine"],
-        "A machine; keys: name, preset, sweep (true: one point of a sweep, reported in one line and drawn only by chart()), cpus, scheduler (\"fifo\", \"rr\" or \"round_robin\", \"priority\", \"fair\" or \"cfs\"), quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost. A duration is ms(5), a string with a unit (\"1.5ms\") or a bare 0.",
+        "A machine; keys: name, preset, sweep (true: one point of a sweep, reported in one line and drawn only by chart()), cpus, scheduler (\"fifo\", \"rr\" or \"round_robin\", \"priority\", \"fair\" or \"cfs\"), quantum, context_switch, process_switch, thread_spawn, slice, granularity, seed, max_time, max_events, max_steps_at_instant, max_threads, starvation, stack_size, memory, process_memory, thread_memory, task_memory, ipc_cost, ipc_byte_cost, job_cost. A duration is ms(5), a string with a unit (\"1.5ms\") or a bare 0.",
         |call: NativeCallContext, map: Map| {
             let (machine, label) = machine_from_map(&map, call.call_position())?;
             let handle = declare(machine, label);
@@ -1138,7 +1189,7 @@ fn start_thread(
     body: FnPtr,
 ) -> Result<ThreadHandle, Box<EvalAltResult>> {
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-    let body = thread_body(engine, ast, by_value(body));
+    let body = thread_body(engine, ast, by_value(body), call.call_position());
     let thread = current::operation(call, |ctx| ctx.start_fallible(name, options, body))?;
     Ok(ThreadHandle {
         thread,

@@ -82,6 +82,9 @@ pub struct RunOptions {
     /// the whole script, each machine run continuing where the previous
     /// stopped) instead of choosing; takes precedence over `seed`.
     pub schedule: Option<Vec<Decision>>,
+    /// Stop the evaluation past this much wall-clock time, as a failure
+    /// (see [`crate::kernel::guard`]); `None`: no timeout.
+    pub timeout: Option<std::time::Duration>,
     /// Whether `r.gantt(...)` and `chart(...)` draw their charts (`simcli
     /// run --no-chart` turns them off, and `explore`, which evaluates a
     /// script many times, does too). Off, they write nothing and still
@@ -101,6 +104,7 @@ impl Default for RunOptions {
             out_dir: PathBuf::from("plots"),
             jitter: None,
             schedule: None,
+            timeout: None,
             charts: true,
             constants: Vec::new(),
         }
@@ -379,13 +383,28 @@ impl Script {
     /// Reads and compiles the script at `path`.
     pub fn load(path: &Path) -> Result<Script, ScriptError> {
         let name = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             ScriptError::new(
                 &name,
                 ErrorStage::Load,
                 format!("cannot read the script: {e}"),
             )
             .with_hint("check the path")
+        })?;
+        let source = String::from_utf8(bytes).map_err(|e| {
+            // Where the text stops being UTF-8: its byte, line and column.
+            let offset = e.utf8_error().valid_up_to();
+            let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]);
+            let line = valid.matches('\n').count() as u32 + 1;
+            let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            ScriptError::new(
+                &name,
+                ErrorStage::Compile,
+                format!("the script is not UTF-8 text: byte {offset} is not valid UTF-8"),
+            )
+            .at(Some((line, column)), &lossy)
+            .with_hint("save the script as UTF-8")
         })?;
         Script::compile(&name, &source)
     }
@@ -475,6 +494,7 @@ impl Script {
             failure: None,
         });
         limits::operation_called();
+        crate::kernel::guard::start_timeout(options.timeout);
         let mut scope = params::scope(&options.constants);
         let result = self.engine.run_ast_with_scope(&mut scope, &self.ast);
         current::clear();
@@ -495,6 +515,7 @@ impl Script {
                 }
             }
         }
+        crate::kernel::guard::start_timeout(None);
         let session = session::end();
         for machine in &session.machines {
             machine.release_closures();

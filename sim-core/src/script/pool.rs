@@ -229,7 +229,12 @@ fn submit(
 ) -> Result<FutureH, Box<EvalAltResult>> {
     let kernel_pool = pool.pool(call)?;
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-    let body = Box::new(thread_body(engine, ast, by_value(body)));
+    let body = Box::new(thread_body(
+        engine,
+        ast,
+        by_value(body),
+        call.call_position(),
+    ));
     let future = current::operation(call, |ctx| {
         kernel_pool.submit_fallible(ctx, name, size, body)
     })?;
@@ -282,7 +287,12 @@ fn run_in_pool(
 ) -> Result<super::event_loop::TaskH, Box<EvalAltResult>> {
     let kernel_pool = pool.pool(call)?;
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
-    let body = Box::new(thread_body(engine, ast, by_value(body)));
+    let body = Box::new(thread_body(
+        engine,
+        ast,
+        by_value(body),
+        call.call_position(),
+    ));
     let id = current::operation(call, |ctx| ctx.run_in_pool(&kernel_pool, body))?;
     Ok(super::event_loop::TaskH::new(id, "run_in_executor"))
 }

@@ -101,13 +101,24 @@ pub(crate) fn chart_path(
             call.call_position(),
         ));
     }
-    let out_dir = super::session::with(|s| s.options.out_dir.clone());
+    let (out_dir, charts) = super::session::with(|s| (s.options.out_dir.clone(), s.options.charts));
     let format = if name.ends_with(".svg") {
         ChartFormat::Svg
     } else {
         ChartFormat::Png
     };
-    Ok((out_dir.join(relative), format))
+    if !charts {
+        // --no-chart: nothing is drawn, and nothing touches the disk.
+        return Ok((out_dir.join(relative), format));
+    }
+    let path = crate::output::inside(&out_dir, relative).map_err(|e| {
+        fault(
+            format!("{function}(\"{name}\"): {e}"),
+            Some("charts are written inside the output folder, never through a symlink"),
+            call.call_position(),
+        )
+    })?;
+    Ok((path, format))
 }
 
 /// Whether charts are drawn in this evaluation (not under `--no-chart`).

@@ -89,8 +89,12 @@ fn a_body_that_never_blocks_hits_the_event_limit() {
     // The message names the key and a value to set.
     assert_eq!(
         err.to_string(),
-        "the run reached max_events (10000 simulated operations) at 0s; \
-         raise it with machine(#{ max_events: 20000 })"
+        format!(
+            "the run reached max_events (10000 simulated operations) at 0s \
+             (last operation: thread 'spinner' at {}:74:13); \
+             raise it with machine(#{{ max_events: 20000 }})",
+            file!()
+        )
     );
     assert_eq!(run.operations, 10_000);
 }
@@ -280,4 +284,74 @@ fn deep_recursion_on_a_small_unguarded_stack_fails_cleanly() {
     sim.add_thread("shallow", |ctx| dive(ctx, 10));
     let run = sim.run();
     assert!(run.completed(), "{:?}", run.outcome);
+}
+
+#[test]
+fn a_zero_time_livelock_names_the_threads_and_what_they_repeat() {
+    // Two threads that only yield: the clock never moves, so the run stops
+    // at max_steps_at_instant, naming both and the line of their yield.
+    let machine = Machine {
+        max_steps_at_instant: 5_000,
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    for name in ["a", "b"] {
+        sim.add_thread(name, |ctx| loop {
+            ctx.yield_now();
+        });
+    }
+    let run = sim.run();
+    let Some(SimError::Livelock {
+        limit,
+        time,
+        repeating,
+    }) = run.error()
+    else {
+        panic!("{:?}", run.outcome);
+    };
+    assert_eq!((*limit, time.as_nanos()), (5_000, 0));
+    let names: Vec<&str> = repeating.iter().map(|s| s.thread.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let origin = repeating[0].origin.as_ref().expect("a position");
+    assert!(origin.file.ends_with("errors.rs"), "{origin}");
+    // Its trace is kept, bounded by the limit.
+    assert!(!run.trace.states.is_empty());
+    assert!(run.operations <= 5_001);
+}
+
+#[test]
+fn a_clock_that_moves_is_no_livelock() {
+    // 20,000 zero-time steps, but spread over instants: no livelock.
+    let machine = Machine {
+        max_steps_at_instant: 100,
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("a", |ctx| {
+        for _ in 0..20_000 {
+            ctx.now();
+            ctx.compute(sim_core::ns(1));
+        }
+    });
+    let run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+}
+
+#[test]
+fn a_start_past_max_threads_fails_at_its_call() {
+    let machine = Machine {
+        max_threads: 10,
+        ..textbook(1, SchedulerKind::RoundRobin)
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    sim.add_thread("root", |ctx| loop {
+        ctx.start_thread("c", |ctx| ctx.sleep(secs(10)));
+    });
+    let run = sim.run();
+    let Some(SimError::Misuse { misuse, origin, .. }) = run.error() else {
+        panic!("{:?}", run.outcome);
+    };
+    assert_eq!(misuse, &Misuse::TooManyThreads { limit: 10 });
+    assert!(origin.is_some());
+    assert_eq!(run.trace.threads.len(), 10);
 }
