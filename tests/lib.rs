@@ -108,16 +108,25 @@ pub fn ms(n: f64) -> u64 {
 }
 
 /// Runs `scripts/SCRIPT` with `--json` into a scratch folder named after
-/// `group` and the script, checks it exits 0 and that every run's chart
-/// decodes, and returns the report.
+/// `group` and the script, checks it exits 0 and that every chart it drew
+/// decodes (each run's Gantt chart but a sweep point's, which has none, and
+/// the charts the script drew itself), and returns the report.
 pub fn script_report(script: &str, group: &str) -> serde_json::Value {
     let stem = script.trim_end_matches(".rhai");
     let out = scratch(&format!("{group}-{stem}"));
     let (code, report) = run_json(&format!("scripts/{script}"), &out);
     assert_eq!(code, Some(0), "{script}: {report}");
     for run in runs(&report) {
+        if run["sweep"] == true {
+            continue;
+        }
         let chart = run["chart"].as_str().expect("a chart");
         decode_png(Path::new(chart));
+    }
+    for item in report["output"].as_array().expect("an output list") {
+        if let Some(chart) = item["chart"].as_str().filter(|c| c.ends_with(".png")) {
+            decode_png(Path::new(chart));
+        }
     }
     report
 }

@@ -5,6 +5,7 @@ mod cli;
 mod errors;
 mod explore;
 mod explore_suite;
+mod guide;
 mod hostile;
 mod io;
 mod newcomer;
