@@ -186,6 +186,16 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             failure.seed,
             failure.message
         );
+        if stopped_by_host(&failure.message) {
+            // A wall-clock timeout or the memory guard stopped it: where
+            // depends on the host, so no schedule replays it; shrinking and
+            // replaying would only run out the clock again.
+            println!(
+                "  a host guard (--timeout or --max-memory) stopped this run: it is a failure, \
+                 but not deterministic, so it is neither shrunk nor given a replay command"
+            );
+            continue;
+        }
         let budget = ShrinkBudget {
             runs: args.shrink_runs,
             time: Duration::from_secs(args.shrink_seconds),
@@ -277,6 +287,12 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     } else {
         ExitCode::from(EXIT_FAILURE)
     }
+}
+
+/// Whether a failure's message is that of a host guard (the wall-clock
+/// timeout or the memory guard), whose stopping point depends on the host.
+fn stopped_by_host(message: &str) -> bool {
+    message.contains("would not be deterministic") || message.contains("the simulator's own memory")
 }
 
 fn stem(script: &Path) -> String {
