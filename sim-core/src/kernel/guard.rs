@@ -27,6 +27,21 @@ static MEMORY: OnceLock<(MemoryProbe, u64)> = OnceLock::new();
 thread_local! {
     /// When runs on this thread must stop, and the timeout it came from.
     static DEADLINE: Cell<Option<(Instant, Duration)>> = const { Cell::new(None) };
+    /// Whether a guard tripped since the last [`clear_tripped`].
+    static TRIPPED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a guard tripped on this thread since the last [`clear_tripped`]:
+/// the run it stopped abandons its suspended threads instead of unwinding
+/// them (tens of thousands of deep stacks take longer to unwind than the
+/// guard allowed the run).
+pub fn tripped() -> bool {
+    TRIPPED.get()
+}
+
+/// Forgets an earlier trip: a run starts.
+pub fn clear_tripped() {
+    TRIPPED.set(false);
 }
 
 /// Caps the program's memory at `limit` bytes as `probe` reads it: past
@@ -66,7 +81,11 @@ pub enum Tripped {
 pub fn check_memory() -> Option<Tripped> {
     let (probe, limit) = MEMORY.get()?;
     let used = probe();
-    (used > *limit).then_some(Tripped::Memory {
+    if used <= *limit {
+        return None;
+    }
+    TRIPPED.set(true);
+    Some(Tripped::Memory {
         used,
         limit: *limit,
     })
@@ -78,9 +97,12 @@ pub fn check() -> Option<Tripped> {
         return Some(tripped);
     }
     match DEADLINE.get() {
-        Some((deadline, timeout)) if Instant::now() >= deadline => Some(Tripped::Timeout {
-            seconds: timeout.as_secs(),
-        }),
+        Some((deadline, timeout)) if Instant::now() >= deadline => {
+            TRIPPED.set(true);
+            Some(Tripped::Timeout {
+                seconds: timeout.as_secs(),
+            })
+        }
         _ => None,
     }
 }

@@ -478,7 +478,11 @@ impl Simulation {
 
     /// Runs the scenario to its end and returns everything it recorded.
     pub fn run(mut self) -> Run {
+        guard::clear_tripped();
         let mut outcome = self.engine.run();
+        if guard::tripped() {
+            self.engine.abandon_threads();
+        }
         let values = self.engine.take_values();
         let mut trace = std::mem::replace(&mut self.engine.trace, Trace::new(Machine::default()));
         trace.variables = std::mem::take(&mut self.engine.memory).into_vec();
