@@ -205,6 +205,11 @@ pub(crate) struct Engine {
     /// The chooser set with [`Engine::set_chooser`]; `None` is the default
     /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
     chooser: Option<Box<dyn Chooser>>,
+    /// The chooser looks at the run when it decides
+    /// ([`Chooser::wants_snapshot`]): keep `positions`.
+    observing: bool,
+    /// Each thread's last operation, kept only while `observing`.
+    positions: Vec<Option<SourceRef>>,
     pub(crate) decisions: Vec<Decision>,
     /// Operations the threads called (compute, sleep, join, …).
     pub(crate) operations: u64,
@@ -279,6 +284,8 @@ impl Engine {
             watches: io::Watches::default(),
             watchers_scratch: Vec::new(),
             chooser: None,
+            observing: false,
+            positions: Vec::new(),
             decisions: Vec::with_capacity(4 * SMALL),
             operations: 0,
             scratch: Vec::with_capacity(SMALL),
@@ -299,6 +306,7 @@ impl Engine {
     }
 
     pub(crate) fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
+        self.observing = chooser.wants_snapshot();
         self.chooser = Some(chooser);
     }
 
@@ -762,13 +770,26 @@ impl Engine {
     /// Asks the chooser set with [`Engine::set_chooser`]. `None` when it
     /// failed or answered out of range: the run then stops with the error.
     fn ask_chooser(&mut self, point: ChoicePoint, options: usize) -> Option<usize> {
-        let choice = Choice {
-            point,
-            options,
-            threads: &self.scratch,
+        let answer = if self.observing {
+            let mut chooser = self.chooser.take().expect("a chooser to ask");
+            let choice = Choice {
+                point,
+                options,
+                threads: &self.scratch,
+            };
+            let answer = chooser.choose_seeing(&choice, &|| self.snapshot());
+            self.chooser = Some(chooser);
+            answer
+        } else {
+            let choice = Choice {
+                point,
+                options,
+                threads: &self.scratch,
+            };
+            let chooser = self.chooser.as_mut().expect("a chooser to ask");
+            chooser.choose(&choice)
         };
-        let chooser = self.chooser.as_mut().expect("a chooser to ask");
-        let error = match chooser.choose(&choice) {
+        let error = match answer {
             Ok(chosen) if chosen < options => return Some(chosen),
             Ok(chosen) => {
                 super::ChooserError(format!("chose option {chosen} of {options} at {point:?}"))
@@ -780,6 +801,101 @@ impl Engine {
             error,
         });
         None
+    }
+
+    /// Remembers `thread`'s last operation, for [`Engine::snapshot`].
+    #[inline(never)]
+    fn note_position(&mut self, thread: ThreadId, origin: SourceRef) {
+        if self.positions.len() <= thread.index() {
+            self.positions.resize(thread.index() + 1, None);
+        }
+        self.positions[thread.index()] = Some(origin);
+    }
+
+    /// The run as it stands, for a chooser that looks at it.
+    fn snapshot(&self) -> super::Snapshot {
+        use super::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
+        let threads = self
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(i, thread)| ThreadSnapshot {
+                id: ThreadId(i as u32),
+                name: self.trace.threads[i].name.clone(),
+                state: crate::analysis::deadlock::describe_state(&self.trace, thread.state),
+                cpu: thread.cpu.filter(|_| thread.state.on_cpu()),
+                at: match self.positions.get(i).copied().flatten() {
+                    Some(SourceRef::Script { line, column }) => Some((line, column)),
+                    _ => None,
+                },
+            })
+            .collect();
+        let variables = (0..)
+            .map_while(|i| self.memory.get(VarId(i)))
+            .map(|v| VariableSnapshot {
+                name: v.name.clone(),
+                value: v.value,
+            })
+            .collect();
+        let mut locks = Vec::new();
+        for (i, resource) in self.resources.iter().enumerate() {
+            let info = &self.trace.resources[i];
+            if info.internal {
+                continue;
+            }
+            let mut holders = Vec::new();
+            resource.holders(&mut holders);
+            let mut waiters = Vec::new();
+            let mut permits = None;
+            match resource {
+                Resource::Mutex { waiters: queue, .. }
+                | Resource::Spinlock {
+                    spinners: queue, ..
+                } => queue.threads_into(&mut waiters),
+                Resource::Semaphore {
+                    waiters: queue,
+                    permits: free,
+                    ..
+                } => {
+                    queue.threads_into(&mut waiters);
+                    permits = Some(*free);
+                }
+                Resource::RwLock { waiters: queue, .. } => {
+                    waiters.extend(queue.iter().map(|(w, _)| w.thread));
+                }
+                _ => continue,
+            }
+            // While the resource is being handed over (a `Waiter`
+            // question), its queue is out of it: its waiters are then the
+            // threads blocked on it, in creation order.
+            let id = ResourceId(i as u32);
+            for (t, thread) in self.threads.iter().enumerate() {
+                let on_it = match thread.state {
+                    ThreadState::Blocked(
+                        BlockReason::Lock(r) | BlockReason::Semaphore(r) | BlockReason::RwLock(r),
+                    )
+                    | ThreadState::Spin(r) => r == id,
+                    _ => false,
+                };
+                let t = ThreadId(t as u32);
+                if on_it && !waiters.contains(&t) {
+                    waiters.push(t);
+                }
+            }
+            locks.push(LockSnapshot {
+                name: info.name.clone(),
+                kind: info.kind.name(),
+                holders,
+                waiters,
+                permits,
+            });
+        }
+        Snapshot {
+            time: self.now,
+            threads,
+            variables,
+            locks,
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -1159,6 +1275,9 @@ impl Engine {
         };
         if !counted || !self.count_step(thread, call.origin) {
             return false;
+        }
+        if self.observing {
+            self.note_position(thread, call.origin);
         }
         if self.task_log.is_some() {
             self.drain_task_log();
