@@ -1,0 +1,288 @@
+//! What `simcli step` shows, as a model built from a [`Stop`], rendered
+//! as plain text (`--moves`) and, from the same lines, by the terminal
+//! interface: both show the same content.
+
+use std::fmt::Write as _;
+
+use sim_core::analysis::race;
+use sim_core::kernel::ChoicePoint;
+use sim_core::script::ScriptOutcome;
+
+use super::goal::Goal;
+use super::session::{Pause, Stop};
+use crate::report;
+
+/// How a piece of a line is shown in the terminal (plain text ignores it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// Ordinary text.
+    Plain,
+    /// A heading.
+    Title,
+    /// A line of the script.
+    Source,
+    /// A numbered choice.
+    Choice,
+    /// Good news (the goal reached).
+    Good,
+    /// Bad news (a failure, an error).
+    Bad,
+}
+
+/// One line of a screen: pieces of text, each with its tone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Line(pub Vec<(String, Tone)>);
+
+impl Line {
+    fn plain(text: impl Into<String>) -> Line {
+        Line(vec![(text.into(), Tone::Plain)])
+    }
+
+    fn toned(text: impl Into<String>, tone: Tone) -> Line {
+        Line(vec![(text.into(), tone)])
+    }
+
+    /// The line's text.
+    pub fn text(&self) -> String {
+        self.0.iter().map(|(t, _)| t.as_str()).collect()
+    }
+}
+
+/// A screen: a decision to take, or the end of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screen {
+    /// Its lines.
+    pub lines: Vec<Line>,
+    /// How many choices it offers (0 at the end).
+    pub choices: usize,
+    /// Index into `lines` of the first choice.
+    pub first_choice: usize,
+}
+
+impl Screen {
+    /// The screen for where a session stopped. `source` is the script's
+    /// text (for the lines threads are at).
+    pub fn new(name: &str, source: &str, goal: Option<&Goal>, stop: &Stop) -> Screen {
+        match stop {
+            Stop::Paused(pause) => decision(name, source, goal, pause),
+            Stop::Ended(outcome) => end(name, goal, outcome),
+        }
+    }
+
+    /// The screen as plain text, one line each.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.lines {
+            let _ = writeln!(out, "{}", line.text().trim_end());
+        }
+        out
+    }
+}
+
+/// The line `line` (1-based) of `source`, trimmed.
+fn source_line(source: &str, line: u32) -> Option<&str> {
+    source
+        .lines()
+        .nth((line as usize).checked_sub(1)?)
+        .map(str::trim)
+}
+
+fn decision(name: &str, source: &str, goal: Option<&Goal>, pause: &Pause) -> Screen {
+    let s = &pause.snapshot;
+    let mut lines = vec![Line::toned(
+        format!("== {name}: decision {} at {} ==", pause.index + 1, s.time),
+        Tone::Title,
+    )];
+    if let Some(goal) = goal {
+        lines.push(Line::plain(format!("goal: {}", goal.text)));
+    }
+    lines.push(Line::toned("threads:", Tone::Title));
+    let width = s.threads.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    let state_width = s.threads.iter().map(|t| t.state.len()).max().unwrap_or(0);
+    for t in &s.threads {
+        let cpu = t.cpu.map_or(String::new(), |c| format!("cpu {c}"));
+        let mut line = Line::plain(format!(
+            "  {:width$}  {:state_width$}  {cpu:5}  ",
+            t.name, t.state
+        ));
+        match t.at {
+            Some((at, _)) => {
+                line.0.push((format!("line {at}: "), Tone::Plain));
+                line.0.push((
+                    source_line(source, at).unwrap_or("").to_string(),
+                    Tone::Source,
+                ));
+            }
+            None => line.0.push(("(no operation yet)".to_string(), Tone::Plain)),
+        }
+        lines.push(line);
+    }
+    if !s.variables.is_empty() {
+        lines.push(Line::toned("variables:", Tone::Title));
+        for v in &s.variables {
+            lines.push(Line::plain(format!("  {} = {}", v.name, v.value)));
+        }
+    }
+    if !s.locks.is_empty() {
+        lines.push(Line::toned("locks:", Tone::Title));
+        for lock in &s.locks {
+            let names = |ids: &[sim_core::ThreadId]| {
+                ids.iter()
+                    .map(|&id| s.thread_name(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let held = match (lock.permits, lock.holders.is_empty()) {
+                (Some(permits), _) => format!("{permits} permit(s) free"),
+                (None, true) => "free".to_string(),
+                (None, false) => format!("held by {}", names(&lock.holders)),
+            };
+            let waiting = if lock.waiters.is_empty() {
+                String::new()
+            } else {
+                format!(", waiting: {}", names(&lock.waiters))
+            };
+            lines.push(Line::plain(format!(
+                "  {} ({}): {held}{waiting}",
+                lock.name, lock.kind
+            )));
+        }
+    }
+    let (question, choices) = describe(pause);
+    lines.push(Line::toned(format!("choose: {question}"), Tone::Title));
+    let first_choice = lines.len();
+    for (i, choice) in choices.iter().enumerate() {
+        lines.push(Line::toned(format!("  {}) {choice}", i + 1), Tone::Choice));
+    }
+    lines.push(Line::plain(
+        "keys: 1-9 or arrows + Enter pick, a auto, u undo, q quit",
+    ));
+    Screen {
+        lines,
+        choices: choices.len(),
+        first_choice,
+    }
+}
+
+/// The question a pause asks and its options, in words.
+fn describe(pause: &Pause) -> (String, Vec<String>) {
+    let s = &pause.snapshot;
+    let name = |i: usize| pause.threads.get(i).map(|&id| s.thread_name(id));
+    let state = |i: usize| {
+        pause
+            .threads
+            .get(i)
+            .and_then(|&id| s.threads.iter().find(|t| t.id == id))
+            .map_or("?", |t| t.state.as_str())
+    };
+    let each = |f: &dyn Fn(usize) -> String| (0..pause.options).map(f).collect::<Vec<_>>();
+    match pause.point {
+        ChoicePoint::Preempt => {
+            let (running, head) = (name(0).unwrap_or("?"), name(1).unwrap_or("?"));
+            (
+                format!(
+                    "{running} has just done a zero-time operation and {head} is ready: \
+                     does {running} keep its CPU?"
+                ),
+                vec![
+                    format!("{running} goes on"),
+                    format!("preempt {running} ({head} is next in the ready queue)"),
+                ],
+            )
+        }
+        ChoicePoint::Dispatch => (
+            "a free CPU takes a ready thread: which one?".to_string(),
+            each(&|i| format!("run {}", name(i).unwrap_or("?"))),
+        ),
+        ChoicePoint::Waiter => (
+            "a resource is released to several waiters: which one gets it?".to_string(),
+            each(&|i| match name(i) {
+                Some(n) => format!("{n} (waiting for {})", state(i)),
+                None => format!("waiter {}", i + 1),
+            }),
+        ),
+        ChoicePoint::SameInstant => (
+            format!("several things happen at {}: which comes first?", s.time),
+            each(&|i| match name(i) {
+                Some(n) if pause.threads.len() == pause.options => {
+                    format!("the event of {n} ({})", state(i))
+                }
+                _ => format!("event {}", i + 1),
+            }),
+        ),
+        ChoicePoint::Jitter => (
+            "how much longer or shorter is this duration?".to_string(),
+            each(&|i| format!("option {i}")),
+        ),
+    }
+}
+
+fn end(name: &str, goal: Option<&Goal>, outcome: &ScriptOutcome) -> Screen {
+    let decisions = outcome.schedule().len();
+    let at = outcome
+        .runs
+        .last()
+        .map_or(String::new(), |r| format!(" at {}", r.trace.end));
+    let mut lines = vec![Line::toned(
+        format!("== {name}: the run ended{at}, after {decisions} decision(s) =="),
+        Tone::Title,
+    )];
+    for run in &outcome.runs {
+        let tone = if run.outcome_failure().is_some() || run.outcome_error().is_some() {
+            Tone::Bad
+        } else {
+            Tone::Plain
+        };
+        for (i, text) in report::describe_outcome(run).lines().enumerate() {
+            let text = if i == 0 {
+                format!("{}: {text}", run.label)
+            } else {
+                text.to_string()
+            };
+            lines.push(Line::toned(text, tone));
+        }
+        for r in &run.trace.races {
+            lines.push(Line::toned(race::explain(r, &run.trace), Tone::Bad));
+        }
+        for e in run.expectations() {
+            let (verdict, tone) = if e.held {
+                ("held", Tone::Plain)
+            } else {
+                ("FAILED", Tone::Bad)
+            };
+            lines.push(Line::toned(
+                format!("expectation '{}': {verdict}", e.name),
+                tone,
+            ));
+        }
+        let values: Vec<String> = run
+            .trace
+            .variables
+            .iter()
+            .map(|v| format!("{} = {}", v.name, v.value))
+            .collect();
+        if !values.is_empty() {
+            lines.push(Line::plain(format!("variables: {}", values.join(", "))));
+        }
+    }
+    if let Some(error) = &outcome.error {
+        for text in error.to_string().lines() {
+            lines.push(Line::toned(text.to_string(), Tone::Bad));
+        }
+    }
+    if let Some(goal) = goal {
+        lines.push(if goal.reached(outcome) {
+            Line::toned(format!("goal reached: {}", goal.text), Tone::Good)
+        } else {
+            Line::toned(
+                format!("goal not reached: {} (u to undo)", goal.text),
+                Tone::Bad,
+            )
+        });
+    }
+    Screen {
+        lines,
+        choices: 0,
+        first_choice: 0,
+    }
+}
