@@ -243,8 +243,8 @@ pub struct StepArgs {
     /// schedule `simcli run SCRIPT --schedule FILE` replays).
     #[arg(long, value_name = "FILE.ron")]
     pub save: Option<PathBuf>,
-    /// Folder where the terminal interface saves the decisions (as
-    /// <script>-step.ron) when no --save is given.
+    /// Folder where the terminal interface saves the decisions when no
+    /// --save is given, in a file named after the script: NAME-step.ron.
     #[arg(long, value_name = "DIR", default_value = "plots")]
     pub out: PathBuf,
     /// A value for the script, KEY=VALUE, as `simcli run --set`.

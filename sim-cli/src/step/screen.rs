@@ -89,8 +89,16 @@ fn source_line(source: &str, line: u32) -> Option<&str> {
 
 fn decision(name: &str, source: &str, goal: Option<&Goal>, pause: &Pause) -> Screen {
     let s = &pause.snapshot;
+    let machine = pause
+        .machine
+        .as_ref()
+        .map_or(String::new(), |m| format!(", machine '{m}'"));
     let mut lines = vec![Line::toned(
-        format!("== {name}: decision {} at {} ==", pause.index + 1, s.time),
+        format!(
+            "== {name}: decision {} at {}{machine} ==",
+            pause.index + 1,
+            s.time
+        ),
         Tone::Title,
     )];
     if let Some(goal) = goal {

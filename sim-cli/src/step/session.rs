@@ -37,6 +37,9 @@ pub struct Pause {
     pub threads: Vec<ThreadId>,
     /// The run as it stood.
     pub snapshot: Snapshot,
+    /// The machine running, named when the script has run another before
+    /// or named it (`machine(#{ name: ... })`).
+    pub machine: Option<String>,
 }
 
 /// Where the last evaluation stopped.
@@ -137,6 +140,7 @@ impl Chooser for StepChooser {
             options: choice.options,
             threads: choice.threads.to_vec(),
             snapshot: snapshot(),
+            machine: None,
         });
         Err(ChooserError(PAUSED.to_string()))
     }
@@ -245,7 +249,7 @@ impl Session {
 
     /// `a`: lets the default chooser decide (option 0) here and on, until
     /// the next decision where another option would change the outcome
-    /// (see [`Session::outcome_key`]), or the end of the run. Each
+    /// (see [`outcome_key`]), or the end of the run. Each
     /// decision past this one is tried with every other option, each run
     /// to the end under the default chooser; at most [`AUTO_RUNS`]
     /// evaluations, after which it stops at the decision it reached.
@@ -311,7 +315,12 @@ impl Session {
             return Err(MoveError::Schedule(message));
         }
         match evaluation.pause {
-            Some(pause) => {
+            Some(mut pause) => {
+                let runs = &evaluation.outcome.runs;
+                pause.machine = runs
+                    .last()
+                    .map(|run| run.label.clone())
+                    .filter(|label| runs.len() > 1 || !label.starts_with("machine "));
                 self.decisions = decisions;
                 self.stop = Stop::Paused(pause);
             }
