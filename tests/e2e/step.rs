@@ -65,12 +65,13 @@ fn a_known_sequence_loses_the_wakeup_and_shows_the_screens() {
     assert_eq!(code, Some(0), "{out}");
     let screens = screens(&out);
     assert_eq!(screens.len(), 4, "{out}");
-    // The second decision: consumer has loaded the flag (0), the producer
-    // is ready, the flag's line is shown.
+    // The second decision: consumer has loaded the flag (0) and locks
+    // next; the producer is ready and has not started: it stores first.
     let second = &screens[1];
     assert!(second.starts_with(&format!("== {LOST_WAKEUP}: decision 2 at 0s ==\n")));
     assert!(second.contains("goal: make the consumer sleep forever\n"));
-    assert!(second.contains("  consumer  running  cpu 0  line 17: if ready.load() == 0 {\n"));
+    assert!(second.contains("  consumer  running  cpu 0  next line 18: lock.lock();\n"));
+    assert!(second.contains("  producer  ready           next line 26: ready.store(1);\n"));
     assert!(second.contains("  ready = 0\n"));
     assert!(second.contains("  lock (mutex): free\n"));
     assert!(second.contains("  2) preempt consumer (producer is next in the ready queue)\n"));
@@ -216,12 +217,12 @@ fn the_terminal_interface_plays_a_challenge_in_a_pseudo_terminal() {
     // highlighted script line, a bold title).
     p.exp_string("decision 1").expect("the first screen");
     key(&mut p, "1");
-    p.exp_string("if ready.load() == 0 {")
-        .expect("the consumer at its first line");
-    // Arrows and Enter: down to option 2, the preemption.
+    p.exp_string("lock.lock();")
+        .expect("the consumer has loaded the flag and locks next");
+    // Arrows and Enter: down to option 2, the preemption (without it, `a`
+    // does not reach the goal).
     key(&mut p, "\x1b[B");
     key(&mut p, "\r");
-    p.exp_string("ready.store(1);").expect("the producer runs");
     key(&mut p, "a");
     p.exp_string("goal reached").expect("the goal");
     key(&mut p, "s");

@@ -107,21 +107,33 @@ fn decision(name: &str, source: &str, goal: Option<&Goal>, pause: &Pause) -> Scr
     lines.push(Line::toned("threads:", Tone::Title));
     let width = s.threads.iter().map(|t| t.name.len()).max().unwrap_or(0);
     let state_width = s.threads.iter().map(|t| t.state.len()).max().unwrap_or(0);
-    for t in &s.threads {
+    for (i, t) in s.threads.iter().enumerate() {
         let cpu = t.cpu.map_or(String::new(), |c| format!("cpu {c}"));
         let mut line = Line::plain(format!(
             "  {:width$}  {:state_width$}  {cpu:5}  ",
             t.name, t.state
         ));
-        match t.at {
-            Some((at, _)) => {
-                line.0.push((format!("line {at}: "), Tone::Plain));
+        // A thread that will call an operation when it next runs shows
+        // that one; a thread inside one (blocked, or computing) shows it.
+        let upcoming = !t.busy && (t.state == "ready" || t.state == "running");
+        let next = pause.next.get(i).copied().flatten().filter(|_| upcoming);
+        let shown = match (next, t.at()) {
+            _ if t.state == "done" => None,
+            (Some(at), _) => Some(("next", at)),
+            (None, Some(at)) if upcoming => Some(("after", at)),
+            (None, Some(at)) => Some(("in", at)),
+            (None, None) => None,
+        };
+        match shown {
+            Some((word, (at, _))) => {
+                line.0.push((format!("{word} line {at}: "), Tone::Plain));
                 line.0.push((
                     source_line(source, at).unwrap_or("").to_string(),
                     Tone::Source,
                 ));
             }
-            None => line.0.push(("(no operation yet)".to_string(), Tone::Plain)),
+            None if t.operations == 0 => line.0.push(("(not started)".to_string(), Tone::Plain)),
+            None => {}
         }
         lines.push(line);
     }

@@ -23,6 +23,9 @@ const PAUSED: &str = "simcli step: paused at a decision";
 /// Runs that `a` may make looking for the next decision that matters.
 pub const AUTO_RUNS: usize = 2000;
 
+/// Decisions the look-ahead for the threads' next operations watches.
+const LOOK_AHEAD: usize = 200;
+
 /// A decision the run stopped at, waiting for a move.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pause {
@@ -40,6 +43,9 @@ pub struct Pause {
     /// The machine running, named when the script has run another before
     /// or named it (`machine(#{ name: ... })`).
     pub machine: Option<String>,
+    /// For each thread of the snapshot, the script position of the
+    /// operation it calls next, where known (see [`Session`]'s look-ahead).
+    pub next: Vec<Option<(u32, u32)>>,
 }
 
 /// Where the last evaluation stopped.
@@ -83,6 +89,10 @@ struct Shared {
     stop: bool,
     pause: Option<Pause>,
     diverged: Option<String>,
+    /// Past `replay`, answer option 0 and keep a snapshot at each decision
+    /// (the look-ahead), up to [`LOOK_AHEAD`] of them.
+    watch: bool,
+    seen: Vec<Snapshot>,
 }
 
 /// Replays a list of decisions, then either stops the run at the next one
@@ -131,6 +141,13 @@ impl Chooser for StepChooser {
             }
             return Ok(recorded.chosen as usize);
         }
+        if shared.watch {
+            if shared.seen.len() >= LOOK_AHEAD {
+                return Err(ChooserError("simcli step: looked far enough ahead".into()));
+            }
+            shared.seen.push(snapshot());
+            return Ok(0);
+        }
         if !shared.stop {
             return Ok(0);
         }
@@ -141,6 +158,7 @@ impl Chooser for StepChooser {
             threads: choice.threads.to_vec(),
             snapshot: snapshot(),
             machine: None,
+            next: Vec::new(),
         });
         Err(ChooserError(PAUSED.to_string()))
     }
@@ -321,6 +339,7 @@ impl Session {
                     .last()
                     .map(|run| run.label.clone())
                     .filter(|label| runs.len() > 1 || !label.starts_with("machine "));
+                pause.next = self.next_operations(&decisions, &pause);
                 self.decisions = decisions;
                 self.stop = Stop::Paused(pause);
             }
@@ -334,7 +353,69 @@ impl Session {
         Ok(())
     }
 
-    fn evaluate(&mut self, decisions: &[Decision], stop: bool) -> Evaluation {
+    /// The look-ahead: where each thread goes next. A thread's operations
+    /// between two of its blocking points do not depend on the schedule
+    /// (the code between operations sees only what they returned), so a
+    /// run on from the pause tells, for each thread that calls another
+    /// operation in it, which one: the first later decision at which the
+    /// thread has called more operations than at the pause still has it
+    /// among its recent ones. The run takes option 0 at the pause and the
+    /// default chooser's answers after it; a thread it does not show going
+    /// on gets one more run, taking the option at the pause that lets it
+    /// run, if there is one.
+    fn next_operations(&self, decisions: &[Decision], pause: &Pause) -> Vec<Option<(u32, u32)>> {
+        let threads = &pause.snapshot.threads;
+        let mut next = vec![None; threads.len()];
+        for option in 0..pause.options {
+            // The thread option `option` lets run (a preemption lets the
+            // head of the ready queue run).
+            let concerned = match pause.point {
+                ChoicePoint::Preempt => pause.threads.get(1).filter(|_| option == 1),
+                _ => pause.threads.get(option),
+            };
+            let wanted = |i: usize| next[i].is_none();
+            if option > 0
+                && !concerned
+                    .is_some_and(|id| threads.iter().position(|t| t.id == *id).is_some_and(wanted))
+            {
+                continue;
+            }
+            let mut replay = decisions.to_vec();
+            replay.push(Decision {
+                point: pause.point,
+                options: pause.options as u32,
+                chosen: option as u32,
+            });
+            let seen = self.watch(replay);
+            for (i, thread) in threads.iter().enumerate() {
+                if next[i].is_some() {
+                    continue;
+                }
+                next[i] = seen
+                    .iter()
+                    .filter_map(|later| later.threads.iter().find(|t| t.id == thread.id))
+                    .find(|later| later.operations > thread.operations)
+                    .and_then(|later| later.operation(thread.operations));
+            }
+        }
+        next
+    }
+
+    /// The snapshots of the decisions past `replay` of one run under the
+    /// default chooser (at most [`LOOK_AHEAD`]).
+    fn watch(&self, replay: Vec<Decision>) -> Vec<Snapshot> {
+        let shared = Rc::new(RefCell::new(Shared {
+            replay,
+            watch: true,
+            ..Shared::default()
+        }));
+        self.script
+            .run_with_chooser(&self.options, Box::new(StepChooser(shared.clone())));
+        let seen = std::mem::take(&mut shared.borrow_mut().seen);
+        seen
+    }
+
+    fn evaluate(&self, decisions: &[Decision], stop: bool) -> Evaluation {
         let shared = Rc::new(RefCell::new(Shared {
             replay: decisions.to_vec(),
             stop,
@@ -414,7 +495,9 @@ m.expect("no lost update", |r| r.value("c") == 2);
         assert_eq!(first.index, 0);
         // At time 0 both threads are ready: which runs first?
         assert_eq!(first.point, ChoicePoint::Dispatch);
-        assert_eq!(first.snapshot.threads[0].at, None);
+        assert_eq!(first.snapshot.threads[0].at(), None);
+        // Neither has started; a runs first (line 4), b after (line 5).
+        assert_eq!(first.next, [Some((4, 34)), Some((5, 34))]);
         s.pick(0).unwrap();
         let pause = paused(&s);
         assert_eq!(pause.index, 1);
@@ -422,7 +505,9 @@ m.expect("no lost update", |r| r.value("c") == 2);
         assert_eq!(pause.options, 2);
         let a = &pause.snapshot.threads[0];
         assert_eq!((a.name.as_str(), a.state.as_str()), ("a", "running"));
-        assert_eq!(a.at, Some((4, 34)));
+        assert_eq!(a.at(), Some((4, 34)));
+        // a stores next.
+        assert_eq!(pause.next[0], Some((4, 44)));
         assert_eq!(pause.snapshot.variables[0].value, 0);
     }
 

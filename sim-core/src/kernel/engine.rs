@@ -208,8 +208,9 @@ pub(crate) struct Engine {
     /// The chooser looks at the run when it decides
     /// ([`Chooser::wants_snapshot`]): keep `positions`.
     observing: bool,
-    /// Each thread's last operation, kept only while `observing`.
-    positions: Vec<Option<SourceRef>>,
+    /// Each thread's last operations and how many it has called, kept
+    /// only while `observing`.
+    positions: Vec<Positions>,
     pub(crate) decisions: Vec<Decision>,
     /// Operations the threads called (compute, sleep, join, …).
     pub(crate) operations: u64,
@@ -239,6 +240,30 @@ pub(crate) struct Engine {
     /// The threads and positions of the last operations before a zero-time
     /// livelock, gathered once the count nears the limit.
     repeating: Vec<(ThreadId, SourceRef)>,
+}
+
+/// How many of a thread's last operations a [`super::Snapshot`] shows.
+const RECENT: usize = 8;
+
+/// A thread's last [`RECENT`] operations (a ring) and how many it called.
+#[derive(Clone, Default)]
+struct Positions {
+    recent: [Option<SourceRef>; RECENT],
+    count: u64,
+}
+
+impl Positions {
+    /// The script positions of the last operations, oldest first (`None`
+    /// for one not in the script).
+    fn recent(&self) -> Vec<Option<(u32, u32)>> {
+        let kept = self.count.min(RECENT as u64);
+        (self.count - kept..self.count)
+            .map(|n| match self.recent[(n % RECENT as u64) as usize] {
+                Some(SourceRef::Script { line, column }) => Some((line, column)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Operations before `max_steps_at_instant` whose threads and positions a
@@ -807,9 +832,12 @@ impl Engine {
     #[inline(never)]
     fn note_position(&mut self, thread: ThreadId, origin: SourceRef) {
         if self.positions.len() <= thread.index() {
-            self.positions.resize(thread.index() + 1, None);
+            self.positions
+                .resize_with(thread.index() + 1, Positions::default);
         }
-        self.positions[thread.index()] = Some(origin);
+        let slot = &mut self.positions[thread.index()];
+        slot.recent[(slot.count % RECENT as u64) as usize] = Some(origin);
+        slot.count += 1;
     }
 
     /// The run as it stands, for a chooser that looks at it.
@@ -824,10 +852,12 @@ impl Engine {
                 name: self.trace.threads[i].name.clone(),
                 state: crate::analysis::deadlock::describe_state(&self.trace, thread.state),
                 cpu: thread.cpu.filter(|_| thread.state.on_cpu()),
-                at: match self.positions.get(i).copied().flatten() {
-                    Some(SourceRef::Script { line, column }) => Some((line, column)),
-                    _ => None,
-                },
+                recent: self
+                    .positions
+                    .get(i)
+                    .map_or_else(Vec::new, Positions::recent),
+                operations: self.positions.get(i).map_or(0, |p| p.count),
+                busy: matches!(thread.work, Work::Compute { .. } | Work::Spin(_)),
             })
             .collect();
         let variables = (0..)

@@ -37,10 +37,18 @@ pub struct ThreadSnapshot {
     pub state: String,
     /// The CPU it is on, if it is on one.
     pub cpu: Option<usize>,
-    /// The script position (line, column) of the last operation it called:
-    /// the one it is blocked in, or the one it has just done. `None` before
-    /// its first operation, or when that operation is not in the script.
-    pub at: Option<(u32, u32)>,
+    /// The script positions (line, column) of the last operations it
+    /// called (up to 8), oldest first; `None` for one that is not in the
+    /// script. The last is the one it is blocked in, or has just done.
+    pub recent: Vec<Option<(u32, u32)>>,
+    /// How many operations it has called so far. With `recent`, a chooser
+    /// that sees a later decision of the run can tell which operation a
+    /// thread called after this one (`simcli step` shows it as the next).
+    pub operations: u64,
+    /// It is in the middle of an operation that takes CPU time (a compute
+    /// not yet done, even if preempted, or a spin): its next operation
+    /// comes after that one ends.
+    pub busy: bool,
 }
 
 /// One shared variable at a decision.
@@ -67,6 +75,21 @@ pub struct LockSnapshot {
     pub waiters: Vec<ThreadId>,
     /// A semaphore's free permits.
     pub permits: Option<u64>,
+}
+
+impl ThreadSnapshot {
+    /// The script position of the last operation it called, if any.
+    pub fn at(&self) -> Option<(u32, u32)> {
+        self.recent.last().copied().flatten()
+    }
+
+    /// The script position of its operation number `n` (from 0), if it is
+    /// among the recent ones.
+    pub fn operation(&self, n: u64) -> Option<(u32, u32)> {
+        let back = self.operations.checked_sub(n + 1)?;
+        let index = (self.recent.len() as u64).checked_sub(back + 1)?;
+        self.recent[index as usize]
+    }
 }
 
 impl Snapshot {
@@ -157,6 +180,7 @@ mod tests {
         assert_eq!((w1.name.as_str(), w1.state.as_str()), ("w1", "mutex 'm'"));
         assert_eq!(w1.cpu, None);
         // Rust bodies have no script positions.
-        assert_eq!(w1.at, None);
+        assert_eq!(w1.at(), None);
+        assert_eq!(w1.operations, 2);
     }
 }
