@@ -175,7 +175,7 @@ fn decision(name: &str, source: &str, goal: Option<&Goal>, pause: &Pause) -> Scr
         lines.push(Line::toned(format!("  {}) {choice}", i + 1), Tone::Choice));
     }
     lines.push(Line::plain(
-        "keys: 1-9 or arrows + Enter pick, a auto, u undo, q quit",
+        "keys: 1-9 or arrows + Enter pick, a auto, u undo, q quit (PageUp/PageDown scroll)",
     ));
     Screen {
         lines,

@@ -82,16 +82,23 @@ fn run(
 ) -> std::io::Result<()> {
     let mut status = notice.map(|n| format!("error: {n}")).unwrap_or_default();
     let mut selected = 0usize;
+    // Rows scrolled up from the bottom (PageUp / PageDown): a screen
+    // taller than the terminal shows its end, where the choices are.
+    let mut up = 0usize;
     loop {
         let screen = game.screen();
         let ended = game.ended();
         selected = selected.min(screen.choices.saturating_sub(1));
         terminal.draw(|frame| {
-            let text = lines(&screen, selected, &status, ended);
-            frame.render_widget(
-                Paragraph::new(text).wrap(Wrap { trim: false }),
-                frame.area(),
-            );
+            let area = frame.area();
+            let paragraph =
+                Paragraph::new(lines(&screen, selected, &status, ended)).wrap(Wrap { trim: false });
+            let hidden = paragraph
+                .line_count(area.width)
+                .saturating_sub(usize::from(area.height));
+            up = up.min(hidden);
+            let top = u16::try_from(hidden - up).unwrap_or(u16::MAX);
+            frame.render_widget(paragraph.scroll((top, 0)), area);
         })?;
         let Event::Key(key) = event::read()? else {
             continue;
@@ -113,6 +120,14 @@ fn run(
                 selected += 1;
                 continue;
             }
+            KeyCode::PageUp => {
+                up += 10;
+                continue;
+            }
+            KeyCode::PageDown => {
+                up = up.saturating_sub(10);
+                continue;
+            }
             KeyCode::Char('s') if ended => {
                 status = match game.save(save) {
                     Ok(()) => format!(
@@ -129,7 +144,7 @@ fn run(
         };
         status.clear();
         match game.play(played) {
-            Ok(true) => selected = 0,
+            Ok(true) => (selected, up) = (0, 0),
             Ok(false) => return Ok(()),
             Err(error) => status = format!("error: {error}"),
         }
