@@ -53,9 +53,25 @@ fn every_challenge_has_a_goal_that_the_default_schedule_misses_and_moves_reach()
         // The default scheduler does not reach the goal: `run` passes.
         let run = run_simcli(&["run", &script, "--no-chart", "--quiet"]);
         assert_eq!(run.status.code(), Some(0), "{script}");
-        let (code, out, err) = step(&script, &["--moves", moves]);
+        let dir = scratch(&format!("step-{name}"));
+        let file = dir.join("won.ron");
+        let file = file.to_str().unwrap();
+        let (code, out, err) = step(&script, &["--moves", moves, "--save", file]);
         assert!(out.contains("goal reached: "), "{script}: {out}{err}");
         assert_eq!(code, Some(0), "{script}: {out}{err}");
+        // The saved decisions replay to the same ending under `run`,
+        // which counts it a failure.
+        let ending = out
+            .lines()
+            .find_map(|l| l.strip_prefix("machine 1: "))
+            .expect("the end screen's outcome");
+        let replay = run_simcli(&["run", &script, "--schedule", file, "--no-chart"]);
+        let report = String::from_utf8(replay.stdout).unwrap();
+        assert!(
+            report.contains(&format!("outcome: {ending}\n")),
+            "{script}: {report}"
+        );
+        assert_eq!(replay.status.code(), Some(1), "{script}: {report}");
     }
 }
 
