@@ -306,3 +306,82 @@ fn end(name: &str, goal: Option<&Goal>, outcome: &ScriptOutcome) -> Screen {
         first_choice: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sim_core::kernel::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
+    use sim_core::{ms, ThreadId, Time};
+
+    use super::*;
+
+    fn thread(id: u32, name: &str, state: &str, at: Option<(u32, u32)>) -> ThreadSnapshot {
+        ThreadSnapshot {
+            id: ThreadId(id),
+            name: name.into(),
+            state: state.into(),
+            cpu: (state == "running").then_some(0),
+            recent: vec![at],
+            operations: 1,
+            busy: false,
+        }
+    }
+
+    #[test]
+    fn a_waiter_decision_shows_threads_lines_variables_locks_and_choices() {
+        let source = "let m = machine();\nm.lock();\nx.store(1);\n";
+        let pause = Pause {
+            index: 4,
+            point: ChoicePoint::Waiter,
+            options: 2,
+            threads: vec![ThreadId(1), ThreadId(2)],
+            snapshot: Snapshot {
+                time: Time::ZERO + ms(3),
+                threads: vec![
+                    thread(0, "a", "running", Some((3, 1))),
+                    thread(1, "b", "mutex 'm'", Some((2, 1))),
+                    thread(2, "c", "mutex 'm'", Some((2, 1))),
+                ],
+                variables: vec![VariableSnapshot {
+                    name: "x".into(),
+                    value: 1,
+                }],
+                locks: vec![LockSnapshot {
+                    name: "m".into(),
+                    kind: "mutex",
+                    holders: vec![],
+                    waiters: vec![ThreadId(1), ThreadId(2)],
+                    permits: None,
+                }],
+            },
+            machine: Some("second".into()),
+            next: vec![None, None, None],
+        };
+        let goal = Goal {
+            text: "win".into(),
+            reach: super::super::goal::Reach::Deadlock,
+        };
+        let screen = Screen::new("s.rhai", source, Some(&goal), &Stop::Paused(pause));
+        assert_eq!(
+            screen.text(),
+            "== s.rhai: decision 5 at 3ms, machine 'second' ==\n\
+             goal: win\n\
+             threads:\n  \
+               a  running    cpu 0  after line 3: x.store(1);\n  \
+               b  mutex 'm'         in line 2: m.lock();\n  \
+               c  mutex 'm'         in line 2: m.lock();\n\
+             variables:\n  \
+               x = 1\n\
+             locks:\n  \
+               m (mutex): free, waiting: b, c\n\
+             choose: a resource is released to several waiters: which one gets it?\n  \
+               1) b (waiting for mutex 'm')\n  \
+               2) c (waiting for mutex 'm')\n\
+             keys: 1-9 or arrows + Enter pick, a auto, u undo, q quit (PageUp/PageDown scroll)\n"
+        );
+        assert_eq!((screen.choices, screen.first_choice), (2, 11));
+        // The highlighted script line is its own piece, for the terminal.
+        assert!(screen.lines[3]
+            .0
+            .contains(&("x.store(1);".to_string(), Tone::Source)));
+    }
+}
