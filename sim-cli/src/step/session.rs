@@ -93,6 +93,8 @@ struct Shared {
     /// (the look-ahead), up to [`LOOK_AHEAD`] of them.
     watch: bool,
     seen: Vec<Snapshot>,
+    /// The look-ahead has seen the end of the paused machine's run.
+    looked: bool,
 }
 
 /// Replays a list of decisions, then either stops the run at the next one
@@ -111,6 +113,17 @@ impl Chooser for StepChooser {
 
     fn wants_snapshot(&self) -> bool {
         true
+    }
+
+    fn run_ended(&mut self, snapshot: &dyn Fn() -> Snapshot) {
+        let mut shared = self.0.borrow_mut();
+        // The look-ahead's last look: threads that blocked for good (a
+        // deadlock) called their next operation after the last decision.
+        if shared.watch && !shared.looked && shared.next >= shared.replay.len() {
+            shared.seen.push(snapshot());
+            // Later machines of the script have threads of their own.
+            shared.looked = true;
+        }
     }
 
     fn choose_seeing(
@@ -142,7 +155,7 @@ impl Chooser for StepChooser {
             return Ok(recorded.chosen as usize);
         }
         if shared.watch {
-            if shared.seen.len() >= LOOK_AHEAD {
+            if shared.looked || shared.seen.len() >= LOOK_AHEAD {
                 return Err(ChooserError("simcli step: looked far enough ahead".into()));
             }
             shared.seen.push(snapshot());

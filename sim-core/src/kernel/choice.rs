@@ -123,6 +123,13 @@ pub trait Chooser: fmt::Debug {
         let _ = snapshot;
         self.choose(choice)
     }
+
+    /// For a chooser whose [`Chooser::wants_snapshot`] is true: the run is
+    /// over (finished, deadlocked, stalled or stopped), and `snapshot`
+    /// shows it as it ended.
+    fn run_ended(&mut self, snapshot: &dyn Fn() -> Snapshot) {
+        let _ = snapshot;
+    }
 }
 
 /// The deterministic default: always the first option, which the kernel orders

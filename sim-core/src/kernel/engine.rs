@@ -594,6 +594,12 @@ impl Engine {
         if self.task_log.is_some() {
             self.drain_task_log();
         }
+        if self.observing {
+            if let Some(mut chooser) = self.chooser.take() {
+                chooser.run_ended(&|| self.snapshot());
+                self.chooser = Some(chooser);
+            }
+        }
         self.trace.end = self.now;
         self.trace.peak_memory = self.footprint.peak();
         self.trace.process_peaks = (0..self.processes.len())

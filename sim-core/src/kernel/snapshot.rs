@@ -115,7 +115,7 @@ mod tests {
     use crate::time::ms;
 
     /// Answers like the default chooser and keeps the snapshot of every
-    /// `Waiter` question.
+    /// `Waiter` question, and the last one, at the end.
     #[derive(Debug, Default)]
     struct Watching(Rc<RefCell<Vec<Snapshot>>>);
 
@@ -137,6 +137,10 @@ mod tests {
                 self.0.borrow_mut().push(snapshot());
             }
             Ok(0)
+        }
+
+        fn run_ended(&mut self, snapshot: &dyn Fn() -> Snapshot) {
+            self.0.borrow_mut().push(snapshot());
         }
     }
 
@@ -179,6 +183,10 @@ mod tests {
         let w1 = &at_release.threads[1];
         assert_eq!((w1.name.as_str(), w1.state.as_str()), ("w1", "mutex 'm'"));
         assert_eq!(w1.cpu, None);
+        // The end: every thread done.
+        let end = seen.last().unwrap();
+        assert!(end.threads.iter().all(|t| t.state == "done"), "{end:?}");
+        assert_eq!(end.threads[0].operations, 4);
         // Rust bodies have no script positions.
         assert_eq!(w1.at(), None);
         assert_eq!(w1.operations, 2);

@@ -71,6 +71,10 @@ impl Chooser for SharedChooser {
     ) -> Result<usize, ChooserError> {
         self.0.borrow_mut().choose_seeing(choice, snapshot)
     }
+
+    fn run_ended(&mut self, snapshot: &dyn Fn() -> crate::kernel::Snapshot) {
+        self.0.borrow_mut().run_ended(snapshot);
+    }
 }
 
 thread_local! {
