@@ -204,6 +204,25 @@ fn a_schedule_of_another_script_is_refused_and_the_game_goes_on() {
 }
 
 #[test]
+fn the_exit_status_says_whether_the_goal_or_the_run_went_well() {
+    // A challenge left before its goal: 1.
+    let (code, out, _) = step(LOST_WAKEUP, &["--moves", "1,q,2"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.ends_with("> q\n"), "{out}");
+    // Another script: as `run` exits. A declared deadlock is no failure.
+    let (code, out, _) = step("scripts/deadlock.rhai", &["--moves", "a,a,a,a,a,a"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("expected outcome 'deadlock': as declared\n"),
+        "{out}"
+    );
+    // A broken expectation is.
+    let (code, out, _) = step("scripts/check_then_act.rhai", &["--moves", "a,a,a,a,a,a"]);
+    assert!(out.contains("': FAILED\n"), "{out}");
+    assert_eq!(code, Some(1), "{out}");
+}
+
+#[test]
 fn without_a_terminal_or_moves_it_says_what_to_do() {
     let (code, _, err) = step(LOST_WAKEUP, &[]);
     assert_eq!(code, Some(2));

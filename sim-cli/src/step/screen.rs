@@ -275,6 +275,14 @@ fn end(name: &str, goal: Option<&Goal>, outcome: &ScriptOutcome) -> Screen {
                 tone,
             ));
         }
+        match (run.outcome_failure(), run.expected_outcome) {
+            (Some(failure), _) => lines.push(Line::toned(format!("FAILED: {failure}"), Tone::Bad)),
+            (None, Some(expected)) => lines.push(Line::plain(format!(
+                "expected outcome '{}': as declared",
+                expected.name()
+            ))),
+            (None, None) => {}
+        }
         let values: Vec<String> = run
             .trace
             .variables
