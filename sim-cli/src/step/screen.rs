@@ -224,9 +224,14 @@ fn describe(pause: &Pause) -> (String, Vec<String>) {
         ChoicePoint::SameInstant => (
             format!("several things happen at {}: which comes first?", s.time),
             each(&|i| match name(i) {
-                Some(n) if pause.threads.len() == pause.options => {
-                    format!("the event of {n} ({})", state(i))
-                }
+                Some(n) if pause.threads.len() == pause.options => match state(i) {
+                    "running" | "switch" | "spawn" => format!("{n} takes its next step"),
+                    "sleep" => format!("{n} wakes up"),
+                    device if device.starts_with("device ") => {
+                        format!("the I/O of {n} on {device}")
+                    }
+                    other => format!("the event of {n} ({other})"),
+                },
                 _ => format!("event {}", i + 1),
             }),
         ),
