@@ -136,10 +136,20 @@ fn a_saved_schedule_replays_to_the_same_failure() {
     assert!(report.contains(&format!("outcome: {outcome}")), "{report}");
     assert!(out.contains(outcome));
     assert!(dir.join("wakeup-replay.png").exists());
-    // The file starts a new game at the end of the run.
-    let (code, again, _) = step(LOST_WAKEUP, &["--schedule", file, "--moves", ""]);
-    assert_eq!(code, Some(0), "{again}");
-    assert!(again.contains("goal reached"), "{again}");
+    // The file starts a new game at the end of the run, and undo walks
+    // back through it one decision at a time.
+    let (code, again, _) = step(LOST_WAKEUP, &["--schedule", file, "--moves", "u,u"]);
+    let screens = screens(&again);
+    assert!(screens[0].contains("goal reached"), "{again}");
+    assert!(
+        screens[1].starts_with(&format!("== {LOST_WAKEUP}: decision 6 at ")),
+        "{again}"
+    );
+    assert!(
+        screens[2].starts_with(&format!("== {LOST_WAKEUP}: decision 5 at ")),
+        "{again}"
+    );
+    assert_eq!(code, Some(1), "{again}");
 }
 
 #[test]

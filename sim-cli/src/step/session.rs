@@ -191,8 +191,10 @@ pub struct Session {
     script: Script,
     options: RunOptions,
     decisions: Vec<Decision>,
-    /// The decision lists before each move, for undo.
-    history: Vec<Vec<Decision>>,
+    /// How many decisions had been made before each move, for undo (a
+    /// move only ever adds decisions, so each earlier list is a prefix of
+    /// `decisions`).
+    history: Vec<usize>,
     stop: Stop,
 }
 
@@ -226,11 +228,18 @@ impl Session {
         session
     }
 
-    /// Makes the decisions of `schedule` (e.g. a file saved earlier), as
-    /// one move, and stops at the first decision past them. A list that
-    /// does not fit the script is refused, and the session is unchanged.
+    /// Makes the decisions of `schedule` (e.g. a file saved earlier, or a
+    /// failure `explore` found) and stops at the first decision past them.
+    /// Each of its decisions counts as a move, so that undo walks back
+    /// through it one decision at a time. A list that does not fit the
+    /// script is refused, and the session is unchanged.
     pub fn replay(&mut self, schedule: Vec<Decision>) -> Result<(), MoveError> {
-        self.go_to(schedule)
+        let start = self.decisions.len();
+        self.go_to(schedule)?;
+        self.history.pop();
+        // One move per decision made: undo goes back to each of them.
+        self.history.extend(start..self.decisions.len());
+        Ok(())
     }
 
     /// Where the last evaluation stopped.
@@ -271,7 +280,8 @@ impl Session {
 
     /// Goes back to where the last move started.
     pub fn undo(&mut self) -> Result<(), MoveError> {
-        let previous = self.history.pop().ok_or(MoveError::NothingToUndo)?;
+        let made = self.history.pop().ok_or(MoveError::NothingToUndo)?;
+        let previous = self.decisions[..made].to_vec();
         let evaluation = self.evaluate(&previous, true);
         self.settle(previous, evaluation)
             .expect("a list that was played once plays again");
@@ -327,7 +337,8 @@ impl Session {
         let before = std::mem::take(&mut self.decisions);
         match self.settle(decisions, evaluation) {
             Ok(()) => {
-                self.history.push(before);
+                debug_assert!(self.decisions.starts_with(&before));
+                self.history.push(before.len());
                 Ok(())
             }
             Err(error) => {
@@ -557,6 +568,30 @@ m.expect("no lost update", |r| r.value("c") == 2);
         assert_eq!(paused(&s), &before);
         assert!(s.decisions().is_empty());
         assert_eq!(s.undo(), Err(MoveError::NothingToUndo));
+    }
+
+    #[test]
+    fn undo_walks_back_through_a_replayed_schedule_one_decision_at_a_time() {
+        let mut s = session();
+        let first = paused(&s).clone();
+        s.pick(0).unwrap();
+        let second = paused(&s).clone();
+        s.pick(1).unwrap();
+        while let Stop::Paused(_) = s.stop() {
+            s.pick(0).unwrap();
+        }
+        let schedule = s.decisions().to_vec();
+        let mut again = session();
+        again.replay(schedule.clone()).unwrap();
+        assert!(matches!(again.stop(), Stop::Ended(_)));
+        assert_eq!(again.decisions(), schedule);
+        for _ in 1..schedule.len() {
+            again.undo().unwrap();
+        }
+        assert_eq!(paused(&again), &second);
+        again.undo().unwrap();
+        assert_eq!(paused(&again), &first);
+        assert_eq!(again.undo(), Err(MoveError::NothingToUndo));
     }
 
     #[test]
