@@ -49,6 +49,23 @@ pub enum Command {
     /// usage or I/O error (a bad argument, an unreadable script, an output
     /// file that cannot be written; the message names the path).
     Explore(ExploreArgs),
+    /// Be the scheduler: run a script and take its decisions yourself.
+    ///
+    /// At every decision with more than one legal option (which ready
+    /// thread a CPU takes, which waiter gets a lock, whether to preempt at
+    /// a zero-time operation, which same-instant event goes first) the run
+    /// pauses and shows the time, the threads, the shared variables, the
+    /// locks and the options. Keys: a number or arrows + Enter pick, a lets
+    /// the default chooser go on until the next decision where another
+    /// option would change the outcome, u undoes the last move, q quits.
+    /// The decisions made replay with `simcli run SCRIPT --schedule FILE`.
+    /// The scripts in scripts/challenges/ have a goal each.
+    ///
+    /// Exit status: for a challenge, 0 when its goal was reached, else 1;
+    /// for another script, 1 when the run ended in a failure (as `simcli
+    /// run` exits), else 0; 2 on a usage or I/O error (the message names
+    /// the path).
+    Step(StepArgs),
     /// Compile a script without running it: report syntax errors.
     Check {
         /// The script.
@@ -206,4 +223,31 @@ pub struct RunArgs {
     /// Default: no limit.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+}
+
+/// Options of `simcli step`.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    /// The scenario script (.rhai).
+    pub script: PathBuf,
+    /// Start with the decisions of this schedule already made (one saved
+    /// by `step`, `run --save-schedule` or `explore`).
+    #[arg(long, value_name = "FILE.ron")]
+    pub schedule: Option<PathBuf>,
+    /// Play these moves without a terminal, printing every screen as text:
+    /// choice numbers (from 1), a (auto), u (undo), q (quit), separated by
+    /// commas, e.g. 2,1,a.
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub moves: Option<String>,
+    /// Write the decisions made to this file when the session ends (the
+    /// schedule `simcli run SCRIPT --schedule FILE` replays).
+    #[arg(long, value_name = "FILE.ron")]
+    pub save: Option<PathBuf>,
+    /// Folder where the terminal interface saves the decisions when no
+    /// --save is given, in a file named after the script: NAME-step.ron.
+    #[arg(long, value_name = "DIR", default_value = "plots")]
+    pub out: PathBuf,
+    /// A value for the script, KEY=VALUE, as `simcli run --set`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
 }

@@ -264,6 +264,15 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             file.display(),
             set_flags(&args.set)
         );
+        // `step` takes no jitter: a jittered schedule would not fit it.
+        if args.jitter.is_none() {
+            println!(
+                "  step through it: simcli step {} --schedule {}{} (u goes back a decision)",
+                args.script.display(),
+                file.display(),
+                set_flags(&args.set)
+            );
+        }
         for (i, run) in replay.runs.iter().enumerate() {
             let chart = args.out.join(format!(
                 "{}-failure-{}-{}.png",

@@ -6,6 +6,7 @@ mod args;
 mod explore;
 mod report;
 mod run;
+mod step;
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::process::ExitCode;
@@ -159,6 +160,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Explore(args) => explore::explore(&args),
+        Command::Step(args) => step::step(&args),
         Command::Check { script } => match load_script(&script) {
             Ok(script) => {
                 for (variable, line, column) in script.captured_assignments() {

@@ -16,5 +16,6 @@ mod races;
 mod readme;
 mod replay_property;
 mod scripts;
+mod step;
 mod sweeps;
 mod sync;

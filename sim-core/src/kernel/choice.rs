@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::snapshot::Snapshot;
 use crate::ids::ThreadId;
 
 /// What kind of decision the kernel is asking for.
@@ -101,6 +102,33 @@ pub trait Chooser: fmt::Debug {
     /// spinning with yields lets the one it waits for run.
     fn yielded(&mut self, thread: ThreadId) {
         let _ = thread;
+    }
+
+    /// Whether this chooser looks at the run when it decides (through
+    /// [`Chooser::choose_seeing`]). Asked once, when the chooser is set:
+    /// only then does the engine keep each thread's script position.
+    fn wants_snapshot(&self) -> bool {
+        false
+    }
+
+    /// [`Chooser::choose`] for a chooser whose [`Chooser::wants_snapshot`]
+    /// is true: the engine calls this instead, and `snapshot` builds a
+    /// [`Snapshot`] of the run as it stands, only if called (`simcli step`
+    /// calls it at the one decision it shows, not at those it replays).
+    fn choose_seeing(
+        &mut self,
+        choice: &Choice<'_>,
+        snapshot: &dyn Fn() -> Snapshot,
+    ) -> Result<usize, ChooserError> {
+        let _ = snapshot;
+        self.choose(choice)
+    }
+
+    /// For a chooser whose [`Chooser::wants_snapshot`] is true: the run is
+    /// over (finished, deadlocked, stalled or stopped), and `snapshot`
+    /// shows it as it ended.
+    fn run_ended(&mut self, snapshot: &dyn Fn() -> Snapshot) {
+        let _ = snapshot;
     }
 }
 

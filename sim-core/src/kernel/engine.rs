@@ -205,6 +205,12 @@ pub(crate) struct Engine {
     /// The chooser set with [`Engine::set_chooser`]; `None` is the default
     /// [`FirstChooser`](super::FirstChooser), answered inline: option 0.
     chooser: Option<Box<dyn Chooser>>,
+    /// The chooser looks at the run when it decides
+    /// ([`Chooser::wants_snapshot`]): keep `positions`.
+    observing: bool,
+    /// Each thread's last operations and how many it has called, kept
+    /// only while `observing`.
+    positions: Vec<Positions>,
     pub(crate) decisions: Vec<Decision>,
     /// Operations the threads called (compute, sleep, join, …).
     pub(crate) operations: u64,
@@ -234,6 +240,30 @@ pub(crate) struct Engine {
     /// The threads and positions of the last operations before a zero-time
     /// livelock, gathered once the count nears the limit.
     repeating: Vec<(ThreadId, SourceRef)>,
+}
+
+/// How many of a thread's last operations a [`super::Snapshot`] shows.
+const RECENT: usize = 8;
+
+/// A thread's last [`RECENT`] operations (a ring) and how many it called.
+#[derive(Clone, Default)]
+struct Positions {
+    recent: [Option<SourceRef>; RECENT],
+    count: u64,
+}
+
+impl Positions {
+    /// The script positions of the last operations, oldest first (`None`
+    /// for one not in the script).
+    fn recent(&self) -> Vec<Option<(u32, u32)>> {
+        let kept = self.count.min(RECENT as u64);
+        (self.count - kept..self.count)
+            .map(|n| match self.recent[(n % RECENT as u64) as usize] {
+                Some(SourceRef::Script { line, column }) => Some((line, column)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Operations before `max_steps_at_instant` whose threads and positions a
@@ -279,6 +309,8 @@ impl Engine {
             watches: io::Watches::default(),
             watchers_scratch: Vec::new(),
             chooser: None,
+            observing: false,
+            positions: Vec::new(),
             decisions: Vec::with_capacity(4 * SMALL),
             operations: 0,
             scratch: Vec::with_capacity(SMALL),
@@ -299,6 +331,7 @@ impl Engine {
     }
 
     pub(crate) fn set_chooser(&mut self, chooser: Box<dyn Chooser>) {
+        self.observing = chooser.wants_snapshot();
         self.chooser = Some(chooser);
     }
 
@@ -561,6 +594,12 @@ impl Engine {
         if self.task_log.is_some() {
             self.drain_task_log();
         }
+        if self.observing {
+            if let Some(mut chooser) = self.chooser.take() {
+                chooser.run_ended(&|| self.snapshot());
+                self.chooser = Some(chooser);
+            }
+        }
         self.trace.end = self.now;
         self.trace.peak_memory = self.footprint.peak();
         self.trace.process_peaks = (0..self.processes.len())
@@ -777,13 +816,26 @@ impl Engine {
     /// Asks the chooser set with [`Engine::set_chooser`]. `None` when it
     /// failed or answered out of range: the run then stops with the error.
     fn ask_chooser(&mut self, point: ChoicePoint, options: usize) -> Option<usize> {
-        let choice = Choice {
-            point,
-            options,
-            threads: &self.scratch,
+        let answer = if self.observing {
+            let mut chooser = self.chooser.take().expect("a chooser to ask");
+            let choice = Choice {
+                point,
+                options,
+                threads: &self.scratch,
+            };
+            let answer = chooser.choose_seeing(&choice, &|| self.snapshot());
+            self.chooser = Some(chooser);
+            answer
+        } else {
+            let choice = Choice {
+                point,
+                options,
+                threads: &self.scratch,
+            };
+            let chooser = self.chooser.as_mut().expect("a chooser to ask");
+            chooser.choose(&choice)
         };
-        let chooser = self.chooser.as_mut().expect("a chooser to ask");
-        let error = match chooser.choose(&choice) {
+        let error = match answer {
             Ok(chosen) if chosen < options => return Some(chosen),
             Ok(chosen) => {
                 super::ChooserError(format!("chose option {chosen} of {options} at {point:?}"))
@@ -795,6 +847,106 @@ impl Engine {
             error,
         });
         None
+    }
+
+    /// Remembers `thread`'s last operation, for [`Engine::snapshot`].
+    #[inline(never)]
+    fn note_position(&mut self, thread: ThreadId, origin: SourceRef) {
+        if self.positions.len() <= thread.index() {
+            self.positions
+                .resize_with(thread.index() + 1, Positions::default);
+        }
+        let slot = &mut self.positions[thread.index()];
+        slot.recent[(slot.count % RECENT as u64) as usize] = Some(origin);
+        slot.count += 1;
+    }
+
+    /// The run as it stands, for a chooser that looks at it.
+    fn snapshot(&self) -> super::Snapshot {
+        use super::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
+        let threads = self
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(i, thread)| ThreadSnapshot {
+                id: ThreadId(i as u32),
+                name: self.trace.threads[i].name.clone(),
+                state: crate::analysis::deadlock::describe_state(&self.trace, thread.state),
+                cpu: thread.cpu.filter(|_| thread.state.on_cpu()),
+                recent: self
+                    .positions
+                    .get(i)
+                    .map_or_else(Vec::new, Positions::recent),
+                operations: self.positions.get(i).map_or(0, |p| p.count),
+                busy: matches!(thread.work, Work::Compute { .. } | Work::Spin(_)),
+            })
+            .collect();
+        let variables = (0..)
+            .map_while(|i| self.memory.get(VarId(i)))
+            .map(|v| VariableSnapshot {
+                name: v.name.clone(),
+                value: v.value,
+            })
+            .collect();
+        let mut locks = Vec::new();
+        for (i, resource) in self.resources.iter().enumerate() {
+            let info = &self.trace.resources[i];
+            if info.internal {
+                continue;
+            }
+            let mut holders = Vec::new();
+            resource.holders(&mut holders);
+            let mut waiters = Vec::new();
+            let mut permits = None;
+            match resource {
+                Resource::Mutex { waiters: queue, .. }
+                | Resource::Spinlock {
+                    spinners: queue, ..
+                } => queue.threads_into(&mut waiters),
+                Resource::Semaphore {
+                    waiters: queue,
+                    permits: free,
+                    ..
+                } => {
+                    queue.threads_into(&mut waiters);
+                    permits = Some(*free);
+                }
+                Resource::RwLock { waiters: queue, .. } => {
+                    waiters.extend(queue.iter().map(|(w, _)| w.thread));
+                }
+                _ => continue,
+            }
+            // While the resource is being handed over (a `Waiter`
+            // question), its queue is out of it: its waiters are then the
+            // threads blocked on it, in creation order.
+            let id = ResourceId(i as u32);
+            for (t, thread) in self.threads.iter().enumerate() {
+                let on_it = match thread.state {
+                    ThreadState::Blocked(
+                        BlockReason::Lock(r) | BlockReason::Semaphore(r) | BlockReason::RwLock(r),
+                    )
+                    | ThreadState::Spin(r) => r == id,
+                    _ => false,
+                };
+                let t = ThreadId(t as u32);
+                if on_it && !waiters.contains(&t) {
+                    waiters.push(t);
+                }
+            }
+            locks.push(LockSnapshot {
+                name: info.name.clone(),
+                kind: info.kind.name(),
+                holders,
+                waiters,
+                permits,
+            });
+        }
+        Snapshot {
+            time: self.now,
+            threads,
+            variables,
+            locks,
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -1174,6 +1326,9 @@ impl Engine {
         };
         if !counted || !self.count_step(thread, call.origin) {
             return false;
+        }
+        if self.observing {
+            self.note_position(thread, call.origin);
         }
         if self.task_log.is_some() {
             self.drain_task_log();

@@ -4,6 +4,7 @@
 //! - `event`: the event queue and its total order.
 //! - `choice`: the one choice point ([`Chooser`]) and the decisions it records.
 //! - `context`: [`Ctx`], what a thread body calls.
+//! - `snapshot`: [`Snapshot`], the run at a decision, for choosers that show it.
 //! - `stack`: coroutine stacks carved from large regions.
 //! - `wait`: [`WaitQueue`], how threads wait on anything.
 //! - `deadlock`: whether a new wait closed a cycle of waits.
@@ -21,6 +22,7 @@ mod event;
 mod event_loop;
 pub mod guard;
 mod pool;
+mod snapshot;
 mod stack;
 mod wait;
 
@@ -39,6 +41,7 @@ pub use event_loop::{
     TaskResult, TaskResults,
 };
 pub use pool::{Future, JobSize, Pool, PoolFuture, ProcessPoolOptions};
+pub use snapshot::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
 pub use stack::MIN_STACK;
 pub use wait::{WaitQueue, Waiter};
 

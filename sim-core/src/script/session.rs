@@ -59,6 +59,22 @@ impl Chooser for SharedChooser {
     fn yielded(&mut self, thread: crate::ids::ThreadId) {
         self.0.borrow_mut().yielded(thread);
     }
+
+    fn wants_snapshot(&self) -> bool {
+        self.0.borrow().wants_snapshot()
+    }
+
+    fn choose_seeing(
+        &mut self,
+        choice: &Choice<'_>,
+        snapshot: &dyn Fn() -> crate::kernel::Snapshot,
+    ) -> Result<usize, ChooserError> {
+        self.0.borrow_mut().choose_seeing(choice, snapshot)
+    }
+
+    fn run_ended(&mut self, snapshot: &dyn Fn() -> crate::kernel::Snapshot) {
+        self.0.borrow_mut().run_ended(snapshot);
+    }
 }
 
 thread_local! {
