@@ -39,6 +39,9 @@ pub(crate) struct DeviceSpans {
     /// Whether it is a thread or process pool's queue (no channels; its
     /// row is drawn even when no job waited).
     pub(crate) pool: bool,
+    /// A pool's threads, drawn under its queue row: its workers in the
+    /// order they started, then its manager and feeder threads.
+    pub(crate) members: Vec<usize>,
 }
 
 impl DeviceSpans {
@@ -62,6 +65,7 @@ impl DeviceSpans {
                 channels: vec![Vec::new(); usize::from(d.options.channels.max(1))],
                 queue: Vec::new(),
                 pool: false,
+                members: Vec::new(),
             })
             .collect();
         // Queue changes per device: +1 when a request starts to wait, -1
@@ -125,11 +129,19 @@ fn pools(trace: &Trace, end: Time) -> Vec<DeviceSpans> {
                     changes.push((to, -1));
                 }
             }
+            let members = pool
+                .workers
+                .iter()
+                .chain(&pool.manager)
+                .map(|t| t.index())
+                .filter(|&t| t < trace.threads.len())
+                .collect();
             DeviceSpans {
                 name: pool.name.clone(),
                 channels: Vec::new(),
                 queue: queue_lengths(changes),
                 pool: true,
+                members,
             }
         })
         .collect()

@@ -172,6 +172,9 @@ enum Content {
     Channels { device: usize, range: Range<usize> },
     /// The queue of the `device`-th device.
     Queue { device: usize },
+    /// The queue of the `device`-th device, a pool's, among the thread
+    /// rows: its threads' rows follow it.
+    PoolQueue { device: usize },
     /// The memory in use.
     Memory,
 }
@@ -180,7 +183,9 @@ impl Content {
     /// The device whose row it is, if any.
     fn device(&self) -> Option<usize> {
         match *self {
-            Content::Channels { device, .. } | Content::Queue { device } => Some(device),
+            Content::Channels { device, .. }
+            | Content::Queue { device }
+            | Content::PoolQueue { device } => Some(device),
             Content::Cpus(_) | Content::Gil(_) | Content::Threads(_) | Content::Memory => None,
         }
     }
@@ -191,7 +196,7 @@ impl Content {
         match self {
             Content::Cpus(_) => 0,
             Content::Gil(_) => 1,
-            Content::Threads(_) => 2,
+            Content::Threads(_) | Content::PoolQueue { .. } => 2,
             Content::Channels { .. } | Content::Queue { .. } => 3,
             Content::Memory => 4,
         }
@@ -356,6 +361,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     // The first thread row.
     let threads_from = cpu_fit.rows + gil_fit.rows;
     plan_device_rows(&mut rows, &spans.devices, &device_fit);
+    group_pools(&mut rows, &spans.devices, thread_fit);
     let memory = MemoryLine::of(trace, end);
     if memory.is_some() {
         rows.push(Row {
@@ -465,6 +471,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             | Content::Gil(_)
             | Content::Channels { .. }
             | Content::Queue { .. }
+            | Content::PoolQueue { .. }
             | Content::Memory => true,
             Content::Threads(_) => h >= 6 && (i - threads_from) % 2 == 1,
         };
@@ -518,9 +525,16 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
             palette::INK,
         );
     }
-    let thread_row = |t: ThreadId| {
-        (t.index() < trace.threads.len()).then(|| threads_from + t.index() / thread_fit.per)
-    };
+    // Each thread's row, wherever grouping put it.
+    let mut row_of = vec![None; trace.threads.len()];
+    for (i, row) in rows.iter().enumerate() {
+        if let Content::Threads(range) = &row.content {
+            for t in range.clone() {
+                row_of[t] = Some(i);
+            }
+        }
+    }
+    let thread_row = |t: ThreadId| row_of.get(t.index()).copied().flatten();
     for p in &placed {
         outline_rows(&mut pic, &rows, p.marker, thread_row, x1);
     }
@@ -911,7 +925,7 @@ fn draw_row(
                 }
             }
         }
-        Content::Queue { device } => {
+        Content::Queue { device } | Content::PoolQueue { device } => {
             let queue = &spans.devices[*device].queue;
             let merged = merge_sorted(
                 queue.iter().map(|&(s, e, n)| (s, e, queue_level(n))),
@@ -992,6 +1006,54 @@ fn device_fit(devices: &[DeviceSpans]) -> DeviceFit {
         channels,
         height,
         every: LABEL_SPACING.div_ceil(height) as usize,
+    }
+}
+
+/// Moves each pool's queue row up among the thread rows, right above its
+/// threads' rows (its workers, then its manager), which follow it labelled
+/// "↳ name", as an asyncio task follows its loop. Only while every thread
+/// has a row of its own: thinned rows stand for runs of threads in
+/// creation order, which a regrouping would break.
+fn group_pools(rows: &mut Vec<Row>, devices: &[DeviceSpans], thread_fit: Fit) {
+    if thread_fit.per != 1 {
+        return;
+    }
+    for (device, spans) in devices.iter().enumerate() {
+        if !spans.pool || spans.members.is_empty() {
+            continue;
+        }
+        let is_member = |row: &Row| matches!(&row.content, Content::Threads(range) if spans.members.contains(&range.start));
+        let (Some(queue), Some(first)) = (
+            rows.iter()
+                .position(|r| matches!(r.content, Content::Queue { device: d } if d == device)),
+            rows.iter().position(is_member),
+        ) else {
+            continue;
+        };
+        let mut queue = rows.remove(queue);
+        queue.content = Content::PoolQueue { device };
+        queue.height = thread_fit.height;
+        queue.show_label = true;
+        queue.sparse = false;
+        let mut members: Vec<Row> = Vec::with_capacity(spans.members.len());
+        let mut i = first;
+        while i < rows.len() {
+            if is_member(&rows[i]) {
+                members.push(rows.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        members.sort_by_key(|row| match &row.content {
+            Content::Threads(range) => spans.members.iter().position(|&m| m == range.start),
+            _ => None,
+        });
+        for row in &mut members {
+            if !row.label.starts_with('↳') {
+                row.label = format!("↳ {}", row.label);
+            }
+        }
+        rows.splice(first..first, std::iter::once(queue).chain(members));
     }
 }
 

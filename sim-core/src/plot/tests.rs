@@ -1398,3 +1398,32 @@ fn a_million_brief_lock_waits_render_underlined() {
         picture.shapes.len()
     );
 }
+
+#[test]
+fn a_pools_threads_are_drawn_under_its_queue_row() {
+    let machine = Machine {
+        cpus: 2,
+        ..Machine::default()
+    };
+    let mut sim = Simulation::new(machine).unwrap();
+    let pool = sim.thread_pool(crate::ProcessId::MAIN, "pool", 2);
+    sim.add_thread("main", move |ctx| {
+        let futures: Vec<_> = (0..4)
+            .map(|_| pool.submit(ctx, "job", |ctx| ctx.compute(ms(2))))
+            .collect();
+        // A thread started after the workers, not one of them.
+        let other = ctx.start_thread("other", |ctx| ctx.compute(ms(1)));
+        for future in &futures {
+            future.result(ctx).unwrap();
+        }
+        ctx.join(other);
+    });
+    let run = sim.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    let picture = gantt::layout(&run.trace, &GanttOptions::default());
+    let y = |label| row_y(&picture, label);
+    assert!(y("main") < y("pool queue"));
+    assert!(y("pool queue") < y("↳ pool-0"));
+    assert!(y("↳ pool-0") < y("↳ pool-1"));
+    assert!(y("↳ pool-1") < y("other"));
+}
