@@ -92,18 +92,12 @@ fn wait_name(trace: &Trace, state: ThreadState) -> Option<(String, bool)> {
             let name = trace.threads.get(thread.index()).map_or("?", |t| &t.name);
             format!("join {name}")
         }
-        BlockReason::Lock(r)
-        | BlockReason::Semaphore(r)
-        | BlockReason::RwLock(r)
-        | BlockReason::Condvar(r)
-        | BlockReason::Barrier(r)
-        | BlockReason::Channel(r)
-        | BlockReason::Event(r)
-        | BlockReason::Countdown(r)
-        | BlockReason::Future(r) => trace.resource_name(r).to_string(),
-        BlockReason::Io(_) | BlockReason::Gil(_) | BlockReason::Epoll(_) => {
-            reason.kind().name().to_string()
-        }
+        BlockReason::Future(r) => trace.resource_name(r).to_string(),
+        _ => match reason.sync_resource() {
+            Some(r) => trace.resource_name(r).to_string(),
+            // I/O, epoll, the GIL: the kind of wait names it.
+            None => reason.kind().name().to_string(),
+        },
     };
     Some((name, starves))
 }

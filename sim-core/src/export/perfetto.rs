@@ -173,23 +173,6 @@ fn state_name(trace: &Trace, state: ThreadState) -> String {
     }
 }
 
-/// The resource a thread blocked for `reason` waits for, when another
-/// thread's action on it (a release, a send, a notify) is what lets it go
-/// on.
-fn waited_resource(reason: BlockReason) -> Option<ResourceId> {
-    match reason {
-        BlockReason::Lock(r)
-        | BlockReason::Semaphore(r)
-        | BlockReason::RwLock(r)
-        | BlockReason::Condvar(r)
-        | BlockReason::Barrier(r)
-        | BlockReason::Channel(r)
-        | BlockReason::Event(r)
-        | BlockReason::Countdown(r) => Some(r),
-        _ => None,
-    }
-}
-
 /// The Chrome trace event JSON of `trace`: one event per line, so that two
 /// exports compare line by line.
 pub fn perfetto(trace: &Trace, options: &PerfettoOptions) -> String {
@@ -569,7 +552,7 @@ fn flows(trace: &Trace, tracks: &Tracks, events: &mut Events<'_>) {
             // Bound to the end of the joined thread's last slice.
             BlockReason::Join(t) => (t, "join", Time(time.0.saturating_sub(1))),
             _ => {
-                let Some(r) = waited_resource(reason) else {
+                let Some(r) = reason.sync_resource() else {
                     continue;
                 };
                 let Some(from) = actors

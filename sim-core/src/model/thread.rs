@@ -74,6 +74,29 @@ pub enum BlockKind {
 }
 
 impl BlockReason {
+    /// The synchronization object the thread waits on (a lock, semaphore,
+    /// rwlock, condvar, barrier, channel, event or countdown): another
+    /// thread's release, send or notify lets it go on. `None` for a sleep,
+    /// a join, I/O, epoll, the GIL and a pool job's future.
+    pub fn sync_resource(self) -> Option<ResourceId> {
+        match self {
+            BlockReason::Lock(r)
+            | BlockReason::Semaphore(r)
+            | BlockReason::RwLock(r)
+            | BlockReason::Condvar(r)
+            | BlockReason::Barrier(r)
+            | BlockReason::Channel(r)
+            | BlockReason::Event(r)
+            | BlockReason::Countdown(r) => Some(r),
+            BlockReason::Sleep
+            | BlockReason::Join(_)
+            | BlockReason::Io(_)
+            | BlockReason::Gil(_)
+            | BlockReason::Epoll(_)
+            | BlockReason::Future(_) => None,
+        }
+    }
+
     /// The kind of this reason.
     pub fn kind(self) -> BlockKind {
         match self {

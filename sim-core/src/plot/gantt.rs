@@ -299,22 +299,9 @@ impl Spans {
 fn wait_target(state: ThreadState) -> Option<WaitTarget> {
     match state {
         ThreadState::Spin(r) => Some(WaitTarget::Resource(r)),
-        ThreadState::Blocked(reason) => match reason {
-            BlockReason::Lock(r)
-            | BlockReason::Semaphore(r)
-            | BlockReason::RwLock(r)
-            | BlockReason::Condvar(r)
-            | BlockReason::Barrier(r)
-            | BlockReason::Channel(r)
-            | BlockReason::Event(r)
-            | BlockReason::Countdown(r)
-            | BlockReason::Future(r) => Some(WaitTarget::Resource(r)),
-            BlockReason::Join(t) => Some(WaitTarget::Thread(t)),
-            BlockReason::Sleep
-            | BlockReason::Io(_)
-            | BlockReason::Gil(_)
-            | BlockReason::Epoll(_) => None,
-        },
+        ThreadState::Blocked(BlockReason::Join(t)) => Some(WaitTarget::Thread(t)),
+        ThreadState::Blocked(BlockReason::Future(r)) => Some(WaitTarget::Resource(r)),
+        ThreadState::Blocked(reason) => reason.sync_resource().map(WaitTarget::Resource),
         _ => None,
     }
 }
