@@ -92,6 +92,14 @@ pub fn runs(report: &serde_json::Value) -> Vec<&serde_json::Value> {
         .collect()
 }
 
+/// The makespan of each run of a JSON report, in nanoseconds, in order.
+pub fn makespans(report: &serde_json::Value) -> Vec<u64> {
+    runs(report)
+        .iter()
+        .map(|r| r["stats"]["makespan"].as_u64().expect("a makespan"))
+        .collect()
+}
+
 /// One thread's statistics in a run of a JSON report.
 pub fn thread<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     run["stats"]["threads"]

@@ -111,10 +111,7 @@ fn asyncio_blocking_call_freezes_the_heartbeat_and_run_in_executor_does_not() {
 fn asyncio_vs_threads_compares_time_switching_and_memory() {
     let report = report("asyncio_vs_threads.rhai");
     let runs = runs(&report);
-    let makespans: Vec<u64> = runs
-        .iter()
-        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
-        .collect();
+    let makespans = simcli_tests::makespans(&report);
     assert_eq!(makespans, [us(615_001.5), us(844_930.0), us(10_010_350.0)]);
     assert_eq!(event_loop(runs[0], "loop")["stats"]["tasks"], 10_000);
     assert_eq!(

@@ -16,10 +16,7 @@ fn pool(run: &Value) -> &Value {
 fn process_pool_beats_the_gil_on_big_jobs_and_loses_on_tiny_ones() {
     let report = report("process_pool.rhai");
     let runs = runs(&report);
-    let makespans: Vec<u64> = runs
-        .iter()
-        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
-        .collect();
+    let makespans = simcli_tests::makespans(&report);
     assert_eq!(
         makespans,
         [ms(240.242), ms(122.199), ms(40.086), ms(48.116)]
@@ -52,10 +49,7 @@ fn process_pool_beats_the_gil_on_big_jobs_and_loses_on_tiny_ones() {
 fn thread_pool_trades_time_for_memory_against_a_thread_per_request() {
     let report = report("thread_pool.rhai");
     let runs = runs(&report);
-    let makespans: Vec<u64> = runs
-        .iter()
-        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
-        .collect();
+    let makespans = simcli_tests::makespans(&report);
     assert_eq!(makespans, [ms(270.668), ms(5032.563), ms(650.221)]);
     let peaks: Vec<u64> = runs
         .iter()

@@ -42,10 +42,7 @@ fn gil<'a>(run: &'a Value, process: &str) -> &'a Value {
 fn gil_cpu_bound_threads_take_as_long_as_one_and_processes_halve_it() {
     let report = report("gil_cpu_bound.rhai");
     let runs = runs(&report);
-    let makespans: Vec<u64> = runs
-        .iter()
-        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
-        .collect();
+    let makespans = simcli_tests::makespans(&report);
     assert_eq!(
         makespans,
         [ms(200.0), us(200_082.0), ms(100.0), ms(100.0), ms(110.0)]

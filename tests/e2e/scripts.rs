@@ -131,10 +131,7 @@ fn cpu_bound_work_speeds_up_with_cores() {
     let (code, report) = run_json("scripts/cpu_bound.rhai", &out);
     assert_eq!(code, Some(0));
     let runs = runs(&report);
-    let makespans: Vec<u64> = runs
-        .iter()
-        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
-        .collect();
+    let makespans = simcli_tests::makespans(&report);
     assert_eq!(makespans, [400_078_000, 200_038_000, 100_000_000]);
     let labels: Vec<&str> = runs.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["1 core(s)", "2 core(s)", "4 core(s)"]);

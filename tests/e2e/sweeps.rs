@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use simcli_tests::{decode_png, prints, run_json, run_simcli, runs, scratch};
+use simcli_tests::{decode_png, prints, run_json, run_simcli, scratch};
 
 /// The `chart` items of a JSON report's output, in order.
 fn charts(report: &serde_json::Value) -> Vec<String> {
@@ -20,10 +20,7 @@ fn compare_chart_gives_the_makespans_and_mean_finishes_its_header_promises() {
     let out = scratch("sweeps-compare");
     let (code, report) = run_json("scripts/compare_chart.rhai", &out);
     assert_eq!(code, Some(0), "{report}");
-    let makespans: Vec<u64> = runs(&report)
-        .iter()
-        .map(|r| r["stats"]["makespan"].as_u64().unwrap())
-        .collect();
+    let makespans = simcli_tests::makespans(&report);
     assert_eq!(
         makespans,
         [

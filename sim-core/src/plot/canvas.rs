@@ -76,6 +76,18 @@ pub(crate) struct Picture {
 }
 
 impl Picture {
+    /// Every text drawn, in drawing order (for tests).
+    #[cfg(test)]
+    pub(crate) fn texts(&self) -> Vec<&str> {
+        self.shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Text { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Adds a filled rectangle; empty ones are dropped.
     pub(crate) fn rect(&mut self, x0: i32, y0: i32, x1: i32, y1: i32, color: RGBColor) {
         if x1 > x0 && y1 > y0 {

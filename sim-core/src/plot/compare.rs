@@ -754,17 +754,6 @@ mod tests {
         assert_eq!(heat(0.25), HEAT[1]);
     }
 
-    fn texts(picture: &Picture) -> Vec<&str> {
-        picture
-            .shapes
-            .iter()
-            .filter_map(|s| match s {
-                Shape::Text { text, .. } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
     fn grouped_bars_draw_one_bar_per_value_and_a_legend() {
         assert!(font::register());
@@ -790,7 +779,7 @@ mod tests {
         // second.
         assert_eq!(colored(SERIES[0]), 4);
         assert_eq!(colored(SERIES[1]), 3);
-        let texts = texts(&picture);
+        let texts = picture.texts();
         for t in ["threads", "asyncio", "1", "2", "4", "400", "0"] {
             assert!(texts.contains(&t), "{t} in {texts:?}");
         }
@@ -824,7 +813,7 @@ mod tests {
             ],
         };
         let picture = layout(&heat, &CompareOptions::default());
-        let texts = texts(&picture);
+        let texts = picture.texts();
         for t in ["1", "2.5", "4", "threads", "asyncio", "x", "y", "10", "100"] {
             assert!(texts.contains(&t), "{t} in {texts:?}");
         }

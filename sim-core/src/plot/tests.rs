@@ -320,17 +320,6 @@ fn deadlock_trace() -> Trace {
     trace
 }
 
-fn texts(picture: &canvas::Picture) -> Vec<&str> {
-    picture
-        .shapes
-        .iter()
-        .filter_map(|s| match s {
-            Shape::Text { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_deadlock_is_drawn_deterministically_with_its_cycle_and_resources() {
     for format in [ChartFormat::Png, ChartFormat::Svg] {
@@ -359,7 +348,7 @@ fn a_deadlock_is_drawn_deterministically_with_its_cycle_and_resources() {
 fn a_deadlock_gets_a_marker_outlines_hatch_and_a_legend_entry() {
     let trace = deadlock_trace();
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    let texts = texts(&picture);
+    let texts = picture.texts();
     for text in ["deadlock", "deadlock: b → m1 → a → m2 → b", "m1", "m2"] {
         assert!(texts.contains(&text), "{text} missing from {texts:?}");
     }
@@ -391,7 +380,7 @@ fn a_deadlock_gets_a_marker_outlines_hatch_and_a_legend_entry() {
         ..GanttOptions::default()
     };
     let picture = gantt::layout(&trace, &options);
-    let texts = self::texts(&picture);
+    let texts = picture.texts();
     assert!(texts.contains(&"stuck"));
     assert!(
         !texts.iter().any(|t| t.starts_with("deadlock:")),
@@ -413,7 +402,7 @@ fn a_trace_without_deadlock_is_drawn_as_before() {
         .shapes
         .iter()
         .any(|s| matches!(s, Shape::Line { .. })));
-    assert!(!texts(&picture).iter().any(|t| t.contains("deadlock")));
+    assert!(!picture.texts().iter().any(|t| t.contains("deadlock")));
 }
 
 #[test]
@@ -541,7 +530,7 @@ fn devices_get_a_row_per_channel_and_a_queue_row() {
     assert!(has_color(&pixels, palette::queue_color(1)));
 
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    let (with, without) = (texts(&picture), texts(&plain));
+    let (with, without) = (picture.texts(), plain.texts());
     for label in [
         "disk ch0",
         "disk ch1",
@@ -593,7 +582,7 @@ fn a_device_of_one_channel_is_labelled_with_its_name_and_waits_without_queue_hav
         record.completed = Some(Time(ms(4 * i as u64 + 4).as_nanos()));
     }
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    let texts = texts(&picture);
+    let texts = picture.texts();
     assert!(texts.contains(&"disk"), "{texts:?}");
     assert!(texts.contains(&"in service"));
     for absent in ["disk ch0", "disk queue", "queued"] {
@@ -645,7 +634,7 @@ fn busy_device_trace(n: u64) -> Trace {
 fn sixty_four_channels_share_sixteen_rows() {
     let trace = busy_device_trace(20_000);
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    let texts = texts(&picture);
+    let texts = picture.texts();
     for label in ["disk ch0–3", "disk ch60–63", "disk queue"] {
         assert!(texts.contains(&label), "{label} missing from {texts:?}");
     }
@@ -679,7 +668,7 @@ fn a_trace_without_devices_has_no_device_rows_or_legend() {
     ] {
         assert!(trace.devices.is_empty());
         let picture = gantt::layout(&trace, &GanttOptions::default());
-        for text in texts(&picture) {
+        for text in picture.texts() {
             assert!(
                 !(text.contains(" ch") || text.contains("queue") || text.contains("device")),
                 "{text}"
@@ -841,7 +830,7 @@ fn a_gil_gets_a_row_with_its_holders_and_drop_requests() {
         assert!(has_color(&pixels, color), "{color:?} not drawn");
     }
 
-    let texts = texts(&picture);
+    let texts = picture.texts();
     for text in [
         "gil python",
         "gil held",
@@ -955,7 +944,7 @@ fn a_trace_without_gil_events_has_no_gil_row_or_legend() {
     waits_only.gil.clear();
     for trace in [small_trace(), deadlock_trace(), device_trace(), waits_only] {
         let picture = gantt::layout(&trace, &GanttOptions::default());
-        for text in texts(&picture) {
+        for text in picture.texts() {
             assert!(!text.starts_with("gil "), "{text}");
             assert!(!["drop request", "forced drop"].contains(&text), "{text}");
         }
@@ -987,7 +976,7 @@ fn past_sixty_four_gils_the_rest_are_left_out() {
     }
     trace.gil.sort_by_key(|e| e.time);
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    let texts = texts(&picture);
+    let texts = picture.texts();
     assert!(texts.contains(&"gil py0") && texts.contains(&"gil py63"));
     assert!(!texts.contains(&"gil py64"), "{texts:?}");
     assert!(texts
@@ -1082,7 +1071,7 @@ fn memory_that_rises_and_falls_gets_a_strip_with_its_peak() {
     for color in [palette::MEMORY, palette::MEMORY_FILL] {
         assert!(has_color(&pixels, color), "{color:?} not drawn");
     }
-    let texts = texts(&picture);
+    let texts = picture.texts();
     // The legend's entry and the row's label.
     assert_eq!(texts.iter().filter(|&&t| t == "memory").count(), 2);
     assert!(texts.contains(&"peak 40MiB"), "{texts:?}");
@@ -1126,7 +1115,7 @@ fn memory_that_rises_and_falls_gets_a_strip_with_its_peak() {
 fn past_half_the_machine_memory_a_dashed_line_marks_the_limit() {
     let trace = rising_memory(64 << 20);
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    let texts = texts(&picture);
+    let texts = picture.texts();
     assert!(texts.contains(&"peak 40MiB") && texts.contains(&"limit 64MiB"));
     // Dashes of six pixels along the whole plot, one pixel high, above the
     // line's top.
@@ -1192,7 +1181,7 @@ fn flat_memory_draws_no_memory_strip() {
     for trace in [one, equal, simulated] {
         let picture = gantt::layout(&trace, &GanttOptions::default());
         assert!(picture == blank);
-        assert!(!texts(&picture).iter().any(|t| t.contains("memory")));
+        assert!(!picture.texts().iter().any(|t| t.contains("memory")));
         let path = temp_path("flat.svg");
         let options = GanttOptions {
             format: ChartFormat::Svg,
@@ -1228,7 +1217,7 @@ fn a_million_memory_samples_render() {
     let picture = gantt::layout(&trace, &GanttOptions::default());
     assert_eq!(height, picture.height);
     assert!(has_color(&pixels, palette::MEMORY));
-    assert!(texts(&picture).contains(&"peak 35MiB"));
+    assert!(picture.texts().contains(&"peak 35MiB"));
     // A fill and a line per pixel column at most.
     let memory_rects = picture
         .shapes
@@ -1343,7 +1332,8 @@ fn a_brief_recurring_lock_wait_underlines_the_row() {
     let idle = row_pixels(&trace, 800, "idle", "flicker-idle.png");
     assert!(!idle.iter().any(|row| has_color(row, lock)));
     let picture = gantt::layout(&trace, &GanttOptions::default());
-    assert!(texts(&picture)
+    assert!(picture
+        .texts()
         .iter()
         .any(|t| t.contains("underlined: states too brief to fill a pixel")));
 }
@@ -1362,9 +1352,9 @@ fn charts_without_brief_waits_have_no_underline() {
     for trace in [small_trace(), deadlock_trace(), device_trace(), gil_trace()] {
         let picture = gantt::layout(&trace, &GanttOptions::default());
         assert!(
-            !texts(&picture).iter().any(|t| t.contains("underlined")),
+            !picture.texts().iter().any(|t| t.contains("underlined")),
             "{:?}",
-            texts(&picture)
+            picture.texts()
         );
     }
 }
