@@ -35,12 +35,12 @@ thread_local! {
 /// the run it stopped abandons its suspended threads instead of unwinding
 /// them (tens of thousands of deep stacks take longer to unwind than the
 /// guard allowed the run).
-pub fn tripped() -> bool {
+pub(crate) fn tripped() -> bool {
     TRIPPED.get()
 }
 
 /// Forgets an earlier trip: a run starts.
-pub fn clear_tripped() {
+pub(crate) fn clear_tripped() {
     TRIPPED.set(false);
 }
 
