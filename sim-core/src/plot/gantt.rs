@@ -65,6 +65,14 @@
 //! peak passes half of it. Each pixel column draws the lowest to the highest
 //! use within it. The legend gets a "memory" entry then. A trace whose
 //! memory is flat draws exactly as it did before the strip existed.
+//!
+//! The threads' and CPUs' bars are merged to pixel columns while the
+//! trace's intervals stream past, once the columns are known: no list of
+//! intervals is kept. A row of one thread or CPU holds its segments and
+//! one open column, its waits' labels a cover per column and target; rows
+//! that stand for several threads hold a table of columns × shades each,
+//! at most 32 MiB of tables at once (past that, more passes of the trace).
+//! A 4M-change trace's chart takes 16 MB beyond the run (4 bytes a change).
 
 use std::ops::Range;
 
@@ -78,7 +86,8 @@ use super::font;
 use super::gil::{GilBars, GilSpans, Gils};
 use super::memory::{self, MemoryColumns, MemoryLine, MEMORY_ROW};
 use super::merge::{
-    merge_overlapping, merge_sorted, merge_sorted_marked, Columns, Marked, Segment,
+    merge_overlapping, merge_sorted, ColumnCover, Columns, Marked, OverlapMerge, Segment,
+    SortedMerge,
 };
 use super::palette::{self, level_color, queue_level, Shade};
 use super::{GanttOptions, Marker, MarkerKind};
@@ -214,54 +223,24 @@ struct Row {
     height: u32,
 }
 
-/// The intervals of a run, by row, as the merge takes them.
+/// What a chart draws besides the threads' and CPUs' bars (those are
+/// [`Bars`], merged once the columns are known).
 struct Spans {
-    /// Per thread, its states.
-    threads: Vec<Vec<Timed<Shade>>>,
-    /// Per thread, its waits on a resource or a thread, for the labels.
-    waits: Vec<Vec<Timed<(Shade, WaitTarget)>>>,
     /// Per thread of a deadlocked cycle, when it blocked for good and the
     /// shade of that wait.
     deadlocked: Vec<Option<(Time, Shade)>>,
-    /// Per CPU, who was on it and in which state, in time order.
-    cpus: Vec<Vec<Timed<(ThreadId, Shade)>>>,
     /// Per device drawn, its channels and its queue.
     devices: Vec<DeviceSpans>,
     /// The GILs drawn: holds, drop requests, forced drops.
     gils: Gils,
-    /// Which shades occur, for the legend.
+    /// Which shades of devices and GILs occur, for the legend.
     present: [bool; Shade::COUNT],
 }
 
 impl Spans {
-    /// The spans of `trace` drawn up to `end`; unfinished threads stay in
-    /// their last state past the end of the run.
+    /// The spans of `trace` drawn up to `end`.
     fn of(trace: &Trace, end: Time) -> Spans {
-        // Streamed from the state changes: no list of every interval.
-        let rows = trace.threads.len();
         let mut present = [false; Shade::COUNT];
-        let mut threads: Vec<Vec<Timed<Shade>>> = vec![Vec::new(); rows];
-        let mut waits: Vec<Vec<Timed<(Shade, WaitTarget)>>> = vec![Vec::new(); rows];
-        let mut cpus: Vec<Vec<_>> = vec![Vec::new(); usize::from(trace.machine.cpus)];
-        trace.for_each_interval(end, |iv| {
-            let Some(shade) = Shade::of(iv.state) else {
-                return;
-            };
-            let t = iv.thread.index();
-            present[shade.index()] = true;
-            threads[t].push((iv.start, iv.end, shade));
-            if let Some(target) = wait_target(iv.state) {
-                waits[t].push((iv.start, iv.end, (shade, target)));
-            }
-            if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
-                if let Some(row) = cpus.get_mut(cpu.index()) {
-                    row.push((iv.start, iv.end, (iv.thread, shade)));
-                }
-            }
-        });
-        for row in &mut cpus {
-            row.sort_by_key(|&(start, end, _)| (start, end));
-        }
         let last = deadlock::last_changes(trace);
         let deadlocked = deadlock::blocked_since(trace)
             .into_iter()
@@ -282,12 +261,185 @@ impl Spans {
             present[Shade::GilHeld.index()] = true;
         }
         Spans {
-            threads,
-            waits,
             deadlocked,
-            cpus,
             devices,
             gils,
+            present,
+        }
+    }
+}
+
+/// The memory the tables of rows that stand for several threads may take
+/// at once: past it, they are merged over several passes of the trace.
+const GROUP_TABLES: usize = 32 << 20;
+
+/// The bars of a thread row of its own: its colours and minorities, and
+/// what its waits' labels need.
+struct ThreadBars {
+    marked: Marked<Shade>,
+    /// Per column, how much each wait target covers (only in rows tall
+    /// enough for labels).
+    waits: Option<ColumnCover<(Shade, WaitTarget)>>,
+}
+
+/// A row's bars, merged to pixel columns.
+enum RowBars {
+    /// A row without thread or CPU bars.
+    None,
+    /// One thread.
+    Thread(ThreadBars),
+    /// One CPU: who ran on it, in which state.
+    Cpu(Vec<Segment<(ThreadId, Shade)>>),
+    /// Several threads or CPUs: the shade (its index) of most of their time.
+    Group(Vec<Segment<usize>>),
+}
+
+/// A CPU row's merge: who ran, in which state; no minorities.
+type CpuMerge = SortedMerge<(ThreadId, Shade), fn((ThreadId, Shade)) -> bool>;
+
+/// A row's merge while the intervals stream past.
+enum Merging {
+    None,
+    Thread(
+        SortedMerge<Shade, fn(Shade) -> bool>,
+        Option<ColumnCover<(Shade, WaitTarget)>>,
+    ),
+    Cpu(CpuMerge),
+    /// A group whose table waits for a later pass.
+    Later,
+    Group(OverlapMerge),
+}
+
+/// The threads' and CPUs' bars of every row, and which of their shades
+/// occur. Merged as the trace's intervals stream past, with no list of
+/// them: a row of one thread or CPU keeps its segments and one column, a
+/// row standing for several a table of columns × shades, and those tables
+/// take at most [`GROUP_TABLES`] at once (more passes when they would take
+/// more).
+struct Bars {
+    rows: Vec<RowBars>,
+    present: [bool; Shade::COUNT],
+}
+
+impl Bars {
+    /// The bars of `rows`, with `group_tables` bytes for the groups'
+    /// tables at once.
+    fn of(trace: &Trace, end: Time, columns: Columns, rows: &[Row], group_tables: usize) -> Bars {
+        const NONE: u32 = u32::MAX;
+        let mut thread_row = vec![NONE; trace.threads.len()];
+        let mut cpu_row = vec![NONE; usize::from(trace.machine.cpus)];
+        let per_pass = (group_tables / OverlapMerge::table_bytes(columns, Shade::COUNT)).max(1);
+        let mut groups = 0;
+        let mut merging: Vec<Merging> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| match &row.content {
+                Content::Threads(range) => {
+                    for t in range.clone() {
+                        thread_row[t] = i as u32;
+                    }
+                    if range.len() == 1 {
+                        let h = row.height as i32;
+                        let labelled = h - 2 * pad(h) >= 10;
+                        let marks: fn(Shade) -> bool = marks;
+                        Merging::Thread(
+                            SortedMerge::new(columns, marks),
+                            labelled.then(|| ColumnCover::new(columns)),
+                        )
+                    } else {
+                        groups += 1;
+                        if groups <= per_pass {
+                            Merging::Group(OverlapMerge::new(columns, Shade::COUNT))
+                        } else {
+                            Merging::Later
+                        }
+                    }
+                }
+                Content::Cpus(range) => {
+                    for cpu in range.clone() {
+                        cpu_row[cpu] = i as u32;
+                    }
+                    if range.len() == 1 {
+                        let never: fn((ThreadId, Shade)) -> bool = |_| false;
+                        Merging::Cpu(SortedMerge::new(columns, never))
+                    } else {
+                        Merging::Group(OverlapMerge::new(columns, Shade::COUNT))
+                    }
+                }
+                _ => Merging::None,
+            })
+            .collect();
+        let mut present = [false; Shade::COUNT];
+        trace.for_each_interval(end, |iv| {
+            let Some(shade) = Shade::of(iv.state) else {
+                return;
+            };
+            present[shade.index()] = true;
+            let row = thread_row[iv.thread.index()];
+            if row != NONE {
+                match &mut merging[row as usize] {
+                    Merging::Thread(merge, waits) => {
+                        merge.add(iv.start, iv.end, shade);
+                        if let (Some(waits), Some(target)) = (waits, wait_target(iv.state)) {
+                            waits.add(iv.start, iv.end, (shade, target));
+                        }
+                    }
+                    Merging::Group(merge) => merge.add(iv.start, iv.end, shade.index()),
+                    _ => {}
+                }
+            }
+            if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
+                let row = cpu_row.get(cpu.index()).copied().unwrap_or(NONE);
+                if row != NONE {
+                    match &mut merging[row as usize] {
+                        Merging::Cpu(merge) => merge.add(iv.start, iv.end, (iv.thread, shade)),
+                        Merging::Group(merge) => merge.add(iv.start, iv.end, shade.index()),
+                        _ => {}
+                    }
+                }
+            }
+        });
+        let mut bars: Vec<RowBars> = merging
+            .into_iter()
+            .map(|m| match m {
+                Merging::None | Merging::Later => RowBars::None,
+                Merging::Thread(merge, waits) => RowBars::Thread(ThreadBars {
+                    marked: merge.finish(),
+                    waits,
+                }),
+                Merging::Cpu(merge) => RowBars::Cpu(merge.finish().colors),
+                Merging::Group(merge) => RowBars::Group(merge.finish()),
+            })
+            .collect();
+        // The groups left for later, a batch of tables per pass.
+        let later: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| matches!(&row.content, Content::Threads(r) if r.len() > 1))
+            .map(|(i, _)| i)
+            .skip(per_pass)
+            .collect();
+        for batch in later.chunks(per_pass) {
+            let mut tables: Vec<OverlapMerge> = batch
+                .iter()
+                .map(|_| OverlapMerge::new(columns, Shade::COUNT))
+                .collect();
+            let (first, last) = (batch[0], batch[batch.len() - 1]);
+            trace.for_each_interval(end, |iv| {
+                let row = thread_row[iv.thread.index()] as usize;
+                if row < first || row > last {
+                    return;
+                }
+                if let (Some(shade), Ok(k)) = (Shade::of(iv.state), batch.binary_search(&row)) {
+                    tables[k].add(iv.start, iv.end, shade.index());
+                }
+            });
+            for (&row, table) in batch.iter().zip(tables) {
+                bars[row] = RowBars::Group(table.finish());
+            }
+        }
+        Bars {
+            rows: bars,
             present,
         }
     }
@@ -317,6 +469,12 @@ struct Placed<'a> {
 
 /// Lays out the Gantt chart of `trace`.
 pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
+    layout_within(trace, options, GROUP_TABLES)
+}
+
+/// [`layout`], with `group_tables` bytes for the tables of rows that stand
+/// for several threads (tests give it little, to force several passes).
+pub(crate) fn layout_within(trace: &Trace, options: &GanttOptions, group_tables: usize) -> Picture {
     let end = deadlock::chart_end(trace);
     let spans = Spans::of(trace, end);
     let markers = deadlock::markers(trace, &options.markers);
@@ -373,6 +531,11 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     let x0 = MARGIN + label_width as i32 + 12;
     let x1 = (width - RIGHT).max(x0 + 1);
     let columns = Columns::new(end, (x1 - x0) as u32);
+    let bars = Bars::of(trace, end, columns, &rows, group_tables);
+    let mut present = spans.present;
+    for (p, b) in present.iter_mut().zip(bars.present) {
+        *p |= b;
+    }
     let x_at = |t: Time| (x0 + columns.edge(t.min(end)) as i32).min(x1 - 1);
     let (placed, lanes) = place_markers(&markers, x_at, width);
     let memory = memory.map(|line| {
@@ -421,7 +584,7 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     .collect::<Vec<_>>();
     let lanes_top = legend(
         &mut pic,
-        (&spans.present, &marks, memory.is_some()),
+        (&present, &marks, memory.is_some()),
         &kinds,
         MARGIN + 34,
         width,
@@ -477,10 +640,10 @@ pub(crate) fn layout(trace: &Trace, options: &GanttOptions) -> Picture {
     avoid.sort_unstable();
     avoid.dedup();
     let mut underlined = false;
-    for row in &rows {
+    for (row, row_bars) in rows.iter().zip(&bars.rows) {
         underlined |= draw_row(
             &mut pic,
-            row,
+            (row, row_bars),
             trace,
             (&spans, &gil_bars, memory.as_ref()),
             (columns, x0),
@@ -787,7 +950,7 @@ fn notes(
 /// first; labels on them keep clear of the page columns `avoid`.
 fn draw_row(
     pic: &mut Picture,
-    row: &Row,
+    (row, bars): (&Row, &RowBars),
     trace: &Trace,
     (spans, gil_bars, memory): (&Spans, &[GilBars], Option<&(MemoryLine, MemoryColumns)>),
     (columns, x0): (Columns, i32),
@@ -803,16 +966,23 @@ fn draw_row(
     match &row.content {
         Content::Threads(range) if range.len() == 1 => {
             let t = range.start;
-            let Marked {
-                colors: merged,
-                minorities,
-            } = merge_sorted_marked(spans.threads[t].iter().copied(), columns, marks);
-            for seg in &merged {
+            let RowBars::Thread(ThreadBars {
+                marked:
+                    Marked {
+                        colors: merged,
+                        minorities,
+                    },
+                waits,
+            }) = bars
+            else {
+                return false;
+            };
+            for seg in merged {
                 bar(pic, seg.x0, seg.x1, seg.key.color());
             }
             let line = underline(bottom - top);
             if line > 0 && !minorities.is_empty() {
-                for seg in &minorities {
+                for seg in minorities {
                     let (xs, xe) = (x0 + seg.x0 as i32, x0 + seg.x1 as i32);
                     pic.rect(xs, bottom - line, xe, bottom, seg.key.color());
                 }
@@ -826,45 +996,29 @@ fn draw_row(
             });
             wait_labels(
                 pic,
-                &merged,
-                &spans.waits[t],
+                merged,
+                waits.as_ref(),
                 trace,
-                columns,
                 (top, bottom),
                 x0,
                 hatched,
                 avoid,
             );
         }
-        Content::Threads(range) => {
-            let spans = spans.threads[range.clone()].iter().flatten();
-            let merged = merge_overlapping(
-                spans.map(|&(s, e, shade)| (s, e, shade.index())),
-                columns,
-                Shade::COUNT,
-            );
-            for seg in merged {
-                bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
+        Content::Threads(_) | Content::Cpus(_) => match bars {
+            RowBars::Group(merged) => {
+                for seg in merged {
+                    bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
+                }
             }
-        }
-        Content::Cpus(range) if range.len() == 1 => {
-            let merged = merge_sorted(spans.cpus[range.start].iter().copied(), columns);
-            for seg in &merged {
-                bar(pic, seg.x0, seg.x1, seg.key.1.color());
+            RowBars::Cpu(merged) => {
+                for seg in merged {
+                    bar(pic, seg.x0, seg.x1, seg.key.1.color());
+                }
+                cpu_details(pic, merged, trace, (top, bottom), x0, avoid);
             }
-            cpu_details(pic, &merged, trace, (top, bottom), x0, avoid);
-        }
-        Content::Cpus(range) => {
-            let spans = spans.cpus[range.clone()].iter().flatten();
-            let merged = merge_overlapping(
-                spans.map(|&(s, e, (_, shade))| (s, e, shade.index())),
-                columns,
-                Shade::COUNT,
-            );
-            for seg in merged {
-                bar(pic, seg.x0, seg.x1, Shade::ALL[seg.key].color());
-            }
-        }
+            RowBars::Thread(_) | RowBars::None => {}
+        },
         Content::Gil(g) => {
             let bars = &gil_bars[*g];
             for seg in &bars.merged {
@@ -1179,17 +1333,16 @@ fn deadlocked_wait(
 fn wait_labels(
     pic: &mut Picture,
     merged: &[Segment<Shade>],
-    waits: &[Timed<(Shade, WaitTarget)>],
+    waits: Option<&ColumnCover<(Shade, WaitTarget)>>,
     trace: &Trace,
-    columns: Columns,
     (top, bottom): (i32, i32),
     x0: i32,
     hatched: Option<u32>,
     avoid: &[i32],
 ) {
-    if bottom - top < 10 || waits.is_empty() {
+    let Some(waits) = waits.filter(|_| bottom - top >= 10) else {
         return;
-    }
+    };
     let size = if bottom - top >= 14 { SMALL_SIZE } else { 10.0 };
     let name = |t: ThreadId| {
         trace
@@ -1202,16 +1355,13 @@ fn wait_labels(
         if w < 16 {
             continue;
         }
-        let (t0, t1) = (columns.time(seg.x0), columns.time(seg.x1));
         // Cover of each target of this shade inside the bar, in order of
         // first appearance.
         let mut cover: Vec<(WaitTarget, u64)> = Vec::new();
-        let first = waits.partition_point(|&(_, end, _)| end <= t0);
-        for &(start, end, (shade, target)) in waits[first..].iter().take_while(|w| w.0 < t1) {
+        for &(_, (shade, target), amount) in waits.within(seg.x0, seg.x1) {
             if shade != seg.key {
                 continue;
             }
-            let amount = end.min(t1).as_nanos() - start.max(t0).as_nanos();
             match cover.iter_mut().find(|(t, _)| *t == target) {
                 Some(entry) => entry.1 += amount,
                 None => cover.push((target, amount)),

@@ -168,27 +168,58 @@ pub(crate) fn merge_sorted_marked<K: Copy + Ord>(
     columns: Columns,
     marked: impl Fn(K) -> bool,
 ) -> Marked<K> {
-    let mut out = Vec::new();
-    let mut pending = Pending::new(marked);
+    let mut merge = SortedMerge::new(columns, marked);
     for (start, end, key) in intervals {
-        let Some(touch) = columns.span(start, end) else {
-            continue;
+        merge.add(start, end, key);
+    }
+    merge.finish()
+}
+
+/// [`merge_sorted_marked`] fed one interval at a time, so that a chart
+/// can merge every row as the trace's intervals stream past, keeping no
+/// list of them: its memory is the row's segments and one column.
+pub(crate) struct SortedMerge<K, F> {
+    columns: Columns,
+    out: Vec<Segment<K>>,
+    pending: Pending<K, F>,
+}
+
+impl<K: Copy + Ord, F: Fn(K) -> bool> SortedMerge<K, F> {
+    /// An empty row over `columns`, marking the minorities `marked` selects.
+    pub(crate) fn new(columns: Columns, marked: F) -> Self {
+        SortedMerge {
+            columns,
+            out: Vec::new(),
+            pending: Pending::new(marked),
+        }
+    }
+
+    /// Adds `[start, end)` of `key`, which must not start before the end of
+    /// the interval added last.
+    pub(crate) fn add(&mut self, start: Time, end: Time, key: K) {
+        let Some(touch) = self.columns.span(start, end) else {
+            return;
         };
-        pending.add(&mut out, touch.first, key, touch.head);
+        let (out, pending) = (&mut self.out, &mut self.pending);
+        pending.add(out, touch.first, key, touch.head);
         if touch.last > touch.first {
             if touch.last > touch.first + 1 {
                 // The whole columns in between belong to this key alone.
-                pending.close(&mut out);
-                push(&mut out, touch.first + 1, touch.last, key);
+                pending.close(out);
+                push(out, touch.first + 1, touch.last, key);
             }
-            pending.add(&mut out, touch.last, key, touch.tail);
+            pending.add(out, touch.last, key, touch.tail);
         }
     }
-    pending.close(&mut out);
-    let minorities = visible_minorities(&out, &pending.minorities);
-    Marked {
-        colors: out,
-        minorities,
+
+    /// The row's segments and its visible minorities.
+    pub(crate) fn finish(mut self) -> Marked<K> {
+        self.pending.close(&mut self.out);
+        let minorities = visible_minorities(&self.out, &self.pending.minorities);
+        Marked {
+            colors: self.out,
+            minorities,
+        }
     }
 }
 
@@ -278,41 +309,134 @@ pub(crate) fn merge_overlapping(
     columns: Columns,
     keys: usize,
 ) -> Vec<Segment<usize>> {
-    let width = columns.width() as usize;
-    // Partial coverage of a column by a key, and a difference array of how
-    // many intervals cover a column whole.
-    let mut partial = vec![0u128; width * keys];
-    let mut whole = vec![0i64; (width + 1) * keys];
+    let mut merge = OverlapMerge::new(columns, keys);
     for (start, end, key) in intervals {
+        merge.add(start, end, key);
+    }
+    merge.finish()
+}
+
+/// [`merge_overlapping`] fed one interval at a time.
+pub(crate) struct OverlapMerge {
+    columns: Columns,
+    keys: usize,
+    /// Partial coverage of a column by a key.
+    partial: Vec<u128>,
+    /// A difference array of how many intervals cover a column whole.
+    whole: Vec<i64>,
+}
+
+impl OverlapMerge {
+    /// An empty row over `columns` with keys below `keys`.
+    pub(crate) fn new(columns: Columns, keys: usize) -> Self {
+        let width = columns.width() as usize;
+        OverlapMerge {
+            columns,
+            keys,
+            partial: vec![0; width * keys],
+            whole: vec![0; (width + 1) * keys],
+        }
+    }
+
+    /// The bytes one row's table takes.
+    pub(crate) fn table_bytes(columns: Columns, keys: usize) -> usize {
+        let width = columns.width() as usize;
+        width * keys * 16 + (width + 1) * keys * 8
+    }
+
+    /// Adds `[start, end)` of `key`, in any order.
+    pub(crate) fn add(&mut self, start: Time, end: Time, key: usize) {
+        let keys = self.keys;
         assert!(key < keys, "key {key} out of range 0..{keys}");
-        let Some(touch) = columns.span(start, end) else {
-            continue;
+        let Some(touch) = self.columns.span(start, end) else {
+            return;
         };
         let (first, last) = (touch.first as usize, touch.last as usize);
-        partial[first * keys + key] += touch.head;
+        self.partial[first * keys + key] += touch.head;
         if last > first {
-            partial[last * keys + key] += touch.tail;
-            whole[(first + 1) * keys + key] += 1;
-            whole[last * keys + key] -= 1;
+            self.partial[last * keys + key] += touch.tail;
+            self.whole[(first + 1) * keys + key] += 1;
+            self.whole[last * keys + key] -= 1;
         }
     }
-    let unit = columns.unit();
-    let mut running = vec![0i64; keys];
-    let mut out = Vec::new();
-    for col in 0..width {
-        let mut best: Option<(usize, u128)> = None;
-        for key in 0..keys {
-            running[key] += whole[col * keys + key];
-            let total = partial[col * keys + key] + running[key] as u128 * unit;
-            if total > 0 && best.is_none_or(|(_, b)| total > b) {
-                best = Some((key, total));
+
+    /// Each column's key, coalesced into segments.
+    pub(crate) fn finish(self) -> Vec<Segment<usize>> {
+        let (keys, width) = (self.keys, self.columns.width() as usize);
+        let unit = self.columns.unit();
+        let mut running = vec![0i64; keys];
+        let mut out = Vec::new();
+        for col in 0..width {
+            let mut best: Option<(usize, u128)> = None;
+            for (key, running) in running.iter_mut().enumerate() {
+                *running += self.whole[col * keys + key];
+                let total = self.partial[col * keys + key] + *running as u128 * unit;
+                if total > 0 && best.is_none_or(|(_, b)| total > b) {
+                    best = Some((key, total));
+                }
+            }
+            if let Some((key, _)) = best {
+                push(&mut out, col as u32, col as u32 + 1, key);
             }
         }
-        if let Some((key, _)) = best {
-            push(&mut out, col as u32, col as u32 + 1, key);
+        out
+    }
+}
+
+/// How much of each pixel column items of a row cover, per item (a wait's
+/// shade and target, say), in the order each first appears in a column:
+/// what a bar's label needs of the intervals under it, in memory bounded by
+/// the columns rather than by the intervals. Items come in time order.
+pub(crate) struct ColumnCover<T> {
+    columns: Columns,
+    /// `(column, item, nanoseconds)`, by column.
+    entries: Vec<(u32, T, u64)>,
+}
+
+impl<T: Copy + Eq> ColumnCover<T> {
+    /// No cover yet, over `columns`.
+    pub(crate) fn new(columns: Columns) -> Self {
+        ColumnCover {
+            columns,
+            entries: Vec::new(),
         }
     }
-    out
+
+    /// Adds `[start, end)` of `item`, which must not start in a column
+    /// before the one the last interval added ended in.
+    pub(crate) fn add(&mut self, start: Time, end: Time, item: T) {
+        let Some((first, last)) = self.columns.touched(start, end) else {
+            return;
+        };
+        for col in first..=last {
+            let (t0, t1) = (self.columns.time(col), self.columns.time(col + 1));
+            let amount = end
+                .min(t1)
+                .as_nanos()
+                .saturating_sub(start.max(t0).as_nanos());
+            if amount == 0 {
+                continue;
+            }
+            let same = self
+                .entries
+                .iter_mut()
+                .rev()
+                .take_while(|(c, _, _)| *c == col)
+                .find(|(_, i, _)| *i == item);
+            match same {
+                Some(entry) => entry.2 += amount,
+                None => self.entries.push((col, item, amount)),
+            }
+        }
+    }
+
+    /// The cover of columns `[x0, x1)`, column by column, each column's
+    /// items in the order they first appeared in it.
+    pub(crate) fn within(&self, x0: u32, x1: u32) -> &[(u32, T, u64)] {
+        let from = self.entries.partition_point(|e| e.0 < x0);
+        let to = self.entries.partition_point(|e| e.0 < x1);
+        &self.entries[from..to]
+    }
 }
 
 #[cfg(test)]

@@ -222,6 +222,31 @@ fn thousands_of_threads_share_rows_and_keep_the_chart_bounded() {
 }
 
 #[test]
+fn rows_of_many_threads_merge_alike_in_one_pass_or_many() {
+    // 4,500 threads share 1,500 rows; a budget of one table makes every
+    // row a pass of its own over the trace, and the chart must not change.
+    let mut sim = Simulation::new(Machine {
+        cpus: 4,
+        stack_size: 64 * 1024,
+        ..Machine::default()
+    })
+    .unwrap();
+    for i in 0..4500u64 {
+        sim.add_thread(&format!("t{i}"), move |ctx| {
+            ctx.compute(us(1 + i % 7));
+            ctx.sleep(us(3 + i % 5));
+            ctx.compute(us(2));
+        });
+    }
+    let trace = sim.run().trace;
+    let options = GanttOptions::default();
+    let once = gantt::layout_within(&trace, &options, usize::MAX);
+    let many = gantt::layout_within(&trace, &options, 1);
+    assert!(once.shapes.len() > 1000, "{} shapes", once.shapes.len());
+    assert!(once == many, "the chart changed with the passes");
+}
+
+#[test]
 fn a_bad_width_or_folder_is_an_error_that_names_it() {
     let trace = small_trace();
     let options = GanttOptions {
