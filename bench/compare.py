@@ -14,6 +14,9 @@ take minutes, and the table compares rates, which do not depend on them):
   on every blocking lock; SimPy does neither.
 - 100k live threads: compute(1us), sleep(500ms), compute(1us) each; wall
   time, and peak resident memory per thread.
+- chart memory: the throughput model as a script (scripts/bench/throughput.rhai,
+  about 4M state changes), peak RSS with its Gantt chart drawn less peak RSS
+  without, per state change (simcli alone: SimPy draws no charts).
 - exploration: the two-thread lost-update counter under random schedules,
   simcli against shuttle (sim-core/examples/explore_vs_shuttle.rs) and the
   same as a script (scripts/bench/counter.rhai); schedules per second.
@@ -140,6 +143,16 @@ def many_simpy():
     return simpy("many_threads", MANY)
 
 
+def chart_bytes_per_change():
+    """Peak RSS of throughput.rhai drawn less undrawn, per state change."""
+    path = os.path.join(ROOT, "scripts", "bench", "throughput.rhai")
+    with tempfile.TemporaryDirectory() as plots:
+        _, out, drawn = run([SIMCLI, "run", "--quiet", "--timing", "--out", plots, path])
+    _, _, bare = run([SIMCLI, "run", "--quiet", "--no-chart", "--timing", path])
+    changes = number(r"([0-9]+) state changes", out)
+    return max(drawn - bare, 0) / changes
+
+
 def explore_pair():
     _, out, _ = run([os.path.join(EXAMPLES, "explore_vs_shuttle"), "50000"])
     ours = number(r"sim-core explore: +([0-9.]+) schedules/s", out)
@@ -176,6 +189,8 @@ def measure():
                          ("simpy", many_simpy)):
             wait_quiet()
             add(("many", tool), fn())
+        wait_quiet()
+        add(("chart", "rhai"), (chart_bytes_per_change(), 0))
         wait_quiet()
         ours, shuttle = explore_pair()
         add(("explore", "rust"), (ours, 0))
@@ -216,6 +231,8 @@ def table(samples):
                  f"{mem['simpy'] / mem['rhai']:.1f}x"))
     row("exploration, schedules/s (against shuttle)", "explore", si, True,
         other="shuttle")
+    rows.append(("Gantt chart of 4M state changes, bytes per change", "",
+                 f"{med[('chart', 'rhai')]:.1f} B", "", "", ""))
     head = ("workload", "simcli Rust", "simcli Rhai", "SimPy / shuttle",
             "Rust vs", "Rhai vs")
     print("| " + " | ".join(head) + " |")

@@ -138,6 +138,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 /// whole command.
 fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duration) -> String {
     let operations: u64 = runs.iter().map(|r| r.operations).sum();
+    let changes: usize = runs.iter().map(|r| r.trace.states.len()).sum();
     let simulation: Duration = runs.iter().map(|r| r.timing.simulation).sum();
     let analyses: Duration = runs.iter().map(|r| r.timing.analyses).sum();
     let seconds = simulation.as_secs_f64();
@@ -146,7 +147,7 @@ fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duratio
     });
     format!(
         "timing: {seconds:.3}s wall clock in the simulation, {operations} simulated operations, \
-         {:.0} simulated operations/s\n\
+         {:.0} simulated operations/s, {changes} state changes\n\
          timing: {:.3}s in the analyses, {chart}, {:.3}s in all\n",
         operations as f64 / seconds.max(1e-9),
         analyses.as_secs_f64(),

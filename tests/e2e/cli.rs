@@ -52,3 +52,40 @@ fn check_warns_of_an_assignment_to_a_captured_variable_and_runs_give_each_thread
         );
     }
 }
+
+#[test]
+fn timing_counts_the_operations_and_state_changes_and_times_the_parts_apart() {
+    let out = simcli_tests::scratch("cli-timing");
+    let script = out.join("two.rhai");
+    std::fs::write(
+        &script,
+        "let m = machine(#{ cpus: 1 });\nm.add_thread(\"a\", || compute(ms(1)));\nm.add_thread(\"b\", || compute(ms(1)));\n",
+    )
+    .unwrap();
+    let run = run_simcli(&[
+        "run",
+        "--quiet",
+        "--no-chart",
+        "--timing",
+        script.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0));
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    // Two computes; a and b ready, a runs and ends, b switches in, runs
+    // and ends: seven state changes.
+    assert!(
+        lines[0].starts_with("timing: ")
+            && lines[0].contains("s wall clock in the simulation, 2 simulated operations, "),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].ends_with(" simulated operations/s, 7 state changes"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("s in the analyses, no chart, ") && lines[1].ends_with("s in all"),
+        "{stderr}"
+    );
+}
