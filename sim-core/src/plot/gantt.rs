@@ -70,8 +70,9 @@
 //! trace's intervals stream past, once the columns are known: no list of
 //! intervals is kept. A row of one thread or CPU holds its segments and
 //! one open column, its waits' labels a cover per column and target; rows
-//! that stand for several threads hold a table of columns × shades each,
-//! at most 32 MiB of tables at once (past that, more passes of the trace).
+//! that stand for several threads or CPUs hold a table of columns × the
+//! shades the trace has each, at most 32 MiB of tables at once (past that,
+//! more passes of the trace).
 //! A 4M-change trace's chart takes 16 MB beyond the run (4 bytes a change).
 
 use std::ops::Range;
@@ -328,55 +329,62 @@ impl Bars {
         const NONE: u32 = u32::MAX;
         let mut thread_row = vec![NONE; trace.threads.len()];
         let mut cpu_row = vec![NONE; usize::from(trace.machine.cpus)];
-        let per_pass = (group_tables / OverlapMerge::table_bytes(columns, Shade::COUNT)).max(1);
-        let mut groups = 0;
+        for (i, row) in rows.iter().enumerate() {
+            match &row.content {
+                Content::Threads(range) => range.clone().for_each(|t| thread_row[t] = i as u32),
+                Content::Cpus(range) => range.clone().for_each(|c| cpu_row[c] = i as u32),
+                _ => {}
+            }
+        }
+        let grouped = |row: &Row| match &row.content {
+            Content::Threads(range) | Content::Cpus(range) => range.len() > 1,
+            _ => false,
+        };
+        let groups: Vec<usize> = (0..rows.len()).filter(|&i| grouped(&rows[i])).collect();
+        let keys = GroupKeys::of(trace, !groups.is_empty());
+        let per_pass = (group_tables / OverlapMerge::table_bytes(columns, keys.len())).max(1);
+        let (now, later) = groups.split_at(groups.len().min(per_pass));
         let mut merging: Vec<Merging> = rows
             .iter()
             .enumerate()
             .map(|(i, row)| match &row.content {
-                Content::Threads(range) => {
-                    for t in range.clone() {
-                        thread_row[t] = i as u32;
-                    }
-                    if range.len() == 1 {
-                        let h = row.height as i32;
-                        let labelled = h - 2 * pad(h) >= 10;
-                        let marks: fn(Shade) -> bool = marks;
-                        Merging::Thread(
-                            SortedMerge::new(columns, marks),
-                            labelled.then(|| ColumnCover::new(columns)),
-                        )
-                    } else {
-                        groups += 1;
-                        if groups <= per_pass {
-                            Merging::Group(OverlapMerge::new(columns, Shade::COUNT))
-                        } else {
-                            Merging::Later
-                        }
-                    }
+                _ if now.binary_search(&i).is_ok() => {
+                    Merging::Group(OverlapMerge::new(columns, keys.len()))
                 }
-                Content::Cpus(range) => {
-                    for cpu in range.clone() {
-                        cpu_row[cpu] = i as u32;
-                    }
-                    if range.len() == 1 {
-                        let never: fn((ThreadId, Shade)) -> bool = |_| false;
-                        Merging::Cpu(SortedMerge::new(columns, never))
-                    } else {
-                        Merging::Group(OverlapMerge::new(columns, Shade::COUNT))
-                    }
+                _ if grouped(row) => Merging::Later,
+                Content::Threads(_) => {
+                    let h = row.height as i32;
+                    let labelled = h - 2 * pad(h) >= 10;
+                    let marks: fn(Shade) -> bool = marks;
+                    Merging::Thread(
+                        SortedMerge::new(columns, marks),
+                        labelled.then(|| ColumnCover::new(columns)),
+                    )
+                }
+                Content::Cpus(_) => {
+                    let never: fn((ThreadId, Shade)) -> bool = |_| false;
+                    Merging::Cpu(SortedMerge::new(columns, never))
                 }
                 _ => Merging::None,
             })
             .collect();
         let mut present = [false; Shade::COUNT];
+        // The rows an interval is drawn in: its thread's, and its CPU's
+        // while it is on one.
+        let rows_of = |iv: &crate::trace::Interval| {
+            let cpu = iv
+                .cpu
+                .filter(|_| iv.state.on_cpu())
+                .and_then(|cpu| cpu_row.get(cpu.index()).copied());
+            [Some(thread_row[iv.thread.index()]), cpu].map(|r| r.filter(|&r| r != NONE))
+        };
         trace.for_each_interval(end, |iv| {
             let Some(shade) = Shade::of(iv.state) else {
                 return;
             };
             present[shade.index()] = true;
-            let row = thread_row[iv.thread.index()];
-            if row != NONE {
+            let [thread, cpu] = rows_of(&iv);
+            if let Some(row) = thread {
                 match &mut merging[row as usize] {
                     Merging::Thread(merge, waits) => {
                         merge.add(iv.start, iv.end, shade);
@@ -384,18 +392,15 @@ impl Bars {
                             waits.add(iv.start, iv.end, (shade, target));
                         }
                     }
-                    Merging::Group(merge) => merge.add(iv.start, iv.end, shade.index()),
+                    Merging::Group(merge) => merge.add(iv.start, iv.end, keys.key(shade)),
                     _ => {}
                 }
             }
-            if let (Some(cpu), true) = (iv.cpu, iv.state.on_cpu()) {
-                let row = cpu_row.get(cpu.index()).copied().unwrap_or(NONE);
-                if row != NONE {
-                    match &mut merging[row as usize] {
-                        Merging::Cpu(merge) => merge.add(iv.start, iv.end, (iv.thread, shade)),
-                        Merging::Group(merge) => merge.add(iv.start, iv.end, shade.index()),
-                        _ => {}
-                    }
+            if let Some(row) = cpu {
+                match &mut merging[row as usize] {
+                    Merging::Cpu(merge) => merge.add(iv.start, iv.end, (iv.thread, shade)),
+                    Merging::Group(merge) => merge.add(iv.start, iv.end, keys.key(shade)),
+                    _ => {}
                 }
             }
         });
@@ -408,40 +413,86 @@ impl Bars {
                     waits,
                 }),
                 Merging::Cpu(merge) => RowBars::Cpu(merge.finish().colors),
-                Merging::Group(merge) => RowBars::Group(merge.finish()),
+                Merging::Group(merge) => RowBars::Group(keys.shades(merge.finish())),
             })
             .collect();
         // The groups left for later, a batch of tables per pass.
-        let later: Vec<usize> = rows
-            .iter()
-            .enumerate()
-            .filter(|(_, row)| matches!(&row.content, Content::Threads(r) if r.len() > 1))
-            .map(|(i, _)| i)
-            .skip(per_pass)
-            .collect();
         for batch in later.chunks(per_pass) {
             let mut tables: Vec<OverlapMerge> = batch
                 .iter()
-                .map(|_| OverlapMerge::new(columns, Shade::COUNT))
+                .map(|_| OverlapMerge::new(columns, keys.len()))
                 .collect();
-            let (first, last) = (batch[0], batch[batch.len() - 1]);
             trace.for_each_interval(end, |iv| {
-                let row = thread_row[iv.thread.index()] as usize;
-                if row < first || row > last {
+                let Some(shade) = Shade::of(iv.state) else {
                     return;
-                }
-                if let (Some(shade), Ok(k)) = (Shade::of(iv.state), batch.binary_search(&row)) {
-                    tables[k].add(iv.start, iv.end, shade.index());
+                };
+                for row in rows_of(&iv).into_iter().flatten() {
+                    if let Ok(k) = batch.binary_search(&(row as usize)) {
+                        tables[k].add(iv.start, iv.end, keys.key(shade));
+                    }
                 }
             });
             for (&row, table) in batch.iter().zip(tables) {
-                bars[row] = RowBars::Group(table.finish());
+                bars[row] = RowBars::Group(keys.shades(table.finish()));
             }
         }
         Bars {
             rows: bars,
             present,
         }
+    }
+}
+
+/// The shades a trace's states can take, numbered in shade order: the keys
+/// of the groups' tables, which would be mostly empty with a column for
+/// every shade there is.
+struct GroupKeys {
+    /// Per shade, its key.
+    key: [u8; Shade::COUNT],
+    /// Per key, its shade's index.
+    shade: Vec<usize>,
+}
+
+impl GroupKeys {
+    /// The shades of `trace`'s states (a pass over them when `needed`).
+    fn of(trace: &Trace, needed: bool) -> GroupKeys {
+        let mut seen = [false; Shade::COUNT];
+        if needed {
+            for change in &trace.states {
+                if let Some(shade) = Shade::of(change.state()) {
+                    seen[shade.index()] = true;
+                }
+            }
+        }
+        let mut key = [0u8; Shade::COUNT];
+        let mut shade = Vec::new();
+        for (i, _) in seen.iter().enumerate().filter(|(_, &s)| s) {
+            key[i] = shade.len() as u8;
+            shade.push(i);
+        }
+        GroupKeys { key, shade }
+    }
+
+    /// How many keys (at least one, for a table's shape).
+    fn len(&self) -> usize {
+        self.shade.len().max(1)
+    }
+
+    /// The key of `shade`, which must occur in the trace's states.
+    fn key(&self, shade: Shade) -> usize {
+        usize::from(self.key[shade.index()])
+    }
+
+    /// Merged segments with their shade's index for a key. Keys follow
+    /// shade order, so ties still go to the lower shade.
+    fn shades(&self, merged: Vec<Segment<usize>>) -> Vec<Segment<usize>> {
+        merged
+            .into_iter()
+            .map(|seg| Segment {
+                key: self.shade[seg.key],
+                ..seg
+            })
+            .collect()
     }
 }
 

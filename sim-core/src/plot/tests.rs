@@ -223,10 +223,11 @@ fn thousands_of_threads_share_rows_and_keep_the_chart_bounded() {
 
 #[test]
 fn rows_of_many_threads_merge_alike_in_one_pass_or_many() {
-    // 4,500 threads share 1,500 rows; a budget of one table makes every
-    // row a pass of its own over the trace, and the chart must not change.
+    // 4,500 threads share 1,500 rows and 600 CPUs 200; a budget of one
+    // table makes every such row a pass of its own over the trace, and the
+    // chart must not change.
     let mut sim = Simulation::new(Machine {
-        cpus: 4,
+        cpus: 600,
         stack_size: 64 * 1024,
         ..Machine::default()
     })
