@@ -198,6 +198,12 @@ const SPAWN: u8 = 5;
 /// Blocked states are this plus the reason's place in [`BlockReason`].
 const BLOCKED: u8 = 16;
 
+/// Whether a [`ThreadState::pack`] kind is [`ThreadState::Done`].
+#[inline(always)]
+pub(crate) fn kind_is_done(kind: u8) -> bool {
+    kind == DONE
+}
+
 /// Whether the states of a [`ThreadState::pack`] kind carry an id in their
 /// payload (a spin's lock, a blocked thread's resource).
 pub(crate) fn kind_carries_id(kind: u8) -> bool {

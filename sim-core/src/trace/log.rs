@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::StateChange;
 use crate::ids::ThreadId;
-use crate::model::thread::kind_carries_id;
+use crate::model::thread::{kind_carries_id, kind_is_done};
 use crate::time::Time;
 
 /// The most bytes one change takes: header, time, thread, id, CPU, origin.
@@ -41,6 +41,10 @@ pub struct StateLog {
     len: usize,
     /// The time of the last change pushed, which the next one is relative to.
     last_time: Time,
+    /// How many changes are to done, and the latest of their times: the
+    /// makespan without a pass over the log.
+    done: usize,
+    last_done: Time,
 }
 
 impl StateLog {
@@ -71,6 +75,12 @@ impl StateLog {
             time: Time::ZERO,
             left: self.len,
         }
+    }
+
+    /// How many changes are to [`ThreadState::Done`](crate::ThreadState::Done),
+    /// and the latest time of one (zero when none is).
+    pub fn done(&self) -> (usize, Time) {
+        (self.done, self.last_done)
     }
 
     /// The last change recorded for `thread`, if any.
@@ -113,6 +123,10 @@ impl StateLog {
         bytes[start] = header;
         self.len += 1;
         self.last_time = change.time;
+        if kind_is_done(change.kind) {
+            self.done += 1;
+            self.last_done = self.last_done.max(change.time);
+        }
     }
 
     /// Reserves room for about `changes` more changes.
