@@ -320,15 +320,19 @@ enum Merging {
 struct Bars {
     rows: Vec<RowBars>,
     present: [bool; Shade::COUNT],
+    /// Per thread, the index of its row (`NO_ROW` for none).
+    thread_row: Vec<u32>,
 }
+
+/// A thread or CPU without a row.
+const NO_ROW: u32 = u32::MAX;
 
 impl Bars {
     /// The bars of `rows`, with `group_tables` bytes for the groups'
     /// tables at once.
     fn of(trace: &Trace, end: Time, columns: Columns, rows: &[Row], group_tables: usize) -> Bars {
-        const NONE: u32 = u32::MAX;
-        let mut thread_row = vec![NONE; trace.threads.len()];
-        let mut cpu_row = vec![NONE; usize::from(trace.machine.cpus)];
+        let mut thread_row = vec![NO_ROW; trace.threads.len()];
+        let mut cpu_row = vec![NO_ROW; usize::from(trace.machine.cpus)];
         for (i, row) in rows.iter().enumerate() {
             match &row.content {
                 Content::Threads(range) => range.clone().for_each(|t| thread_row[t] = i as u32),
@@ -353,6 +357,8 @@ impl Bars {
                 }
                 _ if grouped(row) => Merging::Later,
                 Content::Threads(_) => {
+                    // Bars at least 10 pixels high carry wait labels (see
+                    // `draw_row`'s padding): only theirs need the cover.
                     let h = row.height as i32;
                     let labelled = h - 2 * pad(h) >= 10;
                     let marks: fn(Shade) -> bool = marks;
@@ -376,7 +382,7 @@ impl Bars {
                 .cpu
                 .filter(|_| iv.state.on_cpu())
                 .and_then(|cpu| cpu_row.get(cpu.index()).copied());
-            [Some(thread_row[iv.thread.index()]), cpu].map(|r| r.filter(|&r| r != NONE))
+            [Some(thread_row[iv.thread.index()]), cpu].map(|r| r.filter(|&r| r != NO_ROW))
         };
         trace.for_each_interval(end, |iv| {
             let Some(shade) = Shade::of(iv.state) else {
@@ -439,7 +445,14 @@ impl Bars {
         Bars {
             rows: bars,
             present,
+            thread_row,
         }
+    }
+
+    /// The row of thread `t`, if it has one.
+    fn thread_row(&self, t: ThreadId) -> Option<usize> {
+        let row = *self.thread_row.get(t.index())?;
+        (row != NO_ROW).then_some(row as usize)
     }
 }
 
@@ -727,15 +740,7 @@ pub(crate) fn layout_within(trace: &Trace, options: &GanttOptions, group_tables:
         );
     }
     // Each thread's row, wherever grouping put it.
-    let mut row_of = vec![None; trace.threads.len()];
-    for (i, row) in rows.iter().enumerate() {
-        if let Content::Threads(range) = &row.content {
-            for t in range.clone() {
-                row_of[t] = Some(i);
-            }
-        }
-    }
-    let thread_row = |t: ThreadId| row_of.get(t.index()).copied().flatten();
+    let thread_row = |t: ThreadId| bars.thread_row(t);
     for p in &placed {
         outline_rows(&mut pic, &rows, p.marker, thread_row, x1);
     }
@@ -1391,7 +1396,8 @@ fn wait_labels(
     hatched: Option<u32>,
     avoid: &[i32],
 ) {
-    let Some(waits) = waits.filter(|_| bottom - top >= 10) else {
+    // Bars too thin for a label have no cover (see `Bars::of`).
+    let Some(waits) = waits else {
         return;
     };
     let size = if bottom - top >= 14 { SMALL_SIZE } else { 10.0 };

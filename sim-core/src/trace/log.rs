@@ -41,7 +41,7 @@ pub struct StateLog {
     len: usize,
     /// The time of the last change pushed, which the next one is relative to.
     last_time: Time,
-    /// How many changes are to done, and the latest of their times: the
+    /// How many changes go to done, and the latest of their times: the
     /// makespan without a pass over the log.
     done: usize,
     last_done: Time,
@@ -94,7 +94,7 @@ impl StateLog {
     /// that a record fits: building the record aside and copying it in cost
     /// a call to memmove per change (11% of the throughput benchmark), and
     /// pushing byte by byte checked the capacity at every byte (a push took
-    /// 87 instructions; now about half).
+    /// 87 instructions; now about 68).
     #[inline]
     pub fn push(&mut self, change: StateChange) {
         let start = self.bytes.len();
