@@ -370,7 +370,14 @@ impl<'a> Ctx<'a> {
             Some((line, column)) => SourceRef::Script { line, column },
             None => SourceRef::Rust(location),
         };
-        self.yielder.suspend(Call { request, origin })
+        self.suspend(Call { request, origin })
+    }
+
+    /// Parks this thread with `call` for the kernel; answers its response.
+    #[inline(always)]
+    fn suspend(&self, call: Call) -> Response {
+        super::stack::note_parked();
+        self.yielder.suspend(call)
     }
 
     /// A request from the loop machinery, attributed to a Rust line.
@@ -384,7 +391,7 @@ impl<'a> Ctx<'a> {
 
     /// Passes a task's call on to the kernel as this thread's own.
     pub(crate) fn forward(&self, call: Call) -> Response {
-        self.yielder.suspend(call)
+        self.suspend(call)
     }
 
     /// Creates the future of a job of `pool` (of process `owner`), after
@@ -444,7 +451,7 @@ impl<'a> Ctx<'a> {
     ) -> Time {
         let request = Request::TaskState(row, state, origin.is_some());
         let response = match origin {
-            Some(origin) => self.yielder.suspend(Call { request, origin }),
+            Some(origin) => self.suspend(Call { request, origin }),
             None => self.call(request, Location::caller()),
         };
         Self::answer_time(response)
@@ -466,7 +473,7 @@ impl<'a> Ctx<'a> {
         origin: SourceRef,
     ) -> IoId {
         let request = Request::SubmitPolled(Box::new((device.0, bytes, epoll.id(), row)));
-        match self.yielder.suspend(Call { request, origin }) {
+        match self.suspend(Call { request, origin }) {
             Response::Int(id) => IoId(id as u32),
             _ => unreachable!("the kernel answers a submit with its id"),
         }
@@ -477,7 +484,7 @@ impl<'a> Ctx<'a> {
     pub(crate) fn task_row(&self, name: &str, origin: Option<SourceRef>) -> ThreadId {
         let request = Request::TaskRow(Box::new(name.to_string()));
         let response = match origin {
-            Some(origin) => self.yielder.suspend(Call { request, origin }),
+            Some(origin) => self.suspend(Call { request, origin }),
             None => self.call(request, Location::caller()),
         };
         match response {
@@ -494,7 +501,7 @@ impl<'a> Ctx<'a> {
 
     /// The id of a source position.
     pub(crate) fn intern(&self, origin: SourceRef) -> crate::ids::OriginId {
-        match self.yielder.suspend(Call {
+        match self.suspend(Call {
             request: Request::Intern,
             origin,
         }) {
@@ -511,7 +518,7 @@ impl<'a> Ctx<'a> {
 
     /// [`Ctx::epoll_add`] attributed to `origin`.
     pub(crate) fn epoll_add_at(&self, epoll: EpollRef, key: PollKey, origin: SourceRef) {
-        self.yielder.suspend(Call {
+        self.suspend(Call {
             request: Request::EpollAdd(epoll.id(), key),
             origin,
         });

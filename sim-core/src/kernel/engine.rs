@@ -19,7 +19,7 @@ use super::context::{
     Body, Call, Ctx, ProcessHandle, Request, Response, SourceRef, Spawn, StartProcess,
 };
 use super::event::EventQueue;
-use super::stack::{red_zone_floor, PooledStack};
+use super::stack::{parked_at, prefetch, red_zone_floor, PooledStack};
 use super::wait::WaitQueue;
 use super::{Outcome, Waiting};
 use crate::analysis::race::{RaceDetector, SyncObject};
@@ -124,6 +124,10 @@ struct Thread {
     /// record is at hand at every compute).
     stretch: u32,
     last_origin: Option<(SourceRef, OriginId)>,
+    /// The stack pointer when it last parked (0 before its first run) and
+    /// its stack's top: the span of stack to prefetch before a resume.
+    parked_at: usize,
+    stack_top: usize,
 }
 
 /// A thread's start and end: its body until it first runs, its value and
@@ -438,6 +442,8 @@ impl Engine {
             spawning: false,
             stretch: self.processes[process.index()].stretch,
             last_origin: None,
+            parked_at: 0,
+            stack_top: 0,
         });
         self.lives.push(Lifecycle {
             body: Some(body),
@@ -1257,7 +1263,10 @@ impl Engine {
         }
         let coroutine = self.threads[t].coroutine.as_mut().expect("a coroutine");
         match coroutine.resume(response) {
-            CoroutineResult::Yield(call) => Some(call),
+            CoroutineResult::Yield(call) => {
+                self.threads[t].parked_at = parked_at();
+                Some(call)
+            }
             CoroutineResult::Return(exit) => {
                 self.end_coroutine(thread, exit);
                 None
@@ -1286,6 +1295,7 @@ impl Engine {
         let red_zone = red_zone_floor(&stack);
         let stack_bottom = stack.bottom();
         let stack_size = self.machine.stack_size;
+        self.threads[t].stack_top = stack.top();
         self.threads[t].coroutine = Some(Coroutine::with_stack(
             stack,
             move |yielder, _first: Response| {
@@ -1743,6 +1753,9 @@ impl Engine {
     #[inline(always)]
     pub(crate) fn wake(&mut self, thread: ThreadId, response: Response) {
         let t = &mut self.threads[thread.index()];
+        // Its stack is needed soon: fetching it now overlaps the misses
+        // with the work done before its resume.
+        prefetch(t.parked_at, t.stack_top);
         t.pending = Some(response);
         t.wake_generation = t.wake_generation.wrapping_add(1);
         self.make_ready(thread, Enqueue::Woken);

@@ -90,6 +90,8 @@ impl Engine {
             spawning: false,
             stretch: 0,
             last_origin: None,
+            parked_at: 0,
+            stack_top: 0,
         });
         self.lives.push(Lifecycle {
             body: None,
