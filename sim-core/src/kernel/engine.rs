@@ -130,6 +130,28 @@ struct Thread {
     stack_top: usize,
 }
 
+impl Thread {
+    /// A thread of `process`, ready and not yet started, computing at
+    /// `stretch` (millionths).
+    fn new(process: ProcessId, stretch: u32) -> Thread {
+        Thread {
+            process,
+            state: ThreadState::Ready,
+            coroutine: None,
+            pending: None,
+            work: Work::None,
+            cpu: None,
+            wake_generation: 0,
+            interrupt: false,
+            spawning: false,
+            stretch,
+            last_origin: None,
+            parked_at: 0,
+            stack_top: 0,
+        }
+    }
+}
+
 /// A thread's start and end: its body until it first runs, its value and
 /// joiners once it ends.
 struct Lifecycle {
@@ -430,21 +452,10 @@ impl Engine {
                 misuse: out_of_memory(what, out),
             });
         }
-        self.threads.push(Thread {
+        self.threads.push(Thread::new(
             process,
-            state: ThreadState::Ready,
-            coroutine: None,
-            pending: None,
-            work: Work::None,
-            cpu: None,
-            wake_generation: 0,
-            interrupt: false,
-            spawning: false,
-            stretch: self.processes[process.index()].stretch,
-            last_origin: None,
-            parked_at: 0,
-            stack_top: 0,
-        });
+            self.processes[process.index()].stretch,
+        ));
         self.lives.push(Lifecycle {
             body: Some(body),
             value: None,

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::{Engine, Lifecycle, Thread, Work};
+use super::{Engine, Lifecycle, Thread};
 use crate::error::Misuse;
 use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef};
@@ -78,21 +78,7 @@ impl Engine {
         }
         self.memory_changed();
         let id = ThreadId(self.threads.len() as u32);
-        self.threads.push(Thread {
-            process,
-            state: ThreadState::Ready,
-            coroutine: None,
-            pending: None,
-            work: Work::None,
-            cpu: None,
-            wake_generation: 0,
-            interrupt: false,
-            spawning: false,
-            stretch: 0,
-            last_origin: None,
-            parked_at: 0,
-            stack_top: 0,
-        });
+        self.threads.push(Thread::new(process, 0));
         self.lives.push(Lifecycle {
             body: None,
             value: None,
