@@ -9,8 +9,9 @@ mod run;
 mod step;
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use clap::Parser;
 use sim_core::script::{api, ErrorStage, Script};
@@ -23,8 +24,41 @@ use args::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Bytes allocated and not yet freed.
-static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed, less what the OS threads' own counts
+/// ([`DRIFT`]) have not handed in yet.
+static ALLOCATED: AtomicI64 = AtomicI64::new(0);
+
+/// How far an OS thread's count may drift before it is added to
+/// [`ALLOCATED`]: the guard may read up to this much per OS thread too little.
+const DRIFT_BYTES: i64 = 256 * 1024;
+
+thread_local! {
+    /// This OS thread's allocations since it last added them to [`ALLOCATED`].
+    /// An atomic add at every allocation (Rhai makes many) is a locked
+    /// instruction, which waits for every store in flight; a thread's own
+    /// count is a plain one.
+    static DRIFT: Cell<i64> = const { Cell::new(0) };
+    /// Guard probes since the resident set was last read.
+    static PROBES: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counts `bytes` more (or fewer) in use.
+#[inline(always)]
+fn count(bytes: i64) {
+    let counted = DRIFT.try_with(|drift| {
+        let sum = drift.get() + bytes;
+        if sum.abs() >= DRIFT_BYTES {
+            ALLOCATED.fetch_add(sum, Ordering::Relaxed);
+            drift.set(0);
+        } else {
+            drift.set(sum);
+        }
+    });
+    if counted.is_err() {
+        // The thread is being torn down: count at once.
+        ALLOCATED.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
 
 /// mimalloc, counting the bytes in use.
 struct Counting;
@@ -33,47 +67,47 @@ struct Counting;
 // adds and subtracts the sizes the caller passes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        count(layout.size() as i64);
         // SAFETY: forwarded with the caller's layout.
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        count(layout.size() as i64);
         // SAFETY: forwarded with the caller's layout.
         unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        count(-(layout.size() as i64));
         // SAFETY: forwarded with the caller's pointer and layout.
         unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
-        ALLOCATED.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        count(new_size as i64 - layout.size() as i64);
         // SAFETY: forwarded with the caller's arguments.
         unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 
-/// Resident bytes as last read, and calls since.
+/// Resident bytes as last read.
 static RESIDENT: AtomicU64 = AtomicU64::new(0);
-static PROBES: AtomicU64 = AtomicU64::new(0);
 
 /// The memory `--max-memory` guards: the heap the allocator counts, or the
 /// resident set when that is larger (threads' coroutine stacks are mapped
-/// outside the heap). The resident set is read once every 1,024 calls: the
-/// guard is asked at every script operation, and a read of /proc costs
-/// microseconds (at every 256th call it was a tenth of a script's run).
+/// outside the heap). The resident set is read once every 1,024 calls (of
+/// this OS thread): the guard is asked at every script operation, and a
+/// read of /proc costs microseconds (at every 256th call it was a tenth of
+/// a script's run).
 fn memory_in_use() -> u64 {
-    if PROBES.fetch_add(1, Ordering::Relaxed) & 1023 == 0 {
+    let probes = PROBES.get();
+    PROBES.set(probes.wrapping_add(1));
+    if probes & 1023 == 0 {
         RESIDENT.store(resident(), Ordering::Relaxed);
     }
-    ALLOCATED
-        .load(Ordering::Relaxed)
-        .max(RESIDENT.load(Ordering::Relaxed))
+    let heap = ALLOCATED.load(Ordering::Relaxed) + DRIFT.get();
+    (heap.max(0) as u64).max(RESIDENT.load(Ordering::Relaxed))
 }
 
 /// The process's resident set, from /proc (0 where there is none). The
@@ -219,5 +253,35 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_hands_in_its_count_once_it_drifts_far_enough() {
+        let (kept, handed_in) = std::thread::spawn(|| {
+            let start = DRIFT.get();
+            count(DRIFT_BYTES - 1 - start);
+            let kept = DRIFT.get();
+            count(1);
+            let handed_in = DRIFT.get();
+            // Take the made-up bytes back out of the global count.
+            count(start - DRIFT_BYTES);
+            (kept, handed_in)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(kept, DRIFT_BYTES - 1);
+        assert_eq!(handed_in, 0);
+    }
+
+    #[test]
+    fn the_guard_sees_a_large_allocation() {
+        let block = vec![1u8; 64 << 20];
+        assert!(memory_in_use() >= 64 << 20);
+        drop(block);
     }
 }
