@@ -20,6 +20,7 @@ use super::context::{
 };
 use super::event::EventQueue;
 use super::stack::{parked_at, prefetch, red_zone_floor, PooledStack};
+use super::stackless::{self, AsyncCtx, StacklessBody, StacklessFuture, Step};
 use super::wait::WaitQueue;
 use super::{Outcome, Waiting};
 use crate::analysis::race::{RaceDetector, SyncObject};
@@ -56,6 +57,32 @@ enum Exit {
 }
 
 type Coro = Coroutine<Response, Call, Exit, PooledStack>;
+
+/// What runs a thread's body.
+enum Runner {
+    /// Not dispatched yet: its body waits in its lifecycle.
+    Unstarted,
+    /// A closure on a coroutine with its own stack.
+    Stack(Coro),
+    /// A future, polled by the kernel (see `stackless`).
+    Future(StacklessFuture),
+    /// Ended.
+    Ended,
+}
+
+/// A thread's body before it starts.
+pub(crate) enum Start {
+    /// A closure given a [`Ctx`], run on a coroutine.
+    Stackful(Body),
+    /// An `async` block given an [`super::AsyncCtx`], polled.
+    Stackless(StacklessBody),
+}
+
+impl From<Body> for Start {
+    fn from(body: Body) -> Start {
+        Start::Stackful(body)
+    }
+}
 
 /// Events of the queue.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +137,7 @@ enum Work {
 struct Thread {
     process: ProcessId,
     state: ThreadState,
-    coroutine: Option<Coro>,
+    runner: Runner,
     /// The answer to deliver at the next resume.
     pending: Option<Response>,
     work: Work,
@@ -137,7 +164,7 @@ impl Thread {
         Thread {
             process,
             state: ThreadState::Ready,
-            coroutine: None,
+            runner: Runner::Unstarted,
             pending: None,
             work: Work::None,
             cpu: None,
@@ -155,7 +182,7 @@ impl Thread {
 /// A thread's start and end: its body until it first runs, its value and
 /// joiners once it ends.
 struct Lifecycle {
-    body: Option<Body>,
+    body: Option<Start>,
     /// The body's value once finished, until joined.
     value: Option<Box<dyn Any>>,
     joined: bool,
@@ -423,7 +450,7 @@ impl Engine {
         name: String,
         process: ProcessId,
         options: ThreadOptions,
-        body: Body,
+        body: impl Into<Start>,
         parent: Option<ThreadId>,
     ) -> ThreadId {
         let id = ThreadId(self.threads.len() as u32);
@@ -457,7 +484,7 @@ impl Engine {
             self.processes[process.index()].stretch,
         ));
         self.lives.push(Lifecycle {
-            body: Some(body),
+            body: Some(body.into()),
             value: None,
             joined: false,
             joiners: WaitQueue::new(),
@@ -736,7 +763,7 @@ impl Engine {
     /// process exits, which follows a tripped guard in `simcli`.
     pub(crate) fn abandon_threads(&mut self) {
         for thread in &mut self.threads {
-            if let Some(coroutine) = thread.coroutine.take() {
+            if let Runner::Stack(coroutine) = std::mem::replace(&mut thread.runner, Runner::Ended) {
                 std::mem::forget(coroutine);
             }
         }
@@ -1269,10 +1296,12 @@ impl Engine {
     #[inline(always)]
     fn resume(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
         let t = thread.index();
-        if self.threads[t].coroutine.is_none() && !self.start_coroutine(thread) {
+        if matches!(self.threads[t].runner, Runner::Unstarted) && !self.start_coroutine(thread) {
             return None;
         }
-        let coroutine = self.threads[t].coroutine.as_mut().expect("a coroutine");
+        let Runner::Stack(coroutine) = &mut self.threads[t].runner else {
+            return self.step_stackless(thread, response);
+        };
         match coroutine.resume(response) {
             CoroutineResult::Yield(call) => {
                 self.threads[t].parked_at = parked_at();
@@ -1302,12 +1331,18 @@ impl Engine {
                 return false;
             }
         };
-        let body = self.lives[t].body.take().expect("a body to start");
+        let body = match self.lives[t].body.take().expect("a body to start") {
+            Start::Stackful(body) => body,
+            Start::Stackless(body) => {
+                self.threads[t].runner = Runner::Future(body(AsyncCtx::new(thread)));
+                return true;
+            }
+        };
         let red_zone = red_zone_floor(&stack);
         let stack_bottom = stack.bottom();
         let stack_size = self.machine.stack_size;
         self.threads[t].stack_top = stack.top();
-        self.threads[t].coroutine = Some(Coroutine::with_stack(
+        self.threads[t].runner = Runner::Stack(Coroutine::with_stack(
             stack,
             move |yielder, _first: Response| {
                 let ctx = Ctx::new(yielder, thread, red_zone, stack_bottom, stack_size);
@@ -1324,12 +1359,35 @@ impl Engine {
     /// The body of `thread` returned: its stack goes back to the pool.
     #[inline(never)]
     fn end_coroutine(&mut self, thread: ThreadId, exit: Exit) {
-        let coroutine = self.threads[thread.index()]
-            .coroutine
-            .take()
-            .expect("a coroutine");
-        drop(coroutine.into_stack());
+        let runner = std::mem::replace(&mut self.threads[thread.index()].runner, Runner::Ended);
+        if let Runner::Stack(coroutine) = runner {
+            drop(coroutine.into_stack());
+        }
         self.finish(thread, exit);
+    }
+
+    /// Polls a stackless thread's future with `response`. Returns its next
+    /// request, or `None` when it ended.
+    #[inline(never)]
+    fn step_stackless(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
+        let Runner::Future(future) = &mut self.threads[thread.index()].runner else {
+            unreachable!("a started thread has a runner")
+        };
+        let exit = match catch_unwind(AssertUnwindSafe(|| stackless::step(future, response))) {
+            Ok(Step::Call(call)) => return Some(call),
+            Ok(Step::Done(Ok(value))) => Exit::Value(value),
+            Ok(Step::Done(Err(error))) => Exit::Failed(error),
+            Ok(Step::Stray) => Exit::Failed(BodyError {
+                message:
+                    "a stackless thread awaited something other than its context's operations; \
+                          only the kernel runs its future, and it answers nothing else"
+                        .into(),
+                position: None,
+            }),
+            Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
+        };
+        self.end_coroutine(thread, exit);
+        None
     }
 
     /// Handles a request of the thread on `cpu`. Returns true when the thread

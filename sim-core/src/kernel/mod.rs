@@ -24,6 +24,7 @@ pub mod guard;
 mod pool;
 mod snapshot;
 mod stack;
+mod stackless;
 mod wait;
 
 use std::any::Any;
@@ -43,6 +44,7 @@ pub use event_loop::{
 pub use pool::{Future, JobSize, Pool, PoolFuture, ProcessPoolOptions};
 pub use snapshot::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
 pub use stack::MIN_STACK;
+pub use stackless::{AsyncCtx, AsyncOp};
 pub use wait::{WaitQueue, Waiter};
 
 use crate::analysis::stats::Stats;
@@ -58,7 +60,7 @@ use crate::model::sync::{
 };
 use crate::model::thread::{ThreadOptions, ThreadState};
 use crate::trace::Trace;
-use context::boxed_body;
+use context::{boxed_body, Body};
 use engine::Engine;
 
 /// A scenario being declared, then run once.
@@ -181,6 +183,49 @@ impl Simulation {
         ))
     }
 
+    /// Adds a stackless thread to the default process: its body is an
+    /// `async` block that awaits the operations of its [`AsyncCtx`], and it
+    /// keeps no stack of its own (see [`AsyncCtx`] for what it may do).
+    pub fn add_stackless_thread<F, T>(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(AsyncCtx) -> F + 'static,
+    ) -> JoinHandle<T>
+    where
+        F: std::future::Future<Output = T> + 'static,
+        T: 'static,
+    {
+        self.add_stackless_thread_to(ProcessId::MAIN, name, ThreadOptions::default(), body)
+    }
+
+    /// Adds a stackless thread to `process`, ready at time 0.
+    ///
+    /// # Panics
+    /// If `process` was not returned by [`Simulation::add_process`].
+    pub fn add_stackless_thread_to<F, T>(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(AsyncCtx) -> F + 'static,
+    ) -> JoinHandle<T>
+    where
+        F: std::future::Future<Output = T> + 'static,
+        T: 'static,
+    {
+        assert!(
+            process.index() < self.engine.process_count(),
+            "unknown process {process}"
+        );
+        JoinHandle::new(self.engine.create_thread(
+            name.to_string(),
+            process,
+            options,
+            engine::Start::Stackless(stackless::boxed_stackless(body)),
+            None,
+        ))
+    }
+
     /// Adds a thread whose body may fail (script bindings use this).
     pub fn add_fallible_thread(
         &mut self,
@@ -193,8 +238,13 @@ impl Simulation {
             process.index() < self.engine.process_count(),
             "unknown process {process}"
         );
-        self.engine
-            .create_thread(name.to_string(), process, options, Box::new(body), None)
+        self.engine.create_thread(
+            name.to_string(),
+            process,
+            options,
+            Box::new(body) as Body,
+            None,
+        )
     }
 
     /// Adds an asyncio event loop to `process`: a thread named `name` that

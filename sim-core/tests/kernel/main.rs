@@ -11,6 +11,7 @@ mod pool;
 mod properties;
 mod races;
 mod scheduling;
+mod stackless;
 mod sync;
 mod threading;
 mod threads;

@@ -1,0 +1,198 @@
+//! Stackless threads (`add_stackless_thread`): the same operations give the
+//! same run as stackful threads, and the kernel's checks see them alike.
+
+use sim_core::{
+    ms, us, Machine, MutexOptions, Outcome, ProcessId, SchedulerKind, Simulation, Spinlock,
+};
+
+use crate::textbook;
+
+/// `n` threads on `cpus` CPUs, each `cycles` times: lock a shared mutex,
+/// read and write a shared variable, compute, unlock, sleep; stackless or
+/// not. Machine costs (switches, spawns) are the defaults, so that every
+/// kind of event happens.
+fn cycles(stackless: bool, n: usize, cycles: usize, locked: bool) -> sim_core::Run {
+    let machine = Machine {
+        cpus: 2,
+        ..Machine::default()
+    };
+    let mut s = Simulation::new(machine).unwrap();
+    let x = s.variable(ProcessId::MAIN, "x", 0);
+    let m = s.mutex("m", MutexOptions::default());
+    for i in 0..n {
+        let name = format!("t{i}");
+        if stackless {
+            s.add_stackless_thread(&name, move |ctx| async move {
+                for _ in 0..cycles {
+                    if locked {
+                        ctx.lock(m).await;
+                    }
+                    let v = ctx.load(x).await;
+                    ctx.store(x, v + 1).await;
+                    ctx.compute(us(3)).await;
+                    if locked {
+                        ctx.unlock(m).await;
+                    }
+                    ctx.sleep(us(2)).await;
+                }
+            });
+        } else {
+            s.add_thread(&name, move |ctx| {
+                for _ in 0..cycles {
+                    if locked {
+                        ctx.lock(m);
+                    }
+                    let v = ctx.load(x);
+                    ctx.store(x, v + 1);
+                    ctx.compute(us(3));
+                    if locked {
+                        ctx.unlock(m);
+                    }
+                    ctx.sleep(us(2));
+                }
+            });
+        }
+    }
+    s.run()
+}
+
+#[test]
+fn a_stackless_thread_runs_exactly_as_a_stackful_one() {
+    let stackful = cycles(false, 5, 20, true);
+    let stackless = cycles(true, 5, 20, true);
+    assert!(stackless.completed(), "{:?}", stackless.outcome);
+    assert_eq!(stackless.trace.variables[0].value, 100);
+    assert!(stackless.trace.races.is_empty());
+    // The same states at the same times, the same lock hand-overs.
+    let states = |run: &sim_core::Run| -> Vec<String> {
+        run.trace.states.iter().map(|c| format!("{c:?}")).collect()
+    };
+    assert_eq!(states(&stackful), states(&stackless));
+    assert_eq!(
+        format!("{:?}", stackful.trace.sync),
+        format!("{:?}", stackless.trace.sync)
+    );
+    assert_eq!(stackful.trace.makespan(), stackless.trace.makespan());
+}
+
+#[test]
+fn unlocked_stackless_increments_race_at_the_lines_that_wrote_them() {
+    let run = cycles(true, 2, 3, false);
+    assert_eq!(run.trace.races.len(), 2, "{:#?}", run.trace.races);
+    // The positions are this file's lines, as for a stackful thread.
+    let origin = run.trace.races[0].second.origin.expect("a position");
+    let origin = &run.trace.origins[origin.index()];
+    assert!(format!("{origin:?}").contains("stackless.rs"), "{origin:?}");
+}
+
+#[test]
+fn two_stackless_threads_that_lock_in_opposite_orders_deadlock() {
+    let mut s = Simulation::new(textbook(2, SchedulerKind::RoundRobin)).unwrap();
+    let a = s.mutex("a", MutexOptions::default());
+    let b = s.mutex("b", MutexOptions::default());
+    for (name, first, second) in [("ab", a, b), ("ba", b, a)] {
+        s.add_stackless_thread(name, move |ctx| async move {
+            ctx.lock(first).await;
+            ctx.compute(ms(1)).await;
+            ctx.lock(second).await;
+            ctx.unlock(second).await;
+            ctx.unlock(first).await;
+        });
+    }
+    let run = s.run();
+    assert!(
+        matches!(run.outcome, Outcome::Deadlocked(_)),
+        "{:?}",
+        run.outcome
+    );
+    assert!(run.trace.deadlock.is_some());
+}
+
+#[test]
+fn a_stackful_thread_joins_a_stackless_one_and_gets_its_value() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    let spin = s.spinlock("s");
+    let child = s.add_stackless_thread("child", move |ctx| async move {
+        ctx.lock(spin).await;
+        ctx.compute(ms(2)).await;
+        ctx.unlock(spin).await;
+        let at = ctx.now().await;
+        at.as_nanos() * 10
+    });
+    let parent = s.add_thread("parent", move |ctx| ctx.join(child));
+    let mut run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    let _: Spinlock = spin;
+    assert_eq!(run.take_value(&parent), Some(20_000_000));
+}
+
+#[test]
+fn a_panic_in_a_stackless_body_fails_the_run_with_its_message() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    s.add_stackless_thread("panics", |ctx| async move {
+        ctx.compute(ms(1)).await;
+        panic!("out of cheese");
+    });
+    let run = s.run();
+    let Outcome::Failed(error) = &run.outcome else {
+        panic!("a failed run: {:?}", run.outcome)
+    };
+    let text = error.to_string();
+    assert!(text.contains("out of cheese"), "{text}");
+}
+
+#[test]
+fn a_stackless_thread_that_awaits_something_else_is_told_why_it_failed() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    s.add_stackless_thread("strays", |ctx| async move {
+        ctx.compute(ms(1)).await;
+        std::future::pending::<()>().await;
+    });
+    let run = s.run();
+    let Outcome::Failed(error) = &run.outcome else {
+        panic!("a failed run: {:?}", run.outcome)
+    };
+    let text = error.to_string();
+    assert!(text.contains("only the kernel runs its future"), "{text}");
+}
+
+#[test]
+fn a_barging_mutex_retries_for_a_stackless_thread_as_for_a_stackful_one() {
+    let run = |stackless: bool| {
+        let mut s = Simulation::new(textbook(2, SchedulerKind::RoundRobin)).unwrap();
+        let m = s.mutex(
+            "m",
+            MutexOptions {
+                fair: false,
+                ..MutexOptions::default()
+            },
+        );
+        for i in 0..4 {
+            let name = format!("t{i}");
+            if stackless {
+                s.add_stackless_thread(&name, move |ctx| async move {
+                    for _ in 0..5 {
+                        ctx.lock(m).await;
+                        ctx.compute(ms(1)).await;
+                        ctx.unlock(m).await;
+                    }
+                });
+            } else {
+                s.add_thread(&name, move |ctx| {
+                    for _ in 0..5 {
+                        ctx.lock(m);
+                        ctx.compute(ms(1));
+                        ctx.unlock(m);
+                    }
+                });
+            }
+        }
+        s.run()
+    };
+    let (stackful, stackless) = (run(false), run(true));
+    assert!(stackless.completed(), "{:?}", stackless.outcome);
+    assert_eq!(
+        format!("{:?}", stackful.trace.sync),
+        format!("{:?}", stackless.trace.sync)
+    );
+}
