@@ -21,6 +21,10 @@ take minutes, and the table compares rates, which do not depend on them):
   simcli against shuttle (sim-core/examples/explore_vs_shuttle.rs) and the
   same as a script (scripts/bench/counter.rhai); schedules per second.
 
+Every workload but the last two runs on three simcli paths: the Rust API
+with stackful threads (`add_thread`), the Rust API with stackless threads
+(`add_stackless_thread`, an `async` body and no stack), and Rhai scripts.
+
 Environment: BENCH_REPS (default 3) rounds, the median of which is shown;
 BENCH_QUIET_BUDGET (seconds, default 60) to wait for a quiet host.
 """
@@ -102,6 +106,12 @@ def throughput_rust():
     return number(r"throughput: ([0-9.]+) simulated", out), rss
 
 
+def throughput_stackless():
+    wall, out, rss = run([os.path.join(EXAMPLES, "throughput"), "--stackless",
+                          "1000", "4", "1000"])
+    return number(r"throughput: ([0-9.]+) simulated", out), rss
+
+
 def throughput_rhai():
     wall, rss = simcli_run(script("throughput", iterations=100))
     return 2 * 1000 * 100 / wall, rss
@@ -115,6 +125,13 @@ def throughput_simpy():
 def mutex_rust(n):
     k = MUTEX_CYCLES // n
     _, out, rss = run([os.path.join(EXAMPLES, "mutex_cycles"), str(n), str(k)])
+    return number(r"cost per cycle: ([0-9.]+) ns", out), rss
+
+
+def mutex_stackless(n):
+    k = MUTEX_CYCLES // n
+    _, out, rss = run([os.path.join(EXAMPLES, "mutex_cycles"), "--stackless",
+                       str(n), str(k)])
     return number(r"cost per cycle: ([0-9.]+) ns", out), rss
 
 
@@ -132,6 +149,12 @@ def mutex_simpy(n):
 
 def many_rust():
     _, out, rss = run([os.path.join(EXAMPLES, "many_threads"), str(MANY)])
+    return number(r"wall time: ([0-9.]+)s", out), rss
+
+
+def many_stackless():
+    _, out, rss = run([os.path.join(EXAMPLES, "many_threads"), "--stackless",
+                       str(MANY)])
     return number(r"wall time: ([0-9.]+)s", out), rss
 
 
@@ -176,17 +199,18 @@ def measure():
 
     for rep in range(REPS):
         print(f"# round {rep + 1} of {REPS}", file=sys.stderr)
-        for tool, fn in (("rust", throughput_rust), ("rhai", throughput_rhai),
-                         ("simpy", throughput_simpy)):
+        for tool, fn in (("rust", throughput_rust),
+                         ("stackless", throughput_stackless),
+                         ("rhai", throughput_rhai), ("simpy", throughput_simpy)):
             wait_quiet()
             add(("throughput", tool), fn())
         for n in MUTEX_THREADS:
-            for tool, fn in (("rust", mutex_rust), ("rhai", mutex_rhai),
-                             ("simpy", mutex_simpy)):
+            for tool, fn in (("rust", mutex_rust), ("stackless", mutex_stackless),
+                             ("rhai", mutex_rhai), ("simpy", mutex_simpy)):
                 wait_quiet()
                 add((f"mutex{n}", tool), fn(n))
-        for tool, fn in (("rust", many_rust), ("rhai", many_rhai),
-                         ("simpy", many_simpy)):
+        for tool, fn in (("rust", many_rust), ("stackless", many_stackless),
+                         ("rhai", many_rhai), ("simpy", many_simpy)):
             wait_quiet()
             add(("many", tool), fn())
         wait_quiet()
@@ -214,9 +238,13 @@ def table(samples):
 
     def row(label, key, fmt, higher_is_better, other="simpy"):
         rust, rhai, base = med[(key, "rust")], med[(key, "rhai")], med[(key, other)]
+        stackless = med.get((key, "stackless"))
         ratio = (lambda a: a / base) if higher_is_better else (lambda a: base / a)
-        rows.append((label, fmt(rust), fmt(rhai), fmt(base),
-                     f"{ratio(rust):.1f}x", f"{ratio(rhai):.1f}x"))
+        rows.append((label, fmt(rust),
+                     "" if stackless is None else fmt(stackless),
+                     fmt(rhai), fmt(base), f"{ratio(rust):.1f}x",
+                     "" if stackless is None else f"{ratio(stackless):.1f}x",
+                     f"{ratio(rhai):.1f}x"))
 
     row("throughput (compute/sleep), simulated ops/s", "throughput", si, True)
     for n in MUTEX_THREADS:
@@ -224,17 +252,17 @@ def table(samples):
             lambda x: f"{x:,.0f}", False)
     row(f"{MANY // 1000}k live threads, wall s", "many",
         lambda x: f"{x:.2f}", False)
-    mem = {t: rss[("many", t)] / MANY for t in ("rust", "rhai", "simpy")}
+    tools = ("rust", "stackless", "rhai", "simpy")
+    mem = {t: rss[("many", t)] / MANY for t in tools}
     rows.append((f"{MANY // 1000}k live threads, peak RSS per thread",
-                 *(f"{mem[t] / 1024:.1f} KiB" for t in ("rust", "rhai", "simpy")),
-                 f"{mem['simpy'] / mem['rust']:.1f}x",
-                 f"{mem['simpy'] / mem['rhai']:.1f}x"))
+                 *(f"{mem[t] / 1024:.1f} KiB" for t in tools),
+                 *(f"{mem['simpy'] / mem[t]:.1f}x" for t in tools[:3])))
     row("exploration, schedules/s (against shuttle)", "explore", si, True,
         other="shuttle")
-    rows.append(("Gantt chart of 4M state changes, bytes per change", "",
-                 f"{med[('chart', 'rhai')]:.1f} B", "", "", ""))
-    head = ("workload", "simcli Rust", "simcli Rhai", "SimPy / shuttle",
-            "Rust vs", "Rhai vs")
+    rows.append(("Gantt chart of 4M state changes, bytes per change", "", "",
+                 f"{med[('chart', 'rhai')]:.1f} B", "", "", "", ""))
+    head = ("workload", "simcli Rust", "Rust stackless", "simcli Rhai",
+            "SimPy / shuttle", "Rust vs", "stackless vs", "Rhai vs")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:

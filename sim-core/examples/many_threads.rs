@@ -5,7 +5,10 @@
 //! dispatch and recycled at exit, beyond the ~32,000 mappings that one mmap
 //! per stack allows.
 //!
-//! Run: `/usr/bin/time -v cargo run --release -p sim-core --example many_threads [N]`
+//! With `--stackless` the threads are stackless (`add_stackless_thread`):
+//! no stack at all, only their futures.
+//!
+//! Run: `/usr/bin/time -v cargo run --release -p sim-core --example many_threads [--stackless] [N]`
 //! and divide the peak RSS by N. The example also prints the peak of the
 //! heap per thread (counted by its allocator): the rest of the RSS is the
 //! stacks' touched pages and the program itself.
@@ -54,8 +57,10 @@ static ALLOCATOR: Counting = Counting;
 use sim_core::{ms, us, Machine, Simulation, ThreadState};
 
 fn main() {
+    let stackless = std::env::args().any(|a| a == "--stackless");
     let n: u64 = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| a != "--stackless")
         .map_or(100_000, |a| a.parse().expect("a thread count"));
     let machine = Machine {
         cpus: 4,
@@ -64,11 +69,20 @@ fn main() {
     };
     let mut sim = Simulation::new(machine).expect("a valid machine");
     for i in 0..n {
-        sim.add_thread(&format!("t{i}"), |ctx| {
-            ctx.compute(us(1));
-            ctx.sleep(ms(500));
-            ctx.compute(us(1));
-        });
+        let name = format!("t{i}");
+        if stackless {
+            sim.add_stackless_thread(&name, |ctx| async move {
+                ctx.compute(us(1)).await;
+                ctx.sleep(ms(500)).await;
+                ctx.compute(us(1)).await;
+            });
+        } else {
+            sim.add_thread(&name, |ctx| {
+                ctx.compute(us(1));
+                ctx.sleep(ms(500));
+                ctx.compute(us(1));
+            });
+        }
     }
     let start = Instant::now();
     let run = sim.run();
@@ -89,7 +103,8 @@ fn main() {
             _ => {}
         }
     }
-    println!("threads: {n}, peak alive at once: {peak}");
+    let kind = if stackless { "stackless" } else { "stackful" };
+    println!("threads: {n} ({kind}), peak alive at once: {peak}");
     println!("simulated makespan: {}", run.trace.makespan());
     println!("wall time: {elapsed:.3}s");
     let peak = PEAK.load(Ordering::Relaxed);

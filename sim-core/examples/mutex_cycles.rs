@@ -12,7 +12,7 @@
 //!   t1: ...                           (N threads share m and x on 4 CPUs)
 //! ```
 //!
-//! Run: `cargo run --release -p sim-core --example mutex_cycles [N K]`.
+//! Run: `cargo run --release -p sim-core --example mutex_cycles [--stackless] [N K]`.
 //! The last line is `cost per cycle: <ns> ns`; a cycle is one lock,
 //! load, store, compute, unlock and sleep of one thread.
 
@@ -21,14 +21,16 @@ use std::time::Instant;
 use sim_core::{us, Machine, MutexOptions, ProcessId, Simulation};
 
 fn main() {
+    let stackless = std::env::args().any(|a| a == "--stackless");
     let args: Vec<u64> = std::env::args()
         .skip(1)
+        .filter(|a| a != "--stackless")
         .map(|a| a.parse().expect("numbers: N K"))
         .collect();
     let (n, k) = match args.as_slice() {
         [n, k] => (*n, *k),
         [] => (1000, 200),
-        _ => panic!("usage: mutex_cycles [N K]"),
+        _ => panic!("usage: mutex_cycles [--stackless] [N K]"),
     };
     let machine = Machine {
         cpus: 4,
@@ -39,16 +41,30 @@ fn main() {
     let m = sim.mutex("m", MutexOptions::default());
     let x = sim.variable(ProcessId::MAIN, "x", 0);
     for i in 0..n {
-        sim.add_thread(&format!("t{i}"), move |ctx| {
-            for _ in 0..k {
-                ctx.lock(m);
-                let v = ctx.load(x);
-                ctx.store(x, v + 1);
-                ctx.compute(us(1));
-                ctx.unlock(m);
-                ctx.sleep(us(1));
-            }
-        });
+        let name = format!("t{i}");
+        if stackless {
+            sim.add_stackless_thread(&name, move |ctx| async move {
+                for _ in 0..k {
+                    ctx.lock(m).await;
+                    let v = ctx.load(x).await;
+                    ctx.store(x, v + 1).await;
+                    ctx.compute(us(1)).await;
+                    ctx.unlock(m).await;
+                    ctx.sleep(us(1)).await;
+                }
+            });
+        } else {
+            sim.add_thread(&name, move |ctx| {
+                for _ in 0..k {
+                    ctx.lock(m);
+                    let v = ctx.load(x);
+                    ctx.store(x, v + 1);
+                    ctx.compute(us(1));
+                    ctx.unlock(m);
+                    ctx.sleep(us(1));
+                }
+            });
+        }
     }
     // Wall-clock time is read only to report speed; the simulation never sees it.
     let start = Instant::now();
@@ -58,7 +74,8 @@ fn main() {
     assert!(run.trace.races.is_empty(), "the lock orders every access");
     let cycles = n * k;
     assert_eq!(run.trace.variables[0].value, cycles as i64);
-    println!("threads: {n}, cycles per thread: {k}, cpus: 4");
+    let kind = if stackless { "stackless" } else { "stackful" };
+    println!("threads: {n} ({kind}), cycles per thread: {k}, cpus: 4");
     println!("simulated makespan: {}", run.trace.makespan());
     println!(
         "trace: {} state changes, {} sync events",
