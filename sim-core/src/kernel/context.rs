@@ -233,7 +233,7 @@ pub struct ProcessHandle {
 pub(crate) struct Spawn {
     pub(crate) name: String,
     pub(crate) options: ThreadOptions,
-    pub(crate) body: Body,
+    pub(crate) body: super::engine::Start,
 }
 
 /// Where an operation came from.
@@ -636,7 +636,7 @@ impl<'a> Ctx<'a> {
         let request = Request::Spawn(Box::new(Spawn {
             name: name.to_string(),
             options,
-            body,
+            body: body.into(),
         }));
         match self.call(request, at) {
             Response::Thread(t) => t,

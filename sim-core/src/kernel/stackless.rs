@@ -19,10 +19,12 @@
 //! The body may await only its context's operations (directly or through
 //! its own `async fn`s): an executor of another library never answers
 //! them, and awaiting its futures fails the thread with a clear error.
-//! The operations are those of computing, waiting and sharing: compute,
-//! sleep, yield, time, print, locks, semaphores, shared variables and
-//! blocking I/O. A body that needs more (starting or joining threads,
-//! channels, condition variables) is a stackful thread.
+//! It has the operations of a stackful thread's [`super::Ctx`] but for
+//! processes, epoll and timed waits, which stay with stackful threads:
+//! compute, sleep, yield, time, print, locks, reader-writer locks,
+//! semaphores, condition variables, barriers, events, countdowns,
+//! channels, shared variables, I/O, and starting and joining (stackless)
+//! threads.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -31,11 +33,15 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::context::{Call, Request, Response, SourceRef, SyncOp};
+use super::context::{Call, JoinHandle, Request, Response, SourceRef, Spawn, SyncOp};
+use super::engine::Start;
 use crate::error::BodyError;
 use crate::ids::{ResourceId, ThreadId, VarId};
-use crate::model::io::DeviceRef;
-use crate::model::sync::{Lock, Semaphore};
+use crate::model::io::{DeviceRef, IoHandle, IoId};
+use crate::model::sync::{
+    Barrier, Channel, Condvar, Countdown, Event, Lock, Mutex, RwLock, Semaphore,
+};
+use crate::model::thread::ThreadOptions;
 use crate::time::{Span, Time};
 
 /// A stackless body, boxed as the kernel keeps it.
@@ -195,16 +201,17 @@ impl AsyncCtx {
         new: i64,
     ) -> AsyncOp<Result<i64, i64>> {
         let request = Request::CompareExchange(Box::new((var, current, new)));
-        let mut op = AsyncOp::new(
-            request,
-            Location::caller(),
-            |response, current| match response {
-                Response::Int(v) if v == current => Ok(v),
-                Response::Int(v) => Err(v),
-                _ => unreachable!("the kernel answers CompareExchange with a value"),
-            },
-        );
-        op.arg = current;
+        let mut op =
+            AsyncOp::new(
+                request,
+                Location::caller(),
+                |response, (current, _)| match response {
+                    Response::Int(v) if v == current => Ok(v),
+                    Response::Int(v) => Err(v),
+                    _ => unreachable!("the kernel answers CompareExchange with a value"),
+                },
+            );
+        op.arg = (current, 0);
         op
     }
 
@@ -253,11 +260,198 @@ impl AsyncCtx {
         sync(semaphore.0, SyncOp::Release, Location::caller(), unit)
     }
 
+    /// Takes a reader-writer lock for reading.
+    #[track_caller]
+    pub fn read_lock(&self, lock: RwLock) -> AsyncOp<()> {
+        sync(lock.0, SyncOp::ReadLock, Location::caller(), unit)
+    }
+
+    /// Gives back a read hold.
+    #[track_caller]
+    pub fn read_unlock(&self, lock: RwLock) -> AsyncOp<()> {
+        sync(lock.0, SyncOp::ReadUnlock, Location::caller(), unit)
+    }
+
+    /// Takes a reader-writer lock for writing.
+    #[track_caller]
+    pub fn write_lock(&self, lock: RwLock) -> AsyncOp<()> {
+        sync(lock.0, SyncOp::WriteLock, Location::caller(), unit)
+    }
+
+    /// Gives back the write hold.
+    #[track_caller]
+    pub fn write_unlock(&self, lock: RwLock) -> AsyncOp<()> {
+        sync(lock.0, SyncOp::WriteUnlock, Location::caller(), unit)
+    }
+
+    /// Releases `mutex` (which this thread must hold), waits for a
+    /// notification, then takes `mutex` back.
+    #[track_caller]
+    pub fn wait(&self, condvar: Condvar, mutex: Mutex) -> AsyncOp<()> {
+        let at = Location::caller();
+        let mut op = sync(condvar.0, SyncOp::Wait(mutex.0), at, unit);
+        // A barging mutex freed while this thread waited to take it back
+        // wakes it to race for it, as `lock` does.
+        op.retry = Some((mutex.0, at));
+        op
+    }
+
+    /// Wakes the oldest waiter (the chooser may pick another); lost when no
+    /// thread waits.
+    #[track_caller]
+    pub fn notify_one(&self, condvar: Condvar) -> AsyncOp<()> {
+        sync(condvar.0, SyncOp::NotifyOne, Location::caller(), unit)
+    }
+
+    /// Wakes every waiter; lost when no thread waits.
+    #[track_caller]
+    pub fn notify_all(&self, condvar: Condvar) -> AsyncOp<()> {
+        sync(condvar.0, SyncOp::NotifyAll, Location::caller(), unit)
+    }
+
+    /// Waits until the barrier's last party arrives.
+    #[track_caller]
+    pub fn barrier_wait(&self, barrier: Barrier) -> AsyncOp<()> {
+        sync(barrier.0, SyncOp::BarrierWait, Location::caller(), unit)
+    }
+
+    /// Sets the event: every thread waiting for it goes on.
+    #[track_caller]
+    pub fn set(&self, event: Event) -> AsyncOp<()> {
+        sync(event.0, SyncOp::Set, Location::caller(), unit)
+    }
+
+    /// Clears the event: waits wait again.
+    #[track_caller]
+    pub fn clear(&self, event: Event) -> AsyncOp<()> {
+        sync(event.0, SyncOp::Clear, Location::caller(), unit)
+    }
+
+    /// Whether the event is set.
+    #[track_caller]
+    pub fn is_set(&self, event: Event) -> AsyncOp<bool> {
+        sync(event.0, SyncOp::IsSet, Location::caller(), boolean)
+    }
+
+    /// Waits until the event is set (at once if it is).
+    #[track_caller]
+    pub fn wait_event(&self, event: Event) -> AsyncOp<()> {
+        sync(event.0, SyncOp::EventWait, Location::caller(), unit)
+    }
+
+    /// Signals the countdown once; a signal past zero is an error.
+    #[track_caller]
+    pub fn signal(&self, countdown: Countdown) -> AsyncOp<()> {
+        sync(countdown.0, SyncOp::Signal, Location::caller(), unit)
+    }
+
+    /// Waits until the countdown reaches zero (at once if it has).
+    #[track_caller]
+    pub fn wait_countdown(&self, countdown: Countdown) -> AsyncOp<()> {
+        sync(countdown.0, SyncOp::CountdownWait, Location::caller(), unit)
+    }
+
+    /// Sends a value, waiting while the channel is full (between processes
+    /// at the machine's IPC cost for the value's `size_of`).
+    #[track_caller]
+    pub fn send<T: 'static>(&self, channel: Channel<T>, value: T) -> AsyncOp<()> {
+        let bytes = std::mem::size_of::<T>() as u64;
+        let value = Box::new(value) as Box<dyn Any>;
+        let request = Request::Send(Box::new((channel.id, value, bytes)));
+        AsyncOp::new(request, Location::caller(), unit)
+    }
+
+    /// Receives the oldest value, waiting while the channel is empty.
+    #[track_caller]
+    pub fn recv<T: 'static>(&self, channel: Channel<T>) -> AsyncOp<T> {
+        sync(
+            channel.id,
+            SyncOp::Recv,
+            Location::caller(),
+            |response, _| match response {
+                Response::Value(value) => *value
+                    .downcast::<T>()
+                    .expect("a Channel<T> carries T values"),
+                _ => unreachable!("the kernel answers Recv with a value"),
+            },
+        )
+    }
+
+    /// Starts a stackless thread in this thread's process. This thread pays
+    /// the machine's `thread_spawn` in CPU time; the new one is ready after.
+    #[track_caller]
+    pub fn start_thread<F, T>(
+        &self,
+        name: &str,
+        body: impl FnOnce(AsyncCtx) -> F + 'static,
+    ) -> AsyncOp<JoinHandle<T>>
+    where
+        F: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        let request = Request::Spawn(Box::new(Spawn {
+            name: name.to_string(),
+            options: ThreadOptions::default(),
+            body: Start::Stackless(boxed_stackless(body)),
+        }));
+        AsyncOp::new(request, Location::caller(), |response, _| match response {
+            Response::Thread(thread) => JoinHandle::new(thread),
+            _ => unreachable!("the kernel answers Spawn with a thread"),
+        })
+    }
+
+    /// Waits until the thread finishes and answers its body's value.
+    #[track_caller]
+    pub fn join<T: 'static>(&self, handle: JoinHandle<T>) -> AsyncOp<T> {
+        let request = Request::Join(handle.thread());
+        AsyncOp::new(request, Location::caller(), |response, _| match response {
+            Response::Value(value) => *value
+                .downcast::<T>()
+                .expect("a JoinHandle<T> joins a body returning T"),
+            _ => unreachable!("the kernel answers Join with a value"),
+        })
+    }
+
     /// Blocking I/O: submits a request of `bytes` to `device` and waits, off
     /// the CPU (state io), until it completes.
     #[track_caller]
     pub fn io(&self, device: DeviceRef, bytes: u64) -> AsyncOp<()> {
         AsyncOp::new(Request::Io(device.0, bytes), Location::caller(), unit)
+    }
+
+    /// Submits a request of `bytes` to `device` and goes on (no time); the
+    /// handle tells when it completes.
+    #[track_caller]
+    pub fn submit(&self, device: DeviceRef, bytes: u64) -> AsyncOp<IoHandle> {
+        let request = Request::Submit(device.0, bytes);
+        let mut op =
+            AsyncOp::new(
+                request,
+                Location::caller(),
+                |response, (device, bytes)| match response {
+                    Response::Int(id) => IoHandle {
+                        id: IoId(id as u32),
+                        device: ResourceId(device as u32),
+                        bytes,
+                    },
+                    _ => unreachable!("the kernel answers Submit with an id"),
+                },
+            );
+        op.arg = (i64::from(device.0 .0), bytes);
+        op
+    }
+
+    /// Waits, off the CPU (state io), until the request completes; at once
+    /// if it has.
+    #[track_caller]
+    pub fn io_wait(&self, handle: IoHandle) -> AsyncOp<()> {
+        AsyncOp::new(Request::IoWait(handle.id), Location::caller(), unit)
+    }
+
+    /// Whether the request has completed (no time).
+    #[track_caller]
+    pub fn io_ready(&self, handle: IoHandle) -> AsyncOp<bool> {
+        AsyncOp::new(Request::IoReady(handle.id), Location::caller(), boolean)
     }
 }
 
@@ -265,21 +459,25 @@ fn sync<T>(
     resource: ResourceId,
     op: SyncOp,
     at: &'static Location<'static>,
-    decode: fn(Response, i64) -> T,
+    decode: fn(Response, Arg) -> T,
 ) -> AsyncOp<T> {
     AsyncOp::new(Request::Sync(resource, op), at, decode)
 }
 
-fn unit(_: Response, _: i64) {}
+/// What a decoder needs beyond the answer (an exchange's expected value, a
+/// submitted request's device and size).
+type Arg = (i64, u64);
 
-fn int(response: Response, _: i64) -> i64 {
+fn unit(_: Response, _: Arg) {}
+
+fn int(response: Response, _: Arg) -> i64 {
     match response {
         Response::Int(v) => v,
         _ => unreachable!("the kernel answers with a value"),
     }
 }
 
-fn boolean(response: Response, _: i64) -> bool {
+fn boolean(response: Response, _: Arg) -> bool {
     matches!(response, Response::Bool(true))
 }
 
@@ -289,18 +487,19 @@ fn boolean(response: Response, _: i64) -> bool {
 pub struct AsyncOp<T> {
     /// The request, until it is handed to the kernel.
     call: Option<Call>,
-    /// The lock to ask for again when the kernel answers Retry.
+    /// The mutex to ask for again when the kernel answers Retry (a barging
+    /// mutex freed: a lock, or a condition wait taking its mutex back).
     retry: Option<(ResourceId, &'static Location<'static>)>,
     /// Makes the result of the answer and `arg`.
-    decode: fn(Response, i64) -> T,
-    arg: i64,
+    decode: fn(Response, Arg) -> T,
+    arg: Arg,
 }
 
 impl<T> AsyncOp<T> {
     fn new(
         request: Request,
         at: &'static Location<'static>,
-        decode: fn(Response, i64) -> T,
+        decode: fn(Response, Arg) -> T,
     ) -> AsyncOp<T> {
         AsyncOp {
             call: Some(Call {
@@ -309,7 +508,7 @@ impl<T> AsyncOp<T> {
             }),
             retry: None,
             decode,
-            arg: 0,
+            arg: (0, 0),
         }
     }
 }

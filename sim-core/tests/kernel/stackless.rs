@@ -262,3 +262,127 @@ fn exploring_stackless_threads_finds_every_schedule_a_stackful_run_has() {
         stackful.failures[0].decisions
     );
 }
+
+/// Every kind of operation a stackless thread has, written once for both
+/// kinds of thread: `$($aw)*` is `.await` for the stackless ones.
+macro_rules! every_operation {
+    ($s:ident, $add:ident, $start:ident, $($aw:tt)*) => {{
+        let x = $s.variable(ProcessId::MAIN, "x", 0);
+        let flag = $s.variable(ProcessId::MAIN, "flag", 0);
+        let m = $s.mutex("m", MutexOptions::default());
+        let cv = $s.condvar("cv");
+        let rw = $s.rwlock("rw", sim_core::RwPrefer::Writers);
+        let ev = $s.event("ev");
+        let cd = $s.countdown("cd", 2);
+        let bar = $s.barrier("bar", 5);
+        let ch = $s.channel::<i64>("ch", 1);
+        let sem = $s.semaphore("sem", 1);
+        let dev = $s.device("disk", sim_core::DeviceOptions::default());
+        $add!($s, "producer", move |ctx| {
+            for i in 1..=3 {
+                ctx.compute(ms(1)) $($aw)*;
+                ctx.send(ch, i) $($aw)*;
+            }
+            ctx.set(ev) $($aw)*;
+            ctx.signal(cd) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+        $add!($s, "consumer", move |ctx| {
+            for _ in 0..3 {
+                let v = ctx.recv(ch) $($aw)*;
+                ctx.fetch_add(x, v) $($aw)*;
+            }
+            ctx.wait_event(ev) $($aw)*;
+            assert!(ctx.is_set(ev) $($aw)*);
+            ctx.write_lock(rw) $($aw)*;
+            ctx.compute(ms(1)) $($aw)*;
+            ctx.write_unlock(rw) $($aw)*;
+            ctx.wait_countdown(cd) $($aw)*;
+            ctx.clear(ev) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+        $add!($s, "waiter", move |ctx| {
+            ctx.lock(m) $($aw)*;
+            while ctx.load(flag) $($aw)* == 0 {
+                ctx.wait(cv, m) $($aw)*;
+            }
+            ctx.unlock(m) $($aw)*;
+            ctx.io(dev, 4096) $($aw)*;
+            let h = ctx.submit(dev, 100) $($aw)*;
+            let _ = ctx.io_ready(h) $($aw)*;
+            ctx.io_wait(h) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+        $add!($s, "notifier", move |ctx| {
+            ctx.sleep(ms(2)) $($aw)*;
+            ctx.lock(m) $($aw)*;
+            ctx.store(flag, 1) $($aw)*;
+            ctx.notify_all(cv) $($aw)*;
+            ctx.notify_one(cv) $($aw)*;
+            ctx.unlock(m) $($aw)*;
+            ctx.read_lock(rw) $($aw)*;
+            ctx.yield_now() $($aw)*;
+            ctx.read_unlock(rw) $($aw)*;
+            ctx.acquire(sem) $($aw)*;
+            assert!(!ctx.try_acquire(sem) $($aw)*);
+            ctx.release(sem) $($aw)*;
+            ctx.signal(cd) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+        $add!($s, "parent", move |ctx| {
+            let child = $start!(ctx, "child", |c| {
+                c.compute(ms(1)) $($aw)*;
+                c.now() $($aw)*
+            });
+            let at = ctx.join(child) $($aw)*;
+            ctx.fetch_add(x, at.as_nanos() as i64) $($aw)*;
+            ctx.print(format!("child ended at {at}")) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+    }};
+}
+
+#[test]
+fn every_operation_of_a_stackless_thread_does_what_the_stackful_one_does() {
+    macro_rules! stackful {
+        ($s:ident, $name:literal, $body:expr) => {
+            $s.add_thread($name, $body)
+        };
+    }
+    macro_rules! start_stackful {
+        ($ctx:ident, $name:literal, $body:expr) => {
+            $ctx.start_thread($name, $body)
+        };
+    }
+    macro_rules! stackless {
+        ($s:ident, $name:literal, move |$ctx:ident| $body:block) => {
+            $s.add_stackless_thread($name, move |$ctx| async move { $body })
+        };
+    }
+    macro_rules! start_stackless {
+        ($ctx:ident, $name:literal, |$c:ident| $body:block) => {
+            $ctx.start_thread($name, |$c| async move { $body }).await
+        };
+    }
+    let machine = Machine {
+        cpus: 2,
+        ..Machine::default()
+    };
+    let mut a = Simulation::new(machine.clone()).unwrap();
+    every_operation!(a, stackful, start_stackful,);
+    let a = a.run();
+    let mut b = Simulation::new(machine).unwrap();
+    every_operation!(b, stackless, start_stackless, .await);
+    let b = b.run();
+    assert!(a.completed(), "{:?}", a.outcome);
+    assert!(b.completed(), "{:?}", b.outcome);
+    let states = |run: &sim_core::Run| -> Vec<String> {
+        run.trace.states.iter().map(|c| format!("{c:?}")).collect()
+    };
+    assert_eq!(states(&a), states(&b));
+    assert_eq!(format!("{:?}", a.trace.sync), format!("{:?}", b.trace.sync));
+    assert_eq!(format!("{:?}", a.trace.logs), format!("{:?}", b.trace.logs));
+    assert_eq!(a.trace.variables[0].value, b.trace.variables[0].value);
+    assert!(b.trace.variables[0].value > 6, "{:?}", b.trace.variables);
+    assert!(b.trace.races.is_empty(), "{:?}", b.trace.races);
+}
