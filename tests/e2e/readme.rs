@@ -23,7 +23,9 @@
 //! the scripts, examples and files they name must exist. Every ```rhai
 //! snippet must compile (after `let m = machine();` where it uses `m`
 //! without declaring it), and the shared-memory snippet, which is whole,
-//! must pass its own expectation.
+//! must pass its own expectation. The ```rust block is
+//! `sim-core/examples/api_at_a_glance.rs` (which the tests build), line for
+//! line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -240,4 +242,27 @@ fn the_readme_snippets_compile_and_the_shared_memory_one_passes() {
         }
     }
     assert_eq!(whole, 1, "the shared-memory snippet");
+}
+
+#[test]
+fn the_readme_rust_block_is_the_example_that_compiles() {
+    let readme = blocks()
+        .into_iter()
+        .find(|b| b.lang == "rust")
+        .expect("the README's Rust API block");
+    let example =
+        std::fs::read_to_string(workspace().join("sim-core/examples/api_at_a_glance.rs")).unwrap();
+    let uses: Vec<&str> = example.lines().filter(|l| l.starts_with("use ")).collect();
+    let begin = example.find("// README begin\n").expect("a begin marker") + 16;
+    let end = example.find("    // README end").expect("an end marker");
+    let body: Vec<&str> = example[begin..end]
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect();
+    let expected = format!("{}\n\n{}\n", uses.join("\n"), body.join("\n"));
+    assert_eq!(
+        readme.text, expected,
+        "README.md line {}: the Rust block must be sim-core/examples/api_at_a_glance.rs",
+        readme.line
+    );
 }
