@@ -1384,6 +1384,14 @@ impl Engine {
                         .into(),
                 position: None,
             }),
+            Ok(Step::TwoAtOnce) => Exit::Failed(BodyError {
+                message:
+                    "a stackless thread awaited two of its operations at once (join!, select!); \
+                          a thread does one operation at a time: await them one after the other, \
+                          or start a thread for each"
+                        .into(),
+                position: None,
+            }),
             Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
         };
         self.end_coroutine(thread, exit);

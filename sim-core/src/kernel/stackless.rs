@@ -18,7 +18,9 @@
 //!
 //! The body may await only its context's operations (directly or through
 //! its own `async fn`s): an executor of another library never answers
-//! them, and awaiting its futures fails the thread with a clear error.
+//! them, and awaiting its futures fails the thread with a clear error. It
+//! awaits one operation at a time, as a thread does: two awaited together
+//! (`join!`, `select!`) fail it too, with an error that says so.
 //! It has the operations of a stackful thread's [`super::Ctx`] but for
 //! processes, epoll and timed waits, which stay with stackful threads:
 //! compute, sleep, yield, time, print, locks, reader-writer locks,
@@ -64,6 +66,8 @@ thread_local! {
     static LETTER: Cell<Option<Call>> = const { Cell::new(None) };
     /// The kernel's answer to it, during the next poll.
     static ANSWER: Cell<Option<Response>> = const { Cell::new(None) };
+    /// A second operation asked to be sent while one waited (`join!`).
+    static TWO_AT_ONCE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// What one poll of a stackless body gave.
@@ -74,6 +78,8 @@ pub(crate) enum Step {
     Done(Result<Box<dyn Any>, BodyError>),
     /// The body waits on something other than its context's operations.
     Stray,
+    /// The body awaited two of its operations at once.
+    TwoAtOnce,
 }
 
 /// Polls `future` with `response`, the answer to its last request.
@@ -83,6 +89,10 @@ pub(crate) fn step(future: &mut StacklessFuture, response: Response) -> Step {
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()));
     ANSWER.set(None);
+    if TWO_AT_ONCE.replace(false) {
+        LETTER.set(None);
+        return Step::TwoAtOnce;
+    }
     match polled {
         Poll::Ready(result) => {
             LETTER.set(None);
@@ -521,22 +531,34 @@ impl<T> std::fmt::Debug for AsyncOp<T> {
     }
 }
 
+/// Hands `call` to the kernel, unless another operation of the same poll
+/// already waits: the kernel answers one at a time.
+fn send(call: Call) {
+    match LETTER.take() {
+        None => LETTER.set(Some(call)),
+        Some(waiting) => {
+            LETTER.set(Some(waiting));
+            TWO_AT_ONCE.set(true);
+        }
+    }
+}
+
 impl<T> Future for AsyncOp<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
         let op = self.get_mut();
         if let Some(call) = op.call.take() {
-            LETTER.set(Some(call));
+            send(call);
             return Poll::Pending;
         }
         match ANSWER.take() {
             Some(Response::Retry) if op.retry.is_some() => {
                 let (resource, at) = op.retry.expect("a lock to retry");
-                LETTER.set(Some(Call {
+                send(Call {
                     request: Request::Sync(resource, SyncOp::Lock),
                     origin: SourceRef::Rust(at),
-                }));
+                });
                 Poll::Pending
             }
             Some(response) => Poll::Ready((op.decode)(response, op.arg)),

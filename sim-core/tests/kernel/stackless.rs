@@ -386,3 +386,51 @@ fn every_operation_of_a_stackless_thread_does_what_the_stackful_one_does() {
     assert!(b.trace.variables[0].value > 6, "{:?}", b.trace.variables);
     assert!(b.trace.races.is_empty(), "{:?}", b.trace.races);
 }
+
+/// Polls two futures in one poll, as `join!` does, until both are ready.
+struct Both<A, B>(Option<A>, Option<B>);
+
+impl<A, B> std::future::Future for Both<A, B>
+where
+    A: std::future::Future<Output = ()> + Unpin,
+    B: std::future::Future<Output = ()> + Unpin,
+{
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = &mut *self;
+        if let Some(a) = &mut this.0 {
+            if std::pin::Pin::new(a).poll(cx).is_ready() {
+                this.0 = None;
+            }
+        }
+        if let Some(b) = &mut this.1 {
+            if std::pin::Pin::new(b).poll(cx).is_ready() {
+                this.1 = None;
+            }
+        }
+        if this.0.is_none() && this.1.is_none() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn awaiting_two_operations_at_once_fails_the_thread_and_says_why() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    s.add_stackless_thread("joins", |ctx| async move {
+        ctx.compute(ms(1)).await;
+        Both(Some(ctx.sleep(ms(1))), Some(ctx.sleep(ms(2)))).await;
+    });
+    let run = s.run();
+    let Outcome::Failed(error) = &run.outcome else {
+        panic!("a failed run: {:?}", run.outcome)
+    };
+    let text = error.to_string();
+    assert!(text.contains("two of its operations at once"), "{text}");
+}
