@@ -7,7 +7,10 @@
 //! rows' states) and what a live task holds (its coroutine stack, its slot,
 //! its row), at a scale no thread-per-connection model reaches.
 //!
-//! Run: `cargo run --release -p sim-core --example asyncio_steps [N R]`
+//! With `--stackless` the tasks are stackless (`add_stackless_task`): no
+//! coroutine stack, only their futures.
+//!
+//! Run: `cargo run --release -p sim-core --example asyncio_steps [--stackless] [N R]`
 //! (default 100000 10). The last lines are `steps: <n> task steps/s` and
 //! `memory: <n> bytes of peak RSS per task`.
 
@@ -16,14 +19,16 @@ use std::time::Instant;
 use sim_core::{ms, DeviceOptions, LoopOptions, Machine, ProcessId, Simulation};
 
 fn main() {
+    let stackless = std::env::args().any(|a| a == "--stackless");
     let args: Vec<u64> = std::env::args()
         .skip(1)
+        .filter(|a| a != "--stackless")
         .map(|a| a.parse().expect("numbers: N R"))
         .collect();
     let (n, rounds) = match args.as_slice() {
         [n, r] => (*n, *r),
         [] => (100_000, 10),
-        _ => panic!("usage: asyncio_steps [N R]"),
+        _ => panic!("usage: asyncio_steps [--stackless] [N R]"),
     };
     let rss_before = peak_rss();
     let mut sim = Simulation::new(Machine {
@@ -48,12 +53,22 @@ fn main() {
     };
     let lp = sim.add_event_loop(ProcessId::MAIN, "loop", options);
     for i in 0..n {
-        sim.add_task(&lp, &format!("t{i}"), move |t| {
-            for _ in 0..rounds {
-                t.await_sleep(ms(1));
-                t.await_io(net, 100);
-            }
-        });
+        let name = format!("t{i}");
+        if stackless {
+            sim.add_stackless_task(&lp, &name, move |t| async move {
+                for _ in 0..rounds {
+                    t.await_sleep(ms(1)).await;
+                    t.await_io(net, 100).await;
+                }
+            });
+        } else {
+            sim.add_task(&lp, &name, move |t| {
+                for _ in 0..rounds {
+                    t.await_sleep(ms(1));
+                    t.await_io(net, 100);
+                }
+            });
+        }
     }
     let start = Instant::now();
     let run = sim.run();
@@ -65,8 +80,9 @@ fn main() {
         run.outcome
     );
     let steps = run.trace.loops[0].stats.steps;
+    let kind = if stackless { "stackless" } else { "stackful" };
     println!(
-        "{n} tasks x {rounds} rounds: {steps} task steps, {} iterations, simulated {} in {wall:.3}s",
+        "{n} {kind} tasks x {rounds} rounds: {steps} task steps, {} iterations, simulated {} in {wall:.3}s",
         run.trace.loops[0].stats.iterations,
         run.trace.end
     );

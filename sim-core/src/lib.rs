@@ -44,9 +44,9 @@ pub use analysis::stats::Stats;
 pub use error::{BodyError, Misuse, SimError, Site};
 pub use ids::{CpuId, OriginId, ProcessId, ResourceId, ThreadId, VarId};
 pub use kernel::{
-    AsyncCtx, AsyncOp, Ctx, EventLoopRef, Future, JobSize, JoinHandle, LoopInfo, LoopOptions,
-    Outcome, Pool, PoolFuture, ProcessPoolOptions, RandomChooser, ReplayChooser, Run, Simulation,
-    StartMethod, Task, TaskFailure, TaskHandle,
+    AsyncCtx, AsyncOp, AsyncTask, Ctx, EventLoopRef, Future, JobSize, JoinHandle, LoopInfo,
+    LoopOptions, Outcome, Pool, PoolFuture, ProcessPoolOptions, RandomChooser, ReplayChooser, Run,
+    Simulation, StartMethod, Task, TaskFailure, TaskHandle,
 };
 pub use model::io::{DeviceOptions, DeviceRef, EpollRef, IoHandle, IoId, Pollable};
 pub use model::machine::{Machine, SchedulerKind};

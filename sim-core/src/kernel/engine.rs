@@ -1378,18 +1378,11 @@ impl Engine {
             Ok(Step::Done(Ok(value))) => Exit::Value(value),
             Ok(Step::Done(Err(error))) => Exit::Failed(error),
             Ok(Step::Stray) => Exit::Failed(BodyError {
-                message:
-                    "a stackless thread awaited something other than its context's operations; \
-                          only the kernel runs its future, and it answers nothing else"
-                        .into(),
+                message: stackless::STRAY.into(),
                 position: None,
             }),
             Ok(Step::TwoAtOnce) => Exit::Failed(BodyError {
-                message:
-                    "a stackless thread awaited two of its operations at once (join!, select!); \
-                          a thread does one operation at a time: await them one after the other, \
-                          or start a thread for each"
-                        .into(),
+                message: stackless::TWO_AT_ONCE.into(),
                 position: None,
             }),
             Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),

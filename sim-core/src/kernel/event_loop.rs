@@ -19,12 +19,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
 use std::rc::Rc;
 
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::context::{Body, Call, Ctx, Request, Response, SourceRef};
 use super::stack::{red_zone_floor, PooledStack};
+use super::stackless::{self, Step};
 use crate::error::{BodyError, Misuse};
 use crate::ids::{ResourceId, ThreadId};
 use crate::model::io::{DeviceRef, EpollRef, PollKey, Pollable};
@@ -36,6 +38,26 @@ use crate::time::{ns, us, Span, Time};
 /// A task body as the loop stores it: its value is shared by every task
 /// that awaits it.
 pub(crate) type TaskBody = Box<dyn FnOnce(&Task<'_>) -> Result<Rc<dyn Any>, BodyError>>;
+
+/// A stackless task's future (see [`super::AsyncTask`]).
+pub(crate) type StacklessTaskFuture = Pin<Box<dyn std::future::Future<Output = TaskExit>>>;
+
+/// What makes a stackless task's future once it has its id.
+pub(crate) type StacklessTaskBody = Box<dyn FnOnce(super::AsyncTask) -> StacklessTaskFuture>;
+
+/// A task's body before its first step.
+pub(crate) enum TaskStart {
+    /// A closure given a [`Task`], run on a coroutine of its own.
+    Stackful(TaskBody),
+    /// An `async` block given an [`super::AsyncTask`], polled by the loop.
+    Stackless(StacklessTaskBody),
+}
+
+impl From<TaskBody> for TaskStart {
+    fn from(body: TaskBody) -> TaskStart {
+        TaskStart::Stackful(body)
+    }
+}
 
 /// The value of a finished task, or why it failed.
 pub type TaskResult = Result<Rc<dyn Any>, TaskFailure>;
@@ -147,7 +169,7 @@ pub(crate) enum Await {
     Tasks(Vec<TaskId>),
     Readable(ResourceId),
     Writable(ResourceId),
-    Start(String, TaskBody),
+    Start(String, TaskStart),
     Executor(Body),
     /// Await a pool job's future (`asyncio.wrap_future`).
     Future(super::pool::PoolFuture),
@@ -175,7 +197,7 @@ impl Await {
 /// A loop declared in a simulation, as the simulation keeps it until the
 /// run and the loop's thread after.
 pub(crate) struct LoopSeed {
-    pub(crate) tasks: Vec<(String, TaskBody)>,
+    pub(crate) tasks: Vec<(String, TaskStart)>,
     /// Filled by the loop as it runs: read back into the trace.
     pub(crate) info: Option<LoopInfo>,
 }
@@ -435,7 +457,7 @@ impl Ctx<'_> {
     /// See [`Task::start_fallible`].
     #[track_caller]
     pub(crate) fn start_task(&self, name: &str, body: TaskBody) -> TaskId {
-        match self.ask_loop(Await::Start(name.to_string(), body)) {
+        match self.ask_loop(Await::Start(name.to_string(), body.into())) {
             Response::Int(task) => TaskId(task as u32),
             _ => unreachable!("the loop answers a start with the task"),
         }
@@ -480,7 +502,7 @@ pub(crate) fn boxed_task<T: Clone + 'static>(
 }
 
 /// How a task's body ended.
-type TaskExit = Result<Rc<dyn Any>, BodyError>;
+pub(crate) type TaskExit = Result<Rc<dyn Any>, BodyError>;
 type TaskCoro = Coroutine<Response, Call, TaskExit, PooledStack>;
 
 /// One task or executor future, as the loop thread holds it.
@@ -489,7 +511,9 @@ struct Slot {
     /// The task's row on the chart; futures have none.
     row: Option<ThreadId>,
     coroutine: Option<TaskCoro>,
-    body: Option<TaskBody>,
+    /// A stackless task's future, once started.
+    future: Option<StacklessTaskFuture>,
+    body: Option<TaskStart>,
     /// The answer to give at the next resume.
     pending: Option<Response>,
     /// The tasks it awaits: their results are the answer at the next resume.
@@ -812,8 +836,15 @@ impl Driver<'_, '_> {
         response: Response,
     ) -> Option<CoroutineResult<Call, TaskExit>> {
         let slot = &mut self.slots[task.index()];
-        if slot.coroutine.is_none() {
-            let body = slot.body.take().expect("a task body to start");
+        if slot.coroutine.is_none() && slot.future.is_none() {
+            let body = match slot.body.take().expect("a task body to start") {
+                TaskStart::Stackful(body) => body,
+                TaskStart::Stackless(body) => {
+                    let thread = self.ctx.thread();
+                    slot.future = Some(body(super::AsyncTask::new(thread, task)));
+                    return Some(self.step_stackless(task, response));
+                }
+            };
             let stack_size = self.ctx.stack_size();
             let stack = match PooledStack::take(stack_size) {
                 Ok(stack) => stack,
@@ -843,6 +874,9 @@ impl Driver<'_, '_> {
                 },
             ));
         }
+        if slot.future.is_some() {
+            return Some(self.step_stackless(task, response));
+        }
         let coroutine = slot.coroutine.as_mut().expect("a coroutine");
         let result = coroutine.resume(response);
         if matches!(result, CoroutineResult::Return(_)) {
@@ -850,6 +884,35 @@ impl Driver<'_, '_> {
             drop(coroutine.into_stack());
         }
         Some(result)
+    }
+
+    /// Polls a stackless task's future with `response`: its next call, or
+    /// how it ended.
+    fn step_stackless(
+        &mut self,
+        task: TaskId,
+        response: Response,
+    ) -> CoroutineResult<Call, TaskExit> {
+        let slot = &mut self.slots[task.index()];
+        let future = slot.future.as_mut().expect("a started stackless task");
+        let failed = |message: String| {
+            Err(BodyError {
+                message,
+                position: None,
+            })
+        };
+        let result = match catch_unwind(AssertUnwindSafe(|| stackless::step(future, response))) {
+            Ok(Step::Call(call)) => return CoroutineResult::Yield(call),
+            Ok(Step::Done(exit)) => exit,
+            Ok(Step::Stray) => failed(stackless::STRAY.to_string()),
+            Ok(Step::TwoAtOnce) => failed(stackless::TWO_AT_ONCE.to_string()),
+            Err(payload) => failed(format!(
+                "panicked: {}",
+                super::engine::panic_message(payload.as_ref())
+            )),
+        };
+        slot.future = None;
+        CoroutineResult::Return(result)
     }
 
     /// Handles an await of the running task: `Some(answer)` when it goes on
@@ -980,7 +1043,7 @@ impl Driver<'_, '_> {
     }
 
     /// A new task (or executor future, with no body), ready to run.
-    fn spawn(&mut self, name: String, body: TaskBody, origin: Option<SourceRef>) -> TaskId {
+    fn spawn(&mut self, name: String, body: TaskStart, origin: Option<SourceRef>) -> TaskId {
         let id = self.lp.spawn(self.now);
         let row = self.ctx.task_row(&name, origin);
         self.info().tasks.push(row);
@@ -988,6 +1051,7 @@ impl Driver<'_, '_> {
             name,
             row: Some(row),
             coroutine: None,
+            future: None,
             body: Some(body),
             pending: None,
             awaits: None,
@@ -1019,6 +1083,7 @@ impl Driver<'_, '_> {
             name: String::from("run_in_executor"),
             row: None,
             coroutine: None,
+            future: None,
             body: None,
             pending: None,
             awaits: None,
@@ -1060,6 +1125,7 @@ impl Driver<'_, '_> {
             name: job.name(),
             row: None,
             coroutine: None,
+            future: None,
             body: None,
             pending: None,
             awaits: None,

@@ -44,7 +44,7 @@ pub use event_loop::{
 pub use pool::{Future, JobSize, Pool, PoolFuture, ProcessPoolOptions};
 pub use snapshot::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
 pub use stack::MIN_STACK;
-pub use stackless::{AsyncCtx, AsyncOp};
+pub use stackless::{AsyncCtx, AsyncOp, AsyncTask};
 pub use wait::{WaitQueue, Waiter};
 
 use crate::analysis::stats::Stats;
@@ -300,6 +300,27 @@ impl Simulation {
         TaskHandle::new(self.add_fallible_task(lp, name, event_loop::boxed_task(body)))
     }
 
+    /// Adds a stackless task to the loop `lp`: its body is an `async` block
+    /// that awaits the operations of its [`AsyncTask`], and it keeps no
+    /// stack of its own.
+    pub fn add_stackless_task<F, T>(
+        &mut self,
+        lp: &EventLoopRef,
+        name: &str,
+        body: impl FnOnce(AsyncTask) -> F + 'static,
+    ) -> TaskHandle<T>
+    where
+        F: std::future::Future<Output = T> + 'static,
+        T: Clone + 'static,
+    {
+        let mut seed = lp.seed.borrow_mut();
+        let start = event_loop::TaskStart::Stackless(stackless::boxed_stackless_task(body));
+        seed.tasks.push((name.to_string(), start));
+        TaskHandle::new(crate::model::python::event_loop::TaskId(
+            seed.tasks.len() as u32 - 1,
+        ))
+    }
+
     /// Adds a task whose body may fail (script bindings use this).
     pub fn add_fallible_task(
         &mut self,
@@ -308,7 +329,8 @@ impl Simulation {
         body: impl FnOnce(&Task<'_>) -> Result<Rc<dyn Any>, BodyError> + 'static,
     ) -> crate::model::python::event_loop::TaskId {
         let mut seed = lp.seed.borrow_mut();
-        seed.tasks.push((name.to_string(), Box::new(body)));
+        let body: event_loop::TaskBody = Box::new(body);
+        seed.tasks.push((name.to_string(), body.into()));
         crate::model::python::event_loop::TaskId(seed.tasks.len() as u32 - 1)
     }
 

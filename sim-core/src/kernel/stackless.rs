@@ -37,9 +37,11 @@ use std::task::{Context, Poll, Waker};
 
 use super::context::{Call, JoinHandle, Request, Response, SourceRef, Spawn, SyncOp};
 use super::engine::Start;
+use super::event_loop::{Await, StacklessTaskBody, TaskHandle, TaskResults, TaskStart};
 use crate::error::BodyError;
 use crate::ids::{ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, IoHandle, IoId};
+use crate::model::python::event_loop::TaskId;
 use crate::model::sync::{
     Barrier, Channel, Condvar, Countdown, Event, Lock, Mutex, RwLock, Semaphore,
 };
@@ -67,15 +69,24 @@ thread_local! {
     /// The kernel's answer to it, during the next poll.
     static ANSWER: Cell<Option<Response>> = const { Cell::new(None) };
     /// A second operation asked to be sent while one waited (`join!`).
-    static TWO_AT_ONCE: Cell<bool> = const { Cell::new(false) };
+    static DOUBLED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Why a stackless body that awaited something else failed.
+pub(crate) const STRAY: &str =
+    "a stackless body awaited something other than its context's operations; \
+     only the kernel runs its future, and it answers nothing else";
+
+/// Why a stackless body that awaited two operations together failed.
+pub(crate) const TWO_AT_ONCE: &str = "a stackless body awaited two of its operations at once (join!, select!); \
+     a thread or task does one operation at a time: await them one after the other, or start one for each";
+
 /// What one poll of a stackless body gave.
-pub(crate) enum Step {
+pub(crate) enum Step<O> {
     /// The body waits on this request.
     Call(Call),
     /// The body returned.
-    Done(Result<Box<dyn Any>, BodyError>),
+    Done(O),
     /// The body waits on something other than its context's operations.
     Stray,
     /// The body awaited two of its operations at once.
@@ -83,13 +94,16 @@ pub(crate) enum Step {
 }
 
 /// Polls `future` with `response`, the answer to its last request.
-pub(crate) fn step(future: &mut StacklessFuture, response: Response) -> Step {
+pub(crate) fn step<O>(
+    future: &mut Pin<Box<dyn Future<Output = O>>>,
+    response: Response,
+) -> Step<O> {
     ANSWER.set(Some(response));
     let polled = future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()));
     ANSWER.set(None);
-    if TWO_AT_ONCE.replace(false) {
+    if DOUBLED.replace(false) {
         LETTER.set(None);
         return Step::TwoAtOnce;
     }
@@ -538,7 +552,7 @@ fn send(call: Call) {
         None => LETTER.set(Some(call)),
         Some(waiting) => {
             LETTER.set(Some(waiting));
-            TWO_AT_ONCE.set(true);
+            DOUBLED.set(true);
         }
     }
 }
@@ -566,4 +580,195 @@ impl<T> Future for AsyncOp<T> {
             None => Poll::Pending,
         }
     }
+}
+
+/// The operations of a stackless asyncio task (see
+/// [`super::Simulation::add_stackless_task`]): every operation of a stackless
+/// thread (through `Deref` to [`AsyncCtx`]; they run on the loop thread and
+/// block it, as plain calls do in a coroutine), and the awaits, which
+/// suspend only this task. Like [`super::Task`], without a stack: a live
+/// task keeps only its future.
+///
+/// ```
+/// use sim_core::{ms, LoopOptions, Machine, ProcessId, Simulation};
+/// let mut sim = Simulation::new(Machine::textbook()).unwrap();
+/// let lp = sim.add_event_loop(ProcessId::MAIN, "loop", LoopOptions::default());
+/// for i in 0..10_000 {
+///     sim.add_stackless_task(&lp, &format!("conn{i}"), |t| async move {
+///         t.await_sleep(ms(100)).await; // every connection waits at once
+///         i
+///     });
+/// }
+/// let run = sim.run();
+/// assert!(run.trace.makespan().as_nanos() < ms(101).as_nanos());
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct AsyncTask {
+    ctx: AsyncCtx,
+    id: TaskId,
+}
+
+impl std::ops::Deref for AsyncTask {
+    type Target = AsyncCtx;
+    fn deref(&self) -> &AsyncCtx {
+        &self.ctx
+    }
+}
+
+impl AsyncTask {
+    pub(crate) fn new(thread: ThreadId, id: TaskId) -> AsyncTask {
+        AsyncTask {
+            ctx: AsyncCtx::new(thread),
+            id,
+        }
+    }
+
+    /// This task.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// `await asyncio.sleep(d)`: the loop runs other tasks meanwhile.
+    #[track_caller]
+    pub fn await_sleep(&self, d: Span) -> AsyncOp<()> {
+        AsyncOp::new(Request::AwaitSleep(d), Location::caller(), unit)
+    }
+
+    /// `await asyncio.sleep(0)`: lets every other ready task take a step.
+    #[track_caller]
+    pub fn await_yield(&self) -> AsyncOp<()> {
+        ask_loop(Await::Yield, Location::caller(), unit)
+    }
+
+    /// Submits `bytes` to `device` and awaits the completion (a socket or
+    /// file read through the loop's selector).
+    #[track_caller]
+    pub fn await_io(&self, device: DeviceRef, bytes: u64) -> AsyncOp<()> {
+        let request = Request::AwaitIo(device.0, bytes);
+        AsyncOp::new(request, Location::caller(), unit)
+    }
+
+    /// Starts a stackless task on this loop (`asyncio.create_task`): it runs
+    /// once this one awaits.
+    #[track_caller]
+    pub fn start_task<F, T>(
+        &self,
+        name: &str,
+        body: impl FnOnce(AsyncTask) -> F + 'static,
+    ) -> AsyncOp<TaskHandle<T>>
+    where
+        F: Future<Output = T> + 'static,
+        T: Clone + 'static,
+    {
+        let start = TaskStart::Stackless(boxed_stackless_task(body));
+        ask_loop(
+            Await::Start(name.to_string(), start),
+            Location::caller(),
+            |response, _| match response {
+                Response::Int(task) => TaskHandle::new(TaskId(task as u32)),
+                _ => unreachable!("the loop answers a start with the task"),
+            },
+        )
+    }
+
+    /// Awaits every task of `tasks` (`asyncio.gather`): their values in the
+    /// order given, or the first failure, as soon as it happens.
+    #[track_caller]
+    pub fn gather_any(&self, tasks: &[TaskId]) -> AsyncOp<TaskResults> {
+        ask_loop(Await::Tasks(tasks.to_vec()), Location::caller(), results)
+    }
+
+    /// Awaits a task and answers its value.
+    ///
+    /// # Panics
+    /// If the task failed (only script bodies can).
+    #[track_caller]
+    pub fn await_task<T: Clone + 'static>(&self, task: TaskHandle<T>) -> AsyncOp<T> {
+        ask_loop(
+            Await::Tasks(vec![task.id()]),
+            Location::caller(),
+            |response, _| match results(response, (0, 0)) {
+                Ok(values) => values[0]
+                    .downcast_ref::<T>()
+                    .expect("a task handle has its body's type")
+                    .clone(),
+                Err(failure) => panic!("{failure}"),
+            },
+        )
+    }
+
+    /// Awaits a value from `channel` (an `asyncio.Queue.get`): the task
+    /// waits until the channel holds one, then takes it.
+    #[track_caller]
+    pub fn await_recv<T: 'static>(&self, channel: Channel<T>) -> impl Future<Output = T> {
+        let at = Location::caller();
+        let readable = ask_loop(Await::Readable(channel.id), at, unit);
+        let recv = sync(channel.id, SyncOp::Recv, at, value::<T>);
+        async move {
+            readable.await;
+            recv.await
+        }
+    }
+
+    /// Awaits room in `channel`, then sends `value`.
+    #[track_caller]
+    pub fn await_send<T: 'static>(
+        &self,
+        channel: Channel<T>,
+        value: T,
+    ) -> impl Future<Output = ()> {
+        let at = Location::caller();
+        let writable = ask_loop(Await::Writable(channel.id), at, unit);
+        let bytes = std::mem::size_of::<T>() as u64;
+        let value = Box::new(value) as Box<dyn Any>;
+        let send = AsyncOp::new(
+            Request::Send(Box::new((channel.id, value, bytes))),
+            at,
+            unit,
+        );
+        async move {
+            writable.await;
+            send.await
+        }
+    }
+}
+
+/// An await the loop answers.
+fn ask_loop<T>(
+    what: Await,
+    at: &'static Location<'static>,
+    decode: fn(Response, Arg) -> T,
+) -> AsyncOp<T> {
+    AsyncOp::new(Request::Await(Box::new(what)), at, decode)
+}
+
+fn results(response: Response, _: Arg) -> TaskResults {
+    match response {
+        Response::Value(results) => *results
+            .downcast::<TaskResults>()
+            .expect("the loop answers an await with results"),
+        _ => unreachable!("the loop answers an await with results"),
+    }
+}
+
+fn value<T: 'static>(response: Response, _: Arg) -> T {
+    match response {
+        Response::Value(value) => *value
+            .downcast::<T>()
+            .expect("a Channel<T> carries T values"),
+        _ => unreachable!("the kernel answers Recv with a value"),
+    }
+}
+
+/// Boxes a stackless task body as the loop keeps it.
+pub(crate) fn boxed_stackless_task<F, T>(
+    body: impl FnOnce(AsyncTask) -> F + 'static,
+) -> StacklessTaskBody
+where
+    F: Future<Output = T> + 'static,
+    T: Clone + 'static,
+{
+    Box::new(move |task| {
+        Box::pin(async move { Ok(std::rc::Rc::new(body(task).await) as std::rc::Rc<dyn Any>) })
+    })
 }

@@ -434,3 +434,100 @@ fn awaiting_two_operations_at_once_fails_the_thread_and_says_why() {
     let text = error.to_string();
     assert!(text.contains("two of its operations at once"), "{text}");
 }
+
+/// One asyncio scenario written once for both kinds of task: `$($aw)*` is
+/// `.await` for the stackless ones.
+macro_rules! every_await {
+    ($s:ident, $add:ident, $start:ident, $($aw:tt)*) => {{
+        let lp = $s.add_event_loop(ProcessId::MAIN, "loop", sim_core::LoopOptions::default());
+        let disk = $s.device("disk", sim_core::DeviceOptions::default());
+        let q = $s.channel::<i64>("q", 1);
+        $add!($s, lp, "producer", move |t| {
+            for i in 0..3 {
+                t.compute(us(300)) $($aw)*; // blocks the loop
+                t.await_send(q, i) $($aw)*;
+            }
+            0i64
+        });
+        $add!($s, lp, "consumer", move |t| {
+            let mut sum = 0;
+            for _ in 0..3 {
+                sum += t.await_recv(q) $($aw)*;
+            }
+            sum
+        });
+        $add!($s, lp, "fetcher", move |t| {
+            t.await_io(disk, 4096) $($aw)*;
+            t.await_yield() $($aw)*;
+            let child = $start!(t, "child", |c| {
+                c.await_sleep(ms(2)) $($aw)*;
+                7i64
+            });
+            let got = t.await_task(child) $($aw)*;
+            let all = t.gather_any(&[child.id()]) $($aw)*;
+            assert!(all.is_ok());
+            t.print(format!("child gave {got}")) $($aw)*;
+            got
+        });
+    }};
+}
+
+#[test]
+fn a_stackless_task_runs_exactly_as_a_stackful_one() {
+    macro_rules! stackful {
+        ($s:ident, $lp:ident, $name:literal, $body:expr) => {
+            $s.add_task(&$lp, $name, $body)
+        };
+    }
+    macro_rules! start_stackful {
+        ($t:ident, $name:literal, $body:expr) => {
+            $t.start_task($name, $body)
+        };
+    }
+    macro_rules! stackless {
+        ($s:ident, $lp:ident, $name:literal, move |$t:ident| $body:block) => {
+            $s.add_stackless_task(&$lp, $name, move |$t| async move { $body })
+        };
+    }
+    macro_rules! start_stackless {
+        ($t:ident, $name:literal, |$c:ident| $body:block) => {
+            $t.start_task($name, |$c| async move { $body }).await
+        };
+    }
+    let machine = Machine {
+        cpus: 2,
+        ..Machine::default()
+    };
+    let mut a = Simulation::new(machine.clone()).unwrap();
+    every_await!(a, stackful, start_stackful,);
+    let a = a.run();
+    let mut b = Simulation::new(machine).unwrap();
+    every_await!(b, stackless, start_stackless, .await);
+    let b = b.run();
+    assert!(a.completed(), "{:?}", a.outcome);
+    assert!(b.completed(), "{:?}", b.outcome);
+    let states = |run: &sim_core::Run| -> Vec<String> {
+        run.trace.states.iter().map(|c| format!("{c:?}")).collect()
+    };
+    assert_eq!(states(&a), states(&b));
+    assert_eq!(format!("{:?}", a.trace.sync), format!("{:?}", b.trace.sync));
+    assert_eq!(format!("{:?}", a.trace.logs), format!("{:?}", b.trace.logs));
+    assert_eq!(
+        format!("{:?}", a.trace.loops),
+        format!("{:?}", b.trace.loops)
+    );
+    assert!(b.trace.logs.iter().any(|l| l.text == "child gave 7"));
+}
+
+#[test]
+fn a_panic_in_a_stackless_task_fails_the_run_with_its_message() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    let lp = s.add_event_loop(ProcessId::MAIN, "loop", sim_core::LoopOptions::default());
+    s.add_stackless_task(&lp, "panics", |t| async move {
+        t.await_sleep(ms(1)).await;
+        panic!("out of cheese");
+    });
+    let run = s.run();
+    let text = format!("{:?}", run.outcome);
+    assert!(text.contains("out of cheese"), "{text}");
+}
