@@ -1,11 +1,13 @@
 //! The kernel: a deterministic discrete-event engine that runs simulated
-//! threads as stackful coroutines on simulated CPUs.
+//! threads as stackful coroutines (or stackless futures) on simulated CPUs.
 //!
 //! - `event`: the event queue and its total order.
 //! - `choice`: the one choice point ([`Chooser`]) and the decisions it records.
 //! - `context`: [`Ctx`], what a thread body calls.
 //! - `snapshot`: [`Snapshot`], the run at a decision, for choosers that show it.
 //! - `stack`: coroutine stacks carved from large regions.
+//! - `stackless`: [`AsyncCtx`] and [`AsyncTask`], what a stackless thread or
+//!   task awaits, and how the kernel polls it.
 //! - `wait`: [`WaitQueue`], how threads wait on anything.
 //! - `deadlock`: whether a new wait closed a cycle of waits.
 //! - `engine`: the loop, the CPUs and the thread lifecycle.

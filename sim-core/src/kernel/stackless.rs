@@ -1,4 +1,5 @@
-//! Stackless threads: a simulated thread whose body is a Rust `async` block.
+//! Stackless threads and tasks: a simulated thread (or asyncio task) whose
+//! body is a Rust `async` block.
 //!
 //! A thread added with [`super::Simulation::add_thread`] runs on a coroutine
 //! with a stack of its own; a parked thread keeps its stack's touched pages,
@@ -14,7 +15,9 @@
 //! thread's mailbox, exactly where a stackful thread would resume its
 //! coroutine. The same requests reach the same kernel code, so a stackless
 //! thread is scheduled, traced, checked for races and deadlocks and explored
-//! like any other.
+//! like any other. An asyncio task can be stackless too
+//! ([`AsyncTask`]): its loop polls it where it would resume the task's
+//! coroutine.
 //!
 //! The body may await only its context's operations (directly or through
 //! its own `async fn`s): an executor of another library never answers
