@@ -50,9 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..1_000_000 {
         sim.add_stackless_thread(&format!("conn{i}"), move |ctx| async move {
             ctx.compute(us(5)).await;          // parse the request
-            ctx.lock(m).await;                 // the operations of Ctx (but processes, epoll and
-            ctx.fetch_add(served, 1).await;    // timed waits), each awaited; the same kernel,
-            ctx.unlock(m).await;               // trace, race and deadlock checks
+            ctx.lock(m).await;                 // the operations of Ctx (but starting processes),
+            ctx.fetch_add(served, 1).await;    // each awaited; the same kernel, trace, race
+            ctx.unlock(m).await;               // and deadlock checks
             ctx.sleep(ms(50)).await;           // the client thinks
         });
     }

@@ -25,10 +25,10 @@
 //! awaits one operation at a time, as a thread does: two awaited together
 //! (`join!`, `select!`) fail it too, with an error that says so.
 //! It has the operations of a stackful thread's [`super::Ctx`] but for
-//! processes, epoll and timed waits, which stay with stackful threads:
-//! compute, sleep, yield, time, print, locks, reader-writer locks,
-//! semaphores, condition variables, barriers, events, countdowns,
-//! channels, shared variables, I/O, and starting and joining (stackless)
+//! starting processes, which stays with stackful threads: compute, sleep,
+//! yield, time, print, locks, reader-writer locks, semaphores, condition
+//! variables, barriers, events, countdowns, channels, shared variables,
+//! I/O and epoll, timed waits, and starting and joining (stackless)
 //! threads.
 
 use std::any::Any;
@@ -43,7 +43,7 @@ use super::engine::Start;
 use super::event_loop::{Await, StacklessTaskBody, TaskHandle, TaskResults, TaskStart};
 use crate::error::BodyError;
 use crate::ids::{ResourceId, ThreadId, VarId};
-use crate::model::io::{DeviceRef, IoHandle, IoId};
+use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, Pollable};
 use crate::model::python::event_loop::TaskId;
 use crate::model::sync::{
     Barrier, Channel, Condvar, Countdown, Event, Lock, Mutex, RwLock, Semaphore,
@@ -245,7 +245,10 @@ impl AsyncCtx {
     /// Takes a mutex or a spinlock, waiting while another thread holds it.
     #[track_caller]
     pub fn lock(&self, lock: impl Lock) -> AsyncOp<()> {
-        let at = Location::caller();
+        self.lock_at(lock, Location::caller())
+    }
+
+    fn lock_at(&self, lock: impl Lock, at: &'static Location<'static>) -> AsyncOp<()> {
         let mut op = sync(lock.resource(), SyncOp::Lock, at, unit);
         // A barging mutex answers Retry when it is freed: ask again.
         op.retry = Some((lock.resource(), at));
@@ -279,6 +282,28 @@ impl AsyncCtx {
     #[track_caller]
     pub fn try_acquire(&self, semaphore: Semaphore) -> AsyncOp<bool> {
         sync(semaphore.0, SyncOp::TryAcquire, Location::caller(), boolean)
+    }
+
+    /// Takes a permit, waiting (FIFO) at most `timeout`; says whether it
+    /// got one.
+    #[track_caller]
+    pub fn acquire_timeout(&self, semaphore: Semaphore, timeout: Span) -> AsyncOp<bool> {
+        let request = Request::Timed(Box::new((semaphore.0, SyncOp::Acquire, timeout)));
+        AsyncOp::new(request, Location::caller(), not_timed_out)
+    }
+
+    /// How many permits the semaphore has free now.
+    #[track_caller]
+    pub fn permits(&self, semaphore: Semaphore) -> AsyncOp<u64> {
+        sync(
+            semaphore.0,
+            SyncOp::Permits,
+            Location::caller(),
+            |response, _| match response {
+                Response::Int(n) => n as u64,
+                _ => 0,
+            },
+        )
     }
 
     /// Gives a permit back.
@@ -323,6 +348,36 @@ impl AsyncCtx {
         op
     }
 
+    /// [`AsyncCtx::wait`] that gives up after `timeout`, takes `mutex` back
+    /// all the same, and says whether it was notified.
+    #[track_caller]
+    pub fn wait_timeout(
+        &self,
+        condvar: Condvar,
+        mutex: Mutex,
+        timeout: Span,
+    ) -> impl Future<Output = bool> {
+        let at = Location::caller();
+        let request = Request::Timed(Box::new((condvar.0, SyncOp::Wait(mutex.0), timeout)));
+        // Timed out: it left the condvar without the mutex. Retry: a barging
+        // mutex was freed while it waited to take it back.
+        let wait = AsyncOp::new(request, at, |response, _| match response {
+            Response::Bool(false) => Some(false),
+            Response::Retry => Some(true),
+            _ => None,
+        });
+        let relock = self.lock_at(mutex, at);
+        async move {
+            match wait.await {
+                Some(notified) => {
+                    relock.await;
+                    notified
+                }
+                None => true,
+            }
+        }
+    }
+
     /// Wakes the oldest waiter (the chooser may pick another); lost when no
     /// thread waits.
     #[track_caller]
@@ -364,6 +419,13 @@ impl AsyncCtx {
     #[track_caller]
     pub fn wait_event(&self, event: Event) -> AsyncOp<()> {
         sync(event.0, SyncOp::EventWait, Location::caller(), unit)
+    }
+
+    /// [`AsyncCtx::wait_event`] that gives up after `timeout`: false when it did.
+    #[track_caller]
+    pub fn wait_event_timeout(&self, event: Event, timeout: Span) -> AsyncOp<bool> {
+        let request = Request::Timed(Box::new((event.0, SyncOp::EventWait, timeout)));
+        AsyncOp::new(request, Location::caller(), not_timed_out)
     }
 
     /// Signals the countdown once; a signal past zero is an error.
@@ -480,6 +542,58 @@ impl AsyncCtx {
     pub fn io_ready(&self, handle: IoHandle) -> AsyncOp<bool> {
         AsyncOp::new(Request::IoReady(handle.id), Location::caller(), boolean)
     }
+
+    /// Creates an epoll instance of this thread's process.
+    #[track_caller]
+    pub fn epoll(&self) -> AsyncOp<EpollRef> {
+        AsyncOp::new(
+            Request::EpollCreate,
+            Location::caller(),
+            |response, _| match response {
+                Response::Int(id) => EpollRef(ResourceId(id as u32)),
+                _ => unreachable!("the kernel answers EpollCreate with an id"),
+            },
+        )
+    }
+
+    /// Adds a request or a channel's readiness to the epoll set (no time).
+    #[track_caller]
+    pub fn epoll_add(&self, epoll: EpollRef, what: impl Into<Pollable>) -> AsyncOp<()> {
+        let request = Request::EpollAdd(epoll.0, what.into().key());
+        AsyncOp::new(request, Location::caller(), unit)
+    }
+
+    /// Removes it from the set; false when it was not in (no time).
+    #[track_caller]
+    pub fn epoll_remove(&self, epoll: EpollRef, what: impl Into<Pollable>) -> AsyncOp<bool> {
+        let request = Request::EpollRemove(epoll.0, what.into().key());
+        AsyncOp::new(request, Location::caller(), boolean)
+    }
+
+    /// How many handles the set holds, ready or not (no time).
+    #[track_caller]
+    pub fn epoll_len(&self, epoll: EpollRef) -> AsyncOp<usize> {
+        AsyncOp::new(
+            Request::EpollLen(epoll.0),
+            Location::caller(),
+            |response, _| match response {
+                Response::Int(n) => n as usize,
+                _ => unreachable!("the kernel answers EpollLen with a count"),
+            },
+        )
+    }
+
+    /// Waits (state epoll) until a handle of the set is ready, or `timeout`
+    /// passes, and answers every ready one, removed from the set (one-shot);
+    /// nothing when the timeout passed first.
+    #[track_caller]
+    pub fn epoll_wait(&self, epoll: EpollRef, timeout: Option<Span>) -> AsyncOp<Vec<Pollable>> {
+        let request = Request::EpollWait(epoll.0, timeout.unwrap_or(Span::MAX));
+        AsyncOp::new(request, Location::caller(), |response, _| match response {
+            Response::Ready(ready) => *ready,
+            _ => unreachable!("the kernel answers EpollWait with the ready handles"),
+        })
+    }
 }
 
 fn sync<T>(
@@ -502,6 +616,10 @@ fn int(response: Response, _: Arg) -> i64 {
         Response::Int(v) => v,
         _ => unreachable!("the kernel answers with a value"),
     }
+}
+
+fn not_timed_out(response: Response, _: Arg) -> bool {
+    !matches!(response, Response::Bool(false))
 }
 
 fn boolean(response: Response, _: Arg) -> bool {
@@ -596,14 +714,16 @@ impl<T> Future for AsyncOp<T> {
 /// use sim_core::{ms, LoopOptions, Machine, ProcessId, Simulation};
 /// let mut sim = Simulation::new(Machine::textbook()).unwrap();
 /// let lp = sim.add_event_loop(ProcessId::MAIN, "loop", LoopOptions::default());
-/// for i in 0..10_000 {
-///     sim.add_stackless_task(&lp, &format!("conn{i}"), |t| async move {
+/// for i in 0..1_000 {
+///     sim.add_stackless_task(&lp, &format!("conn{i}"), move |t| async move {
 ///         t.await_sleep(ms(100)).await; // every connection waits at once
 ///         i
 ///     });
 /// }
 /// let run = sim.run();
-/// assert!(run.trace.makespan().as_nanos() < ms(101).as_nanos());
+/// assert!(run.completed());
+/// // 100ms and the loop's task switches, not 1,000 sleeps one after another.
+/// assert!(run.trace.makespan().as_nanos() < ms(200).as_nanos());
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct AsyncTask {

@@ -274,7 +274,11 @@ macro_rules! every_operation {
         let rw = $s.rwlock("rw", sim_core::RwPrefer::Writers);
         let ev = $s.event("ev");
         let cd = $s.countdown("cd", 2);
-        let bar = $s.barrier("bar", 5);
+        let bar = $s.barrier("bar", 7);
+        let m2 = $s.mutex("m2", MutexOptions::default());
+        let cv2 = $s.condvar("cv2");
+        let ev2 = $s.event("ev2");
+        let none = $s.semaphore("none", 0);
         let ch = $s.channel::<i64>("ch", 1);
         let sem = $s.semaphore("sem", 1);
         let dev = $s.device("disk", sim_core::DeviceOptions::default());
@@ -327,6 +331,32 @@ macro_rules! every_operation {
             assert!(!ctx.try_acquire(sem) $($aw)*);
             ctx.release(sem) $($aw)*;
             ctx.signal(cd) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+        $add!($s, "waits_with_timeout", move |ctx| {
+            ctx.lock(m) $($aw)*;
+            let mut notified = false;
+            while ctx.load(flag) $($aw)* == 0 {
+                notified = ctx.wait_timeout(cv, m, ms(100)) $($aw)*;
+            }
+            assert!(notified);
+            ctx.unlock(m) $($aw)*;
+            ctx.barrier_wait(bar) $($aw)*;
+        });
+        $add!($s, "timer", move |ctx| {
+            assert!(!ctx.acquire_timeout(none, ms(1)) $($aw)*);
+            assert_eq!(ctx.permits(none) $($aw)*, 0);
+            ctx.lock(m2) $($aw)*;
+            assert!(!ctx.wait_timeout(cv2, m2, ms(1)) $($aw)*);
+            ctx.unlock(m2) $($aw)*;
+            assert!(!ctx.wait_event_timeout(ev2, ms(1)) $($aw)*);
+            let ep = ctx.epoll() $($aw)*;
+            let h = ctx.submit(dev, 200) $($aw)*;
+            ctx.epoll_add(ep, h) $($aw)*;
+            assert_eq!(ctx.epoll_len(ep) $($aw)*, 1);
+            let ready = ctx.epoll_wait(ep, None) $($aw)*;
+            assert_eq!(ready.len(), 1);
+            assert!(!ctx.epoll_remove(ep, h) $($aw)*);
             ctx.barrier_wait(bar) $($aw)*;
         });
         $add!($s, "parent", move |ctx| {
