@@ -760,7 +760,8 @@ impl Engine {
     /// memory guard may have tens of thousands of deep ones (60,000 threads
     /// each waiting to join the next took 12 s to unwind, twice what the
     /// run took to reach the guard). The memory stays taken until the
-    /// process exits, which follows a tripped guard in `simcli`.
+    /// process exits, which follows a tripped guard in `simcli`. A
+    /// stackless thread's future is shallow: it is dropped with the engine.
     pub(crate) fn abandon_threads(&mut self) {
         for thread in &mut self.threads {
             if let Runner::Stack(coroutine) = std::mem::replace(&mut thread.runner, Runner::Ended) {
@@ -1296,11 +1297,16 @@ impl Engine {
     #[inline(always)]
     fn resume(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
         let t = thread.index();
-        if matches!(self.threads[t].runner, Runner::Unstarted) && !self.start_coroutine(thread) {
-            return None;
+        if matches!(self.threads[t].runner, Runner::Unstarted) {
+            if !self.start_coroutine(thread) {
+                return None;
+            }
+            if matches!(self.threads[t].runner, Runner::Future(_)) {
+                return self.step_stackless(thread, None);
+            }
         }
         let Runner::Stack(coroutine) = &mut self.threads[t].runner else {
-            return self.step_stackless(thread, response);
+            return self.step_stackless(thread, Some(response));
         };
         match coroutine.resume(response) {
             CoroutineResult::Yield(call) => {
@@ -1320,6 +1326,14 @@ impl Engine {
     #[inline(never)]
     fn start_coroutine(&mut self, thread: ThreadId) -> bool {
         let t = thread.index();
+        let body = match self.lives[t].body.take().expect("a body to start") {
+            Start::Stackful(body) => body,
+            Start::Stackless(body) => {
+                // No stack: only its future.
+                self.threads[t].runner = Runner::Future(body(AsyncCtx::new(thread)));
+                return true;
+            }
+        };
         let stack = match PooledStack::take(self.machine.stack_size) {
             Ok(stack) => stack,
             Err(e) => {
@@ -1329,13 +1343,6 @@ impl Engine {
                     message: e.to_string(),
                 });
                 return false;
-            }
-        };
-        let body = match self.lives[t].body.take().expect("a body to start") {
-            Start::Stackful(body) => body,
-            Start::Stackless(body) => {
-                self.threads[t].runner = Runner::Future(body(AsyncCtx::new(thread)));
-                return true;
             }
         };
         let red_zone = red_zone_floor(&stack);
@@ -1369,7 +1376,7 @@ impl Engine {
     /// Polls a stackless thread's future with `response`. Returns its next
     /// request, or `None` when it ended.
     #[inline(never)]
-    fn step_stackless(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
+    fn step_stackless(&mut self, thread: ThreadId, response: Option<Response>) -> Option<Call> {
         let Runner::Future(future) = &mut self.threads[thread.index()].runner else {
             unreachable!("a started thread has a runner")
         };

@@ -842,7 +842,7 @@ impl Driver<'_, '_> {
                 TaskStart::Stackless(body) => {
                     let thread = self.ctx.thread();
                     slot.future = Some(body(super::AsyncTask::new(thread, task)));
-                    return Some(self.step_stackless(task, response));
+                    return Some(self.step_stackless(task, None));
                 }
             };
             let stack_size = self.ctx.stack_size();
@@ -875,7 +875,7 @@ impl Driver<'_, '_> {
             ));
         }
         if slot.future.is_some() {
-            return Some(self.step_stackless(task, response));
+            return Some(self.step_stackless(task, Some(response)));
         }
         let coroutine = slot.coroutine.as_mut().expect("a coroutine");
         let result = coroutine.resume(response);
@@ -891,7 +891,7 @@ impl Driver<'_, '_> {
     fn step_stackless(
         &mut self,
         task: TaskId,
-        response: Response,
+        response: Option<Response>,
     ) -> CoroutineResult<Call, TaskExit> {
         let slot = &mut self.slots[task.index()];
         let future = slot.future.as_mut().expect("a started stackless task");

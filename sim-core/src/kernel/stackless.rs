@@ -20,16 +20,21 @@
 //! coroutine.
 //!
 //! The body may await only its context's operations (directly or through
-//! its own `async fn`s): an executor of another library never answers
-//! them, and awaiting its futures fails the thread with a clear error. It
-//! awaits one operation at a time, as a thread does: two awaited together
-//! (`join!`, `select!`) fail it too, with an error that says so.
-//! It has the operations of a stackful thread's [`super::Ctx`] but for
-//! starting processes, which stays with stackful threads: compute, sleep,
-//! yield, time, print, locks, reader-writer locks, semaphores, condition
-//! variables, barriers, events, countdowns, channels, shared variables,
-//! I/O and epoll, timed waits, and starting and joining (stackless)
-//! threads.
+//! its own `async fn`s): nothing else ever wakes it, so a future that
+//! waits on anything else (another library's timer or channel) fails the
+//! thread with a clear error; one that is ready at once is fine. It awaits
+//! one operation at a time, as a thread does: two awaited together
+//! (`join!`, `select!`, or an answer left while another request goes out)
+//! fail it too, with an error that says so.
+//!
+//! It has the operations of a stackful thread's [`super::Ctx`]: compute,
+//! sleep, yield, time, print, locks, reader-writer locks, semaphores,
+//! condition variables, barriers, events, countdowns, channels, shared
+//! variables, I/O and epoll, timed waits, and starting (with default
+//! options) and joining stackless threads. These stay with stackful
+//! threads: starting a process, submitting to a thread or process pool,
+//! starting a thread with a priority or a stackful body, `send_sized` and
+//! `join_any` (which script bindings use).
 
 use std::any::Any;
 use std::cell::Cell;
@@ -96,29 +101,42 @@ pub(crate) enum Step<O> {
     TwoAtOnce,
 }
 
-/// Polls `future` with `response`, the answer to its last request.
+/// Polls `future` with `response`, the answer to its last request (`None`
+/// at its first poll, when it has asked nothing yet).
 pub(crate) fn step<O>(
     future: &mut Pin<Box<dyn Future<Output = O>>>,
-    response: Response,
+    response: Option<Response>,
 ) -> Step<O> {
-    ANSWER.set(Some(response));
+    /// Leaves the mailbox empty however the poll ends, a panic included,
+    /// so nothing of this body reaches the next one polled.
+    struct Emptied;
+    impl Drop for Emptied {
+        fn drop(&mut self) {
+            let _ = LETTER.try_with(|letter| letter.set(None));
+            let _ = ANSWER.try_with(|answer| answer.set(None));
+            let _ = DOUBLED.try_with(|doubled| doubled.set(false));
+        }
+    }
+    let emptied = Emptied;
+    // An operation polled outside the kernel may have left a letter.
+    drop(LETTER.take());
+    DOUBLED.set(false);
+    ANSWER.set(response);
     let polled = future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()));
-    ANSWER.set(None);
-    if DOUBLED.replace(false) {
-        LETTER.set(None);
-        return Step::TwoAtOnce;
-    }
-    match polled {
-        Poll::Ready(result) => {
-            LETTER.set(None);
-            Step::Done(result)
-        }
-        Poll::Pending => match LETTER.take() {
-            Some(call) => Step::Call(call),
-            None => Step::Stray,
-        },
+    // An answer nobody took while a new request went out: some operation
+    // was polled before the one the answer was for.
+    let unanswered = ANSWER.take().is_some();
+    let doubled = DOUBLED.replace(false);
+    let letter = LETTER.take();
+    drop(emptied);
+    match (polled, letter) {
+        _ if doubled => Step::TwoAtOnce,
+        (Poll::Ready(result), _) => Step::Done(result),
+        (Poll::Pending, Some(_)) if unanswered => Step::TwoAtOnce,
+        (Poll::Pending, Some(call)) => Step::Call(call),
+        (Poll::Pending, None) => Step::Stray,
     }
 }
 
@@ -708,7 +726,9 @@ impl<T> Future for AsyncOp<T> {
 /// thread (through `Deref` to [`AsyncCtx`]; they run on the loop thread and
 /// block it, as plain calls do in a coroutine), and the awaits, which
 /// suspend only this task. Like [`super::Task`], without a stack: a live
-/// task keeps only its future.
+/// task keeps only its future. It has the awaits of a `Task` but the
+/// executor's and pools' (`run_in_executor`, `run_in_pool`, `wrap_future`),
+/// whose bodies are stackful.
 ///
 /// ```
 /// use sim_core::{ms, LoopOptions, Machine, ProcessId, Simulation};
@@ -804,7 +824,7 @@ impl AsyncTask {
     /// Awaits a task and answers its value.
     ///
     /// # Panics
-    /// If the task failed (only script bodies can).
+    /// If the task failed (it panicked, or misused its operations).
     #[track_caller]
     pub fn await_task<T: Clone + 'static>(&self, task: TaskHandle<T>) -> AsyncOp<T> {
         ask_loop(

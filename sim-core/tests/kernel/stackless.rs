@@ -561,3 +561,89 @@ fn a_panic_in_a_stackless_task_fails_the_run_with_its_message() {
     let text = format!("{:?}", run.outcome);
     assert!(text.contains("out of cheese"), "{text}");
 }
+
+/// Panics when polled.
+struct Boom;
+
+impl std::future::Future for Boom {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        panic!("boom")
+    }
+}
+
+#[test]
+fn a_body_that_panics_with_a_request_out_leaves_nothing_to_the_next_run() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    s.add_stackless_thread("sends_then_panics", |ctx| async move {
+        Both(Some(ctx.sleep(ms(1))), Some(Boom)).await;
+    });
+    let run = s.run();
+    assert!(
+        format!("{:?}", run.outcome).contains("boom"),
+        "{:?}",
+        run.outcome
+    );
+    // The next simulation on this OS thread finds the mailbox empty.
+    let run = cycles(true, 3, 5, true);
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert_eq!(run.trace.variables[0].value, 15);
+}
+
+/// Polls `first` once, then `second` alone until it is ready, then `first`
+/// again: `second`'s request goes out while `first`'s answer waits untaken,
+/// and `first` would then take `second`'s answer.
+struct SecondFirst<A, B> {
+    first: Option<A>,
+    second: Option<B>,
+    polls: u32,
+}
+
+impl<A, B> std::future::Future for SecondFirst<A, B>
+where
+    A: std::future::Future<Output = ()> + Unpin,
+    B: std::future::Future<Output = ()> + Unpin,
+{
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = &mut *self;
+        this.polls += 1;
+        let poll_first = this.polls == 1 || this.second.is_none();
+        if !poll_first {
+            if let Some(b) = &mut this.second {
+                if std::pin::Pin::new(b).poll(cx).is_ready() {
+                    this.second = None;
+                }
+            }
+        } else if let Some(a) = &mut this.first {
+            if std::pin::Pin::new(a).poll(cx).is_ready() {
+                this.first = None;
+            }
+        }
+        if this.first.is_none() && this.second.is_none() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn an_answer_left_for_a_request_sent_after_it_fails_the_thread() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    s.add_stackless_thread("reorders", |ctx| async move {
+        SecondFirst {
+            first: Some(ctx.sleep(ms(1))),
+            second: Some(ctx.sleep(ms(2))),
+            polls: 0,
+        }
+        .await;
+    });
+    let run = s.run();
+    let text = format!("{:?}", run.outcome);
+    assert!(text.contains("two of its operations at once"), "{text}");
+}
