@@ -172,17 +172,7 @@ impl Simulation {
         options: ThreadOptions,
         body: impl FnOnce(&Ctx<'_>) -> T + 'static,
     ) -> JoinHandle<T> {
-        assert!(
-            process.index() < self.engine.process_count(),
-            "unknown process {process}"
-        );
-        JoinHandle::new(self.engine.create_thread(
-            name.to_string(),
-            process,
-            options,
-            boxed_body(body),
-            None,
-        ))
+        JoinHandle::new(self.declare_thread(process, name, options, boxed_body(body)))
     }
 
     /// Adds a stackless thread to the default process: its body is an
@@ -215,17 +205,8 @@ impl Simulation {
         F: std::future::Future<Output = T> + 'static,
         T: 'static,
     {
-        assert!(
-            process.index() < self.engine.process_count(),
-            "unknown process {process}"
-        );
-        JoinHandle::new(self.engine.create_thread(
-            name.to_string(),
-            process,
-            options,
-            engine::Start::Stackless(stackless::boxed_stackless(body)),
-            None,
-        ))
+        let body = engine::Start::Stackless(stackless::boxed_stackless(body));
+        JoinHandle::new(self.declare_thread(process, name, options, body))
     }
 
     /// Adds a thread whose body may fail (script bindings use this).
@@ -236,17 +217,23 @@ impl Simulation {
         options: ThreadOptions,
         body: impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static,
     ) -> ThreadId {
+        self.declare_thread(process, name, options, Box::new(body) as Body)
+    }
+
+    /// A thread of `process` declared before the run, whatever its body.
+    fn declare_thread(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        options: ThreadOptions,
+        body: impl Into<engine::Start>,
+    ) -> ThreadId {
         assert!(
             process.index() < self.engine.process_count(),
             "unknown process {process}"
         );
-        self.engine.create_thread(
-            name.to_string(),
-            process,
-            options,
-            Box::new(body) as Body,
-            None,
-        )
+        self.engine
+            .create_thread(name.to_string(), process, options, body, None)
     }
 
     /// Adds an asyncio event loop to `process`: a thread named `name` that
