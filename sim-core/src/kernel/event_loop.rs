@@ -337,13 +337,7 @@ impl Task<'_> {
     /// If the task failed (only script bodies can).
     #[track_caller]
     pub fn await_task<T: Clone + 'static>(&self, task: TaskHandle<T>) -> T {
-        match self.gather_any(&[task.task]) {
-            Ok(values) => values[0]
-                .downcast_ref::<T>()
-                .expect("a task handle has its body's type")
-                .clone(),
-            Err(failure) => panic!("{failure}"),
-        }
+        task_value(self.gather_any(&[task.task]))
     }
 
     /// Awaits every task of `tasks` (`asyncio.gather`): their values in the
@@ -446,12 +440,7 @@ impl Ctx<'_> {
     /// See [`Task::gather_any`].
     #[track_caller]
     pub(crate) fn await_tasks(&self, tasks: Vec<TaskId>) -> TaskResults {
-        match self.ask_loop(Await::Tasks(tasks)) {
-            Response::Value(results) => *results
-                .downcast::<TaskResults>()
-                .expect("the loop answers an await with results"),
-            _ => unreachable!("the loop answers an await with results"),
-        }
+        task_results(self.ask_loop(Await::Tasks(tasks)))
     }
 
     /// See [`Task::start_fallible`].
@@ -493,6 +482,30 @@ impl Ctx<'_> {
 
 /// The values of awaited tasks in order, or the first failure.
 pub type TaskResults = Result<Vec<Rc<dyn Any>>, TaskFailure>;
+
+/// The loop's answer to an await of tasks.
+pub(crate) fn task_results(response: Response) -> TaskResults {
+    match response {
+        Response::Value(results) => *results
+            .downcast::<TaskResults>()
+            .expect("the loop answers an await with results"),
+        _ => unreachable!("the loop answers an await with results"),
+    }
+}
+
+/// The value of the one task awaited.
+///
+/// # Panics
+/// If the task failed.
+pub(crate) fn task_value<T: Clone + 'static>(results: TaskResults) -> T {
+    match results {
+        Ok(values) => values[0]
+            .downcast_ref::<T>()
+            .expect("a task handle has its body's type")
+            .clone(),
+        Err(failure) => panic!("{failure}"),
+    }
+}
 
 /// Wraps a typed task body into the loop's form.
 pub(crate) fn boxed_task<T: Clone + 'static>(

@@ -45,7 +45,9 @@ use std::task::{Context, Poll, Waker};
 
 use super::context::{Call, JoinHandle, Request, Response, SourceRef, Spawn, SyncOp};
 use super::engine::Start;
-use super::event_loop::{Await, StacklessTaskBody, TaskHandle, TaskResults, TaskStart};
+use super::event_loop::{
+    task_results, task_value, Await, StacklessTaskBody, TaskHandle, TaskResults, TaskStart,
+};
 use crate::error::BodyError;
 use crate::ids::{ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, Pollable};
@@ -471,17 +473,7 @@ impl AsyncCtx {
     /// Receives the oldest value, waiting while the channel is empty.
     #[track_caller]
     pub fn recv<T: 'static>(&self, channel: Channel<T>) -> AsyncOp<T> {
-        sync(
-            channel.id,
-            SyncOp::Recv,
-            Location::caller(),
-            |response, _| match response {
-                Response::Value(value) => *value
-                    .downcast::<T>()
-                    .expect("a Channel<T> carries T values"),
-                _ => unreachable!("the kernel answers Recv with a value"),
-            },
-        )
+        sync(channel.id, SyncOp::Recv, Location::caller(), received::<T>)
     }
 
     /// Starts a stackless thread in this thread's process. This thread pays
@@ -818,7 +810,11 @@ impl AsyncTask {
     /// order given, or the first failure, as soon as it happens.
     #[track_caller]
     pub fn gather_any(&self, tasks: &[TaskId]) -> AsyncOp<TaskResults> {
-        ask_loop(Await::Tasks(tasks.to_vec()), Location::caller(), results)
+        ask_loop(
+            Await::Tasks(tasks.to_vec()),
+            Location::caller(),
+            |response, _| task_results(response),
+        )
     }
 
     /// Awaits a task and answers its value.
@@ -830,13 +826,7 @@ impl AsyncTask {
         ask_loop(
             Await::Tasks(vec![task.id()]),
             Location::caller(),
-            |response, _| match results(response, (0, 0)) {
-                Ok(values) => values[0]
-                    .downcast_ref::<T>()
-                    .expect("a task handle has its body's type")
-                    .clone(),
-                Err(failure) => panic!("{failure}"),
-            },
+            |response, _| task_value(task_results(response)),
         )
     }
 
@@ -846,7 +836,7 @@ impl AsyncTask {
     pub fn await_recv<T: 'static>(&self, channel: Channel<T>) -> impl Future<Output = T> {
         let at = Location::caller();
         let readable = ask_loop(Await::Readable(channel.id), at, unit);
-        let recv = sync(channel.id, SyncOp::Recv, at, value::<T>);
+        let recv = sync(channel.id, SyncOp::Recv, at, received::<T>);
         async move {
             readable.await;
             recv.await
@@ -885,16 +875,8 @@ fn ask_loop<T>(
     AsyncOp::new(Request::Await(Box::new(what)), at, decode)
 }
 
-fn results(response: Response, _: Arg) -> TaskResults {
-    match response {
-        Response::Value(results) => *results
-            .downcast::<TaskResults>()
-            .expect("the loop answers an await with results"),
-        _ => unreachable!("the loop answers an await with results"),
-    }
-}
-
-fn value<T: 'static>(response: Response, _: Arg) -> T {
+/// A value received from a channel.
+fn received<T: 'static>(response: Response, _: Arg) -> T {
     match response {
         Response::Value(value) => *value
             .downcast::<T>()
