@@ -1380,19 +1380,12 @@ impl Engine {
         let Runner::Future(future) = &mut self.threads[thread.index()].runner else {
             unreachable!("a started thread has a runner")
         };
-        let exit = match catch_unwind(AssertUnwindSafe(|| stackless::step(future, response))) {
-            Ok(Step::Call(call)) => return Some(call),
-            Ok(Step::Done(Ok(value))) => Exit::Value(value),
-            Ok(Step::Done(Err(error))) => Exit::Failed(error),
-            Ok(Step::Stray) => Exit::Failed(BodyError {
-                message: stackless::STRAY.into(),
-                position: None,
-            }),
-            Ok(Step::TwoAtOnce) => Exit::Failed(BodyError {
-                message: stackless::TWO_AT_ONCE.into(),
-                position: None,
-            }),
-            Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
+        let exit = match stackless::step(future, response) {
+            Step::Call(call) => return Some(call),
+            Step::Done(Ok(value)) => Exit::Value(value),
+            Step::Done(Err(error)) => Exit::Failed(error),
+            Step::Misused(why) => Exit::Failed(stackless::misuse(why)),
+            Step::Panicked(message) => Exit::Panicked(message),
         };
         self.end_coroutine(thread, exit);
         None

@@ -908,21 +908,14 @@ impl Driver<'_, '_> {
     ) -> CoroutineResult<Call, TaskExit> {
         let slot = &mut self.slots[task.index()];
         let future = slot.future.as_mut().expect("a started stackless task");
-        let failed = |message: String| {
-            Err(BodyError {
-                message,
+        let result = match stackless::step(future, response) {
+            Step::Call(call) => return CoroutineResult::Yield(call),
+            Step::Done(exit) => exit,
+            Step::Misused(why) => Err(stackless::misuse(why)),
+            Step::Panicked(message) => Err(BodyError {
+                message: format!("panicked: {message}"),
                 position: None,
-            })
-        };
-        let result = match catch_unwind(AssertUnwindSafe(|| stackless::step(future, response))) {
-            Ok(Step::Call(call)) => return CoroutineResult::Yield(call),
-            Ok(Step::Done(exit)) => exit,
-            Ok(Step::Stray) => failed(stackless::STRAY.to_string()),
-            Ok(Step::TwoAtOnce) => failed(stackless::TWO_AT_ONCE.to_string()),
-            Err(payload) => failed(format!(
-                "panicked: {}",
-                super::engine::panic_message(payload.as_ref())
-            )),
+            }),
         };
         slot.future = None;
         CoroutineResult::Return(result)

@@ -40,6 +40,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::Location;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -83,12 +84,11 @@ thread_local! {
 }
 
 /// Why a stackless body that awaited something else failed.
-pub(crate) const STRAY: &str =
-    "a stackless body awaited something other than its context's operations; \
+const STRAY: &str = "a stackless body awaited something other than its context's operations; \
      only the kernel runs its future, and it answers nothing else";
 
 /// Why a stackless body that awaited two operations together failed.
-pub(crate) const TWO_AT_ONCE: &str = "a stackless body awaited two of its operations at once (join!, select!); \
+const TWO_AT_ONCE: &str = "a stackless body awaited two of its operations at once (join!, select!); \
      a thread or task does one operation at a time: await them one after the other, or start one for each";
 
 /// What one poll of a stackless body gave.
@@ -97,14 +97,24 @@ pub(crate) enum Step<O> {
     Call(Call),
     /// The body returned.
     Done(O),
-    /// The body waits on something other than its context's operations.
-    Stray,
-    /// The body awaited two of its operations at once.
-    TwoAtOnce,
+    /// The body misused its operations (awaited something else, or two at
+    /// once): why.
+    Misused(&'static str),
+    /// The body panicked, with this message.
+    Panicked(String),
+}
+
+/// A misuse ([`Step::Misused`]) as the error its body fails with.
+pub(crate) fn misuse(why: &'static str) -> BodyError {
+    BodyError {
+        message: why.to_string(),
+        position: None,
+    }
 }
 
 /// Polls `future` with `response`, the answer to its last request (`None`
-/// at its first poll, when it has asked nothing yet).
+/// at its first poll, when it has asked nothing yet). A panic of the body
+/// is caught and told.
 pub(crate) fn step<O>(
     future: &mut Pin<Box<dyn Future<Output = O>>>,
     response: Option<Response>,
@@ -124,21 +134,27 @@ pub(crate) fn step<O>(
     drop(LETTER.take());
     DOUBLED.set(false);
     ANSWER.set(response);
-    let polled = future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()));
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    }));
     // An answer nobody took while a new request went out: some operation
     // was polled before the one the answer was for.
     let unanswered = ANSWER.take().is_some();
     let doubled = DOUBLED.replace(false);
     let letter = LETTER.take();
     drop(emptied);
+    let polled = match polled {
+        Ok(polled) => polled,
+        Err(payload) => return Step::Panicked(super::engine::panic_message(payload.as_ref())),
+    };
     match (polled, letter) {
-        _ if doubled => Step::TwoAtOnce,
+        _ if doubled => Step::Misused(TWO_AT_ONCE),
         (Poll::Ready(result), _) => Step::Done(result),
-        (Poll::Pending, Some(_)) if unanswered => Step::TwoAtOnce,
+        (Poll::Pending, Some(_)) if unanswered => Step::Misused(TWO_AT_ONCE),
         (Poll::Pending, Some(call)) => Step::Call(call),
-        (Poll::Pending, None) => Step::Stray,
+        (Poll::Pending, None) => Step::Misused(STRAY),
     }
 }
 
