@@ -56,22 +56,33 @@ fn cycles(stackless: bool, n: usize, cycles: usize, locked: bool) -> sim_core::R
     s.run()
 }
 
-#[test]
-fn a_stackless_thread_runs_exactly_as_a_stackful_one() {
-    let stackful = cycles(false, 5, 20, true);
-    let stackless = cycles(true, 5, 20, true);
+/// Both runs completed with the same states at the same times on the same
+/// CPUs, the same synchronisation events (lock hand-overs, sends,
+/// notifications) and the same printed lines.
+fn assert_same_run(stackful: &sim_core::Run, stackless: &sim_core::Run) {
+    assert!(stackful.completed(), "{:?}", stackful.outcome);
     assert!(stackless.completed(), "{:?}", stackless.outcome);
-    assert_eq!(stackless.trace.variables[0].value, 100);
-    assert!(stackless.trace.races.is_empty());
-    // The same states at the same times, the same lock hand-overs.
     let states = |run: &sim_core::Run| -> Vec<String> {
         run.trace.states.iter().map(|c| format!("{c:?}")).collect()
     };
-    assert_eq!(states(&stackful), states(&stackless));
+    assert_eq!(states(stackful), states(stackless));
     assert_eq!(
         format!("{:?}", stackful.trace.sync),
         format!("{:?}", stackless.trace.sync)
     );
+    assert_eq!(
+        format!("{:?}", stackful.trace.logs),
+        format!("{:?}", stackless.trace.logs)
+    );
+}
+
+#[test]
+fn a_stackless_thread_runs_exactly_as_a_stackful_one() {
+    let stackful = cycles(false, 5, 20, true);
+    let stackless = cycles(true, 5, 20, true);
+    assert_same_run(&stackful, &stackless);
+    assert_eq!(stackless.trace.variables[0].value, 100);
+    assert!(stackless.trace.races.is_empty());
     assert_eq!(stackful.trace.makespan(), stackless.trace.makespan());
 }
 
@@ -190,11 +201,7 @@ fn a_barging_mutex_retries_for_a_stackless_thread_as_for_a_stackful_one() {
         s.run()
     };
     let (stackful, stackless) = (run(false), run(true));
-    assert!(stackless.completed(), "{:?}", stackless.outcome);
-    assert_eq!(
-        format!("{:?}", stackful.trace.sync),
-        format!("{:?}", stackless.trace.sync)
-    );
+    assert_same_run(&stackful, &stackless);
 }
 
 /// Two threads increment a plain variable without a lock, stackless or not.
@@ -404,14 +411,7 @@ fn every_operation_of_a_stackless_thread_does_what_the_stackful_one_does() {
     let mut b = Simulation::new(machine).unwrap();
     every_operation!(b, stackless, start_stackless, .await);
     let b = b.run();
-    assert!(a.completed(), "{:?}", a.outcome);
-    assert!(b.completed(), "{:?}", b.outcome);
-    let states = |run: &sim_core::Run| -> Vec<String> {
-        run.trace.states.iter().map(|c| format!("{c:?}")).collect()
-    };
-    assert_eq!(states(&a), states(&b));
-    assert_eq!(format!("{:?}", a.trace.sync), format!("{:?}", b.trace.sync));
-    assert_eq!(format!("{:?}", a.trace.logs), format!("{:?}", b.trace.logs));
+    assert_same_run(&a, &b);
     assert_eq!(a.trace.variables[0].value, b.trace.variables[0].value);
     assert!(b.trace.variables[0].value > 6, "{:?}", b.trace.variables);
     assert!(b.trace.races.is_empty(), "{:?}", b.trace.races);
@@ -534,14 +534,7 @@ fn a_stackless_task_runs_exactly_as_a_stackful_one() {
     let mut b = Simulation::new(machine).unwrap();
     every_await!(b, stackless, start_stackless, .await);
     let b = b.run();
-    assert!(a.completed(), "{:?}", a.outcome);
-    assert!(b.completed(), "{:?}", b.outcome);
-    let states = |run: &sim_core::Run| -> Vec<String> {
-        run.trace.states.iter().map(|c| format!("{c:?}")).collect()
-    };
-    assert_eq!(states(&a), states(&b));
-    assert_eq!(format!("{:?}", a.trace.sync), format!("{:?}", b.trace.sync));
-    assert_eq!(format!("{:?}", a.trace.logs), format!("{:?}", b.trace.logs));
+    assert_same_run(&a, &b);
     assert_eq!(
         format!("{:?}", a.trace.loops),
         format!("{:?}", b.trace.loops)
