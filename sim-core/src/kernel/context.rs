@@ -27,6 +27,11 @@ pub(crate) type Body = Box<dyn FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyErro
 
 /// What a thread asks of the kernel. Every request crosses the coroutine
 /// boundary by value, so rare large payloads are boxed to keep it at 16 bytes.
+/// Its tag is a whole `u32` and every payload starts at byte 4 or 8: a
+/// request built in place and then moved is copied in the pieces it was
+/// written in (a byte tag left payloads at odd offsets, whose copies were
+/// loads that stalled on the stores before them).
+#[repr(u32)]
 pub(crate) enum Request {
     Compute(Span),
     /// Compute outside the process's gate (native code without the GIL).
@@ -85,9 +90,11 @@ pub(crate) enum Request {
     /// An event loop creates a task's row (its name); answers the row.
     #[allow(clippy::box_collection)]
     TaskRow(Box<String>),
-    /// An event loop draws a task's row in a state from now on, at the
-    /// call's origin when the flag is set; answers the time.
-    TaskState(ThreadId, ThreadState, bool),
+    /// An event loop draws a task's row in a state from now on; answers
+    /// the time.
+    TaskState(ThreadId, ThreadState),
+    /// [`Request::TaskState`], at the call's origin.
+    TaskStateAt(ThreadId, ThreadState),
     /// A task's print: the log line names the task's row.
     #[allow(clippy::box_collection)]
     PrintAs(ThreadId, Box<String>),
@@ -121,6 +128,7 @@ impl Request {
             self,
             Request::TaskRow(_)
                 | Request::TaskState(..)
+                | Request::TaskStateAt(..)
                 | Request::LoopCompute(_)
                 | Request::LoopClock
                 | Request::Intern
@@ -236,8 +244,10 @@ pub(crate) struct Spawn {
     pub(crate) body: super::engine::Start,
 }
 
-/// Where an operation came from.
+/// Where an operation came from. Its tag is a whole word, so both
+/// variants' payloads start at byte 8 (see [`Request`]).
 #[derive(Clone, Copy, Debug)]
+#[repr(u64)]
 pub(crate) enum SourceRef {
     Rust(&'static Location<'static>),
     Script { line: u32, column: u32 },
@@ -264,7 +274,9 @@ pub(crate) struct Call {
     pub(crate) origin: SourceRef,
 }
 
-/// The kernel's answer to a request.
+/// The kernel's answer to a request. Its tag is a whole word, so every
+/// payload starts at byte 8 (see [`Request`]).
+#[repr(u64)]
 pub(crate) enum Response {
     Resume,
     Time(Time),
@@ -449,10 +461,12 @@ impl<'a> Ctx<'a> {
         state: ThreadState,
         origin: Option<SourceRef>,
     ) -> Time {
-        let request = Request::TaskState(row, state, origin.is_some());
         let response = match origin {
-            Some(origin) => self.suspend(Call { request, origin }),
-            None => self.call(request, Location::caller()),
+            Some(origin) => self.suspend(Call {
+                request: Request::TaskStateAt(row, state),
+                origin,
+            }),
+            None => self.call(Request::TaskState(row, state), Location::caller()),
         };
         Self::answer_time(response)
     }

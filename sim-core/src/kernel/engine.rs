@@ -284,8 +284,11 @@ pub(crate) struct Engine {
     error: Option<SimError>,
     unfinished: usize,
     started: bool,
-    /// The last operation a thread called, for the position of a limit.
-    last_call: Option<(ThreadId, SourceRef)>,
+    /// The thread and position of the last operation called, for the
+    /// position of a limit (two fields: written on every operation, a pair
+    /// would be built on the stack and copied).
+    last_thread: Option<ThreadId>,
+    last_origin: Option<SourceRef>,
     /// The instant the operations since the clock last moved were called
     /// at, and how many there were (against `max_steps_at_instant`).
     instant: Time,
@@ -374,7 +377,8 @@ impl Engine {
             error: None,
             unfinished: 0,
             started: false,
-            last_call: None,
+            last_thread: None,
+            last_origin: None,
             instant: Time::ZERO,
             steps_at_instant: 0,
             repeating: Vec::new(),
@@ -711,7 +715,8 @@ impl Engine {
     /// that many (a zero-time livelock), and the run stops.
     #[inline(always)]
     fn count_step(&mut self, thread: ThreadId, origin: SourceRef) -> bool {
-        self.last_call = Some((thread, origin));
+        self.last_thread = Some(thread);
+        self.last_origin = Some(origin);
         if self.now != self.instant {
             self.instant = self.now;
             self.steps_at_instant = 0;
@@ -772,7 +777,7 @@ impl Engine {
 
     /// The thread and position of the last operation called, for a limit.
     fn last_site(&self) -> Option<Site> {
-        let (thread, origin) = self.last_call?;
+        let (thread, origin) = (self.last_thread?, self.last_origin?);
         Some(Site {
             thread: self.name(thread),
             origin: Some(self.origin_of(origin)),
@@ -1195,13 +1200,14 @@ impl Engine {
                     else {
                         unreachable!()
                     };
-                    let response = match then {
-                        Then::Resume => Response::Resume,
-                        Then::Clock => Response::Time(self.now),
-                        Then::Keep => match self.threads[t].pending.take() {
-                            Some(response) => response,
-                            None => Response::Resume,
-                        },
+                    // Each answer is written straight into the thread's
+                    // slot, where the body reads it in place: every copy of
+                    // an answer on its way was a load that stalled on the
+                    // narrower stores that had just built it.
+                    match then {
+                        Then::Resume => self.threads[t].pending = Some(Response::Resume),
+                        Then::Clock => self.threads[t].pending = Some(Response::Time(self.now)),
+                        Then::Keep => {}
                         Then::Send(send) => {
                             let (channel, message, origin) = *send;
                             if !self.send(cpu, thread, channel, message, origin, true) {
@@ -1212,26 +1218,24 @@ impl Engine {
                         Then::Started => {
                             self.threads[t].spawning = false;
                             self.record(thread, ThreadState::Running, Some(cpu), None);
-                            Response::Resume
+                            self.threads[t].pending = Some(Response::Resume);
                         }
                         Then::Regate => {
                             if !self.regate(cpu, thread) {
                                 return;
                             }
-                            Response::Resume
+                            self.threads[t].pending = Some(Response::Resume);
                         }
                         Then::Spawned(child) => {
                             self.trace.threads[child.index()].created = self.now;
                             self.make_ready(child, Enqueue::New);
+                            self.threads[t].pending = Some(Response::Thread(child));
                             if self.threads[t].cpu != Some(cpu) {
                                 // The child preempted its parent.
-                                self.threads[t].pending = Some(Response::Thread(child));
                                 return;
                             }
-                            Response::Thread(child)
                         }
-                    };
-                    self.threads[t].pending = Some(response);
+                    }
                 }
                 Work::Spin(resource) => {
                     let resource = *resource;
@@ -1242,12 +1246,14 @@ impl Engine {
                 }
                 Work::None => {}
             }
-            let response = match self.threads[t].pending.take() {
-                Some(Response::EpollReady(epoll)) => self.collect_ready(epoll),
-                Some(response) => response,
-                None => Response::Resume,
-            };
-            let Some(call) = self.resume(thread, response) else {
+            match self.threads[t].pending {
+                None => self.threads[t].pending = Some(Response::Resume),
+                Some(Response::EpollReady(epoll)) => {
+                    self.threads[t].pending = Some(self.collect_ready(epoll));
+                }
+                Some(_) => {}
+            }
+            let Some(call) = self.resume(thread) else {
                 return;
             };
             if !self.handle_call(cpu, thread, call) {
@@ -1292,25 +1298,30 @@ impl Engine {
 
     // ----- threads ----------------------------------------------------------
 
-    /// Resumes a thread's coroutine (creating it at first dispatch). Returns
-    /// its next request, or `None` when it ended.
+    /// Resumes a thread's coroutine (creating it at first dispatch) with
+    /// its pending answer. Returns its next request, or `None` when it
+    /// ended.
     #[inline(always)]
-    fn resume(&mut self, thread: ThreadId, response: Response) -> Option<Call> {
+    fn resume(&mut self, thread: ThreadId) -> Option<Call> {
         let t = thread.index();
         if matches!(self.threads[t].runner, Runner::Unstarted) {
             if !self.start_coroutine(thread) {
                 return None;
             }
             if matches!(self.threads[t].runner, Runner::Future(_)) {
-                return self.step_stackless(thread, None);
+                // Its first poll answers nothing.
+                self.threads[t].pending = None;
+                return self.step_stackless(thread);
             }
         }
-        let Runner::Stack(coroutine) = &mut self.threads[t].runner else {
-            return self.step_stackless(thread, Some(response));
+        let record = &mut self.threads[t];
+        let Runner::Stack(coroutine) = &mut record.runner else {
+            return self.step_stackless(thread);
         };
+        let response = record.pending.take().unwrap_or(Response::Resume);
         match coroutine.resume(response) {
             CoroutineResult::Yield(call) => {
-                self.threads[t].parked_at = parked_at();
+                record.parked_at = parked_at();
                 Some(call)
             }
             CoroutineResult::Return(exit) => {
@@ -1373,14 +1384,16 @@ impl Engine {
         self.finish(thread, exit);
     }
 
-    /// Polls a stackless thread's future with `response`. Returns its next
-    /// request, or `None` when it ended.
-    #[inline(never)]
-    fn step_stackless(&mut self, thread: ThreadId, response: Option<Response>) -> Option<Call> {
-        let Runner::Future(future) = &mut self.threads[thread.index()].runner else {
+    /// Polls a stackless thread's future with its pending answer, which
+    /// the body takes in place. Returns its next request, or `None` when
+    /// it ended.
+    #[inline(always)]
+    fn step_stackless(&mut self, thread: ThreadId) -> Option<Call> {
+        let record = &mut self.threads[thread.index()];
+        let Runner::Future(future) = &mut record.runner else {
             unreachable!("a started thread has a runner")
         };
-        let exit = match stackless::step(future, response) {
+        let exit = match stackless::step(future, &mut record.pending) {
             Step::Call(call) => return Some(call),
             Step::Done(Ok(value)) => Exit::Value(value),
             Step::Done(Err(error)) => Exit::Failed(error),
@@ -1616,8 +1629,9 @@ impl Engine {
                 self.threads[t].pending = Some(Response::Thread(row));
                 true
             }
-            Request::TaskState(row, state, with_origin) => {
-                self.task_state(thread, row, state, with_origin.then_some(call.origin))
+            Request::TaskState(row, state) => self.task_state(thread, row, state, None),
+            Request::TaskStateAt(row, state) => {
+                self.task_state(thread, row, state, Some(call.origin))
             }
             Request::LoopCompute(d) => {
                 if d.is_zero() {

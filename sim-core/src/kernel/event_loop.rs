@@ -908,7 +908,8 @@ impl Driver<'_, '_> {
     ) -> CoroutineResult<Call, TaskExit> {
         let slot = &mut self.slots[task.index()];
         let future = slot.future.as_mut().expect("a started stackless task");
-        let result = match stackless::step(future, response) {
+        let mut answer = response;
+        let result = match stackless::step(future, &mut answer) {
             Step::Call(call) => return CoroutineResult::Yield(call),
             Step::Done(exit) => exit,
             Step::Misused(why) => Err(stackless::misuse(why)),

@@ -10,9 +10,9 @@
 //!
 //! Each operation of [`AsyncCtx`] returns an [`AsyncOp`], a future that hands its
 //! request to the kernel the first time it is polled and yields its answer the
-//! second. The kernel drives the body itself: it polls the future with the
-//! answer to the last request and takes the next request from this OS
-//! thread's mailbox, exactly where a stackful thread would resume its
+//! second. The kernel drives the body itself: it polls the future with a
+//! waker that carries the poll's mailbox (the answer to the last request,
+//! and room for the next), exactly where a stackful thread would resume its
 //! coroutine. The same requests reach the same kernel code, so a stackless
 //! thread is scheduled, traced, checked for races and deadlocks and explored
 //! like any other. An asyncio task can be stackless too
@@ -42,7 +42,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::context::{Call, JoinHandle, Request, Response, SourceRef, Spawn, SyncOp};
 use super::engine::Start;
@@ -74,13 +74,50 @@ where
     Box::new(move |ctx| Box::pin(async move { Ok(Box::new(body(ctx).await) as Box<dyn Any>) }))
 }
 
-thread_local! {
+/// Where a polled body and the kernel hand each other a request and its
+/// answer. It lives in [`step`]'s frame for one poll, and the body's
+/// operations reach it through the poll's waker (see [`mailbox`]), so
+/// nothing of one poll can reach the next, a panic's included.
+struct Mailbox {
     /// The request of the operation the polled body is waiting on.
-    static LETTER: Cell<Option<Call>> = const { Cell::new(None) };
-    /// The kernel's answer to it, during the next poll.
-    static ANSWER: Cell<Option<Response>> = const { Cell::new(None) };
+    letter: Cell<Option<Call>>,
+    /// The kernel's answer to the last request, during the next poll: the
+    /// kernel's own slot (a thread's pending answer), which the operation
+    /// reads in place and empties.
+    answer: *mut Option<Response>,
     /// A second operation asked to be sent while one waited (`join!`).
-    static DOUBLED: Cell<bool> = const { Cell::new(false) };
+    doubled: Cell<bool>,
+}
+
+/// The waker the kernel polls a body with: its data is the poll's
+/// [`Mailbox`]. Waking it does nothing (the kernel alone decides when a
+/// body runs again), and a clone has no data, so nothing kept past the
+/// poll points at the mailbox.
+static MAILBOX_WAKER: RawWakerVTable = RawWakerVTable::new(
+    clone_without_mailbox,
+    ignore_waker,
+    ignore_waker,
+    ignore_waker,
+);
+
+fn clone_without_mailbox(_: *const ()) -> RawWaker {
+    RawWaker::new(std::ptr::null(), &MAILBOX_WAKER)
+}
+
+fn ignore_waker(_: *const ()) {}
+
+/// The mailbox of the kernel's poll that `cx` belongs to; `None` when the
+/// future is polled by something other than the kernel.
+fn mailbox<'a>(cx: &'a Context<'_>) -> Option<&'a Mailbox> {
+    let waker = cx.waker();
+    if std::ptr::eq(waker.vtable(), &MAILBOX_WAKER) && !waker.data().is_null() {
+        // SAFETY: only `step` makes a waker with this vtable and data, from
+        // a mailbox in its frame that outlives the poll; `cx` borrows that
+        // waker, so the mailbox is alive for `'a`. Clones have no data.
+        Some(unsafe { &*waker.data().cast::<Mailbox>() })
+    } else {
+        None
+    }
 }
 
 /// Why a stackless body that awaited something else failed.
@@ -112,49 +149,51 @@ pub(crate) fn misuse(why: &'static str) -> BodyError {
     }
 }
 
-/// Polls `future` with `response`, the answer to its last request (`None`
-/// at its first poll, when it has asked nothing yet). A panic of the body
-/// is caught and told.
+/// Polls `future` with `answer`, the answer to its last request (`None`
+/// at its first poll, when it has asked nothing yet); the operation it was
+/// for takes it, and leaves `None`. A panic of the body is caught and told.
+#[inline(always)]
 pub(crate) fn step<O>(
     future: &mut Pin<Box<dyn Future<Output = O>>>,
-    response: Option<Response>,
+    answer: &mut Option<Response>,
 ) -> Step<O> {
-    /// Leaves the mailbox empty however the poll ends, a panic included,
-    /// so nothing of this body reaches the next one polled.
-    struct Emptied;
-    impl Drop for Emptied {
-        fn drop(&mut self) {
-            let _ = LETTER.try_with(|letter| letter.set(None));
-            let _ = ANSWER.try_with(|answer| answer.set(None));
-            let _ = DOUBLED.try_with(|doubled| doubled.set(false));
+    let mailbox = Mailbox {
+        letter: Cell::new(None),
+        answer: std::ptr::from_mut(answer),
+        doubled: Cell::new(false),
+    };
+    let raw = RawWaker::new(std::ptr::from_ref(&mailbox).cast(), &MAILBOX_WAKER);
+    // SAFETY: the vtable's functions do nothing with the data pointer, and
+    // `mailbox` (above) is the only reader of it, while it is alive.
+    let waker = unsafe { Waker::from_raw(raw) };
+    // The output, if the body returned: kept apart so that the common
+    // result, still pending, is a plain flag to copy out of the unwind
+    // guard.
+    let mut output = None;
+    let pending = catch_unwind(AssertUnwindSafe(|| {
+        match future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(value) => {
+                output = Some(value);
+                false
+            }
+            Poll::Pending => true,
         }
-    }
-    let emptied = Emptied;
-    // An operation polled outside the kernel may have left a letter.
-    drop(LETTER.take());
-    DOUBLED.set(false);
-    ANSWER.set(response);
-    let polled = catch_unwind(AssertUnwindSafe(|| {
-        future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
     }));
     // An answer nobody took while a new request went out: some operation
     // was polled before the one the answer was for.
-    let unanswered = ANSWER.take().is_some();
-    let doubled = DOUBLED.replace(false);
-    let letter = LETTER.take();
-    drop(emptied);
-    let polled = match polled {
-        Ok(polled) => polled,
-        Err(payload) => return Step::Panicked(super::engine::panic_message(payload.as_ref())),
-    };
-    match (polled, letter) {
-        _ if doubled => Step::Misused(TWO_AT_ONCE),
-        (Poll::Ready(result), _) => Step::Done(result),
-        (Poll::Pending, Some(_)) if unanswered => Step::Misused(TWO_AT_ONCE),
-        (Poll::Pending, Some(call)) => Step::Call(call),
-        (Poll::Pending, None) => Step::Misused(STRAY),
+    let unanswered = answer.is_some();
+    *answer = None;
+    let doubled = mailbox.doubled.get();
+    let letter = mailbox.letter.take();
+    match pending {
+        Err(payload) => Step::Panicked(super::engine::panic_message(payload.as_ref())),
+        Ok(_) if doubled => Step::Misused(TWO_AT_ONCE),
+        Ok(false) => Step::Done(output.expect("a returned body's output")),
+        Ok(true) => match letter {
+            Some(_) if unanswered => Step::Misused(TWO_AT_ONCE),
+            Some(call) => Step::Call(call),
+            None => Step::Misused(STRAY),
+        },
     }
 }
 
@@ -222,7 +261,7 @@ impl AsyncCtx {
         AsyncOp::new(
             Request::Now,
             Location::caller(),
-            |response, _| match response {
+            |response, _| match *response {
                 Response::Time(t) => t,
                 _ => unreachable!("the kernel answers Now with a time"),
             },
@@ -268,7 +307,7 @@ impl AsyncCtx {
             AsyncOp::new(
                 request,
                 Location::caller(),
-                |response, (current, _)| match response {
+                |response, (current, _)| match *response {
                     Response::Int(v) if v == current => Ok(v),
                     Response::Int(v) => Err(v),
                     _ => unreachable!("the kernel answers CompareExchange with a value"),
@@ -335,7 +374,7 @@ impl AsyncCtx {
             semaphore.0,
             SyncOp::Permits,
             Location::caller(),
-            |response, _| match response {
+            |response, _| match *response {
                 Response::Int(n) => n as u64,
                 _ => 0,
             },
@@ -397,7 +436,7 @@ impl AsyncCtx {
         let request = Request::Timed(Box::new((condvar.0, SyncOp::Wait(mutex.0), timeout)));
         // Timed out: it left the condvar without the mutex. Retry: a barging
         // mutex was freed while it waited to take it back.
-        let wait = AsyncOp::new(request, at, |response, _| match response {
+        let wait = AsyncOp::new(request, at, |response, _| match *response {
             Response::Bool(false) => Some(false),
             Response::Retry => Some(true),
             _ => None,
@@ -509,7 +548,7 @@ impl AsyncCtx {
             options: ThreadOptions::default(),
             body: Start::Stackless(boxed_stackless(body)),
         }));
-        AsyncOp::new(request, Location::caller(), |response, _| match response {
+        AsyncOp::new(request, Location::caller(), |response, _| match *response {
             Response::Thread(thread) => JoinHandle::new(thread),
             _ => unreachable!("the kernel answers Spawn with a thread"),
         })
@@ -519,11 +558,13 @@ impl AsyncCtx {
     #[track_caller]
     pub fn join<T: 'static>(&self, handle: JoinHandle<T>) -> AsyncOp<T> {
         let request = Request::Join(handle.thread());
-        AsyncOp::new(request, Location::caller(), |response, _| match response {
-            Response::Value(value) => *value
-                .downcast::<T>()
-                .expect("a JoinHandle<T> joins a body returning T"),
-            _ => unreachable!("the kernel answers Join with a value"),
+        AsyncOp::new(request, Location::caller(), |response, _| {
+            match taken(response) {
+                Response::Value(value) => *value
+                    .downcast::<T>()
+                    .expect("a JoinHandle<T> joins a body returning T"),
+                _ => unreachable!("the kernel answers Join with a value"),
+            }
         })
     }
 
@@ -543,7 +584,7 @@ impl AsyncCtx {
             AsyncOp::new(
                 request,
                 Location::caller(),
-                |response, (device, bytes)| match response {
+                |response, (device, bytes)| match *response {
                     Response::Int(id) => IoHandle {
                         id: IoId(id as u32),
                         device: ResourceId(device as u32),
@@ -575,7 +616,7 @@ impl AsyncCtx {
         AsyncOp::new(
             Request::EpollCreate,
             Location::caller(),
-            |response, _| match response {
+            |response, _| match *response {
                 Response::Int(id) => EpollRef(ResourceId(id as u32)),
                 _ => unreachable!("the kernel answers EpollCreate with an id"),
             },
@@ -602,7 +643,7 @@ impl AsyncCtx {
         AsyncOp::new(
             Request::EpollLen(epoll.0),
             Location::caller(),
-            |response, _| match response {
+            |response, _| match *response {
                 Response::Int(n) => n as usize,
                 _ => unreachable!("the kernel answers EpollLen with a count"),
             },
@@ -615,9 +656,11 @@ impl AsyncCtx {
     #[track_caller]
     pub fn epoll_wait(&self, epoll: EpollRef, timeout: Option<Span>) -> AsyncOp<Vec<Pollable>> {
         let request = Request::EpollWait(epoll.0, timeout.unwrap_or(Span::MAX));
-        AsyncOp::new(request, Location::caller(), |response, _| match response {
-            Response::Ready(ready) => *ready,
-            _ => unreachable!("the kernel answers EpollWait with the ready handles"),
+        AsyncOp::new(request, Location::caller(), |response, _| {
+            match taken(response) {
+                Response::Ready(ready) => *ready,
+                _ => unreachable!("the kernel answers EpollWait with the ready handles"),
+            }
         })
     }
 }
@@ -626,7 +669,7 @@ fn sync<T>(
     resource: ResourceId,
     op: SyncOp,
     at: &'static Location<'static>,
-    decode: fn(Response, Arg) -> T,
+    decode: fn(&mut Response, Arg) -> T,
 ) -> AsyncOp<T> {
     AsyncOp::new(Request::Sync(resource, op), at, decode)
 }
@@ -635,20 +678,27 @@ fn sync<T>(
 /// submitted request's device and size).
 type Arg = (i64, u64);
 
-fn unit(_: Response, _: Arg) {}
+/// Takes an answer that carries a box out of the mailbox. The scalar
+/// answers are read where they lie: moving an answer out copies it whole,
+/// and that copy's load stalls on the narrower stores that just wrote it.
+fn taken(response: &mut Response) -> Response {
+    std::mem::replace(response, Response::Resume)
+}
 
-fn int(response: Response, _: Arg) -> i64 {
-    match response {
+fn unit(_: &mut Response, _: Arg) {}
+
+fn int(response: &mut Response, _: Arg) -> i64 {
+    match *response {
         Response::Int(v) => v,
         _ => unreachable!("the kernel answers with a value"),
     }
 }
 
-fn not_timed_out(response: Response, _: Arg) -> bool {
+fn not_timed_out(response: &mut Response, _: Arg) -> bool {
     !matches!(response, Response::Bool(false))
 }
 
-fn boolean(response: Response, _: Arg) -> bool {
+fn boolean(response: &mut Response, _: Arg) -> bool {
     matches!(response, Response::Bool(true))
 }
 
@@ -662,7 +712,7 @@ pub struct AsyncOp<T> {
     /// mutex freed: a lock, or a condition wait taking its mutex back).
     retry: Option<(ResourceId, &'static Location<'static>)>,
     /// Makes the result of the answer and `arg`.
-    decode: fn(Response, Arg) -> T,
+    decode: fn(&mut Response, Arg) -> T,
     arg: Arg,
 }
 
@@ -670,7 +720,7 @@ impl<T> AsyncOp<T> {
     fn new(
         request: Request,
         at: &'static Location<'static>,
-        decode: fn(Response, Arg) -> T,
+        decode: fn(&mut Response, Arg) -> T,
     ) -> AsyncOp<T> {
         AsyncOp {
             call: Some(Call {
@@ -694,12 +744,12 @@ impl<T> std::fmt::Debug for AsyncOp<T> {
 
 /// Hands `call` to the kernel, unless another operation of the same poll
 /// already waits: the kernel answers one at a time.
-fn send(call: Call) {
-    match LETTER.take() {
-        None => LETTER.set(Some(call)),
+fn send(mailbox: &Mailbox, call: Call) {
+    match mailbox.letter.take() {
+        None => mailbox.letter.set(Some(call)),
         Some(waiting) => {
-            LETTER.set(Some(waiting));
-            DOUBLED.set(true);
+            mailbox.letter.set(Some(waiting));
+            mailbox.doubled.set(true);
         }
     }
 }
@@ -707,23 +757,38 @@ fn send(call: Call) {
 impl<T> Future for AsyncOp<T> {
     type Output = T;
 
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        // Polled by something other than the kernel: it answers nothing.
+        let Some(mailbox) = mailbox(cx) else {
+            return Poll::Pending;
+        };
         let op = self.get_mut();
         if let Some(call) = op.call.take() {
-            send(call);
+            send(mailbox, call);
             return Poll::Pending;
         }
-        match ANSWER.take() {
+        // SAFETY: the answer is the slot `step` lent the mailbox for this
+        // poll, which nothing else touches until the poll returns.
+        let answer = unsafe { &mut *mailbox.answer };
+        match answer {
             Some(Response::Retry) if op.retry.is_some() => {
+                *answer = None;
                 let (resource, at) = op.retry.expect("a lock to retry");
-                send(Call {
-                    request: Request::Sync(resource, SyncOp::Lock),
-                    origin: SourceRef::Rust(at),
-                });
+                send(
+                    mailbox,
+                    Call {
+                        request: Request::Sync(resource, SyncOp::Lock),
+                        origin: SourceRef::Rust(at),
+                    },
+                );
                 Poll::Pending
             }
-            Some(response) => Poll::Ready((op.decode)(response, op.arg)),
-            // Polled by something other than the kernel: no answer yet.
+            Some(response) => {
+                let value = (op.decode)(response, op.arg);
+                *answer = None;
+                Poll::Ready(value)
+            }
+            // Not the poll that answers it.
             None => Poll::Pending,
         }
     }
@@ -815,7 +880,7 @@ impl AsyncTask {
         ask_loop(
             Await::Start(name.to_string(), start),
             Location::caller(),
-            |response, _| match response {
+            |response, _| match *response {
                 Response::Int(task) => TaskHandle::new(TaskId(task as u32)),
                 _ => unreachable!("the loop answers a start with the task"),
             },
@@ -829,7 +894,7 @@ impl AsyncTask {
         ask_loop(
             Await::Tasks(tasks.to_vec()),
             Location::caller(),
-            |response, _| task_results(response),
+            |response, _| task_results(taken(response)),
         )
     }
 
@@ -842,7 +907,7 @@ impl AsyncTask {
         ask_loop(
             Await::Tasks(vec![task.id()]),
             Location::caller(),
-            |response, _| task_value(task_results(response)),
+            |response, _| task_value(task_results(taken(response))),
         )
     }
 
@@ -886,14 +951,14 @@ impl AsyncTask {
 fn ask_loop<T>(
     what: Await,
     at: &'static Location<'static>,
-    decode: fn(Response, Arg) -> T,
+    decode: fn(&mut Response, Arg) -> T,
 ) -> AsyncOp<T> {
     AsyncOp::new(Request::Await(Box::new(what)), at, decode)
 }
 
 /// A value received from a channel.
-fn received<T: 'static>(response: Response, _: Arg) -> T {
-    match response {
+fn received<T: 'static>(response: &mut Response, _: Arg) -> T {
+    match taken(response) {
         Response::Value(value) => *value
             .downcast::<T>()
             .expect("a Channel<T> carries T values"),
