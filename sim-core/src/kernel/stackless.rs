@@ -799,9 +799,9 @@ impl<T> Future for AsyncOp<T> {
 /// thread (through `Deref` to [`AsyncCtx`]; they run on the loop thread and
 /// block it, as plain calls do in a coroutine), and the awaits, which
 /// suspend only this task. Like [`super::Task`], without a stack: a live
-/// task keeps only its future. It has the awaits of a `Task` but the
-/// executor's and pools' (`run_in_executor`, `run_in_pool`, `wrap_future`),
-/// whose bodies are stackful.
+/// task keeps only its future. It has every await of a `Task`, the
+/// executor's and pools' included (`run_in_executor`, `run_in_pool`,
+/// `wrap_future`): their jobs run on pool threads, with stackful bodies.
 ///
 /// ```
 /// use sim_core::{ms, LoopOptions, Machine, ProcessId, Simulation};
@@ -911,6 +911,48 @@ impl AsyncTask {
         )
     }
 
+    /// `loop.run_in_executor(None, f)`: runs `body` on a thread of the
+    /// loop's default executor; the handle is awaited like a task's. The
+    /// job is a pool thread's work, so its body is a stackful one (a
+    /// [`Ctx`](super::Ctx)); only this task stays stackless.
+    #[track_caller]
+    pub fn run_in_executor<T: Clone + 'static>(
+        &self,
+        body: impl FnOnce(&super::Ctx<'_>) -> T + 'static,
+    ) -> AsyncOp<TaskHandle<T>> {
+        ask_loop(
+            Await::Executor(job_body(body)),
+            Location::caller(),
+            task_handle,
+        )
+    }
+
+    /// `loop.run_in_executor(pool, f)`: runs `body` as a job of `pool` (a
+    /// thread or process pool); the handle is awaited like a task's.
+    #[track_caller]
+    pub fn run_in_pool<T: Clone + 'static>(
+        &self,
+        pool: &super::pool::Pool,
+        body: impl FnOnce(&super::Ctx<'_>) -> T + 'static,
+    ) -> AsyncOp<TaskHandle<T>> {
+        let what = Await::Pool(pool.clone(), job_body(body));
+        ask_loop(what, Location::caller(), task_handle)
+    }
+
+    /// A pool job's future as a loop future (`asyncio.wrap_future`), to
+    /// await like a task: the task waits, the loop runs others meanwhile.
+    #[track_caller]
+    pub fn wrap_future(&self, future: &super::pool::PoolFuture) -> AsyncOp<TaskId> {
+        ask_loop(
+            Await::Future(future.clone()),
+            Location::caller(),
+            |response, _| match *response {
+                Response::Int(task) => TaskId(task as u32),
+                _ => unreachable!("the loop answers a wrap with the future"),
+            },
+        )
+    }
+
     /// Awaits a value from `channel` (an `asyncio.Queue.get`): the task
     /// waits until the channel holds one, then takes it.
     #[track_caller]
@@ -954,6 +996,19 @@ fn ask_loop<T>(
     decode: fn(&mut Response, Arg) -> T,
 ) -> AsyncOp<T> {
     AsyncOp::new(Request::Await(Box::new(what)), at, decode)
+}
+
+/// A pool job's body as the pool keeps it, its value boxed.
+fn job_body<T: 'static>(body: impl FnOnce(&super::Ctx<'_>) -> T + 'static) -> super::context::Body {
+    Box::new(move |ctx: &super::Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>))
+}
+
+/// The loop's answer to a submit: the job's future, awaited as a task.
+fn task_handle<T>(response: &mut Response, _: Arg) -> TaskHandle<T> {
+    match *response {
+        Response::Int(task) => TaskHandle::new(TaskId(task as u32)),
+        _ => unreachable!("the loop answers a submit with the future"),
+    }
 }
 
 /// A value received from a channel.

@@ -472,6 +472,22 @@ macro_rules! every_await {
         let lp = $s.add_event_loop(ProcessId::MAIN, "loop", sim_core::LoopOptions::default());
         let disk = $s.device("disk", sim_core::DeviceOptions::default());
         let q = $s.channel::<i64>("q", 1);
+        let pool = $s.thread_pool(ProcessId::MAIN, "pool", 1);
+        $add!($s, lp, "offloader", move |t| {
+            let a = t.run_in_executor(|ctx| {
+                ctx.compute(ms(3));
+                2i64
+            }) $($aw)*;
+            let b = t.run_in_pool(&pool, |ctx| {
+                ctx.sleep(ms(1));
+                ctx.compute(ms(1));
+                3i64
+            }) $($aw)*;
+            let a = t.await_task(a) $($aw)*;
+            let b = t.await_task(b) $($aw)*;
+            t.print(format!("offloaded {}", a * b)) $($aw)*;
+            a * b
+        });
         $add!($s, lp, "producer", move |t| {
             for i in 0..3 {
                 t.compute(us(300)) $($aw)*; // blocks the loop
@@ -540,6 +556,7 @@ fn a_stackless_task_runs_exactly_as_a_stackful_one() {
         format!("{:?}", b.trace.loops)
     );
     assert!(b.trace.logs.iter().any(|l| l.text == "child gave 7"));
+    assert!(b.trace.logs.iter().any(|l| l.text == "offloaded 6"));
 }
 
 #[test]
@@ -639,4 +656,57 @@ fn an_answer_left_for_a_request_sent_after_it_fails_the_thread() {
     let run = s.run();
     let text = format!("{:?}", run.outcome);
     assert!(text.contains("two of its operations at once"), "{text}");
+}
+
+/// A thread submits a pool job; a task wraps its future and awaits it
+/// (`asyncio.wrap_future`), written once for both kinds of task.
+macro_rules! wrapped_job {
+    ($s:ident, $add:ident, $($aw:tt)*) => {{
+        let pool = $s.thread_pool(ProcessId::MAIN, "pool", 1);
+        let lp = $s.add_event_loop(ProcessId::MAIN, "loop", sim_core::LoopOptions::default());
+        let shared: std::rc::Rc<std::cell::RefCell<Option<sim_core::PoolFuture>>> =
+            Default::default();
+        let submitted = shared.clone();
+        $s.add_thread("submitter", move |ctx| {
+            let future = pool.submit(ctx, "job", |ctx| {
+                ctx.compute(ms(4));
+                11i64
+            });
+            *submitted.borrow_mut() = Some(future.untyped().clone());
+        });
+        $add!($s, lp, "waiter", move |t| {
+            t.await_sleep(ms(1)) $($aw)*;
+            let future = shared.borrow().clone().expect("submitted by then");
+            let task = t.wrap_future(&future) $($aw)*;
+            let all = t.gather_any(&[task]) $($aw)*;
+            let value = *all.expect("the job succeeded")[0]
+                .downcast_ref::<i64>()
+                .expect("an i64");
+            t.print(format!("job gave {value}")) $($aw)*;
+            value
+        });
+    }};
+}
+
+#[test]
+fn a_stackless_task_awaits_a_wrapped_pool_future_as_a_stackful_one_does() {
+    macro_rules! stackful {
+        ($s:ident, $lp:ident, $name:literal, $body:expr) => {
+            $s.add_task(&$lp, $name, $body)
+        };
+    }
+    macro_rules! stackless {
+        ($s:ident, $lp:ident, $name:literal, move |$t:ident| $body:block) => {
+            $s.add_stackless_task(&$lp, $name, move |$t| async move { $body })
+        };
+    }
+    let mut a = Simulation::new(textbook(2, SchedulerKind::Fifo)).unwrap();
+    wrapped_job!(a, stackful,);
+    let a = a.run();
+    let mut b = Simulation::new(textbook(2, SchedulerKind::Fifo)).unwrap();
+    wrapped_job!(b, stackless, .await);
+    let b = b.run();
+    assert!(a.completed(), "{:?}", a.outcome);
+    assert_same_run(&a, &b);
+    assert!(b.trace.logs.iter().any(|l| l.text == "job gave 11"));
 }
