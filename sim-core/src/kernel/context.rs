@@ -181,7 +181,8 @@ pub(crate) enum SyncOp {
 pub(crate) struct StartProcess {
     pub(crate) name: String,
     pub(crate) options: ProcessStart,
-    pub(crate) body: Body,
+    /// The body of its first thread, stackful or stackless.
+    pub(crate) body: super::engine::Start,
 }
 
 /// How a process started from a body starts: its interpreter lock and what
@@ -672,7 +673,7 @@ impl<'a> Ctx<'a> {
         let request = Request::StartProcess(Box::new(StartProcess {
             name: name.to_string(),
             options,
-            body: Box::new(body),
+            body: super::engine::Start::Stackful(Box::new(body)),
         }));
         match self.call(request, Location::caller()) {
             Response::Process(handle) => handle,

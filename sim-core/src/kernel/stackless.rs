@@ -30,11 +30,13 @@
 //! It has the operations of a stackful thread's [`super::Ctx`]: compute,
 //! sleep, yield, time, print, locks, reader-writer locks, semaphores,
 //! condition variables, barriers, events, countdowns, channels, shared
-//! variables, I/O and epoll, timed waits, and starting (with default
-//! options) and joining stackless threads. These stay with stackful
-//! threads: starting a process, submitting to a thread or process pool,
-//! starting a thread with a priority or a stackful body, `send_sized` and
-//! `join_any` (which script bindings use).
+//! variables, I/O and epoll, timed waits, starting (with default options)
+//! and joining stackless threads, and starting a process whose first
+//! thread is stackless. These stay with stackful threads: submitting to a
+//! thread or process pool (a pool's workers and the job bodies are
+//! stackful; a stackless asyncio task reaches pools through its loop,
+//! [`AsyncTask::run_in_pool`]), starting a thread with a priority or a
+//! stackful body, `send_sized` and `join_any` (which script bindings use).
 
 use std::any::Any;
 use std::cell::Cell;
@@ -44,7 +46,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use super::context::{Call, JoinHandle, Request, Response, SourceRef, Spawn, SyncOp};
+use super::context::{
+    Call, JoinHandle, ProcessHandle, ProcessStart, Request, Response, SourceRef, Spawn,
+    StartProcess, SyncOp,
+};
 use super::engine::Start;
 use super::event_loop::{
     task_results, task_value, Await, StacklessTaskBody, TaskHandle, TaskResults, TaskStart,
@@ -551,6 +556,32 @@ impl AsyncCtx {
         AsyncOp::new(request, Location::caller(), |response, _| match *response {
             Response::Thread(thread) => JoinHandle::new(thread),
             _ => unreachable!("the kernel answers Spawn with a thread"),
+        })
+    }
+
+    /// Starts a process (`multiprocessing.Process(...).start()`) whose first
+    /// thread runs the stackless `body`, with `options` (its own GIL, what
+    /// starting it costs); answers the process and a handle to join that
+    /// thread. The child is ready at once; this thread goes on.
+    #[track_caller]
+    pub fn start_process<F, T>(
+        &self,
+        name: &str,
+        options: ProcessStart,
+        body: impl FnOnce(AsyncCtx) -> F + 'static,
+    ) -> AsyncOp<(ProcessHandle, JoinHandle<T>)>
+    where
+        F: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        let request = Request::StartProcess(Box::new(StartProcess {
+            name: name.to_string(),
+            options,
+            body: Start::Stackless(boxed_stackless(body)),
+        }));
+        AsyncOp::new(request, Location::caller(), |response, _| match *response {
+            Response::Process(handle) => (handle, JoinHandle::new(handle.main)),
+            _ => unreachable!("the kernel answers StartProcess with a process"),
         })
     }
 

@@ -710,3 +710,58 @@ fn a_stackless_task_awaits_a_wrapped_pool_future_as_a_stackful_one_does() {
     assert_same_run(&a, &b);
     assert!(b.trace.logs.iter().any(|l| l.text == "job gave 11"));
 }
+
+#[test]
+fn a_stackless_thread_starts_a_process_as_a_stackful_one_does() {
+    use sim_core::kernel::{ProcessStart, StartMethod};
+    use sim_core::{ProcessOptions, ThreadOptions};
+    fn start() -> ProcessStart {
+        ProcessStart {
+            gil: Some(ms(5)),
+            spawn_cost: StartMethod::Fork.cost(),
+        }
+    }
+    let scenario = |stackless: bool| {
+        let mut sim = Simulation::new(textbook(2, SchedulerKind::RoundRobin)).unwrap();
+        let py = sim.add_process("python", ProcessOptions::python(ms(5)));
+        if stackless {
+            sim.add_stackless_thread_to(py, "parent", ThreadOptions::default(), |ctx| async move {
+                let (child, main) = ctx
+                    .start_process("worker", start(), |ctx| async move {
+                        ctx.compute(ms(10)).await;
+                        7u32
+                    })
+                    .await;
+                ctx.compute(ms(10)).await;
+                let value: u32 = ctx.join(main).await;
+                ctx.print(format!("worker {} gave {value}", child.process.index()))
+                    .await;
+            });
+        } else {
+            sim.add_thread_to(py, "parent", ThreadOptions::default(), |ctx| {
+                let child = ctx.start_process("worker", start(), |ctx| {
+                    ctx.compute(ms(10));
+                    Ok(Box::new(7u32) as Box<dyn std::any::Any>)
+                });
+                ctx.compute(ms(10));
+                let value = *ctx.join_any(child.main).downcast::<u32>().unwrap();
+                ctx.print(format!("worker {} gave {value}", child.process.index()));
+            });
+        }
+        sim.run()
+    };
+    let (a, b) = (scenario(false), scenario(true));
+    assert!(a.completed(), "{:?}", a.outcome);
+    assert_same_run(&a, &b);
+    assert!(b.trace.logs.iter().any(|l| l.text == "worker 2 gave 7"));
+    // The child spent its fork cost (2ms) spawning, then 10ms on the other
+    // CPU under its own GIL.
+    let worker = b.trace.thread_named("worker").unwrap();
+    let done = b
+        .trace
+        .states
+        .iter()
+        .filter(|c| c.thread() == worker)
+        .last();
+    assert_eq!(done.map(|c| c.time()), Some(sim_core::Time(12 * 1_000_000)));
+}
