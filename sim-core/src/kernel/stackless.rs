@@ -84,6 +84,9 @@ where
 /// operations reach it through the poll's waker (see [`mailbox`]), so
 /// nothing of one poll can reach the next, a panic's included.
 struct Mailbox {
+    /// The OS thread polling (see [`this_os_thread`]): a `Waker` may be
+    /// lent to other OS threads, and the mailbox is for its own only.
+    owner: *const u8,
     /// The request of the operation the polled body is waiting on.
     letter: Cell<Option<Call>>,
     /// The kernel's answer to the last request, during the next poll: the
@@ -111,18 +114,38 @@ fn clone_without_mailbox(_: *const ()) -> RawWaker {
 
 fn ignore_waker(_: *const ()) {}
 
+thread_local! {
+    /// A byte whose address names this OS thread (no initializer to run
+    /// and nothing to drop: taking it costs an address computation).
+    static HERE: u8 = const { 0 };
+}
+
+/// This OS thread, as the address of its [`HERE`].
+fn this_os_thread() -> *const u8 {
+    HERE.with(std::ptr::from_ref)
+}
+
 /// The mailbox of the kernel's poll that `cx` belongs to; `None` when the
-/// future is polled by something other than the kernel.
+/// future is polled by something other than the kernel, or by another OS
+/// thread than the kernel's (a `Waker` is `Send`: a body may lend it).
 fn mailbox<'a>(cx: &'a Context<'_>) -> Option<&'a Mailbox> {
     let waker = cx.waker();
-    if std::ptr::eq(waker.vtable(), &MAILBOX_WAKER) && !waker.data().is_null() {
-        // SAFETY: only `step` makes a waker with this vtable and data, from
-        // a mailbox in its frame that outlives the poll; `cx` borrows that
-        // waker, so the mailbox is alive for `'a`. Clones have no data.
-        Some(unsafe { &*waker.data().cast::<Mailbox>() })
-    } else {
-        None
+    if !std::ptr::eq(waker.vtable(), &MAILBOX_WAKER) || waker.data().is_null() {
+        return None;
     }
+    let mailbox = waker.data().cast::<Mailbox>();
+    // SAFETY: only `step` makes a waker with this vtable and data, from a
+    // mailbox in its frame that outlives the poll, and `cx` borrows that
+    // waker, so the mailbox is alive for `'a`; clones have no data. Its
+    // `owner` is never written after `step` made it, so reading it alone
+    // (not through a reference to the mailbox) races with nothing, even
+    // from another OS thread; the mailbox itself is lent only to its own.
+    let owner = unsafe { std::ptr::addr_of!((*mailbox).owner).read() };
+    if owner != this_os_thread() {
+        return None;
+    }
+    // SAFETY: as above, and this is the OS thread polling.
+    Some(unsafe { &*mailbox })
 }
 
 /// Why a stackless body that awaited something else failed.
@@ -163,6 +186,7 @@ pub(crate) fn step<O>(
     answer: &mut Option<Response>,
 ) -> Step<O> {
     let mailbox = Mailbox {
+        owner: this_os_thread(),
         letter: Cell::new(None),
         answer: std::ptr::from_mut(answer),
         doubled: Cell::new(false),
@@ -773,6 +797,15 @@ impl<T> std::fmt::Debug for AsyncOp<T> {
     }
 }
 
+/// An answer slot, emptied when this guard drops, a panic included.
+struct Emptied<'a>(&'a mut Option<Response>);
+
+impl Drop for Emptied<'_> {
+    fn drop(&mut self) {
+        *self.0 = None;
+    }
+}
+
 /// Hands `call` to the kernel, unless another operation of the same poll
 /// already waits: the kernel answers one at a time.
 fn send(mailbox: &Mailbox, call: Call) {
@@ -814,9 +847,16 @@ impl<T> Future for AsyncOp<T> {
                 );
                 Poll::Pending
             }
-            Some(response) => {
+            Some(_) => {
+                // Emptied however the decoder ends: it may panic (the await
+                // of a failed task), and a body that catches that panic
+                // goes on to its next operation with nothing left over.
+                let slot = Emptied(answer);
+                let Some(response) = slot.0.as_mut() else {
+                    unreachable!("matched Some")
+                };
                 let value = (op.decode)(response, op.arg);
-                *answer = None;
+                drop(slot);
                 Poll::Ready(value)
             }
             // Not the poll that answers it.

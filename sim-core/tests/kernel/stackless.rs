@@ -765,3 +765,77 @@ fn a_stackless_thread_starts_a_process_as_a_stackful_one_does() {
         .last();
     assert_eq!(done.map(|c| c.time()), Some(sim_core::Time(12 * 1_000_000)));
 }
+
+#[test]
+fn operations_polled_on_another_os_thread_with_the_kernels_waker_answer_nothing() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    s.add_stackless_thread("lends", |ctx| async move {
+        ctx.compute(ms(1)).await;
+        // A body that lends its poll's waker to other OS threads: their
+        // operations must not reach this poll's mailbox.
+        std::future::poll_fn(|cx| {
+            let waker = cx.waker();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(move || {
+                        let mut op = std::pin::pin!(ctx.now());
+                        let mut cx = std::task::Context::from_waker(waker);
+                        let polled = std::future::Future::poll(op.as_mut(), &mut cx);
+                        assert!(polled.is_pending());
+                    });
+                }
+            });
+            std::task::Poll::Ready(())
+        })
+        .await;
+        ctx.sleep(ms(1)).await;
+    });
+    let run = s.run();
+    assert!(run.completed(), "{:?}", run.outcome);
+    assert_eq!(run.trace.makespan().as_nanos(), ms(2).as_nanos());
+}
+
+/// Polls a future inside `catch_unwind`: `Err` when it panicked.
+struct CatchUnwind<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::pin::Pin::new(inner).poll(cx)
+        })) {
+            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
+#[test]
+fn a_task_that_catches_the_panic_of_an_await_goes_on_to_its_next_operation() {
+    let mut s = Simulation::new(textbook(1, SchedulerKind::Fifo)).unwrap();
+    let lp = s.add_event_loop(ProcessId::MAIN, "loop", sim_core::LoopOptions::default());
+    s.add_stackless_task(&lp, "parent", |t| async move {
+        let child = t
+            .start_task("child", |c| async move {
+                c.await_sleep(ms(1)).await;
+                panic!("the child fails")
+            })
+            .await;
+        // Awaiting a failed task panics in the await's decoder.
+        assert!(CatchUnwind(t.await_task(child)).await.is_err());
+        t.await_sleep(ms(1)).await;
+        t.print("recovered").await;
+        0i64
+    });
+    let run = s.run();
+    assert!(
+        run.trace.logs.iter().any(|l| l.text == "recovered"),
+        "{:?}",
+        run.outcome
+    );
+}
