@@ -30,13 +30,13 @@
 //! It has the operations of a stackful thread's [`super::Ctx`]: compute,
 //! sleep, yield, time, print, locks, reader-writer locks, semaphores,
 //! condition variables, barriers, events, countdowns, channels, shared
-//! variables, I/O and epoll, timed waits, starting (with default options)
-//! and joining stackless threads, and starting a process whose first
+//! variables, I/O and epoll, timed waits, starting (with a priority or
+//! not) and joining stackless threads, and starting a process whose first
 //! thread is stackless. These stay with stackful threads: submitting to a
 //! thread or process pool (a pool's workers and the job bodies are
 //! stackful; a stackless asyncio task reaches pools through its loop,
-//! [`AsyncTask::run_in_pool`]), starting a thread with a priority or a
-//! stackful body, `send_sized` and `join_any` (which script bindings use).
+//! [`AsyncTask::run_in_pool`]), starting a thread with a stackful body, and
+//! `join_any` (which script bindings use).
 
 use std::any::Any;
 use std::cell::Cell;
@@ -549,9 +549,26 @@ impl AsyncCtx {
     #[track_caller]
     pub fn send<T: 'static>(&self, channel: Channel<T>, value: T) -> AsyncOp<()> {
         let bytes = std::mem::size_of::<T>() as u64;
+        self.send_at(channel, value, bytes, Location::caller())
+    }
+
+    /// [`AsyncCtx::send`] of a value whose pickled size is `bytes` (what a
+    /// process pool's pipe or a `multiprocessing.Queue` carries).
+    #[track_caller]
+    pub fn send_sized<T: 'static>(&self, channel: Channel<T>, value: T, bytes: u64) -> AsyncOp<()> {
+        self.send_at(channel, value, bytes, Location::caller())
+    }
+
+    fn send_at<T: 'static>(
+        &self,
+        channel: Channel<T>,
+        value: T,
+        bytes: u64,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<()> {
         let value = Box::new(value) as Box<dyn Any>;
         let request = Request::Send(Box::new((channel.id, value, bytes)));
-        AsyncOp::new(request, Location::caller(), unit)
+        AsyncOp::new(request, at, unit)
     }
 
     /// Receives the oldest value, waiting while the channel is empty.
@@ -572,12 +589,41 @@ impl AsyncCtx {
         F: Future<Output = T> + 'static,
         T: 'static,
     {
+        self.spawn(name, ThreadOptions::default(), body, Location::caller())
+    }
+
+    /// [`AsyncCtx::start_thread`] with a priority and a nice value.
+    #[track_caller]
+    pub fn start_thread_with<F, T>(
+        &self,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(AsyncCtx) -> F + 'static,
+    ) -> AsyncOp<JoinHandle<T>>
+    where
+        F: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        self.spawn(name, options, body, Location::caller())
+    }
+
+    fn spawn<F, T>(
+        &self,
+        name: &str,
+        options: ThreadOptions,
+        body: impl FnOnce(AsyncCtx) -> F + 'static,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<JoinHandle<T>>
+    where
+        F: Future<Output = T> + 'static,
+        T: 'static,
+    {
         let request = Request::Spawn(Box::new(Spawn {
             name: name.to_string(),
-            options: ThreadOptions::default(),
+            options,
             body: Start::Stackless(boxed_stackless(body)),
         }));
-        AsyncOp::new(request, Location::caller(), |response, _| match *response {
+        AsyncOp::new(request, at, |response, _| match *response {
             Response::Thread(thread) => JoinHandle::new(thread),
             _ => unreachable!("the kernel answers Spawn with a thread"),
         })

@@ -839,3 +839,68 @@ fn a_task_that_catches_the_panic_of_an_await_goes_on_to_its_next_operation() {
         run.outcome
     );
 }
+
+#[test]
+fn a_stackless_thread_starts_threads_with_priorities_and_sends_sized_values_as_a_stackful_one_does()
+{
+    use sim_core::ThreadOptions;
+    let with = |priority| ThreadOptions {
+        priority,
+        ..ThreadOptions::default()
+    };
+    let scenario = |stackless: bool| {
+        let mut sim = Simulation::new(textbook(1, SchedulerKind::Priority)).unwrap();
+        let ch = sim.channel::<u32>("ch", 4);
+        if stackless {
+            // The parent outranks both children: neither runs before it waits.
+            sim.add_stackless_thread_to(
+                ProcessId::MAIN,
+                "parent",
+                with(10),
+                move |ctx| async move {
+                    let low = ctx
+                        .start_thread_with("low", with(1), move |c| async move {
+                            c.compute(ms(1)).await;
+                            c.send_sized(ch, 1, 4096).await;
+                        })
+                        .await;
+                    let high = ctx
+                        .start_thread_with("high", with(5), move |c| async move {
+                            c.compute(ms(1)).await;
+                            c.send_sized(ch, 5, 4096).await;
+                        })
+                        .await;
+                    ctx.join(low).await;
+                    ctx.join(high).await;
+                    let first = ctx.recv(ch).await;
+                    ctx.print(format!("first {first}")).await;
+                },
+            );
+        } else {
+            sim.add_thread_to(ProcessId::MAIN, "parent", with(10), move |ctx| {
+                let low = ctx.start_thread_with("low", with(1), move |c| {
+                    c.compute(ms(1));
+                    c.send_sized(ch, 1, 4096);
+                });
+                let high = ctx.start_thread_with("high", with(5), move |c| {
+                    c.compute(ms(1));
+                    c.send_sized(ch, 5, 4096);
+                });
+                ctx.join(low);
+                ctx.join(high);
+                let first = ctx.recv(ch);
+                ctx.print(format!("first {first}"));
+            });
+        }
+        sim.run()
+    };
+    let (a, b) = (scenario(false), scenario(true));
+    assert!(a.completed(), "{:?}", a.outcome);
+    assert_same_run(&a, &b);
+    // Of the two children, the higher priority ran first on the one CPU.
+    assert!(
+        b.trace.logs.iter().any(|l| l.text == "first 5"),
+        "{:?}",
+        b.trace.logs
+    );
+}
