@@ -26,8 +26,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
+use std::panic::Location;
+
 use super::context::{Body, Ctx, ProcessStart, StartMethod};
 use super::event_loop::{Done, TaskFailure};
+use super::stackless::{AsyncCtx, AsyncOp};
 use crate::error::{BodyError, Misuse};
 use crate::ids::ResourceId;
 use crate::model::python::event_loop::TaskId;
@@ -173,6 +176,29 @@ impl<T: Clone + 'static> Future<T> {
     pub fn untyped(&self) -> &PoolFuture {
         &self.inner
     }
+
+    /// [`Future::result`] from a stackless thread.
+    #[track_caller]
+    pub fn result_async(
+        &self,
+        ctx: AsyncCtx,
+    ) -> impl std::future::Future<Output = Result<T, TaskFailure>> {
+        let result = self.inner.result_async(ctx);
+        async move {
+            result.await.map(|value| {
+                value
+                    .downcast_ref::<T>()
+                    .expect("a Future<T> holds a T")
+                    .clone()
+            })
+        }
+    }
+
+    /// [`Future::done`] from a stackless thread.
+    #[track_caller]
+    pub fn done_async(&self, ctx: AsyncCtx) -> AsyncOp<bool> {
+        self.inner.done_async(ctx)
+    }
 }
 
 impl PoolFuture {
@@ -181,18 +207,44 @@ impl PoolFuture {
     pub fn result(&self, ctx: &Ctx<'_>) -> Result<Rc<dyn Any>, TaskFailure> {
         self.cell.retrieve();
         ctx.future_wait(self.cell.event);
-        let result = self.cell.result.borrow().clone();
-        match result {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(error)) => Err(self.failure(error)),
-            None => unreachable!("a set future holds its result"),
-        }
+        self.settled()
     }
 
     /// Whether the job has ended (no time).
     #[track_caller]
     pub fn done(&self, ctx: &Ctx<'_>) -> bool {
         ctx.future_done(self.cell.event)
+    }
+
+    /// [`PoolFuture::result`] from a stackless thread.
+    #[track_caller]
+    pub fn result_async(
+        &self,
+        ctx: AsyncCtx,
+    ) -> impl std::future::Future<Output = Result<Rc<dyn Any>, TaskFailure>> {
+        self.cell.retrieve();
+        let wait = ctx.future_wait_at(self.cell.event, Location::caller());
+        let future = self.clone();
+        async move {
+            wait.await;
+            future.settled()
+        }
+    }
+
+    /// [`PoolFuture::done`] from a stackless thread.
+    #[track_caller]
+    pub fn done_async(&self, ctx: AsyncCtx) -> AsyncOp<bool> {
+        ctx.future_done_at(self.cell.event, Location::caller())
+    }
+
+    /// The result of a job that has ended.
+    fn settled(&self) -> Result<Rc<dyn Any>, TaskFailure> {
+        let result = self.cell.result.borrow().clone();
+        match result {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(error)) => Err(self.failure(error)),
+            None => unreachable!("a set future holds its result"),
+        }
     }
 
     /// The job's name.
@@ -307,12 +359,98 @@ impl Pool {
             (state.info.name.clone(), state.info.process, state.shutdown)
         };
         if shutdown {
-            ctx.fault(Misuse::Task(format!(
-                "pool '{pool}' was shut down: it cannot schedule new jobs (Python raises RuntimeError); submit before shutdown()"
-            )));
+            ctx.fault(shut_down(&pool));
         }
         let event = ctx.new_future(&format!("{pool}:{name}"), &pool, process);
         let now = ctx.loop_clock();
+        let future = self.new_job(name, size, event, now);
+        self.adjust_workers(ctx);
+        let cost = self.state.borrow().job_cost;
+        if !cost.is_zero() {
+            ctx.compute(cost);
+        }
+        let (jobs, bytes) = self.queue_for(size);
+        let message = Some(JobMsg {
+            future: future.clone(),
+            body,
+        });
+        ctx.send_sized(jobs, message, bytes);
+        PoolFuture { cell: future }
+    }
+
+    /// `pool.submit(body)` from a stackless thread: the same submit, each
+    /// step awaited (the job's body and the pool's workers stay stackful).
+    #[track_caller]
+    pub fn submit_async<T: Clone + 'static>(
+        &self,
+        ctx: AsyncCtx,
+        name: &str,
+        body: impl FnOnce(&Ctx<'_>) -> T + 'static,
+    ) -> impl std::future::Future<Output = Future<T>> {
+        let at = Location::caller();
+        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        let (pool, name) = (self.clone(), name.to_string());
+        async move {
+            Future {
+                inner: pool.submit_fallible_async(ctx, &name, body, at).await,
+                _value: PhantomData,
+            }
+        }
+    }
+
+    /// [`Pool::submit_fallible`], awaited step by step.
+    async fn submit_fallible_async(
+        &self,
+        ctx: AsyncCtx,
+        name: &str,
+        body: Body,
+        at: &'static Location<'static>,
+    ) -> PoolFuture {
+        let size = JobSize::default();
+        let (pool, process, shutdown) = {
+            let state = self.state.borrow();
+            (state.info.name.clone(), state.info.process, state.shutdown)
+        };
+        if shutdown {
+            ctx.fault_at(shut_down(&pool), at).await;
+        }
+        let event = ctx
+            .new_future_at(&format!("{pool}:{name}"), &pool, process, at)
+            .await;
+        let now = ctx.loop_clock_at(at).await;
+        let future = self.new_job(name, size, event, now);
+        for hire in self.plan_workers() {
+            let thread = match self.hire_spec(hire) {
+                HireSpec::Thread { name, body } => ctx.start_stackful_at(&name, body, at).await,
+                HireSpec::Process { name, start, body } => {
+                    ctx.start_stackful_process_at(&name, start, body, at)
+                        .await
+                        .main
+                }
+            };
+            self.hired(hire, thread);
+        }
+        let cost = self.state.borrow().job_cost;
+        if !cost.is_zero() {
+            ctx.compute_at(cost, at).await;
+        }
+        let (jobs, bytes) = self.queue_for(size);
+        let message = Some(JobMsg {
+            future: future.clone(),
+            body,
+        });
+        ctx.send_at(jobs, message, bytes, at).await;
+        PoolFuture { cell: future }
+    }
+
+    /// Records a submitted job and makes its future.
+    fn new_job(
+        &self,
+        name: &str,
+        size: JobSize,
+        event: ResourceId,
+        now: crate::time::Time,
+    ) -> Rc<FutureCell> {
         let job = {
             let mut state = self.state.borrow_mut();
             state.info.jobs.push(JobRecord {
@@ -328,31 +466,25 @@ impl Pool {
             state.retrieved.push(false);
             state.info.jobs.len() - 1
         };
-        let future = Rc::new(FutureCell {
+        Rc::new(FutureCell {
             event,
             job,
             pool: self.state.clone(),
             result: RefCell::new(None),
             callbacks: RefCell::new(Vec::new()),
-        });
-        self.adjust_workers(ctx);
-        let cost = self.state.borrow().job_cost;
-        if !cost.is_zero() {
-            ctx.compute(cost);
-        }
-        let (jobs, kind) = {
-            let state = self.state.borrow();
-            (state.jobs, state.info.kind)
+        })
+    }
+
+    /// The job queue and the bytes a job of `size` puts on it: a thread
+    /// pool's queue carries the message itself, a process pool's pipe its
+    /// pickled arguments.
+    fn queue_for(&self, size: JobSize) -> (Channel<Job>, u64) {
+        let state = self.state.borrow();
+        let bytes = match state.info.kind {
+            PoolKind::Threads => std::mem::size_of::<Job>() as u64,
+            PoolKind::Processes { .. } => size.bytes,
         };
-        let message = Some(JobMsg {
-            future: future.clone(),
-            body,
-        });
-        match kind {
-            PoolKind::Threads => ctx.send(jobs, message),
-            PoolKind::Processes { .. } => ctx.send_sized(jobs, message, size.bytes),
-        }
-        PoolFuture { cell: future }
+        (state.jobs, bytes)
     }
 
     /// `pool.map(f, items)`: submits one job per item, then waits for each
@@ -380,82 +512,137 @@ impl Pool {
     /// queue, stops and is joined.
     #[track_caller]
     pub fn shutdown(&self, ctx: &Ctx<'_>) {
-        let (workers, manager, jobs, results, kind) = {
-            let mut state = self.state.borrow_mut();
-            if state.shutdown {
-                return;
-            }
-            state.shutdown = true;
-            (
-                state.info.workers.clone(),
-                state.info.manager,
-                state.jobs,
-                state.results,
-                state.info.kind,
-            )
+        let Some(stop) = self.begin_shutdown() else {
+            return;
         };
-        for _ in &workers {
-            match kind {
-                PoolKind::Threads => ctx.send(jobs, None),
-                PoolKind::Processes { .. } => ctx.send_sized(jobs, None, 0),
-            }
+        for _ in &stop.workers {
+            ctx.send_sized(stop.jobs, None, stop.bytes);
         }
-        for worker in workers {
+        for &worker in &stop.workers {
             let _ = ctx.join_any(worker);
         }
-        if let (Some(manager), Some(results)) = (manager, results) {
+        if let (Some(manager), Some(results)) = (stop.manager, stop.results) {
             ctx.send(results, None);
             let _ = ctx.join_any(manager);
         }
     }
 
-    /// Starts what a submit needs: `_adjust_thread_count` for a thread
-    /// pool; for a process pool its manager thread at the first submit, and
-    /// either every worker at once ("fork") or one per submit while none is
-    /// idle (`_adjust_process_count`).
+    /// [`Pool::shutdown`] from a stackless thread.
+    #[track_caller]
+    pub fn shutdown_async(&self, ctx: AsyncCtx) -> impl std::future::Future<Output = ()> {
+        let at = Location::caller();
+        let pool = self.clone();
+        async move {
+            let Some(stop) = pool.begin_shutdown() else {
+                return;
+            };
+            for _ in &stop.workers {
+                ctx.send_at(stop.jobs, None, stop.bytes, at).await;
+            }
+            for &worker in &stop.workers {
+                ctx.join_at(worker, at).await;
+            }
+            if let (Some(manager), Some(results)) = (stop.manager, stop.results) {
+                let bytes = std::mem::size_of::<Completion>() as u64;
+                ctx.send_at(results, None, bytes, at).await;
+                ctx.join_at(manager, at).await;
+            }
+        }
+    }
+
+    /// Marks the pool shut down; what stopping it takes, or `None` when it
+    /// already was.
+    fn begin_shutdown(&self) -> Option<Stopping> {
+        let mut state = self.state.borrow_mut();
+        if state.shutdown {
+            return None;
+        }
+        state.shutdown = true;
+        Some(Stopping {
+            workers: state.info.workers.clone(),
+            manager: state.info.manager,
+            jobs: state.jobs,
+            results: state.results,
+            bytes: match state.info.kind {
+                PoolKind::Threads => std::mem::size_of::<Job>() as u64,
+                PoolKind::Processes { .. } => 0,
+            },
+        })
+    }
+
+    /// Starts what a submit needs (see [`Pool::plan_workers`]).
     fn adjust_workers(&self, ctx: &Ctx<'_>) {
-        let (kind, workers, max, idle, has_manager) = {
-            let state = self.state.borrow();
-            (
-                state.info.kind,
-                state.info.workers.len(),
-                state.info.max_workers,
-                state.idle,
-                state.info.manager.is_some(),
-            )
-        };
-        match kind {
+        for hire in self.plan_workers() {
+            let thread = match self.hire_spec(hire) {
+                HireSpec::Thread { name, body } => {
+                    ctx.start_fallible(&name, ThreadOptions::default(), body)
+                }
+                HireSpec::Process { name, start, body } => {
+                    ctx.start_process(&name, start, body).main
+                }
+            };
+            self.hired(hire, thread);
+        }
+    }
+
+    /// What a submit must start: `_adjust_thread_count` for a thread pool;
+    /// for a process pool its manager thread at the first submit, and
+    /// either every worker at once ("fork") or one per submit while none is
+    /// idle (`_adjust_process_count`). A submit that starts no worker takes
+    /// an idle one (the idle semaphore).
+    fn plan_workers(&self) -> Vec<Hire> {
+        let mut state = self.state.borrow_mut();
+        let (workers, max, idle) = (state.info.workers.len(), state.info.max_workers, state.idle);
+        let mut hires = Vec::new();
+        match state.info.kind {
             PoolKind::Threads => {
                 if starts_worker(idle, workers, max) {
-                    self.start_thread_worker(ctx, workers);
+                    hires.push(Hire::ThreadWorker(workers));
                 } else if idle > 0 {
-                    self.state.borrow_mut().idle -= 1;
+                    state.idle -= 1;
                 }
             }
             PoolKind::Processes { start_method, .. } => {
                 if start_method == StartMethod::Fork {
                     if workers == 0 {
-                        for number in 0..max {
-                            self.start_process_worker(ctx, number);
-                        }
+                        hires.extend((0..max).map(Hire::ProcessWorker));
                     }
                 } else if starts_worker(idle, workers, max) {
-                    self.start_process_worker(ctx, workers);
+                    hires.push(Hire::ProcessWorker(workers));
                 } else if idle > 0 {
-                    self.state.borrow_mut().idle -= 1;
+                    state.idle -= 1;
                 }
-                if !has_manager {
-                    self.start_manager(ctx);
+                if state.info.manager.is_none() {
+                    hires.push(Hire::Manager);
                 }
             }
         }
+        hires
     }
 
-    fn start_thread_worker(&self, ctx: &Ctx<'_>, number: usize) {
+    /// The name and stackful body of a worker to start.
+    fn hire_spec(&self, hire: Hire) -> HireSpec {
+        match hire {
+            Hire::ThreadWorker(number) => self.thread_worker(number),
+            Hire::ProcessWorker(number) => self.process_worker(number),
+            Hire::Manager => self.manager(),
+        }
+    }
+
+    /// Records a started worker (or manager) thread.
+    fn hired(&self, hire: Hire, thread: crate::ids::ThreadId) {
+        let mut state = self.state.borrow_mut();
+        match hire {
+            Hire::ThreadWorker(_) | Hire::ProcessWorker(_) => state.info.workers.push(thread),
+            Hire::Manager => state.info.manager = Some(thread),
+        }
+    }
+
+    fn thread_worker(&self, number: usize) -> HireSpec {
         let name = format!("{}-{number}", self.name());
         let state = self.state.clone();
         let jobs = self.state.borrow().jobs;
-        let worker = ctx.start_fallible(&name, ThreadOptions::default(), move |ctx| {
+        let body: Body = Box::new(move |ctx: &Ctx<'_>| {
             while let Some(JobMsg { future, body }) = ctx.recv(jobs) {
                 let result = run_job(ctx, &future, body);
                 complete(ctx, &future, result);
@@ -463,10 +650,10 @@ impl Pool {
             }
             Ok(Box::new(()) as Box<dyn Any>)
         });
-        self.state.borrow_mut().info.workers.push(worker);
+        HireSpec::Thread { name, body }
     }
 
-    fn start_process_worker(&self, ctx: &Ctx<'_>, number: usize) {
+    fn process_worker(&self, number: usize) -> HireSpec {
         let name = format!("{}-{number}", self.name());
         let (jobs, results, options) = {
             let state = self.state.borrow();
@@ -480,7 +667,7 @@ impl Pool {
             gil: options.gil,
             spawn_cost: options.start_method.cost(),
         };
-        let handle = ctx.start_process(&name, start, move |ctx| {
+        let body: Body = Box::new(move |ctx: &Ctx<'_>| {
             while let Some(JobMsg { future, body }) = ctx.recv(jobs) {
                 let result = run_job(ctx, &future, body);
                 let bytes = {
@@ -491,12 +678,12 @@ impl Pool {
             }
             Ok(Box::new(()) as Box<dyn Any>)
         });
-        self.state.borrow_mut().info.workers.push(handle.main);
+        HireSpec::Process { name, start, body }
     }
 
     /// A process pool's `_ExecutorManagerThread`: takes results off the
     /// pipe (unpickling them) and sets the futures.
-    fn start_manager(&self, ctx: &Ctx<'_>) {
+    fn manager(&self) -> HireSpec {
         let name = format!("{}-manager", self.name());
         let state = self.state.clone();
         let results = self
@@ -504,7 +691,7 @@ impl Pool {
             .borrow()
             .results
             .expect("a process pool's results");
-        let manager = ctx.start_fallible(&name, ThreadOptions::default(), move |ctx| {
+        let body: Body = Box::new(move |ctx: &Ctx<'_>| {
             while let Some((future, result)) = ctx.recv(results) {
                 // process_result_item: the work item's bookkeeping, then
                 // set_result.
@@ -520,8 +707,51 @@ impl Pool {
             }
             Ok(Box::new(()) as Box<dyn Any>)
         });
-        self.state.borrow_mut().info.manager = Some(manager);
+        HireSpec::Thread { name, body }
     }
+}
+
+/// What a shutdown stops: every worker, then the manager.
+struct Stopping {
+    workers: Vec<crate::ids::ThreadId>,
+    manager: Option<crate::ids::ThreadId>,
+    jobs: Channel<Job>,
+    results: Option<Channel<Completion>>,
+    /// What a stop message weighs on the job queue (a process pool's
+    /// pipe carries an empty pickle).
+    bytes: u64,
+}
+
+/// A thread a submit starts for its pool.
+#[derive(Clone, Copy, Debug)]
+enum Hire {
+    /// A thread pool's worker, by number.
+    ThreadWorker(usize),
+    /// A process pool's worker process, by number.
+    ProcessWorker(usize),
+    /// A process pool's manager thread.
+    Manager,
+}
+
+/// How to start a [`Hire`]: its name and stackful body, in a thread of the
+/// submitter's process or as a process of its own.
+enum HireSpec {
+    Thread {
+        name: String,
+        body: Body,
+    },
+    Process {
+        name: String,
+        start: ProcessStart,
+        body: Body,
+    },
+}
+
+/// The misuse of a submit to a pool that was shut down.
+fn shut_down(pool: &str) -> Misuse {
+    Misuse::Task(format!(
+        "pool '{pool}' was shut down: it cannot schedule new jobs (Python raises RuntimeError); submit before shutdown()"
+    ))
 }
 
 /// Runs a job's body on the worker `ctx`, recording when: first the

@@ -32,11 +32,11 @@
 //! condition variables, barriers, events, countdowns, channels, shared
 //! variables, I/O and epoll, timed waits, starting (with a priority or
 //! not) and joining stackless threads, and starting a process whose first
-//! thread is stackless. These stay with stackful threads: submitting to a
-//! thread or process pool (a pool's workers and the job bodies are
-//! stackful; a stackless asyncio task reaches pools through its loop,
-//! [`AsyncTask::run_in_pool`]), starting a thread with a stackful body, and
-//! `join_any` (which script bindings use).
+//! thread is stackless. Pools take a stackless submitter too
+//! ([`super::pool::Pool::submit_async`] and the other `_async` methods);
+//! their workers and job bodies stay stackful. Only starting a thread with
+//! a stackful body and `join_any` (which script bindings use) stay with
+//! stackful threads.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -54,8 +54,8 @@ use super::engine::Start;
 use super::event_loop::{
     task_results, task_value, Await, StacklessTaskBody, TaskHandle, TaskResults, TaskStart,
 };
-use crate::error::BodyError;
-use crate::ids::{ResourceId, ThreadId, VarId};
+use crate::error::{BodyError, Misuse};
+use crate::ids::{ProcessId, ResourceId, ThreadId, VarId};
 use crate::model::io::{DeviceRef, EpollRef, IoHandle, IoId, Pollable};
 use crate::model::python::event_loop::TaskId;
 use crate::model::sync::{
@@ -559,7 +559,7 @@ impl AsyncCtx {
         self.send_at(channel, value, bytes, Location::caller())
     }
 
-    fn send_at<T: 'static>(
+    pub(crate) fn send_at<T: 'static>(
         &self,
         channel: Channel<T>,
         value: T,
@@ -762,6 +762,103 @@ impl AsyncCtx {
                 Response::Ready(ready) => *ready,
                 _ => unreachable!("the kernel answers EpollWait with the ready handles"),
             }
+        })
+    }
+}
+
+/// The requests a pool makes for a stackless submitter (see
+/// [`super::pool::Pool::submit_async`]), each attributed to `at`, the
+/// submitter's line, as a stackful submit's are.
+impl AsyncCtx {
+    pub(crate) fn fault_at(&self, misuse: Misuse, at: &'static Location<'static>) -> AsyncOp<()> {
+        AsyncOp::new(Request::Fault(Box::new(misuse)), at, unit)
+    }
+
+    pub(crate) fn new_future_at(
+        &self,
+        job: &str,
+        pool: &str,
+        owner: ProcessId,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<ResourceId> {
+        let request = Request::NewFuture(Box::new((job.to_string(), pool.to_string(), owner)));
+        AsyncOp::new(request, at, |response, _| match *response {
+            Response::Int(id) => ResourceId(id as u32),
+            _ => unreachable!("the kernel answers NewFuture with an id"),
+        })
+    }
+
+    pub(crate) fn loop_clock_at(&self, at: &'static Location<'static>) -> AsyncOp<Time> {
+        AsyncOp::new(Request::LoopClock, at, |response, _| match *response {
+            Response::Time(t) => t,
+            _ => unreachable!("the kernel answers LoopClock with the time"),
+        })
+    }
+
+    pub(crate) fn compute_at(&self, d: Span, at: &'static Location<'static>) -> AsyncOp<()> {
+        AsyncOp::new(Request::Compute(d), at, unit)
+    }
+
+    /// Starts a thread with a stackful body (a pool's worker or manager).
+    pub(crate) fn start_stackful_at(
+        &self,
+        name: &str,
+        body: super::context::Body,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<ThreadId> {
+        let request = Request::Spawn(Box::new(Spawn {
+            name: name.to_string(),
+            options: ThreadOptions::default(),
+            body: Start::Stackful(body),
+        }));
+        AsyncOp::new(request, at, |response, _| match *response {
+            Response::Thread(thread) => thread,
+            _ => unreachable!("the kernel answers Spawn with a thread"),
+        })
+    }
+
+    /// Starts a process whose first thread has a stackful body (a process
+    /// pool's worker).
+    pub(crate) fn start_stackful_process_at(
+        &self,
+        name: &str,
+        options: ProcessStart,
+        body: super::context::Body,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<ProcessHandle> {
+        let request = Request::StartProcess(Box::new(StartProcess {
+            name: name.to_string(),
+            options,
+            body: Start::Stackful(body),
+        }));
+        AsyncOp::new(request, at, |response, _| match *response {
+            Response::Process(handle) => handle,
+            _ => unreachable!("the kernel answers StartProcess with a process"),
+        })
+    }
+
+    /// Waits (state join) until a job's future is set.
+    pub(crate) fn future_wait_at(
+        &self,
+        future: ResourceId,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<()> {
+        sync(future, SyncOp::FutureWait, at, unit)
+    }
+
+    /// Whether a job's future is set (no time).
+    pub(crate) fn future_done_at(
+        &self,
+        future: ResourceId,
+        at: &'static Location<'static>,
+    ) -> AsyncOp<bool> {
+        sync(future, SyncOp::IsSet, at, boolean)
+    }
+
+    /// Joins a thread, dropping its value (a pool's worker).
+    pub(crate) fn join_at(&self, thread: ThreadId, at: &'static Location<'static>) -> AsyncOp<()> {
+        AsyncOp::new(Request::Join(thread), at, |response, _| {
+            drop(taken(response))
         })
     }
 }

@@ -904,3 +904,81 @@ fn a_stackless_thread_starts_threads_with_priorities_and_sends_sized_values_as_a
         b.trace.logs
     );
 }
+
+/// A submitter that uses a thread pool and a process pool: submits, asks
+/// whether a job is done, waits for every result, shuts both down; written
+/// once for both kinds of thread (`$submit`, `$result`, `$done`,
+/// `$shutdown` name the stackful or the stackless methods).
+macro_rules! pooled {
+    ($s:ident, $add:ident, $submit:ident, $result:ident, $done:ident, $shutdown:ident, $($aw:tt)*) => {{
+        let py = $s.add_process("python", sim_core::ProcessOptions::python(ms(5)));
+        let threads = $s.thread_pool(py, "threads", 2);
+        let procs = $s.process_pool(py, "procs", 2, sim_core::ProcessPoolOptions::default());
+        $add!($s, py, "submitter", move |ctx| {
+            let mut futures = Vec::new();
+            for i in 0..3u64 {
+                futures.push(threads.$submit(ctx, "t", move |c| {
+                    c.compute(ms(2));
+                    i
+                }) $($aw)*);
+                futures.push(procs.$submit(ctx, "p", move |c| {
+                    c.compute(ms(3));
+                    10 * i
+                }) $($aw)*);
+            }
+            let early = futures[0].$done(ctx) $($aw)*;
+            let mut sum = 0;
+            for f in &futures {
+                sum += f.$result(ctx) $($aw)*.expect("no job fails");
+            }
+            let late = futures[0].$done(ctx) $($aw)*;
+            threads.$shutdown(ctx) $($aw)*;
+            procs.$shutdown(ctx) $($aw)*;
+            ctx.print(format!("sum {sum}, done {early} then {late}")) $($aw)*;
+        });
+    }};
+}
+
+#[test]
+fn a_stackless_thread_uses_thread_and_process_pools_as_a_stackful_one_does() {
+    use sim_core::ThreadOptions;
+    macro_rules! stackful {
+        ($s:ident, $p:ident, $name:literal, $body:expr) => {
+            $s.add_thread_to($p, $name, ThreadOptions::default(), $body)
+        };
+    }
+    macro_rules! stackless {
+        ($s:ident, $p:ident, $name:literal, move |$ctx:ident| $body:block) => {
+            $s.add_stackless_thread_to(
+                $p,
+                $name,
+                ThreadOptions::default(),
+                move |$ctx| async move { $body },
+            )
+        };
+    }
+    let machine = Machine {
+        cpus: 4,
+        ..Machine::default()
+    };
+    let mut a = Simulation::new(machine.clone()).unwrap();
+    pooled!(a, stackful, submit, result, done, shutdown,);
+    let a = a.run();
+    let mut b = Simulation::new(machine).unwrap();
+    pooled!(b, stackless, submit_async, result_async, done_async, shutdown_async, .await);
+    let b = b.run();
+    assert_same_run(&a, &b);
+    assert!(
+        b.trace
+            .logs
+            .iter()
+            .any(|l| l.text == "sum 33, done false then true"),
+        "{:?}",
+        b.trace.logs
+    );
+    assert_eq!(a.trace.pools.len(), 2);
+    assert_eq!(
+        format!("{:?}", a.trace.pools),
+        format!("{:?}", b.trace.pools)
+    );
+}
