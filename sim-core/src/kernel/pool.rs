@@ -222,10 +222,11 @@ impl PoolFuture {
         &self,
         ctx: AsyncCtx,
     ) -> impl std::future::Future<Output = Result<Rc<dyn Any>, TaskFailure>> {
-        self.cell.retrieve();
         let wait = ctx.future_wait_at(self.cell.event, Location::caller());
         let future = self.clone();
         async move {
+            // Asked for when awaited, not when the future is made.
+            future.cell.retrieve();
             wait.await;
             future.settled()
         }
@@ -570,7 +571,9 @@ impl Pool {
         })
     }
 
-    /// Starts what a submit needs (see [`Pool::plan_workers`]).
+    /// Starts what a submit needs (see [`Pool::plan_workers`]), at the
+    /// submitter's line.
+    #[track_caller]
     fn adjust_workers(&self, ctx: &Ctx<'_>) {
         for hire in self.plan_workers() {
             let thread = match self.hire_spec(hire) {

@@ -981,4 +981,26 @@ fn a_stackless_thread_uses_thread_and_process_pools_as_a_stackful_one_does() {
         format!("{:?}", a.trace.pools),
         format!("{:?}", b.trace.pools)
     );
+    // The submitter's operations, a submit's worker starts included, name
+    // its own line (the macro's invocation, which differs between the two
+    // runs); the workers' name the pool's code, the same in both.
+    let origins = |run: &sim_core::Run| -> Vec<String> {
+        run.trace
+            .origins
+            .iter()
+            .map(|o| {
+                if o.file.ends_with("pool.rs") {
+                    format!("{o:?}")
+                } else {
+                    o.file.clone()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(origins(&a), origins(&b));
+    assert!(
+        origins(&a)[0].ends_with("stackless.rs"),
+        "{:?}",
+        a.trace.origins
+    );
 }
