@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use corosensei::{Coroutine, CoroutineResult};
 
-use super::context::{Body, Call, Ctx, Request, Response, SourceRef};
+use super::context::{boxed_body, Body, Call, Ctx, Request, Response, SourceRef};
 use super::stack::{red_zone_floor, PooledStack};
 use super::stackless::{self, Step};
 use crate::error::{BodyError, Misuse};
@@ -369,7 +369,7 @@ impl Task<'_> {
         &self,
         body: impl FnOnce(&Ctx<'_>) -> T + 'static,
     ) -> TaskHandle<T> {
-        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        let body = boxed_body(body);
         TaskHandle::new(self.executor_fallible(body))
     }
 
@@ -387,7 +387,7 @@ impl Task<'_> {
         pool: &super::pool::Pool,
         body: impl FnOnce(&Ctx<'_>) -> T + 'static,
     ) -> TaskHandle<T> {
-        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        let body = boxed_body(body);
         TaskHandle::new(self.ctx.run_in_pool(pool, body))
     }
 

@@ -28,7 +28,7 @@ use std::rc::Rc;
 
 use std::panic::Location;
 
-use super::context::{Body, Ctx, ProcessStart, StartMethod};
+use super::context::{boxed_body, Body, Ctx, ProcessStart, StartMethod};
 use super::event_loop::{Done, TaskFailure};
 use super::stackless::{AsyncCtx, AsyncOp};
 use crate::error::{BodyError, Misuse};
@@ -158,12 +158,15 @@ impl<T: Clone + 'static> Future<T> {
     /// its value, or how it failed.
     #[track_caller]
     pub fn result(&self, ctx: &Ctx<'_>) -> Result<T, TaskFailure> {
-        self.inner.result(ctx).map(|value| {
-            value
-                .downcast_ref::<T>()
-                .expect("a Future<T> holds a T")
-                .clone()
-        })
+        self.inner.result(ctx).map(Self::typed)
+    }
+
+    /// The job's value as the `T` its body returned.
+    fn typed(value: Rc<dyn Any>) -> T {
+        value
+            .downcast_ref::<T>()
+            .expect("a Future<T> holds a T")
+            .clone()
     }
 
     /// `future.done()`: whether the job has ended (no time).
@@ -184,14 +187,7 @@ impl<T: Clone + 'static> Future<T> {
         ctx: AsyncCtx,
     ) -> impl std::future::Future<Output = Result<T, TaskFailure>> {
         let result = self.inner.result_async(ctx);
-        async move {
-            result.await.map(|value| {
-                value
-                    .downcast_ref::<T>()
-                    .expect("a Future<T> holds a T")
-                    .clone()
-            })
-        }
+        async move { result.await.map(Self::typed) }
     }
 
     /// [`Future::done`] from a stackless thread.
@@ -338,7 +334,7 @@ impl Pool {
         name: &str,
         body: impl FnOnce(&Ctx<'_>) -> T + 'static,
     ) -> Future<T> {
-        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        let body = boxed_body(body);
         Future {
             inner: self.submit_fallible(ctx, name, JobSize::default(), body),
             _value: PhantomData,
@@ -389,7 +385,7 @@ impl Pool {
         body: impl FnOnce(&Ctx<'_>) -> T + 'static,
     ) -> impl std::future::Future<Output = Future<T>> {
         let at = Location::caller();
-        let body: Body = Box::new(move |ctx: &Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>));
+        let body = boxed_body(body);
         let (pool, name) = (self.clone(), name.to_string());
         async move {
             Future {

@@ -47,7 +47,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::context::{
-    Call, JoinHandle, ProcessHandle, ProcessStart, Request, Response, SourceRef, Spawn,
+    boxed_body, Call, JoinHandle, ProcessHandle, ProcessStart, Request, Response, SourceRef, Spawn,
     StartProcess, SyncOp,
 };
 use super::engine::Start;
@@ -618,15 +618,8 @@ impl AsyncCtx {
         F: Future<Output = T> + 'static,
         T: 'static,
     {
-        let request = Request::Spawn(Box::new(Spawn {
-            name: name.to_string(),
-            options,
-            body: Start::Stackless(boxed_stackless(body)),
-        }));
-        AsyncOp::new(request, at, |response, _| match *response {
-            Response::Thread(thread) => JoinHandle::new(thread),
-            _ => unreachable!("the kernel answers Spawn with a thread"),
-        })
+        let body = Start::Stackless(boxed_stackless(body));
+        start_thread_op(name, options, body, at, join_handle)
     }
 
     /// Starts a process (`multiprocessing.Process(...).start()`) whose first
@@ -644,14 +637,10 @@ impl AsyncCtx {
         F: Future<Output = T> + 'static,
         T: 'static,
     {
-        let request = Request::StartProcess(Box::new(StartProcess {
-            name: name.to_string(),
-            options,
-            body: Start::Stackless(boxed_stackless(body)),
-        }));
-        AsyncOp::new(request, Location::caller(), |response, _| match *response {
-            Response::Process(handle) => (handle, JoinHandle::new(handle.main)),
-            _ => unreachable!("the kernel answers StartProcess with a process"),
+        let body = Start::Stackless(boxed_stackless(body));
+        start_process_op(name, options, body, Location::caller(), |response, arg| {
+            let handle = new_process(response, arg);
+            (handle, JoinHandle::new(handle.main))
         })
     }
 
@@ -806,15 +795,8 @@ impl AsyncCtx {
         body: super::context::Body,
         at: &'static Location<'static>,
     ) -> AsyncOp<ThreadId> {
-        let request = Request::Spawn(Box::new(Spawn {
-            name: name.to_string(),
-            options: ThreadOptions::default(),
-            body: Start::Stackful(body),
-        }));
-        AsyncOp::new(request, at, |response, _| match *response {
-            Response::Thread(thread) => thread,
-            _ => unreachable!("the kernel answers Spawn with a thread"),
-        })
+        let body = Start::Stackful(body);
+        start_thread_op(name, ThreadOptions::default(), body, at, new_thread)
     }
 
     /// Starts a process whose first thread has a stackful body (a process
@@ -826,15 +808,7 @@ impl AsyncCtx {
         body: super::context::Body,
         at: &'static Location<'static>,
     ) -> AsyncOp<ProcessHandle> {
-        let request = Request::StartProcess(Box::new(StartProcess {
-            name: name.to_string(),
-            options,
-            body: Start::Stackful(body),
-        }));
-        AsyncOp::new(request, at, |response, _| match *response {
-            Response::Process(handle) => handle,
-            _ => unreachable!("the kernel answers StartProcess with a process"),
-        })
+        start_process_op(name, options, Start::Stackful(body), at, new_process)
     }
 
     /// Waits (state join) until a job's future is set.
@@ -860,6 +834,57 @@ impl AsyncCtx {
         AsyncOp::new(Request::Join(thread), at, |response, _| {
             drop(taken(response))
         })
+    }
+}
+
+/// Starts a thread with `body`; `decode` makes the result of its id.
+fn start_thread_op<H>(
+    name: &str,
+    options: ThreadOptions,
+    body: Start,
+    at: &'static Location<'static>,
+    decode: fn(&mut Response, Arg) -> H,
+) -> AsyncOp<H> {
+    let request = Request::Spawn(Box::new(Spawn {
+        name: name.to_string(),
+        options,
+        body,
+    }));
+    AsyncOp::new(request, at, decode)
+}
+
+/// Starts a process whose first thread runs `body`; `decode` makes the
+/// result of its handle.
+fn start_process_op<H>(
+    name: &str,
+    options: ProcessStart,
+    body: Start,
+    at: &'static Location<'static>,
+    decode: fn(&mut Response, Arg) -> H,
+) -> AsyncOp<H> {
+    let request = Request::StartProcess(Box::new(StartProcess {
+        name: name.to_string(),
+        options,
+        body,
+    }));
+    AsyncOp::new(request, at, decode)
+}
+
+fn new_thread(response: &mut Response, _: Arg) -> ThreadId {
+    match *response {
+        Response::Thread(thread) => thread,
+        _ => unreachable!("the kernel answers Spawn with a thread"),
+    }
+}
+
+fn join_handle<T>(response: &mut Response, arg: Arg) -> JoinHandle<T> {
+    JoinHandle::new(new_thread(response, arg))
+}
+
+fn new_process(response: &mut Response, _: Arg) -> ProcessHandle {
+    match *response {
+        Response::Process(handle) => handle,
+        _ => unreachable!("the kernel answers StartProcess with a process"),
     }
 }
 
@@ -1094,10 +1119,7 @@ impl AsyncTask {
         ask_loop(
             Await::Start(name.to_string(), start),
             Location::caller(),
-            |response, _| match *response {
-                Response::Int(task) => TaskHandle::new(TaskId(task as u32)),
-                _ => unreachable!("the loop answers a start with the task"),
-            },
+            task_handle,
         )
     }
 
@@ -1135,7 +1157,7 @@ impl AsyncTask {
         body: impl FnOnce(&super::Ctx<'_>) -> T + 'static,
     ) -> AsyncOp<TaskHandle<T>> {
         ask_loop(
-            Await::Executor(job_body(body)),
+            Await::Executor(boxed_body(body)),
             Location::caller(),
             task_handle,
         )
@@ -1149,7 +1171,7 @@ impl AsyncTask {
         pool: &super::pool::Pool,
         body: impl FnOnce(&super::Ctx<'_>) -> T + 'static,
     ) -> AsyncOp<TaskHandle<T>> {
-        let what = Await::Pool(pool.clone(), job_body(body));
+        let what = Await::Pool(pool.clone(), boxed_body(body));
         ask_loop(what, Location::caller(), task_handle)
     }
 
@@ -1212,16 +1234,12 @@ fn ask_loop<T>(
     AsyncOp::new(Request::Await(Box::new(what)), at, decode)
 }
 
-/// A pool job's body as the pool keeps it, its value boxed.
-fn job_body<T: 'static>(body: impl FnOnce(&super::Ctx<'_>) -> T + 'static) -> super::context::Body {
-    Box::new(move |ctx: &super::Ctx<'_>| Ok(Box::new(body(ctx)) as Box<dyn Any>))
-}
-
-/// The loop's answer to a submit: the job's future, awaited as a task.
+/// The loop's answer to a start or a submit: the task (or the job's
+/// future, awaited as a task).
 fn task_handle<T>(response: &mut Response, _: Arg) -> TaskHandle<T> {
     match *response {
         Response::Int(task) => TaskHandle::new(TaskId(task as u32)),
-        _ => unreachable!("the loop answers a submit with the future"),
+        _ => unreachable!("the loop answers a start or a submit with the task"),
     }
 }
 
