@@ -12,6 +12,11 @@ take minutes, and the table compares rates, which do not depend on them):
   lock one mutex, increment a shared variable, compute(1us), unlock,
   sleep(1us); wall time per cycle. simcli detects races on the variable and checks for deadlock
   on every blocking lock; SimPy does neither.
+- the same in steady state: each (tool, N) also runs three times the cycles
+  per thread, and the difference of the two walls over the extra cycles is
+  the cost of a cycle once the threads have started. At N=10,000 the first
+  row gives each thread only 20 cycles, so a thread's start-up weighs on
+  it; the issue that set the bar has each thread do 2,000.
 - 100k live threads: compute(1us), sleep(500ms), compute(1us) each; wall
   time, and peak resident memory per thread.
 - chart memory: the throughput model as a script (scripts/bench/throughput.rhai,
@@ -122,27 +127,23 @@ def throughput_simpy():
     return 2 * 1000 * 100 / wall, rss
 
 
-def mutex_rust(n):
-    k = MUTEX_CYCLES // n
+def mutex_rust(n, k):
     _, out, rss = run([os.path.join(EXAMPLES, "mutex_cycles"), str(n), str(k)])
     return number(r"cost per cycle: ([0-9.]+) ns", out), rss
 
 
-def mutex_stackless(n):
-    k = MUTEX_CYCLES // n
+def mutex_stackless(n, k):
     _, out, rss = run([os.path.join(EXAMPLES, "mutex_cycles"), "--stackless",
                        str(n), str(k)])
     return number(r"cost per cycle: ([0-9.]+) ns", out), rss
 
 
-def mutex_rhai(n):
-    k = MUTEX_CYCLES // n
+def mutex_rhai(n, k):
     wall, rss = simcli_run(script("mutex_cycles", threads=n, cycles=k))
     return wall * 1e9 / (n * k), rss
 
 
-def mutex_simpy(n):
-    k = MUTEX_CYCLES // n
+def mutex_simpy(n, k):
     wall, rss = simpy("mutex_cycles", n, k)
     return wall * 1e9 / (n * k), rss
 
@@ -207,8 +208,14 @@ def measure():
         for n in MUTEX_THREADS:
             for tool, fn in (("rust", mutex_rust), ("stackless", mutex_stackless),
                              ("rhai", mutex_rhai), ("simpy", mutex_simpy)):
+                k = MUTEX_CYCLES // n
                 wait_quiet()
-                add((f"mutex{n}", tool), fn(n))
+                short = fn(n, k)
+                wait_quiet()
+                long, _ = fn(n, 3 * k)
+                add((f"mutex{n}", tool), short)
+                # (3k cycles at `long` each, less k at `short`) over 2k.
+                add((f"steady{n}", tool), ((3 * long - short[0]) / 2, 0))
         for tool, fn in (("rust", many_rust), ("stackless", many_stackless),
                          ("rhai", many_rhai), ("simpy", many_simpy)):
             wait_quiet()
@@ -249,6 +256,9 @@ def table(samples):
     row("throughput (compute/sleep), simulated ops/s", "throughput", si, True)
     for n in MUTEX_THREADS:
         row(f"mutex cycles, N={n:,}, ns per cycle", f"mutex{n}",
+            lambda x: f"{x:,.0f}", False)
+    for n in MUTEX_THREADS:
+        row(f"mutex cycles, N={n:,}, steady state, ns per cycle", f"steady{n}",
             lambda x: f"{x:,.0f}", False)
     row(f"{MANY // 1000}k live threads, wall s", "many",
         lambda x: f"{x:.2f}", False)
