@@ -27,20 +27,28 @@ fn thread_stats(
     run: &RunHandle,
     name: &str,
 ) -> Result<Map, Box<EvalAltResult>> {
-    let stats = run.0.stats.thread(name).ok_or_else(|| {
-        let names: Vec<&str> = run
-            .0
-            .stats
-            .threads
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
-        fault(
-            format!("the run has no thread named \"{name}\""),
-            Some(&format!("its threads are: {}", names.join(", "))),
-            call.call_position(),
-        )
-    })?;
+    // A thread first, then an asyncio task of one of the loops.
+    let tasks = || run.0.loops.loops.iter().flat_map(|l| l.tasks.iter());
+    let stats = run
+        .0
+        .stats
+        .thread(name)
+        .or_else(|| tasks().find(|t| t.name == name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = run
+                .0
+                .stats
+                .threads
+                .iter()
+                .chain(tasks())
+                .map(|t| t.name.as_str())
+                .collect();
+            fault(
+                format!("the run has no thread or task named \"{name}\""),
+                Some(&format!("its threads and tasks are: {}", names.join(", "))),
+                call.call_position(),
+            )
+        })?;
     let mut map = Map::new();
     map.insert("cpu".into(), Dynamic::from(stats.cpu));
     map.insert("ready".into(), Dynamic::from(stats.ready));
@@ -205,7 +213,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "stats",
         &["self: Run", "thread: String", "Map"],
-        "One thread's #{ cpu, ready, blocked, sleep, join, switching, switches, dispatches, end }.",
+        "One thread's (or asyncio task's) #{ cpu, ready, blocked, sleep, join, switching, switches, dispatches, end }.",
         |call: NativeCallContext, r: &mut RunHandle, name: &str| thread_stats(&call, r, name),
     );
     def(
