@@ -181,6 +181,15 @@ fn bad_moves_get_a_clear_message_and_the_game_goes_on() {
     );
     assert!(out.contains("goal reached"), "{out}");
     assert_eq!(code, Some(0));
+    // Moves that end before the run: a note says so (the screens stay as
+    // they are on stdout).
+    let (_, _, err) = step(LOST_WAKEUP, &["--moves", "1"]);
+    assert!(
+        err.contains("the moves ran out before the run's end"),
+        "{err}"
+    );
+    let (_, _, err) = step(LOST_WAKEUP, &["--moves", "1,2,a"]);
+    assert!(!err.contains("ran out"), "{err}");
     // A word that is no move is a usage error before anything runs.
     let (code, _, err) = step(LOST_WAKEUP, &["--moves", "1,x"]);
     assert_eq!(code, Some(2));

@@ -254,7 +254,8 @@ fn parse_moves(text: &str) -> Result<Vec<Move>, String> {
 }
 
 /// Plays `moves` without a terminal, printing each screen and each move:
-/// a move that cannot be made prints why and the game goes on.
+/// a move that cannot be made prints why and the game goes on; moves that
+/// end before the run does say so on stderr.
 fn play_moves(game: &mut Game, moves: &[Move], notice: Option<String>) -> ExitCode {
     if let Some(notice) = notice {
         println!("error: {notice}");
@@ -270,6 +271,12 @@ fn play_moves(game: &mut Game, moves: &[Move], notice: Option<String>) -> ExitCo
         println!();
     }
     print!("{}", game.screen().text());
+    if !game.ended() {
+        // The exit status below is that of a run left before its end.
+        eprintln!(
+            "note: the moves ran out before the run's end: add moves, or end them with a (auto) to play the rest"
+        );
+    }
     game.status()
 }
 
