@@ -166,7 +166,8 @@ impl ScriptError {
             .filter(|o| o.file == script)
             .map(|o| (o.line, o.column))
             .or(fallback);
-        let mut out = ScriptError::new(script, stage, strip_origin(error)).at(position, source);
+        let mut out = ScriptError::new(script, stage, strip_origin(&script_sites(error, script)))
+            .at(position, source);
         out.hint = hint.map(str::to_string);
         out
     }
@@ -174,6 +175,28 @@ impl ScriptError {
 
 /// The error's message without the " (file:line:col)" the kernel appends:
 /// the script error shows the position itself.
+/// `error` with the positions that are not in the script taken out of
+/// its sites: an operation the simulator calls for the script (an event
+/// loop's own select, a pool's hand-off) is at a line of simcli's source,
+/// which means nothing to the script's author. The thread stays named.
+pub(crate) fn script_sites(error: &SimError, script: &str) -> SimError {
+    let keep = |site: &mut crate::error::Site| {
+        if site.origin.as_ref().is_some_and(|o| o.file != script) {
+            site.origin = None;
+        }
+    };
+    let mut error = error.clone();
+    match &mut error {
+        SimError::TimeLimit { site, .. }
+        | SimError::EventLimit { site, .. }
+        | SimError::MemoryLimit { site, .. }
+        | SimError::Timeout { site, .. } => site.iter_mut().for_each(keep),
+        SimError::Livelock { repeating, .. } => repeating.iter_mut().for_each(keep),
+        _ => {}
+    }
+    error
+}
+
 fn strip_origin(error: &SimError) -> String {
     match error {
         SimError::Failed {

@@ -796,12 +796,16 @@ pub(crate) fn execute(
         s.pools = pools;
     });
     let started = std::time::Instant::now();
-    let run = sim.run();
+    let mut run = sim.run();
     let simulation = started.elapsed();
     current::clear();
     session::with(|s| {
         s.running = None;
         s.pools.clear();
+        // A limit names the last operation in the script, not simcli's own.
+        if let crate::kernel::Outcome::Failed(error) = &mut run.outcome {
+            *error = super::error::script_sites(error, &s.script);
+        }
     });
     let mut record = ScriptRun::new(label, run, simulation);
     record.expected_outcome = handle.0.borrow().expected_outcome;
