@@ -27,7 +27,9 @@ pub struct ThreadStats {
     pub spin: Span,
     /// Time blocked, by kind of wait.
     pub blocked: BTreeMap<BlockKind, Span>,
-    /// Context switches paid to run it.
+    /// Context switches to it: times it was put on a CPU that last ran
+    /// another thread, whether the machine charges for a switch or not
+    /// (`context_switch: 0`, as the textbook preset has).
     pub switches: u32,
     /// Times it was put on a CPU.
     pub dispatches: u32,
@@ -134,15 +136,31 @@ impl Stats {
                 }
             }
         };
+        // The thread each CPU ran last, as the kernel keeps it to charge a
+        // switch: a thread put on a CPU whose last thread was another one
+        // was switched to, paid or not.
+        let mut last_on: Vec<Option<usize>> = vec![None; usize::from(trace.machine.cpus)];
         for change in &trace.states {
             let i = change.thread().index();
             if let Some(previous) = open[i].take() {
                 account(previous, change.time(), &mut threads);
             }
             let stats = &mut threads[i];
-            match change.state() {
+            let state = change.state();
+            if matches!(
+                state,
+                ThreadState::Switch | ThreadState::Running | ThreadState::Spawn
+            ) && !stats.task
+            {
+                if let Some(last) = change.cpu().and_then(|c| last_on.get_mut(c.index())) {
+                    if last.is_some_and(|l| l != i) {
+                        stats.switches += 1;
+                    }
+                    *last = Some(i);
+                }
+            }
+            match state {
                 ThreadState::Done => stats.end = Some(change.time()),
-                ThreadState::Switch => stats.switches += 1,
                 // Each dispatch records Running once, after its switch if any.
                 ThreadState::Running => stats.dispatches += 1,
                 _ => {}
