@@ -79,8 +79,33 @@ pub fn describe_outcome(run: &ScriptRun) -> String {
 
 /// "name (what it waits for)".
 fn wait_line(run: &ScriptRun, waiting: &Waiting) -> String {
+    use sim_core::{BlockReason, ThreadState};
+    let held = match waiting.state {
+        ThreadState::Blocked(
+            BlockReason::Lock(r) | BlockReason::RwLock(r) | BlockReason::Semaphore(r),
+        )
+        | ThreadState::Spin(r) => deadlock::holders(&run.trace, r),
+        _ => Vec::new(),
+    };
+    // Who holds what it waits for, and whether they are gone: a thread
+    // that ended still holding a lock leaves its waiters stuck for good.
+    let holders: Vec<String> = held
+        .iter()
+        .map(|&h| {
+            let name = &run.trace.threads[h.index()].name;
+            match run.stats.thread(name).and_then(|t| t.end) {
+                Some(end) => format!("{name}, which ended at {end} holding it"),
+                None => name.clone(),
+            }
+        })
+        .collect();
+    let by = if holders.is_empty() {
+        String::new()
+    } else {
+        format!(", held by {}", holders.join(" and "))
+    };
     format!(
-        "{} ({})",
+        "{} ({}{by})",
         run.trace.threads[waiting.thread.index()].name,
         deadlock::describe_state(&run.trace, waiting.state)
     )
@@ -112,6 +137,10 @@ pub fn text(run: &ScriptRun, chart: Option<&Path>) -> String {
             (None, false) => "FAILED".to_string(),
         };
         let _ = writeln!(out, "expectation '{}': {verdict}", expectation.name);
+        // The rest of the error: where in the script, and what to do.
+        for line in expectation.error.iter().flat_map(|e| e.lines().skip(1)) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     match (run.outcome_failure(), run.expected_outcome) {
         (Some(failure), _) => {

@@ -206,3 +206,94 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
     }
     assert_eq!(run_simcli(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+// ----- A second newcomer pass (issue 16's stop of 2026-12-07) ------------
+
+#[test]
+fn zero_cost_switches_are_still_counted_as_switches() {
+    // Two 30ms threads alternating on one CPU every 10ms: a runs at 0,
+    // 20 and 40ms, b at 10, 30 and 50ms. The textbook preset charges
+    // nothing for a switch; the threads were switched to all the same.
+    let source = "let m = machine(#{ preset: \"textbook\", cpus: 1, scheduler: \"rr\", quantum: ms(10) });\n\
+                  m.add_thread(\"a\", || compute(ms(30)));\n\
+                  m.add_thread(\"b\", || compute(ms(30)));\n\
+                  let r = m.run();\n\
+                  print(`${r.stats(\"a\").switches} ${r.stats(\"b\").switches} ${r.stats(\"a\").dispatches}`);\n";
+    let (code, out, err) = simcli_on("free_switches", source, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // a's first dispatch is onto an idle CPU: no switch.
+    assert!(out.contains("\n2 3 3\n"), "{out}");
+    // With a charge, the same count (the kernel pays each of them).
+    let paid = source
+        .replace("preset: \\\"textbook\\\", ", "")
+        .replace("preset: \"textbook\", ", "context_switch: us(5), ");
+    let (code, out, err) = simcli_on("paid_switches", &paid, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\n2 3 3\n"), "{out}");
+}
+
+#[test]
+fn a_stall_names_who_holds_the_lock_and_that_it_ended() {
+    let source = "let m = machine(#{});\n\
+                  let lock = m.mutex(\"lock\");\n\
+                  m.add_thread(\"a\", || { lock.lock(); });\n\
+                  m.add_thread(\"b\", || { sleep(ms(1)); lock.lock(); lock.unlock(); });\n";
+    let (code, out, _) = simcli_on("stall_holder", source, "run", &["--no-chart"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("b (mutex 'lock', held by a, which ended at 0s holding it)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failed_expectation_shows_its_line_and_what_to_do() {
+    let source = "let m = machine(#{});\n\
+                  let c = m.variable(\"counter\", 0);\n\
+                  m.add_thread(\"a\", || c.store(1));\n\
+                  m.expect(\"counted\", |run| run.value(\"countr\") == 1);\n";
+    let (code, out, _) = simcli_on("expect_typo", source, "run", &["--no-chart"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "expectation 'counted': FAILED: error: the run has no variable named \"countr\"\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("expect_typo.rhai:4:31\n"), "{out}");
+    assert!(out.contains("help: its variables are: counter\n"), "{out}");
+}
+
+#[test]
+fn a_guard_names_a_script_line_never_simcli_source() {
+    let (code, out, err) = simcli_on(
+        "guard_site",
+        &std::fs::read_to_string(simcli_tests::workspace().join("scripts/asyncio_vs_threads.rhai"))
+            .unwrap(),
+        "run",
+        &["--no-chart", "--max-memory", "20MiB"],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("--max-memory"), "{err}");
+    assert!(!out.contains("sim-core/src"), "{out}");
+    assert!(!err.contains("sim-core/src"), "{err}");
+    assert!(err.contains("guard_site.rhai:"), "{err}");
+}
+
+#[test]
+fn stats_finds_an_asyncio_task_by_name() {
+    let source = "let m = machine(#{});\n\
+                  let lp = m.add_event_loop(\"loop\");\n\
+                  lp.add_task(\"ticker\", || { for i in 0..3 { await_sleep(ms(10)); } });\n\
+                  let r = m.run();\n\
+                  print(`ticker ends at ${r.stats(\"ticker\").end}`);\n\
+                  r.stats(\"tickr\");\n";
+    let (code, out, err) = simcli_on("task_stats", source, "run", &["--no-chart"]);
+    assert!(out.contains("ticker ends at 30"), "{out}{err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("no thread or task named \"tickr\""), "{err}");
+    assert!(
+        err.contains("its threads and tasks are: loop, ticker"),
+        "{err}"
+    );
+}

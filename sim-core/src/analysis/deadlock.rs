@@ -6,6 +6,28 @@
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::trace::{Deadlock, Trace, WaitTarget};
 
+/// The threads that hold `resource` at the end of the run (a lock's owner,
+/// a semaphore's or read lock's holders), in the order they took it: each
+/// acquisition not matched by a release of the same thread. A stall report
+/// names them, as a deadlock's names the next thread on the cycle.
+pub fn holders(trace: &Trace, resource: crate::ids::ResourceId) -> Vec<crate::ids::ThreadId> {
+    use crate::trace::SyncAction;
+    let mut held: Vec<crate::ids::ThreadId> = Vec::new();
+    for event in trace.sync.iter().filter(|e| e.resource == resource) {
+        match event.action {
+            SyncAction::Acquired { .. } => held.push(event.thread),
+            SyncAction::Released => {
+                if let Some(k) = held.iter().rposition(|&t| t == event.thread) {
+                    held.remove(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    held.dedup();
+    held
+}
+
 /// What a thread in `state` waits for, e.g. "lock 'm1'" or "join 'worker'".
 pub fn describe_state(trace: &Trace, state: ThreadState) -> String {
     let named = |kind: &str, id| format!("{kind} '{}'", trace.resource_name(id));
