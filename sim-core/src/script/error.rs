@@ -419,7 +419,7 @@ fn describe(error: &EvalAltResult) -> (ErrorStage, String, Option<String>) {
             ErrorStage::Limit,
             format!("{what} is too large"),
             Some(format!(
-                "strings are limited to {} bytes and arrays to {} elements",
+                "strings are limited to {} bytes (the strings inside one array or map count together) and arrays to {} elements",
                 super::limits::MAX_STRING,
                 super::limits::MAX_ARRAY
             )),
