@@ -77,6 +77,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         Ok(script) => script,
         Err(status) => return status,
     };
+    crate::warn(&script, &args.set);
     let name = script.name().to_string();
     let source = std::fs::read_to_string(&args.script).expect("read above");
     let strategy = match args.strategy {

@@ -164,6 +164,33 @@ const EXIT_FAILURE: u8 = 1;
 /// Exit status of a usage error (bad arguments, unreadable script).
 const EXIT_USAGE: u8 = 2;
 
+/// Warns, before a script runs, of what will not do what its author
+/// meant: an assignment to a captured variable, a call of a function that
+/// does not exist, a `--set` key the script never reads.
+pub fn warn(script: &Script, sets: &[(String, String)]) {
+    let name = script.name();
+    for (variable, line, column) in script.captured_assignments() {
+        eprintln!(
+            "warning: {name}:{line}:{column}: the closure assigns to `{variable}`, which it captured: \
+             a thread or task has its own copy, so nothing outside it sees the change; \
+             share state through m.variable(...) or a channel"
+        );
+    }
+    for (function, line, column, closest) in script.unknown_calls() {
+        let guess = closest.map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+        eprintln!(
+            "warning: {name}:{line}:{column}: no function is named `{function}`{guess}: \
+             the call will fail when it runs; `simcli api` lists every function"
+        );
+    }
+    for key in script.unread_settings(sets) {
+        eprintln!(
+            "warning: --set {key}: the script reads no `{key}` (no param(\"{key}\", ...), \
+             no variable of that name), so the setting changes nothing"
+        );
+    }
+}
+
 /// Reads and compiles a script; on failure prints the error and gives the
 /// exit status (usage for an unreadable file, failure for a bad script).
 pub fn load_script(path: &std::path::Path) -> Result<Script, ExitCode> {
@@ -206,14 +233,7 @@ fn main() -> ExitCode {
         Command::Step(args) => step::step(&args),
         Command::Check { script } => match load_script(&script) {
             Ok(script) => {
-                for (variable, line, column) in script.captured_assignments() {
-                    eprintln!(
-                        "warning: {}:{line}:{column}: the closure assigns to `{variable}`, which it captured: \
-                         a thread or task has its own copy, so nothing outside it sees the change; \
-                         share state through m.variable(...) or a channel",
-                        script.name()
-                    );
-                }
+                warn(&script, &[]);
                 println!("{}: ok", script.name());
                 ExitCode::SUCCESS
             }

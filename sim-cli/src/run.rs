@@ -22,6 +22,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(script) => script,
         Err(status) => return status,
     };
+    crate::warn(&script, &args.set);
     let schedule = match args.schedule.as_deref().map(read_schedule).transpose() {
         Ok(schedule) => schedule,
         Err(error) => {

@@ -297,3 +297,65 @@ fn stats_finds_an_asyncio_task_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn check_and_run_warn_of_misspelled_functions_and_unread_settings() {
+    let source = "let m = machine(#{});\n\
+                  let lock = m.mutex(\"l\");\n\
+                  let n = param(\"threads\", 2);\n\
+                  m.add_thread(\"a\", || { slep(ms(2)); lock.lok(); });\n";
+    let (code, out, err) = simcli_on("typos", source, "check", &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("typos.rhai:4:24: no function is named `slep` (did you mean `sleep`?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("typos.rhai:4:42: no function is named `lok` (did you mean `lock`?)"),
+        "{err}"
+    );
+    let (_, _, err) = simcli_on("typos", source, "run", &["--no-chart", "--set", "thread=8"]);
+    assert!(err.contains("no function is named `slep`"), "{err}");
+    assert!(
+        err.contains("warning: --set thread: the script reads no `thread`"),
+        "{err}"
+    );
+    // A key the script reads, by param() or as a constant, is no warning.
+    let (_, _, err) = simcli_on(
+        "typos",
+        source,
+        "run",
+        &["--no-chart", "--set", "threads=8"],
+    );
+    assert!(!err.contains("--set"), "{err}");
+    let constant = "let m = machine(#{ cpus: cpus });\nm.add_thread(\"a\", || compute(ms(1)));\n";
+    let (code, _, err) = simcli_on(
+        "constant",
+        constant,
+        "run",
+        &["--no-chart", "--set", "cpus=2"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn no_gallery_script_draws_a_warning() {
+    let root = simcli_tests::workspace();
+    let mut scripts = Vec::new();
+    for dir in ["scripts", "scripts/challenges", "scripts/bench"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rhai") {
+                scripts.push(path);
+            }
+        }
+    }
+    scripts.sort();
+    assert!(scripts.len() > 30, "{scripts:?}");
+    for path in scripts {
+        let output = run_simcli(&["check", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(!err.contains("warning"), "{}: {err}", path.display());
+    }
+}

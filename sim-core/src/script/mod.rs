@@ -456,6 +456,106 @@ impl Script {
         found
     }
 
+    /// Calls of a function that neither the script, simcli nor Rhai
+    /// defines, as (name, line, column, the closest name that exists if one
+    /// is close): such a call fails only when it runs, maybe deep into a
+    /// simulation. `simcli check` and `simcli run` warn about each.
+    pub fn unknown_calls(&self) -> Vec<(String, u32, u32, Option<String>)> {
+        // Rhai's own functions that are keywords, not registered functions.
+        const KEYWORDS: [&str; 10] = [
+            "print",
+            "debug",
+            "type_of",
+            "Fn",
+            "call",
+            "curry",
+            "is_def_fn",
+            "is_def_var",
+            "is_shared",
+            "eval",
+        ];
+        let mut known: std::collections::BTreeSet<String> = self
+            .engine
+            .gen_fn_signatures(true)
+            .iter()
+            .filter_map(|signature| signature.split('(').next())
+            .map(str::to_string)
+            .collect();
+        known.extend(self.ast.iter_fn_def().map(|f| f.name.to_string()));
+        known.extend(KEYWORDS.iter().map(|k| k.to_string()));
+        let mut found = Vec::new();
+        self.ast.walk(&mut |path: &[rhai::ASTNode]| {
+            let call = match path.last() {
+                Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, at)))
+                | Some(rhai::ASTNode::Expr(rhai::Expr::MethodCall(call, at)))
+                | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, at))) => Some((call, *at)),
+                _ => None,
+            };
+            if let Some((call, at)) = call {
+                let name = call.name.as_str();
+                let identifier = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                if call.op_token.is_none() && identifier && !known.contains(name) {
+                    let closest = known
+                        .iter()
+                        .filter(|k| !k.starts_with("anon$"))
+                        .map(|k| (edit_distance(name, k), k))
+                        .filter(|&(d, _)| d <= 2 && d < name.len())
+                        .min()
+                        .map(|(_, k)| k.clone());
+                    found.push((
+                        name.to_string(),
+                        at.line().unwrap_or(0) as u32,
+                        at.position().unwrap_or(0) as u32,
+                        closest,
+                    ));
+                }
+            }
+            true
+        });
+        found.sort_by_key(|(_, line, column, _)| (*line, *column));
+        found.dedup();
+        found
+    }
+
+    /// The `--set` keys the script never reads: no `param("key", ...)` and
+    /// no variable of that name. A misspelled key would otherwise be
+    /// ignored without a word. Empty when a `param` call's name is not a
+    /// literal (the script may read any key).
+    pub fn unread_settings<'a>(&self, keys: &'a [(String, String)]) -> Vec<&'a str> {
+        let mut read = std::collections::BTreeSet::new();
+        let mut any = false;
+        self.ast.walk(&mut |path: &[rhai::ASTNode]| {
+            match path.last() {
+                Some(rhai::ASTNode::Expr(rhai::Expr::Variable(var, ..))) => {
+                    read.insert(var.1.to_string());
+                }
+                Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _)))
+                    if call.name.as_str() == "param" =>
+                {
+                    match call.args.first() {
+                        Some(rhai::Expr::StringConstant(name, _)) => {
+                            read.insert(name.to_string());
+                        }
+                        _ => any = true,
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+        if any {
+            return Vec::new();
+        }
+        keys.iter()
+            .map(|(key, _)| key.as_str())
+            .filter(|key| !read.contains(*key))
+            .collect()
+    }
+
     /// Evaluates the script: runs what it runs, then every machine it
     /// declared but did not run.
     pub fn run(&self, options: &RunOptions) -> ScriptOutcome {
@@ -525,5 +625,52 @@ impl Script {
             runs: session.runs,
             error,
         }
+    }
+}
+
+/// Levenshtein distance between `a` and `b` (in characters), for "did you
+/// mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("sleep", "sleep"), 0);
+        assert_eq!(edit_distance("slep", "sleep"), 1);
+        assert_eq!(edit_distance("lok", "lock"), 1);
+        assert_eq!(edit_distance("comptue", "compute"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn unknown_calls_skip_the_scripts_own_functions_and_rhais() {
+        let script = Script::compile(
+            "t.rhai",
+            "fn helper(x) { x + 1 }\nlet a = [1];\na.push(helper(2));\nprint(type_of(a));\nnope(1);\n",
+        )
+        .unwrap();
+        let unknown = script.unknown_calls();
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert_eq!(unknown[0].0, "nope");
+        assert_eq!((unknown[0].1, unknown[0].2), (5, 1));
     }
 }
