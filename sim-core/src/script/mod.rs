@@ -483,12 +483,39 @@ impl Script {
             .collect();
         known.extend(self.ast.iter_fn_def().map(|f| f.name.to_string()));
         known.extend(KEYWORDS.iter().map(|k| k.to_string()));
+        // `m.f(x)` also calls a closure kept in an object map's property
+        // `f`: the names of the script's map keys and properties are
+        // methods too.
+        let mut properties = std::collections::BTreeSet::new();
+        self.ast.walk(&mut |path: &[rhai::ASTNode]| {
+            match path.last() {
+                Some(rhai::ASTNode::Expr(rhai::Expr::Map(map, _))) => {
+                    properties.extend(map.0.iter().map(|(key, _)| key.name.to_string()));
+                    properties.extend(map.1.keys().map(|key| key.to_string()));
+                }
+                // A map of constants (closures that capture nothing are).
+                Some(rhai::ASTNode::Expr(rhai::Expr::DynamicConstant(value, _))) => {
+                    if let Some(map) = value.read_lock::<rhai::Map>() {
+                        properties.extend(map.keys().map(|key| key.to_string()));
+                    }
+                }
+                Some(rhai::ASTNode::Expr(rhai::Expr::Property(property, _))) => {
+                    properties.insert(property.2.to_string());
+                }
+                _ => {}
+            }
+            true
+        });
         let mut found = Vec::new();
         self.ast.walk(&mut |path: &[rhai::ASTNode]| {
             let call = match path.last() {
                 Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, at)))
-                | Some(rhai::ASTNode::Expr(rhai::Expr::MethodCall(call, at)))
                 | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, at))) => Some((call, *at)),
+                Some(rhai::ASTNode::Expr(rhai::Expr::MethodCall(call, at)))
+                    if !properties.contains(call.name.as_str()) =>
+                {
+                    Some((call, *at))
+                }
                 _ => None,
             };
             if let Some((call, at)) = call {
@@ -503,7 +530,8 @@ impl Script {
                         .iter()
                         .filter(|k| !k.starts_with("anon$"))
                         .map(|k| (edit_distance(name, k), k))
-                        .filter(|&(d, _)| d <= 2 && d < name.len())
+                        // One slip in a short name, two in a longer one.
+                        .filter(|&(d, _)| d <= if name.len() > 4 { 2 } else { 1 })
                         .min()
                         .map(|(_, k)| k.clone());
                     found.push((
@@ -665,12 +693,15 @@ mod tests {
     fn unknown_calls_skip_the_scripts_own_functions_and_rhais() {
         let script = Script::compile(
             "t.rhai",
-            "fn helper(x) { x + 1 }\nlet a = [1];\na.push(helper(2));\nprint(type_of(a));\nnope(1);\n",
+            "fn helper(x) { x + 1 }\nlet a = [1];\na.push(helper(2));\nprint(type_of(a));\nnope(1);\nlet o = #{ twice: |x| x * 2 };\nprint(o.twice(2));\n",
         )
         .unwrap();
         let unknown = script.unknown_calls();
         assert_eq!(unknown.len(), 1, "{unknown:?}");
         assert_eq!(unknown[0].0, "nope");
-        assert_eq!((unknown[0].1, unknown[0].2), (5, 1));
+        assert_eq!(
+            (unknown[0].1, unknown[0].2, unknown[0].3.as_deref()),
+            (5, 1, None)
+        );
     }
 }
