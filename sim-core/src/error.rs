@@ -237,9 +237,9 @@ pub enum Misuse {
     /// A thread tried to join itself.
     #[error("a thread cannot join itself")]
     JoinSelf,
-    /// A thread was joined a second time.
-    #[error("thread '{0}' was already joined; join each thread once")]
-    JoinedTwice(String),
+    /// A join of an asyncio task's row, which is no thread.
+    #[error("'{0}' is an asyncio task, not a thread: await the task instead of joining it")]
+    JoinTask(String),
     /// A handle to no thread.
     #[error("no thread has id {0}")]
     UnknownThread(u32),

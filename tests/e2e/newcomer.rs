@@ -359,3 +359,20 @@ fn no_gallery_script_draws_a_warning() {
         assert!(!err.contains("warning"), "{}: {err}", path.display());
     }
 }
+
+#[test]
+fn a_thread_may_be_joined_twice_and_by_two_threads_as_in_cpython() {
+    let source = "let m = machine(#{ cpus: 2 });\n\
+                  m.add_thread(\"main\", || {\n\
+                  \x20   let worker = start_thread(\"worker\", || { compute(ms(5)); 42 });\n\
+                  \x20   let watcher = start_thread(\"watcher\", || worker.join());\n\
+                  \x20   print(`main ${worker.join()} ${worker.join()} ${watcher.join()}`);\n\
+                  \x20   let child = start_process(\"child\", || 7);\n\
+                  \x20   print(`process ${child.join()} ${child.join()}`);\n\
+                  });\n";
+    let (code, out, err) = simcli_on("join_twice", source, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("main 42 42 42"), "{out}");
+    // multiprocessing's Process.join too.
+    assert!(out.contains("process 7 7"), "{out}");
+}

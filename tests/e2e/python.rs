@@ -166,7 +166,6 @@ fn bad_process_options_are_refused_with_their_line() {
     let cases = [
         ("method", "let m = machine();\nm.add_thread(\"t\", || {\n  start_process(\"w\", #{ start_method: \"teleport\" }, || 1);\n});\n", "no start method named \"teleport\"", ":3:"),
         ("interval", "let m = machine();\nlet p = m.add_process(\"py\", #{ gil: true, switch_interval: 0 });\n", "switch_interval", ":2:"),
-        ("twice", "let m = machine();\nm.add_thread(\"t\", || {\n  let c = start_process(\"w\", || 1);\n  c.join();\n  c.join();\n});\n", "already joined", ":5:"),
         ("threads", "let m = machine(#{ memory: \"14MiB\" });\nm.add_thread(\"t\", || {\n  for i in 0..1000 {\n    start_thread(`c${i}`, || sleep(sec(1)));\n  }\n});\n", "can't start new thread", ":4:"),
         ("processes", "let m = machine(#{ memory: \"40MiB\" });\nm.add_thread(\"t\", || {\n  for i in 0..10 {\n    start_process(`p${i}`, || sleep(sec(1)));\n  }\n});\n", "can't start new process", ":4:"),
         ("negative", "let m = machine();\nlet p = m.add_process(\"py\", #{ gil: true, switch_interval: ms(-5) });\n", "not a valid duration", ":2:"),

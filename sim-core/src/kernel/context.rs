@@ -685,9 +685,9 @@ impl<'a> Ctx<'a> {
     #[track_caller]
     pub fn join<T: 'static>(&self, handle: JoinHandle<T>) -> T {
         let value = self.join_any(handle.thread);
-        *value
-            .downcast::<T>()
-            .expect("a JoinHandle<T> joins a body returning T")
+        *value.downcast::<T>().expect(
+            "a JoinHandle<T> joins a body returning T (the first join of a thread takes its value)",
+        )
     }
 
     /// Joins a thread by id and returns its value untyped; for script bindings.

@@ -183,9 +183,8 @@ impl Thread {
 /// joiners once it ends.
 struct Lifecycle {
     body: Option<Start>,
-    /// The body's value once finished, until joined.
+    /// The body's value once finished, until the first join takes it.
     value: Option<Box<dyn Any>>,
-    joined: bool,
     joiners: WaitQueue,
 }
 
@@ -490,7 +489,6 @@ impl Engine {
         self.lives.push(Lifecycle {
             body: Some(body.into()),
             value: None,
-            joined: false,
             joiners: WaitQueue::new(),
         });
         self.trace.threads.push(ThreadInfo {
@@ -1736,11 +1734,14 @@ impl Engine {
             self.misuse(thread, origin, Misuse::JoinSelf);
             return false;
         }
-        if std::mem::replace(&mut joined.joined, true) {
+        if self.trace.threads[target.index()].task_of.is_some() {
             let name = self.name(target);
-            self.misuse(thread, origin, Misuse::JoinedTwice(name));
+            self.misuse(thread, origin, Misuse::JoinTask(name));
             return false;
         }
+        // A thread may be joined any number of times, by any number of
+        // threads, as CPython's Thread.join allows: the first join takes
+        // its value, a later one gets ().
         if self.threads[target.index()].state == ThreadState::Done {
             let value = joined.value.take().unwrap_or_else(|| Box::new(()));
             self.races.thread_joined(thread, target);
@@ -1998,8 +1999,10 @@ impl Engine {
         self.with_gate(process, |gate, now, actions| {
             gate.release(thread, now, actions)
         });
+        // Every joiner wakes, in the order the chooser picks; the first
+        // takes the value.
         let mut joiners = std::mem::take(&mut self.lives[t].joiners);
-        if let Some(joiner) = self.pick_waiter(&mut joiners) {
+        while let Some(joiner) = self.pick_waiter(&mut joiners) {
             self.races.thread_joined(joiner.thread, thread);
             let value = self.lives[t].value.take().unwrap_or_else(|| Box::new(()));
             self.wake(joiner.thread, Response::Value(value));

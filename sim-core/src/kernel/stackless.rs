@@ -652,7 +652,7 @@ impl AsyncCtx {
             match taken(response) {
                 Response::Value(value) => *value
                     .downcast::<T>()
-                    .expect("a JoinHandle<T> joins a body returning T"),
+                    .expect("a JoinHandle<T> joins a body returning T (the first join of a thread takes its value)"),
                 _ => unreachable!("the kernel answers Join with a value"),
             }
         })

@@ -88,6 +88,27 @@ pub(crate) struct ProcessHandle {
 pub(crate) struct ThreadHandle {
     thread: crate::ids::ThreadId,
     name: String,
+    result: Joined,
+}
+
+/// The value a started thread's body returned, once it has: every join
+/// returns it (CPython lets any number of threads join a thread, any
+/// number of times; the kernel gives its value to the first join only).
+type Joined = Rc<std::cell::RefCell<Option<Dynamic>>>;
+
+/// `body`, keeping a copy of what it returns in `result`.
+fn keeping_result(
+    body: impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static,
+    result: &Joined,
+) -> impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static {
+    let result = result.clone();
+    move |ctx: &Ctx<'_>| {
+        let out = body(ctx);
+        if let Some(value) = out.as_ref().ok().and_then(|v| v.downcast_ref::<Dynamic>()) {
+            *result.borrow_mut() = Some(value.clone());
+        }
+        out
+    }
 }
 
 /// Reads a process's `gil` (true or false) or `switch_interval` (longer
@@ -123,6 +144,7 @@ pub(crate) struct ChildProcess {
     main: crate::ids::ThreadId,
     pid: ProcessId,
     name: String,
+    result: Joined,
 }
 
 /// Reads `start_process`'s options: gil (default true), switch_interval,
@@ -165,16 +187,15 @@ fn process_start(
     })
 }
 
-/// Joins `thread` from the running body and returns its body's value.
+/// Joins `thread` from the running body and returns its body's value (to
+/// every join, not only the first).
 fn join_value(
     call: &NativeCallContext,
     thread: crate::ids::ThreadId,
+    result: &Joined,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    let value = current::operation(call, |ctx| ctx.join_any(thread))?;
-    Ok(value
-        .downcast::<Dynamic>()
-        .map(|v| *v)
-        .unwrap_or(Dynamic::UNIT))
+    current::operation(call, |ctx| ctx.join_any(thread))?;
+    Ok(result.borrow().clone().unwrap_or(Dynamic::UNIT))
 }
 
 fn start_process(
@@ -187,11 +208,14 @@ fn start_process(
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
     // A process copies what it captures, as fork does.
     let body = thread_body(engine, ast, by_value(body), call.call_position());
+    let result = Joined::default();
+    let body = keeping_result(body, &result);
     let handle = current::operation(call, |ctx| ctx.start_process(name, start, body))?;
     Ok(ChildProcess {
         main: handle.main,
         pid: handle.process,
         name: name.to_string(),
+        result,
     })
 }
 
@@ -1076,8 +1100,8 @@ pub(crate) fn register(engine: &mut Engine) {
         engine,
         "join",
         &["self: Thread", "Dynamic"],
-        "Inside a body: blocks until the thread finishes and returns its body's value.",
-        |call: NativeCallContext, h: &mut ThreadHandle| join_value(&call, h.thread),
+        "Inside a body: blocks until the thread finishes and returns its body's value; any number of threads may join it, any number of times, as in CPython.",
+        |call: NativeCallContext, h: &mut ThreadHandle| join_value(&call, h.thread, &h.result),
     );
     super::api::getter(
         engine,
@@ -1110,7 +1134,7 @@ pub(crate) fn register(engine: &mut Engine) {
         "join",
         &["self: ChildProcess", "Dynamic"],
         "Inside a body: waits until the process's first thread ends and returns its body's value (a copy: processes share nothing).",
-        |call: NativeCallContext, h: &mut ChildProcess| join_value(&call, h.main),
+        |call: NativeCallContext, h: &mut ChildProcess| join_value(&call, h.main, &h.result),
     );
     super::api::getter(
         engine,
@@ -1194,10 +1218,13 @@ fn start_thread(
 ) -> Result<ThreadHandle, Box<EvalAltResult>> {
     let (engine, ast) = session::with(|s| (s.engine.clone(), s.ast.clone()));
     let body = thread_body(engine, ast, by_value(body), call.call_position());
+    let result = Joined::default();
+    let body = keeping_result(body, &result);
     let thread = current::operation(call, |ctx| ctx.start_fallible(name, options, body))?;
     Ok(ThreadHandle {
         thread,
         name: name.to_string(),
+        result,
     })
 }
 

@@ -82,7 +82,6 @@ impl Engine {
         self.lives.push(Lifecycle {
             body: None,
             value: None,
-            joined: true,
             joiners: WaitQueue::new(),
         });
         self.trace.threads.push(ThreadInfo {
