@@ -34,6 +34,7 @@ Environment: BENCH_REPS (default 3) rounds, the median of which is shown;
 BENCH_QUIET_BUDGET (seconds, default 60) to wait for a quiet host.
 """
 import json
+import math
 import os
 import re
 import statistics
@@ -214,8 +215,10 @@ def measure():
                 wait_quiet()
                 long, _ = fn(n, 3 * k)
                 add((f"mutex{n}", tool), short)
-                # (3k cycles at `long` each, less k at `short`) over 2k.
-                add((f"steady{n}", tool), ((3 * long - short[0]) / 2, 0))
+                # (3k cycles at `long` each, less k at `short`) over 2k. The
+                # difference amplifies noise: a non-positive one is no figure.
+                steady = (3 * long - short[0]) / 2
+                add((f"steady{n}", tool), (steady if steady > 0 else float("nan"), 0))
         for tool, fn in (("rust", many_rust), ("stackless", many_stackless),
                          ("rhai", many_rhai), ("simpy", many_simpy)):
             wait_quiet()
@@ -244,6 +247,9 @@ def table(samples):
     rows = []
 
     def row(label, key, fmt, higher_is_better, other="simpy"):
+        if any(math.isnan(v) for (k, _), v in med.items() if k == key):
+            rows.append((label, *(["n/a (noise)"] * 4), "", "", ""))
+            return
         rust, rhai, base = med[(key, "rust")], med[(key, "rhai")], med[(key, other)]
         stackless = med.get((key, "stackless"))
         ratio = (lambda a: a / base) if higher_is_better else (lambda a: base / a)

@@ -80,20 +80,22 @@ pub fn describe_outcome(run: &ScriptRun) -> String {
 /// "name (what it waits for)".
 fn wait_line(run: &ScriptRun, waiting: &Waiting) -> String {
     use sim_core::{BlockReason, ThreadState};
-    let held = match waiting.state {
-        ThreadState::Blocked(
-            BlockReason::Lock(r) | BlockReason::RwLock(r) | BlockReason::Semaphore(r),
-        )
+    // Locks have owners; a semaphore's permits do not (any thread may
+    // release one), so a stall on a semaphore names nobody.
+    let mut held = match waiting.state {
+        ThreadState::Blocked(BlockReason::Lock(r) | BlockReason::RwLock(r))
         | ThreadState::Spin(r) => deadlock::holders(&run.trace, r),
         _ => Vec::new(),
     };
+    held.retain(|&h| h != waiting.thread);
     // Who holds what it waits for, and whether they are gone: a thread
     // that ended still holding a lock leaves its waiters stuck for good.
     let holders: Vec<String> = held
         .iter()
         .map(|&h| {
             let name = &run.trace.threads[h.index()].name;
-            match run.stats.thread(name).and_then(|t| t.end) {
+            // By index: two threads may share a name.
+            match run.stats.threads.get(h.index()).and_then(|t| t.end) {
                 Some(end) => format!("{name}, which ended at {end} holding it"),
                 None => name.clone(),
             }

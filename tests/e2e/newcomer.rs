@@ -224,9 +224,7 @@ fn zero_cost_switches_are_still_counted_as_switches() {
     // a's first dispatch is onto an idle CPU: no switch.
     assert!(out.contains("\n2 3 3\n"), "{out}");
     // With a charge, the same count (the kernel pays each of them).
-    let paid = source
-        .replace("preset: \\\"textbook\\\", ", "")
-        .replace("preset: \"textbook\", ", "context_switch: us(5), ");
+    let paid = source.replace("preset: \"textbook\", ", "context_switch: us(5), ");
     let (code, out, err) = simcli_on("paid_switches", &paid, "run", &["--no-chart"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("\n2 3 3\n"), "{out}");
@@ -375,4 +373,43 @@ fn a_thread_may_be_joined_twice_and_by_two_threads_as_in_cpython() {
     assert!(out.contains("main 42 42 42"), "{out}");
     // multiprocessing's Process.join too.
     assert!(out.contains("process 7 7"), "{out}");
+}
+
+#[test]
+fn review_fixes_task_switches_tail_params_map_methods_and_semaphores() {
+    // An asyncio task's row counts the task switches its loop paid for.
+    let tasks = "let m = machine(#{ name: \"aio\" });\n\
+                 let lp = m.add_event_loop(\"loop\");\n\
+                 lp.add_task(\"t1\", || { for i in 0..3 { await_yield(); } });\n\
+                 lp.add_task(\"t2\", || { for i in 0..3 { await_yield(); } });\n\
+                 let r = m.run();\n\
+                 print(`switches ${r.stats(\"t1\").switches}`);\n";
+    let (code, out, err) = simcli_on("task_switches", tasks, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("switches 4\n"), "{out}");
+    // A param read in a block's last place, or through is_def_var, is read.
+    let tail = "fn threads() { param(\"threads\", 4) }\nprint(threads());\n\
+                if is_def_var(\"fast\") { print(\"fast\"); }\n";
+    let (_, out, err) = simcli_on(
+        "tail_param",
+        tail,
+        "run",
+        &["--no-chart", "--set", "threads=8", "--set", "fast=true"],
+    );
+    assert!(out.contains("8\nfast\n"), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+    // A closure kept under a key set by index is a method; an unknown name
+    // is never matched with an operator.
+    let map =
+        "let m = #{}; m[\"run1\"] = || 5; print(m.run1());\nlet f = |x| x * 2;\nprint(x(1));\n";
+    let (_, _, err) = simcli_on("map_method", map, "check", &[]);
+    assert!(!err.contains("run1"), "{err}");
+    assert!(err.contains("no function is named `x`: the call"), "{err}");
+    // A semaphore's permits have no owner: a stall on one names nobody.
+    let semaphore = "let m = machine(#{});\nlet s = m.semaphore(\"items\", 0);\n\
+                     m.add_thread(\"producer\", || { s.release(); s.release(); });\n\
+                     m.add_thread(\"consumer\", || { s.acquire(); s.acquire(); s.acquire(); });\n";
+    let (code, out, _) = simcli_on("semaphore_stall", semaphore, "run", &["--no-chart"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("consumer (semaphore 'items')"), "{out}");
 }

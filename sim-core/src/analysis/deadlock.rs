@@ -24,7 +24,13 @@ pub fn holders(trace: &Trace, resource: crate::ids::ResourceId) -> Vec<crate::id
             _ => {}
         }
     }
-    held.dedup();
+    // Each holder once, in the order it first took the resource.
+    let mut seen = Vec::new();
+    held.retain(|t| {
+        let first = !seen.contains(t);
+        seen.push(*t);
+        first
+    });
     held
 }
 

@@ -29,7 +29,8 @@ pub struct ThreadStats {
     pub blocked: BTreeMap<BlockKind, Span>,
     /// Context switches to it: times it was put on a CPU that last ran
     /// another thread, whether the machine charges for a switch or not
-    /// (`context_switch: 0`, as the textbook preset has).
+    /// (`context_switch: 0`, as the textbook preset has). For an asyncio
+    /// task's row, the task switches its loop paid for.
     pub switches: u32,
     /// Times it was put on a CPU.
     pub dispatches: u32,
@@ -147,11 +148,16 @@ impl Stats {
             }
             let stats = &mut threads[i];
             let state = change.state();
-            if matches!(
+            if stats.task {
+                // An asyncio task's row: each task switch its loop pays
+                // (`task_switch`) is a Switch state, on no CPU.
+                if state == ThreadState::Switch {
+                    stats.switches += 1;
+                }
+            } else if matches!(
                 state,
                 ThreadState::Switch | ThreadState::Running | ThreadState::Spawn
-            ) && !stats.task
-            {
+            ) {
                 if let Some(last) = change.cpu().and_then(|c| last_on.get_mut(c.index())) {
                     if last.is_some_and(|l| l != i) {
                         stats.switches += 1;

@@ -160,12 +160,19 @@ impl ScriptError {
         };
         // The operation that failed, or, for a limit, the last operation of
         // the thread that tripped it.
-        let position = error
-            .site()
-            .and_then(|site| site.origin)
-            .filter(|o| o.file == script)
-            .map(|o| (o.line, o.column))
-            .or(fallback);
+        let in_script = |site: &crate::error::Site| {
+            site.origin
+                .as_ref()
+                .filter(|o| o.file == script)
+                .map(|o| (o.line, o.column))
+        };
+        let position = match error {
+            // The first repeating thread with a line in the script (an
+            // event loop's own operations have none).
+            SimError::Livelock { repeating, .. } => repeating.iter().find_map(in_script),
+            _ => error.site().as_ref().and_then(in_script),
+        }
+        .or(fallback);
         let mut out = ScriptError::new(script, stage, strip_origin(&script_sites(error, script)))
             .at(position, source);
         out.hint = hint.map(str::to_string);
@@ -173,8 +180,6 @@ impl ScriptError {
     }
 }
 
-/// The error's message without the " (file:line:col)" the kernel appends:
-/// the script error shows the position itself.
 /// `error` with the positions that are not in the script taken out of
 /// its sites: an operation the simulator calls for the script (an event
 /// loop's own select, a pool's hand-off) is at a line of simcli's source,
@@ -197,6 +202,8 @@ pub(crate) fn script_sites(error: &SimError, script: &str) -> SimError {
     error
 }
 
+/// The error's message without the " (file:line:col)" the kernel appends:
+/// the script error shows the position itself.
 fn strip_origin(error: &SimError) -> String {
     match error {
         SimError::Failed {

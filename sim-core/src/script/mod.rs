@@ -502,6 +502,19 @@ impl Script {
                 Some(rhai::ASTNode::Expr(rhai::Expr::Property(property, _))) => {
                     properties.insert(property.2.to_string());
                 }
+                // m["key"] = ... and m.insert("key", ...).
+                Some(rhai::ASTNode::Expr(rhai::Expr::Index(index, ..))) => {
+                    if let rhai::Expr::StringConstant(key, _) = &index.rhs {
+                        properties.insert(key.to_string());
+                    }
+                }
+                Some(rhai::ASTNode::Expr(rhai::Expr::MethodCall(call, _)))
+                    if call.name.as_str() == "insert" =>
+                {
+                    if let Some(rhai::Expr::StringConstant(key, _)) = call.args.first() {
+                        properties.insert(key.to_string());
+                    }
+                }
                 _ => {}
             }
             true
@@ -528,10 +541,18 @@ impl Script {
                 if call.op_token.is_none() && identifier && !known.contains(name) {
                     let closest = known
                         .iter()
-                        .filter(|k| !k.starts_with("anon$"))
+                        .filter(|k| {
+                            // Names a script can write: no operators, no
+                            // closures' or getters' inner names.
+                            k.chars()
+                                .next()
+                                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                                && k.chars().all(|c| c.is_alphanumeric() || c == '_')
+                        })
                         .map(|k| (edit_distance(name, k), k))
-                        // One slip in a short name, two in a longer one.
-                        .filter(|&(d, _)| d <= if name.len() > 4 { 2 } else { 1 })
+                        // One slip in a short name, two in a longer one,
+                        // never the whole name.
+                        .filter(|&(d, _)| d < name.len() && d <= if name.len() > 4 { 2 } else { 1 })
                         .min()
                         .map(|(_, k)| k.clone());
                     found.push((
@@ -561,8 +582,11 @@ impl Script {
                 Some(rhai::ASTNode::Expr(rhai::Expr::Variable(var, ..))) => {
                     read.insert(var.1.to_string());
                 }
+                // A call in a statement's or a block's last place is a
+                // Stmt::FnCall; is_def_var("key") asks for the constant.
                 Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _)))
-                    if call.name.as_str() == "param" =>
+                | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, _)))
+                    if matches!(call.name.as_str(), "param" | "is_def_var") =>
                 {
                     match call.args.first() {
                         Some(rhai::Expr::StringConstant(name, _)) => {

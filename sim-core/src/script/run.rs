@@ -27,22 +27,15 @@ fn thread_stats(
     run: &RunHandle,
     name: &str,
 ) -> Result<Map, Box<EvalAltResult>> {
-    // A thread first, then an asyncio task of one of the loops.
-    let tasks = || run.0.loops.loops.iter().flat_map(|l| l.tasks.iter());
-    let stats = run
-        .0
-        .stats
-        .thread(name)
-        .or_else(|| tasks().find(|t| t.name == name))
+    // A thread first, then an asyncio task (task rows are rows of the
+    // same table).
+    let rows = &run.0.stats.threads;
+    let stats = rows
+        .iter()
+        .find(|t| !t.task && t.name == name)
+        .or_else(|| rows.iter().find(|t| t.task && t.name == name))
         .ok_or_else(|| {
-            let names: Vec<&str> = run
-                .0
-                .stats
-                .threads
-                .iter()
-                .chain(tasks())
-                .map(|t| t.name.as_str())
-                .collect();
+            let names: Vec<&str> = rows.iter().map(|t| t.name.as_str()).collect();
             fault(
                 format!("the run has no thread or task named \"{name}\""),
                 Some(&format!("its threads and tasks are: {}", names.join(", "))),
