@@ -169,9 +169,10 @@ const EXIT_USAGE: u8 = 2;
 /// does not exist, a `--set` key the script never reads.
 pub fn warn(script: &Script, sets: &[(String, String)]) {
     let name = script.name();
-    for (variable, line, column) in script.captured_assignments() {
+    for (variable, line, column, method) in script.captured_assignments() {
+        let how = method.map_or("assigns to".to_string(), |m| format!("calls {m}() on"));
         eprintln!(
-            "warning: {name}:{line}:{column}: the closure assigns to `{variable}`, which it captured: \
+            "warning: {name}:{line}:{column}: the closure {how} `{variable}`, which it captured: \
              a thread or task has its own copy, so nothing outside it sees the change; \
              share state through m.variable(...) or a channel"
         );

@@ -413,3 +413,21 @@ fn review_fixes_task_switches_tail_params_map_methods_and_semaphores() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("consumer (semaphore 'items')"), "{out}");
 }
+
+#[test]
+fn run_warns_of_a_captured_array_changed_in_a_thread() {
+    // The thread's closure has its own copy of `results`: the push is seen
+    // nowhere outside it, and the array printed after the run is empty.
+    let source = "let m = machine(#{});\nlet results = [];\n\
+                  for i in 0..2 { m.add_thread(`t${i}`, || { results.push(i); }); }\n\
+                  m.run();\nprint(results);\n";
+    let (code, out, err) = simcli_on("captured_push", source, "run", &["--no-chart"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\n[]\n"), "{out}");
+    assert!(
+        err.contains(
+            "captured_push.rhai:3:44: the closure calls push() on `results`, which it captured"
+        ),
+        "{err}"
+    );
+}

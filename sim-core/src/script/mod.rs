@@ -414,11 +414,18 @@ impl Script {
         &self.name
     }
 
-    /// Assignments to a captured variable inside a closure, as (variable,
-    /// line, column): a thread's or task's closure has its own copy of what
-    /// it captures, so such an assignment changes nothing outside it.
-    /// `simcli check` warns about each.
-    pub fn captured_assignments(&self) -> Vec<(String, u32, u32)> {
+    /// Changes to a captured variable inside a closure, as (variable, line,
+    /// column, the method when a call such as `push` changes it rather
+    /// than an assignment): a thread's or task's closure has its own copy
+    /// of what it captures, so such a change is seen nowhere outside it.
+    /// `simcli check`, `run` and `explore` warn about each.
+    pub fn captured_assignments(&self) -> Vec<(String, u32, u32, Option<String>)> {
+        // Rhai's methods that change an array, a map, a string or a blob in
+        // place (a handle's methods, lock() or send(), change shared state).
+        const CHANGES: [&str; 16] = [
+            "push", "append", "insert", "pop", "shift", "remove", "clear", "truncate", "drain",
+            "retain", "splice", "sort", "reverse", "dedup", "pad", "chop",
+        ];
         let at = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
         // Each closure's span and the variables it captured (its leading
         // parameters: a closure handed to a thread has no others).
@@ -437,21 +444,31 @@ impl Script {
             .collect();
         let mut found = Vec::new();
         self.ast.walk(&mut |path: &[rhai::ASTNode]| {
-            if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Assignment(assign))) = path.last() {
-                if let rhai::Expr::Variable(var, _, position) = &assign.1.lhs {
-                    let here = at(*position);
-                    let innermost = closures
-                        .iter()
-                        .filter(|(start, end, _)| *start <= here && here <= *end)
-                        .max_by_key(|(start, ..)| *start);
-                    if innermost.is_some_and(|(.., params)| params.iter().any(|p| *p == var.1)) {
-                        found.push((var.1.to_string(), here.0 as u32, here.1 as u32));
+            let changed = match path.last() {
+                Some(rhai::ASTNode::Stmt(rhai::Stmt::Assignment(assign))) => {
+                    Some((&assign.1.lhs, None))
+                }
+                Some(rhai::ASTNode::Expr(rhai::Expr::Dot(dot, ..))) => match &dot.rhs {
+                    rhai::Expr::MethodCall(call, _) if CHANGES.contains(&call.name.as_str()) => {
+                        Some((&dot.lhs, Some(call.name.to_string())))
                     }
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((rhai::Expr::Variable(var, _, position), method)) = changed {
+                let here = at(*position);
+                let innermost = closures
+                    .iter()
+                    .filter(|(start, end, _)| *start <= here && here <= *end)
+                    .max_by_key(|(start, ..)| *start);
+                if innermost.is_some_and(|(.., params)| params.iter().any(|p| *p == var.1)) {
+                    found.push((var.1.to_string(), here.0 as u32, here.1 as u32, method));
                 }
             }
             true
         });
-        found.sort_by_key(|&(_, line, column)| (line, column));
+        found.sort_by_key(|(_, line, column, _)| (*line, *column));
         found.dedup();
         found
     }
