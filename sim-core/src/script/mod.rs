@@ -550,22 +550,12 @@ impl Script {
             };
             if let Some((call, at)) = call {
                 let name = call.name.as_str();
-                let identifier = name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
-                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
-                if call.op_token.is_none() && identifier && !known.contains(name) {
+                if call.op_token.is_none() && is_identifier(name) && !known.contains(name) {
                     let closest = known
                         .iter()
-                        .filter(|k| {
-                            // Names a script can write: no operators, no
-                            // closures' or getters' inner names.
-                            k.chars()
-                                .next()
-                                .is_some_and(|c| c.is_alphabetic() || c == '_')
-                                && k.chars().all(|c| c.is_alphanumeric() || c == '_')
-                        })
+                        // Names a script can write: no operators, no
+                        // closures' or getters' inner names.
+                        .filter(|k| is_identifier(k))
                         .map(|k| (edit_distance(name, k), k))
                         // One slip in a short name, two in a longer one,
                         // never the whole name.
@@ -695,6 +685,15 @@ impl Script {
             error,
         }
     }
+}
+
+/// Whether `name` is a name a script can write and call: a letter or `_`,
+/// then letters, digits and `_` (not an operator, not `anon$…` or `get$…`).
+fn is_identifier(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// Levenshtein distance between `a` and `b` (in characters), for "did you
