@@ -173,8 +173,8 @@ impl ScriptError {
             _ => error.site().as_ref().and_then(in_script),
         }
         .or(fallback);
-        let mut out = ScriptError::new(script, stage, strip_origin(&script_sites(error, script)))
-            .at(position, source);
+        // The run's outcome already went through `script_sites`.
+        let mut out = ScriptError::new(script, stage, strip_origin(error)).at(position, source);
         out.hint = hint.map(str::to_string);
         out
     }
