@@ -96,18 +96,21 @@ pub(crate) struct ThreadHandle {
 /// number of times; the kernel gives its value to the first join only).
 type Joined = Rc<std::cell::RefCell<Option<Dynamic>>>;
 
-/// `body`, keeping a copy of what it returns in `result`.
+/// `body`, with what it returns moved into `result`, where every join
+/// reads it (the kernel keeps `()` instead: no join asks it for the value).
 fn keeping_result(
     body: impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static,
     result: &Joined,
 ) -> impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static {
     let result = result.clone();
     move |ctx: &Ctx<'_>| {
-        let out = body(ctx);
-        if let Some(value) = out.as_ref().ok().and_then(|v| v.downcast_ref::<Dynamic>()) {
-            *result.borrow_mut() = Some(value.clone());
-        }
-        out
+        body(ctx).map(|value| match value.downcast::<Dynamic>() {
+            Ok(value) => {
+                *result.borrow_mut() = Some(*value);
+                Box::new(()) as Box<dyn Any>
+            }
+            Err(other) => other,
+        })
     }
 }
 
