@@ -36,6 +36,7 @@ fn run_options(args: &ExploreArgs, seed: u64, schedule: Option<Vec<Decision>>) -
         // Every run would draw the script's own charts again.
         charts: false,
         constants: args.set.clone(),
+        stackful: false,
     }
 }
 

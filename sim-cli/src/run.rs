@@ -39,6 +39,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         timeout: args.timeout.map(std::time::Duration::from_secs),
         charts: !args.no_chart,
         constants: args.set.clone(),
+        stackful: args.stackful,
     });
     let mut failed = outcome.error.is_some()
         || outcome

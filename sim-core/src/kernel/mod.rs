@@ -47,6 +47,7 @@ pub use pool::{Future, JobSize, Pool, PoolFuture, ProcessPoolOptions};
 pub use snapshot::{LockSnapshot, Snapshot, ThreadSnapshot, VariableSnapshot};
 pub use stack::MIN_STACK;
 pub use stackless::{AsyncCtx, AsyncOp, AsyncTask};
+pub(crate) use stackless::{StacklessBody, StacklessFuture};
 pub use wait::{WaitQueue, Waiter};
 
 use crate::analysis::stats::Stats;
@@ -218,6 +219,18 @@ impl Simulation {
         body: impl FnOnce(&Ctx<'_>) -> Result<Box<dyn Any>, BodyError> + 'static,
     ) -> ThreadId {
         self.declare_thread(process, name, options, Box::new(body) as Body)
+    }
+
+    /// Adds a stackless thread whose body may fail (script bindings use
+    /// this for the bodies they run without a stack).
+    pub(crate) fn add_fallible_stackless_thread(
+        &mut self,
+        process: ProcessId,
+        name: &str,
+        options: ThreadOptions,
+        body: stackless::StacklessBody,
+    ) -> ThreadId {
+        self.declare_thread(process, name, options, engine::Start::Stackless(body))
     }
 
     /// A thread of `process` declared before the run, whatever its body.

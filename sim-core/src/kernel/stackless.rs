@@ -355,7 +355,7 @@ impl AsyncCtx {
     fn lock_at(&self, lock: impl Lock, at: &'static Location<'static>) -> AsyncOp<()> {
         let mut op = sync(lock.resource(), SyncOp::Lock, at, unit);
         // A barging mutex answers Retry when it is freed: ask again.
-        op.retry = Some((lock.resource(), at));
+        op.retry = Some((lock.resource(), SourceRef::Rust(at)));
         op
     }
 
@@ -448,7 +448,7 @@ impl AsyncCtx {
         let mut op = sync(condvar.0, SyncOp::Wait(mutex.0), at, unit);
         // A barging mutex freed while this thread waited to take it back
         // wakes it to race for it, as `lock` does.
-        op.retry = Some((mutex.0, at));
+        op.retry = Some((mutex.0, SourceRef::Rust(at)));
         op
     }
 
@@ -933,7 +933,7 @@ pub struct AsyncOp<T> {
     call: Option<Call>,
     /// The mutex to ask for again when the kernel answers Retry (a barging
     /// mutex freed: a lock, or a condition wait taking its mutex back).
-    retry: Option<(ResourceId, &'static Location<'static>)>,
+    retry: Option<(ResourceId, SourceRef)>,
     /// Makes the result of the answer and `arg`.
     decode: fn(&mut Response, Arg) -> T,
     arg: Arg,
@@ -954,6 +954,21 @@ impl<T> AsyncOp<T> {
             decode,
             arg: (0, 0),
         }
+    }
+}
+
+impl<T> AsyncOp<T> {
+    /// The same operation attributed to a script position (the call in
+    /// a script thread body that asked for it) instead of a Rust line.
+    pub(crate) fn at_script(mut self, line: u32, column: u32) -> Self {
+        let origin = SourceRef::Script { line, column };
+        if let Some(call) = &mut self.call {
+            call.origin = origin;
+        }
+        if let Some((_, at)) = &mut self.retry {
+            *at = origin;
+        }
+        self
     }
 }
 
@@ -1010,7 +1025,7 @@ impl<T> Future for AsyncOp<T> {
                     mailbox,
                     Call {
                         request: Request::Sync(resource, SyncOp::Lock),
-                        origin: SourceRef::Rust(at),
+                        origin: at,
                     },
                 );
                 Poll::Pending

@@ -33,6 +33,8 @@ pub const MIN_SCRIPT_STACK: usize = STACK_MARGIN + 32 * 1024;
 pub const SCRIPT_STACK: usize = 1024 * 1024;
 
 thread_local! {
+    /// Whether a body without a stack is running (see `script::stackless`).
+    pub(crate) static STACKLESS_BODY: Cell<bool> = const { Cell::new(false) };
     /// Script operations since the last simulated operation (of any thread:
     /// between two simulated operations only one body runs).
     static SINCE_OPERATION: Cell<u64> = const { Cell::new(0) };
@@ -51,65 +53,69 @@ pub(crate) fn install(engine: &mut Engine) {
         .set_max_string_size(MAX_STRING)
         .set_max_array_size(MAX_ARRAY)
         .set_max_map_size(MAX_MAP);
-    engine.on_progress(|total| {
-        let count = SINCE_OPERATION.get() + 1;
-        SINCE_OPERATION.set(count);
-        // One script operation can take milliseconds (a push that copies a
-        // large array, a pad): the clock is read every 64.
-        let tripped = if total & 63 == 0 {
-            crate::kernel::guard::check()
-        } else {
-            crate::kernel::guard::check_memory()
-        };
-        if let Some(tripped) = tripped {
-            return Some(Dynamic::from(guard_fault(tripped)));
+    engine.on_progress(|total| progress(total, current::stack()).map(Dynamic::from));
+}
+
+/// One more script operation, the `total`-th of this evaluation, run with
+/// `stack` (bytes left and size; `None` at the top level or in a body
+/// without a stack): the fault that stops the script there, if any.
+pub(crate) fn progress(total: u64, stack: Option<(usize, usize)>) -> Option<Fault> {
+    let count = SINCE_OPERATION.get() + 1;
+    SINCE_OPERATION.set(count);
+    // One script operation can take milliseconds (a push that copies a
+    // large array, a pad): the clock is read every 64.
+    let tripped = if total & 63 == 0 {
+        crate::kernel::guard::check()
+    } else {
+        crate::kernel::guard::check_memory()
+    };
+    if let Some(tripped) = tripped {
+        return Some(guard_fault(tripped));
+    }
+    if let Some((_, size)) = stack.filter(|(left, _)| *left < STACK_MARGIN) {
+        return Some(Fault {
+            message: format!(
+                "the thread's stack ({} KiB) is nearly exhausted: calls nested too deeply",
+                size / 1024
+            ),
+            hint: Some(
+                "recurse less deeply, or give threads more stack: machine(#{ stack_size: 4194304 })"
+                    .into(),
+            ),
+            stage: ErrorStage::Limit,
+        });
+    }
+    let in_body = stack.is_some() || STACKLESS_BODY.get();
+    let limit = if in_body {
+        BODY_OPERATIONS
+    } else {
+        TOP_LEVEL_OPERATIONS
+    };
+    if count <= limit {
+        return None;
+    }
+    let fault = if in_body {
+        Fault {
+            message: format!(
+                "this thread body ran {BODY_OPERATIONS} script operations without a simulated operation; it looks like an endless loop"
+            ),
+            hint: Some(
+                "a body must call compute(), sleep() or another operation as it loops; \
+                 `while true { compute(ms(1)); }` is fine, `while true { }` never lets time pass"
+                    .into(),
+            ),
+            stage: ErrorStage::Limit,
         }
-        let stack = current::stack();
-        if let Some((_, size)) = stack.filter(|(left, _)| *left < STACK_MARGIN) {
-            return Some(Dynamic::from(Fault {
-                message: format!(
-                    "the thread's stack ({} KiB) is nearly exhausted: calls nested too deeply",
-                    size / 1024
-                ),
-                hint: Some(
-                    "recurse less deeply, or give threads more stack: machine(#{ stack_size: 4194304 })"
-                        .into(),
-                ),
-                stage: ErrorStage::Limit,
-            }));
+    } else {
+        Fault {
+            message: format!(
+                "the script ran {TOP_LEVEL_OPERATIONS} operations at its top level; it looks like an endless loop"
+            ),
+            hint: Some("check the loops at the top level of the script".into()),
+            stage: ErrorStage::Limit,
         }
-        let in_body = stack.is_some();
-        let limit = if in_body {
-            BODY_OPERATIONS
-        } else {
-            TOP_LEVEL_OPERATIONS
-        };
-        if count <= limit {
-            return None;
-        }
-        let fault = if in_body {
-            Fault {
-                message: format!(
-                    "this thread body ran {BODY_OPERATIONS} script operations without a simulated operation; it looks like an endless loop"
-                ),
-                hint: Some(
-                    "a body must call compute(), sleep() or another operation as it loops; \
-                     `while true { compute(ms(1)); }` is fine, `while true { }` never lets time pass"
-                        .into(),
-                ),
-                stage: ErrorStage::Limit,
-            }
-        } else {
-            Fault {
-                message: format!(
-                    "the script ran {TOP_LEVEL_OPERATIONS} operations at its top level; it looks like an endless loop"
-                ),
-                hint: Some("check the loops at the top level of the script".into()),
-                stage: ErrorStage::Limit,
-            }
-        };
-        Some(Dynamic::from(fault))
-    });
+    };
+    Some(fault)
 }
 
 /// The script error of a tripped host guard, raised between operations.

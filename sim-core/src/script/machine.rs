@@ -703,39 +703,11 @@ pub(crate) fn thread_body(
         current::clear();
         match result {
             Ok(value) => Ok(Box::new(value) as Box<dyn Any>),
-            Err(error) => {
-                let failure = session::with(|s| {
-                    let mut failure = ScriptError::from_eval(&error, &s.script, &s.source);
-                    if failure.position.is_none() {
-                        // Rhai gives no position for some limits: point at
-                        // the body's last operation, which precedes the
-                        // loop, or, before its first, at the call that
-                        // started the thread.
-                        match ctx.script_position() {
-                            Some(last) => {
-                                failure = failure.at(Some(last), &s.source);
-                                failure
-                                    .message
-                                    .push_str(" (after the operation at this line)");
-                            }
-                            None => {
-                                failure = failure.at(position_of(started), &s.source);
-                                failure.message.push_str(
-                                    " (before the thread's first operation; it was started at this line)",
-                                );
-                            }
-                        }
-                    }
-                    if s.failure.is_none() {
-                        s.failure = Some(failure.clone());
-                    }
-                    failure
-                });
-                Err(BodyError {
-                    message: failure.message,
-                    position: failure.position,
-                })
-            }
+            Err(error) => Err(super::stackless::failure(
+                &error,
+                ctx.script_position(),
+                started,
+            )),
         }
     }
 }
@@ -753,11 +725,12 @@ pub(crate) fn execute(
             position,
         ));
     }
-    let (engine, ast, script, jitter, chooser) = session::with(|s| {
+    let (engine, ast, bodies, script, jitter, chooser) = session::with(|s| {
         s.failure = None;
         (
             s.engine.clone(),
             s.ast.clone(),
+            (!s.options.stackful).then(|| s.bodies.clone()),
             s.script.clone(),
             s.options.jitter,
             s.chooser.clone(),
@@ -793,6 +766,18 @@ pub(crate) fn execute(
         for thread in &decl.threads {
             match &thread.body {
                 DeclBody::Closure(body, declared) => {
+                    let stackless = bodies
+                        .as_ref()
+                        .and_then(|b| b.body(&engine, handle, body, *declared));
+                    if let Some(body) = stackless {
+                        sim.add_fallible_stackless_thread(
+                            processes[thread.process],
+                            &thread.name,
+                            thread.options,
+                            body,
+                        );
+                        continue;
+                    }
                     let body = thread_body(engine.clone(), ast.clone(), body.clone(), *declared);
                     sim.add_fallible_thread(
                         processes[thread.process],

@@ -22,6 +22,11 @@ impl VariableH {
         VariableH { machine, id }
     }
 
+    /// Its machine and variable, unchecked.
+    pub(crate) fn parts(&self) -> (&MachineHandle, VarId) {
+        (&self.machine, self.id)
+    }
+
     /// The variable, checked to belong to the machine that is running.
     fn id(&self, call: &NativeCallContext) -> Result<VarId, Box<EvalAltResult>> {
         self.machine.check_running(call, "variable")?;

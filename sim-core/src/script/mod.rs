@@ -43,6 +43,7 @@ mod pool;
 mod run;
 mod scenario;
 mod session;
+mod stackless;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -95,6 +96,11 @@ pub struct RunOptions {
     /// script's top level and what `param(name, default)` returns. The text
     /// is read as an int, else a float, else a bool, else a string.
     pub constants: Vec<(String, String)>,
+    /// Run every thread body on a coroutine stack of its own, as Rhai
+    /// evaluates it, even one simple enough to run without a stack
+    /// (`simcli run --stackful`; see `script::stackless`). The results are
+    /// the same; this is for comparing speed and memory.
+    pub stackful: bool,
 }
 
 impl Default for RunOptions {
@@ -107,6 +113,7 @@ impl Default for RunOptions {
             timeout: None,
             charts: true,
             constants: Vec::new(),
+            stackful: false,
         }
     }
 }
@@ -327,6 +334,8 @@ pub struct Script {
     source: Rc<str>,
     engine: Rc<Engine>,
     ast: Rc<AST>,
+    /// Its closures, to be run without a stack where they can.
+    bodies: Rc<stackless::Bodies>,
 }
 
 impl std::fmt::Debug for Script {
@@ -375,6 +384,7 @@ impl Script {
         Ok(Script {
             name: name.into(),
             source: source.into(),
+            bodies: Rc::new(stackless::Bodies::new(&engine, &ast)),
             engine: Rc::new(engine),
             ast: Rc::new(ast),
         })
@@ -642,6 +652,7 @@ impl Script {
             chooser: chooser.map(|c| session::SharedChooser(Rc::new(std::cell::RefCell::new(c)))),
             engine: self.engine.clone(),
             ast: self.ast.clone(),
+            bodies: self.bodies.clone(),
             script: self.name.clone(),
             source: self.source.clone(),
             options: options.clone(),

@@ -18,6 +18,7 @@ use super::{Output, RunOptions, ScriptRun};
 pub(crate) struct Session {
     pub(crate) engine: Rc<Engine>,
     pub(crate) ast: Rc<AST>,
+    pub(crate) bodies: Rc<super::stackless::Bodies>,
     pub(crate) script: Rc<str>,
     pub(crate) source: Rc<str>,
     pub(crate) options: RunOptions,

@@ -162,6 +162,34 @@ fn op<R>(
     current::operation(call, |ctx| f(ctx, id))
 }
 
+/// What a lock or semaphore handle is, for a body run without a stack
+/// (see `script::stackless`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandleKind {
+    Mutex,
+    Spinlock,
+    RLock,
+    Semaphore,
+}
+
+/// The kind, machine and resource of a lock or semaphore handle.
+pub(crate) fn handle_parts(value: &Dynamic) -> Option<(HandleKind, MachineHandle, ResourceId)> {
+    let parts = |kind, h: &Handle| Some((kind, h.machine.clone(), h.id));
+    if let Some(h) = value.read_lock::<MutexH>() {
+        return parts(HandleKind::Mutex, &h.0);
+    }
+    if let Some(h) = value.read_lock::<SpinlockH>() {
+        return parts(HandleKind::Spinlock, &h.0);
+    }
+    if let Some(h) = value.read_lock::<RLockH>() {
+        return parts(HandleKind::RLock, &h.0);
+    }
+    if let Some(h) = value.read_lock::<SemaphoreH>() {
+        return parts(HandleKind::Semaphore, &h.0);
+    }
+    None
+}
+
 /// Whether `value` is a handle whose methods may block.
 fn is_blocking_handle(value: &Dynamic) -> bool {
     value.is::<MutexH>()
