@@ -143,6 +143,9 @@ fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duratio
     let changes: usize = runs.iter().map(|r| r.trace.states.len()).sum();
     let simulation: Duration = runs.iter().map(|r| r.timing.simulation).sum();
     let analyses: Duration = runs.iter().map(|r| r.timing.analyses).sum();
+    let (threads, stackless) = runs.iter().fold((0, 0), |(t, s), r| {
+        (t + r.script_threads.0, s + r.script_threads.1)
+    });
     let seconds = simulation.as_secs_f64();
     let chart = chart.map_or("no chart".to_string(), |d| {
         format!("{:.3}s drawing the chart", d.as_secs_f64())
@@ -150,7 +153,8 @@ fn timing(runs: &[std::rc::Rc<ScriptRun>], chart: Option<Duration>, all: Duratio
     format!(
         "timing: {seconds:.3}s wall clock in the simulation, {operations} simulated operations, \
          {:.0} simulated operations/s, {changes} state changes\n\
-         timing: {:.3}s in the analyses, {chart}, {:.3}s in all\n",
+         timing: {:.3}s in the analyses, {chart}, {:.3}s in all\n\
+         timing: {stackless} of {threads} script threads ran without a stack\n",
         operations as f64 / seconds.max(1e-9),
         analyses.as_secs_f64(),
         all.as_secs_f64(),

@@ -72,7 +72,7 @@ fn timing_counts_the_operations_and_state_changes_and_times_the_parts_apart() {
     assert_eq!(run.status.code(), Some(0));
     let stderr = String::from_utf8(run.stderr).unwrap();
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(lines.len(), 3, "{stderr}");
     // Two computes; a and b ready, a runs and ends, b switches in, runs
     // and ends: seven state changes.
     assert!(
@@ -86,6 +86,23 @@ fn timing_counts_the_operations_and_state_changes_and_times_the_parts_apart() {
     );
     assert!(
         lines[1].contains("s in the analyses, no chart, ") && lines[1].ends_with("s in all"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[2], "timing: 2 of 2 script threads ran without a stack",
+        "{stderr}"
+    );
+    let stackful = run_simcli(&[
+        "run",
+        "--quiet",
+        "--no-chart",
+        "--timing",
+        "--stackful",
+        script.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8(stackful.stderr).unwrap();
+    assert!(
+        stderr.ends_with("timing: 0 of 2 script threads ran without a stack\n"),
         "{stderr}"
     );
 }

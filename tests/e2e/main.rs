@@ -16,6 +16,7 @@ mod races;
 mod readme;
 mod replay_property;
 mod scripts;
+mod stackless;
 mod step;
 mod sweeps;
 mod sync;

@@ -736,6 +736,7 @@ pub(crate) fn execute(
             s.chooser.clone(),
         )
     });
+    let mut script_threads = (0, 0);
     let (sim, label, pools) = {
         let mut decl = handle.0.borrow_mut();
         decl.ran = true;
@@ -766,10 +767,12 @@ pub(crate) fn execute(
         for thread in &decl.threads {
             match &thread.body {
                 DeclBody::Closure(body, declared) => {
+                    script_threads.0 += 1;
                     let stackless = bodies
                         .as_ref()
                         .and_then(|b| b.body(&engine, handle, body, *declared));
                     if let Some(body) = stackless {
+                        script_threads.1 += 1;
                         sim.add_fallible_stackless_thread(
                             processes[thread.process],
                             &thread.name,
@@ -820,6 +823,7 @@ pub(crate) fn execute(
         }
     });
     let mut record = ScriptRun::new(label, run, simulation);
+    record.script_threads = script_threads;
     record.expected_outcome = handle.0.borrow().expected_outcome;
     record.sweep = handle.0.borrow().sweep;
     let record = Rc::new(record);

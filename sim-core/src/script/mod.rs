@@ -147,6 +147,9 @@ pub struct ScriptRun {
     pub operations: u64,
     /// Wall-clock time the run took, for `--timing`.
     pub timing: RunTiming,
+    /// Threads declared with a script closure, and how many of them ran
+    /// without a stack (see [`RunOptions::stackful`]), for `--timing`.
+    pub script_threads: (usize, usize),
     expectations: std::cell::OnceCell<Vec<Expectation>>,
     /// The outcome the script declared as intended with
     /// `m.expect_outcome(...)`, if any.
@@ -237,6 +240,7 @@ impl ScriptRun {
             decisions: run.decisions,
             stats,
             operations: run.operations,
+            script_threads: (0, 0),
             expectations: std::cell::OnceCell::new(),
             expected_outcome: None,
             sweep: false,
