@@ -53,18 +53,19 @@ pub(crate) fn install(engine: &mut Engine) {
         .set_max_string_size(MAX_STRING)
         .set_max_array_size(MAX_ARRAY)
         .set_max_map_size(MAX_MAP);
-    engine.on_progress(|total| progress(total, current::stack()).map(Dynamic::from));
+    engine.on_progress(|total| progress(total, 1, current::stack()).map(Dynamic::from));
 }
 
-/// One more script operation, the `total`-th of this evaluation, run with
-/// `stack` (bytes left and size; `None` at the top level or in a body
-/// without a stack): the fault that stops the script there, if any.
-pub(crate) fn progress(total: u64, stack: Option<(usize, usize)>) -> Option<Fault> {
-    let count = SINCE_OPERATION.get() + 1;
+/// `weight` more script operations, up to the `total`-th of this
+/// evaluation, run with `stack` (bytes left and size; `None` at the top
+/// level or in a body without a stack): the fault that stops the script
+/// there, if any.
+pub(crate) fn progress(total: u64, weight: u64, stack: Option<(usize, usize)>) -> Option<Fault> {
+    let count = SINCE_OPERATION.get() + weight;
     SINCE_OPERATION.set(count);
     // One script operation can take milliseconds (a push that copies a
     // large array, a pad): the clock is read every 64.
-    let tripped = if total & 63 == 0 {
+    let tripped = if total >> 6 != total.saturating_sub(weight) >> 6 {
         crate::kernel::guard::check()
     } else {
         crate::kernel::guard::check_memory()

@@ -69,6 +69,10 @@ pub(crate) struct Bodies {
     compiled: RefCell<HashMap<ImmutableString, Option<Rc<Program>>>>,
     /// Functions a body may hand to Rhai: they never call an operation.
     pure: HashSet<String>,
+    /// The names of the script's own functions.
+    shadowed: HashSet<String>,
+    /// Rhai's `for`, collecting what it iterates into an array.
+    collect: Option<Rc<Fallback>>,
 }
 
 impl Bodies {
@@ -125,10 +129,35 @@ impl Bodies {
             // Statements that cannot be placed: run every body stackful.
             defs.clear();
         }
+        // A script function of the same name as a native one is called
+        // instead of it: such names are neither pure nor operations here.
+        let mut pure = pure_functions(engine);
+        let mut shadowed = HashSet::new();
+        for (name, ..) in &spans {
+            pure.remove(name.as_str());
+            shadowed.insert(name.to_string());
+        }
+        // Other iterables (step ranges, bits, chars streams) are collected
+        // by Rhai's own `for` into an array, once, when the loop starts.
+        let collect = engine
+            .compile("let items = []; for item in iterable { items.push(item); } items")
+            .ok()
+            .map(|ast| {
+                Rc::new(Fallback {
+                    ast,
+                    names: vec![("iterable".into(), false)],
+                    value: true,
+                })
+            });
+        if collect.is_none() {
+            defs.clear();
+        }
         Bodies {
             defs,
             compiled: RefCell::default(),
-            pure: pure_functions(engine),
+            pure,
+            shadowed,
+            collect,
         }
     }
 
@@ -148,7 +177,14 @@ impl Bodies {
             .entry(name.clone())
             .or_insert_with(|| {
                 let (params, statements) = self.defs.get(&name)?;
-                compile(params, statements, &self.pure).map(Rc::new)
+                compile(
+                    params,
+                    statements,
+                    &self.pure,
+                    &self.shadowed,
+                    self.collect.clone()?,
+                )
+                .map(Rc::new)
             })
             .clone();
         let program = program?;
@@ -191,7 +227,14 @@ impl Bodies {
                         Ok(Stop::Done(value)) => {
                             return Ok(Box::new(value) as Box<dyn std::any::Any>)
                         }
-                        Err(error) => return Err(failure(&error, run.last, started)),
+                        Err(mut error) => {
+                            // Rhai's own calls of a body clear the position
+                            // of its limits' errors: so does this.
+                            if error.is_system_exception() {
+                                error.set_position(Position::NONE);
+                            }
+                            return Err(failure(&error, run.last, started));
+                        }
                     }
                 }
             })
@@ -239,6 +282,7 @@ fn pure_functions(engine: &Engine) -> HashSet<String> {
         "print",
         "debug",
         "eval",
+        "exit",
         "call",
         "curry",
         "Fn",
@@ -319,8 +363,9 @@ enum Step {
     /// Evaluate an expression with Rhai (push its value) or a statement
     /// (push nothing).
     Rhai(Rc<Fallback>),
-    /// Pop an iterable; start iterating it.
-    Iterate(Position),
+    /// Pop an iterable; start iterating it (what is not a range, an array
+    /// or a string through Rhai's own `for`).
+    Iterate(Position, Rc<Fallback>),
     /// Next item into the variable (and counter), or stop iterating and jump.
     Next {
         var: u16,
@@ -329,8 +374,9 @@ enum Step {
     },
     /// Stop the innermost iteration (a `break` out of a `for`).
     EndIterate,
-    /// One script operation (a loop's turn): limits are checked here.
-    Tick(Position),
+    /// A loop's turn, counted as this many script operations (one and
+    /// one per statement of its body): limits are checked here.
+    Tick(u32),
     /// A simulated operation: pops its arguments, pushes its answer.
     /// Rhai's own call of it says what is wrong with its arguments.
     Call(Op, Position, Rc<Fallback>),
@@ -504,6 +550,8 @@ fn compile(
     params: &[ImmutableString],
     statements: &[Stmt],
     pure: &HashSet<String>,
+    shadowed: &HashSet<String>,
+    collect: Rc<Fallback>,
 ) -> Option<Program> {
     let mut c = Compiler {
         steps: Vec::new(),
@@ -513,8 +561,33 @@ fn compile(
         assigned: HashSet::new(),
         receivers: Vec::new(),
         pure,
+        shadowed,
+        collect,
     };
     c.body(statements).ok()?;
+    // A handle assigned anywhere in the body, even inside an expression
+    // Rhai evaluates, is not a receiver this can trust.
+    let mut assigned: HashSet<ImmutableString> = HashSet::new();
+    for stmt in statements {
+        stmt.walk(&mut Vec::new(), &mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Stmt(Stmt::Assignment(a))) = path.last() {
+                let mut lhs = &a.1.lhs;
+                while let Expr::Dot(x, ..) | Expr::Index(x, ..) = lhs {
+                    lhs = &x.lhs;
+                }
+                if let Expr::Variable(v, ..) = lhs {
+                    assigned.insert(v.1.clone());
+                }
+            }
+            true
+        });
+    }
+    if c.receivers
+        .iter()
+        .any(|r| assigned.contains(&params.get(*r as usize).cloned().unwrap_or_default()))
+    {
+        return None;
+    }
     let receivers: Vec<u16> = c
         .receivers
         .iter()
@@ -558,6 +631,8 @@ struct Compiler<'p> {
     /// Slots operations are called on.
     receivers: Vec<u16>,
     pure: &'p HashSet<String>,
+    shadowed: &'p HashSet<String>,
+    collect: Rc<Fallback>,
 }
 
 impl Compiler<'_> {
@@ -739,7 +814,9 @@ impl Compiler<'_> {
                 }
             }
             Stmt::While(flow, _) => {
+                // Each turn (a `continue` too) starts with the limits' check.
                 let top = self.here();
+                self.steps.push(Step::Tick(weight(&flow.body)));
                 let endless = matches!(flow.expr, Expr::Unit(..) | Expr::BoolConstant(true, ..));
                 let exit = if endless {
                     None
@@ -748,30 +825,19 @@ impl Compiler<'_> {
                     self.steps.push(Step::JumpUnless(0, flow.expr.position()));
                     Some(self.steps.len() - 1)
                 };
-                self.loop_body(&flow.body, top, false, flow.body.position())?;
+                self.loop_body(&flow.body, top, false)?;
                 self.steps.push(Step::Jump(top));
                 if let Some(exit) = exit {
                     self.patch(exit);
                 }
                 self.end_loop();
             }
-            Stmt::Do(flow, flags, at) => {
+            Stmt::Do(flow, flags, _) => {
+                // `continue` starts the body again without the condition,
+                // as in Rhai.
                 let top = self.here();
-                // `continue` goes to the condition: patched below.
-                self.loops.push(Loop {
-                    breaks: Vec::new(),
-                    next: u32::MAX,
-                    scope: self.scope.len(),
-                    iterates: false,
-                });
-                let scope = self.scope.len();
-                for stmt in flow.body.statements() {
-                    self.stmt(stmt)?;
-                }
-                self.end_block(scope)?;
-                let next = self.here();
-                self.patch_continues(top, next);
-                self.steps.push(Step::Tick(*at));
+                self.steps.push(Step::Tick(weight(&flow.body)));
+                self.loop_body(&flow.body, top, false)?;
                 self.condition(&flow.expr)?;
                 if flags.contains(ASTFlags::NEGATED) {
                     // `do { } until c`: again while c is false.
@@ -793,7 +859,10 @@ impl Compiler<'_> {
             Stmt::For(for_loop, _) => {
                 let (var, counter, flow) = &**for_loop;
                 self.expr(&flow.expr)?;
-                self.steps.push(Step::Iterate(flow.expr.start_position()));
+                self.steps.push(Step::Iterate(
+                    flow.expr.start_position(),
+                    self.collect.clone(),
+                ));
                 let scope = self.scope.len();
                 let counter = match counter {
                     Some(counter) => {
@@ -806,15 +875,16 @@ impl Compiler<'_> {
                 let var = Self::slot(self.scope.len() - 1)?;
                 self.slots = self.slots.max(self.scope.len());
                 let top = self.here();
+                self.steps.push(Step::Tick(weight(&flow.body)));
                 self.steps.push(Step::Next {
                     var,
                     counter,
                     done: 0,
                 });
-                self.loop_body(&flow.body, top, true, flow.body.position())?;
+                self.loop_body(&flow.body, top, true)?;
                 self.steps.push(Step::Jump(top));
                 let done = self.here();
-                if let Step::Next { done: d, .. } = &mut self.steps[top as usize] {
+                if let Step::Next { done: d, .. } = &mut self.steps[top as usize + 1] {
                     *d = done;
                 }
                 self.end_loop();
@@ -859,27 +929,14 @@ impl Compiler<'_> {
     }
 
     /// A loop's body; `continue` goes to `next`.
-    fn loop_body(&mut self, body: &StmtBlock, next: u32, iterates: bool, at: Position) -> Compiled {
+    fn loop_body(&mut self, body: &StmtBlock, next: u32, iterates: bool) -> Compiled {
         self.loops.push(Loop {
             breaks: Vec::new(),
             next,
             scope: self.scope.len(),
             iterates,
         });
-        self.block(body)?;
-        self.steps.push(Step::Tick(at));
-        Ok(())
-    }
-
-    /// Jumps of `continue` in a `do` loop compiled before its condition.
-    fn patch_continues(&mut self, top: u32, next: u32) {
-        for step in &mut self.steps[top as usize..] {
-            if let Step::Jump(to) = step {
-                if *to == u32::MAX {
-                    *to = next;
-                }
-            }
-        }
+        self.block(body)
     }
 
     fn end_loop(&mut self) {
@@ -962,7 +1019,9 @@ impl Compiler<'_> {
             }
             Expr::FnCall(call, at) if !call.capture_parent_scope => {
                 let name = call.name.as_str();
-                if let Some(op) = Op::function(name, call.args.len()) {
+                let op =
+                    Op::function(name, call.args.len()).filter(|_| !self.shadowed.contains(name));
+                if let Some(op) = op {
                     for arg in &call.args {
                         self.expr(arg)?;
                     }
@@ -991,7 +1050,8 @@ impl Compiler<'_> {
             }
             Expr::Dot(dot, _, _) => match (&dot.lhs, &dot.rhs) {
                 (Expr::Variable(..), Expr::MethodCall(call, at))
-                    if Op::method(&call.name, call.args.len()).is_some() =>
+                    if Op::method(&call.name, call.args.len()).is_some()
+                        && !self.shadowed.contains(call.name.as_str()) =>
                 {
                     let op = Op::method(&call.name, call.args.len()).expect("checked");
                     let slot = self.variable(&dot.lhs)?;
@@ -1084,7 +1144,9 @@ impl Compiler<'_> {
                     }
                     true
                 }
-                Stmt::Return(..) | Stmt::Share(..) | Stmt::TryCatch(..) => false,
+                Stmt::Return(..) | Stmt::BreakLoop(..) | Stmt::Share(..) | Stmt::TryCatch(..) => {
+                    false
+                }
                 _ => true,
             },
             _ => false,
@@ -1199,6 +1261,21 @@ impl Compiler<'_> {
             value: true,
         }))
     }
+}
+
+/// Script operations a loop's turn counts for: one per node of its body's
+/// syntax tree, about what Rhai counts (one per statement and expression
+/// it evaluates), so that a body stuck in a loop without operations is
+/// stopped near where Rhai would stop it.
+fn weight(body: &StmtBlock) -> u32 {
+    let mut nodes = 1u32;
+    for stmt in body.statements() {
+        stmt.walk(&mut Vec::new(), &mut |_: &[ASTNode]| {
+            nodes = nodes.saturating_add(1);
+            true
+        });
+    }
+    nodes
 }
 
 /// The value of a constant expression.
@@ -1435,14 +1512,14 @@ impl Run {
                     }
                 }
                 Step::Rhai(fallback) => {
-                    self.tick(Position::NONE)?;
+                    self.tick(1)?;
                     let n = fallback.names.len();
                     let value = fallback.eval(engine, &mut self.slots[..n])?;
                     if fallback.value {
                         self.stack.push(value);
                     }
                 }
-                Step::Iterate(at) => {
+                Step::Iterate(at, collect) => {
                     let iterable = self.pop();
                     let iter = if iterable.is::<std::ops::Range<INT>>() {
                         let range = iterable.cast::<std::ops::Range<INT>>();
@@ -1474,7 +1551,16 @@ impl Run {
                             next: 0,
                         }
                     } else {
-                        return Err(EvalAltResult::ErrorFor(*at).into());
+                        match collect.eval(engine, &mut [iterable]) {
+                            Ok(items) if items.is_array() => Iter::Items {
+                                items: items.into_array().expect("an array"),
+                                next: 0,
+                            },
+                            Err(error) if !matches!(*error, EvalAltResult::ErrorFor(..)) => {
+                                return Err(error)
+                            }
+                            _ => return Err(EvalAltResult::ErrorFor(*at).into()),
+                        }
                     };
                     self.iters.push(iter);
                 }
@@ -1533,7 +1619,7 @@ impl Run {
                 Step::EndIterate => {
                     self.iters.pop();
                 }
-                Step::Tick(at) => self.tick(*at)?,
+                Step::Tick(weight) => self.tick(u64::from(*weight))?,
                 Step::Call(op, at, fallback) => {
                     let position = at
                         .line()
@@ -1548,15 +1634,14 @@ impl Run {
         }
     }
 
-    /// One script operation: the limits' check.
-    fn tick(&mut self, at: Position) -> Result<(), Box<EvalAltResult>> {
-        self.total += 1;
-        match limits::progress(self.total, None) {
+    /// `weight` script operations: the limits' check. Rhai gives its
+    /// limits no position: neither does this (the error points after the
+    /// last operation, as from a stackful body).
+    fn tick(&mut self, weight: u64) -> Result<(), Box<EvalAltResult>> {
+        self.total += weight;
+        match limits::progress(self.total, weight, None) {
             None => Ok(()),
-            // Rhai gives its limits no position: neither does this (the
-            // error points after the last operation, as from a stackful body).
             Some(fault) => {
-                let _ = at;
                 Err(EvalAltResult::ErrorTerminated(Dynamic::from(fault), Position::NONE).into())
             }
         }
@@ -1652,7 +1737,7 @@ fn method_name(op: Op) -> &'static str {
 fn mismatch(engine: &Engine, expected: &str, actual: &str, at: Position) -> Box<EvalAltResult> {
     EvalAltResult::ErrorMismatchDataType(
         engine.map_type_name(expected).to_string(),
-        engine.map_type_name(actual).to_string(),
+        actual.to_string(),
         at,
     )
     .into()
@@ -1755,6 +1840,10 @@ mod tests {
             "while true { if lock.try_lock() { x.fetch_add(1); lock.unlock(); break; } yield_now(); }",
             "let seen = x.compare_exchange(0, 5); if seen { y.store(1); } else { y.store(2); }",
             "let t = now(); compute(ms(1)); if now() - t == ms(1) { x.fetch_add(1); }",
+            "let i = 0; do { i += 1; x.fetch_add(1); if i < 3 { continue; } } while false;",
+            "for i in range(0, 6, 2) { compute(us(i + 1)); }",
+            "for c in \"ab\".chars() { x.fetch_add(1); }",
+            "for (b, i) in 10.bits() { y.fetch_add(i); }",
         ] {
             assert_eq!(same(body), 2, "{body}");
         }
@@ -1791,6 +1880,13 @@ mod tests {
             "compute(us(1)); loop { let a = 1; }",
             "sleep(\"soon\");",
             "let i = 1; while i { i = 0; }",
+            "compute(us(1)); loop { continue; }",
+            "let s = \"ab\"; compute(us(1)); loop { s += s; }",
+            "if ms(1) { compute(us(1)); }",
+            "let r = 0..3; compute(us(1)); if r { compute(us(1)); }",
+            "compute(true);",
+            "compute(5);",
+            "compute(0); lock.lock(); x.store(1.5);",
         ] {
             assert_eq!(same(body), 2, "{body}");
         }
@@ -1799,12 +1895,18 @@ mod tests {
     #[test]
     fn bodies_that_need_a_stack_keep_it() {
         let source = "fn work() { compute(us(1)); }\n\
+                      fn abs(v) { compute(us(1)); v }\n\
                       let m = machine(#{ name: \"t\" });\n\
                       let c = m.condvar(\"c\");\n\
+                      let lock = m.mutex(\"lock\");\n\
+                      m.add_thread(\"w\", || { let a = abs(-3); compute(us(a)); });\n\
                       m.add_thread(\"f\", || { work(); });\n\
                       m.add_thread(\"p\", || { print(\"hi\"); });\n\
                       m.add_thread(\"n\", || { c.notify_all(); });\n\
                       let g = || compute(us(1));\n\
+                      m.add_thread(\"b\", || { let i = 0; loop { i += 1; let v = if i > 2 { break; } else { i }; compute(us(v)); } });\n\
+                      m.add_thread(\"s\", || { let t = { lock = c; 0 }; lock.lock(); });\n\
+                      m.add_thread(\"e\", || { exit(5); compute(us(1)); });\n\
                       m.add_thread(\"g\", || { g.call(); });\n\
                       m.run();\n";
         let (stackless, started) = digest(source, false);
