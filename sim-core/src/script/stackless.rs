@@ -538,7 +538,8 @@ impl Fallback {
     }
 }
 
-/// Why a body must run stackful.
+/// Why a body must run stackful: the line of this file that refused it
+/// (shown by `{:?}` when debugging which construct keeps a stack).
 #[derive(Debug)]
 struct Unsupported(#[allow(dead_code)] u32);
 
@@ -911,7 +912,7 @@ impl Compiler<'_> {
                     self.steps.push(Step::Jump(next));
                 }
             }
-            Stmt::Return(value, flags, at) => {
+            Stmt::Return(value, flags, _) => {
                 if flags.contains(ASTFlags::BREAK) {
                     // `throw`
                     return Err(Unsupported(line!()));
@@ -920,7 +921,6 @@ impl Compiler<'_> {
                     Some(value) => self.expr(value)?,
                     None => self.steps.push(Step::Const(Dynamic::UNIT)),
                 }
-                let _ = at;
                 self.steps.push(Step::Return);
             }
             _ => return Err(Unsupported(line!())),
@@ -1066,7 +1066,7 @@ impl Compiler<'_> {
                 _ if self.pure_expr(e) => self.fallback_expr(e)?,
                 _ => return Err(Unsupported(line!())),
             },
-            Expr::And(operands, at) | Expr::Or(operands, at) => {
+            Expr::And(operands, _) | Expr::Or(operands, _) => {
                 let when = matches!(e, Expr::Or(..));
                 let mut jumps = Vec::new();
                 let (last, first) = operands.split_last().ok_or(Unsupported(line!()))?;
@@ -1081,7 +1081,6 @@ impl Compiler<'_> {
                 }
                 self.expr(last)?;
                 self.steps.push(Step::Boolean(last.position()));
-                let _ = at;
                 for jump in jumps {
                     self.patch(jump);
                 }
