@@ -26,14 +26,19 @@
 //! - any other expression or statement that cannot call an operation
 //!   (string and array functions, maps, indexing) is handed to Rhai whole,
 //!   with the body's variables moved into a scope laid out exactly as
-//!   Rhai's own would be, and moved back after.
+//!   Rhai's own would be, and moved back after;
+//! - the endless-loop limit counts a loop's turn by the nodes of its body,
+//!   close to Rhai's count of statements and expressions but not equal: a
+//!   body that runs near a million script operations between two
+//!   simulated operations may be stopped a little sooner or later.
 //!
 //! A body that does anything else (calls a script function or a closure,
 //! an operation not listed, `print`, `switch`, `try`) runs stackful as
 //! before: the choice is made when the thread is created, and a body that
 //! could not run here is never half run here. Reports are the same bytes
-//! either way (`tests/e2e/stackless.rs` runs every script both ways);
-//! `simcli run --stackful` turns this off.
+//! either way (`tests/e2e/stackless.rs` runs every gallery script both
+//! ways, the unit tests below random bodies); `simcli run --stackful` turns
+//! this off.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
