@@ -60,13 +60,7 @@ use crate::kernel::{AsyncCtx, StacklessBody, StacklessFuture};
 use crate::model::sync::{Mutex, RLock, Semaphore, Spinlock};
 use crate::time::Span;
 
-thread_local! {
-    /// Threads started without a stack so far (for tests).
-    static STARTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
 /// The bodies of a script's closures, compiled on first use.
-#[derive(Default)]
 pub(crate) struct Bodies {
     /// Each closure's parameters and statements, by function name.
     defs: HashMap<ImmutableString, (Vec<ImmutableString>, Vec<Stmt>)>,
@@ -77,7 +71,7 @@ pub(crate) struct Bodies {
     /// The names of the script's own functions.
     shadowed: HashSet<String>,
     /// Rhai's `for`, collecting what it iterates into an array.
-    collect: Option<Rc<Fallback>>,
+    collect: Rc<Fallback>,
 }
 
 impl Bodies {
@@ -97,10 +91,14 @@ impl Bodies {
         // Rhai hands out the statements of function bodies only through a
         // walk of the whole tree: top-level statements (path of one) in
         // order, the script's own first, then each function's.
+        let mut script_statements = ast.statements().len();
         let mut tops: Vec<Stmt> = Vec::new();
         ast.walk(&mut |path: &[ASTNode]| {
             if let [ASTNode::Stmt(stmt)] = path {
-                tops.push((*stmt).clone());
+                match script_statements.checked_sub(1) {
+                    Some(left) => script_statements = left,
+                    None => tops.push((*stmt).clone()),
+                }
             }
             true
         });
@@ -114,7 +112,7 @@ impl Bodies {
             .collect();
         let key = |p: Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
         let mut usable = true;
-        for stmt in tops.into_iter().skip(ast.statements().len()) {
+        for stmt in tops {
             let at = stmt.position();
             let owner = spans
                 .iter()
@@ -144,19 +142,13 @@ impl Bodies {
         }
         // Other iterables (step ranges, bits, chars streams) are collected
         // by Rhai's own `for` into an array, once, when the loop starts.
-        let collect = engine
-            .compile("let items = []; for item in iterable { items.push(item); } items")
-            .ok()
-            .map(|ast| {
-                Rc::new(Fallback {
-                    ast,
-                    names: vec![("iterable".into(), false)],
-                    value: true,
-                })
-            });
-        if collect.is_none() {
-            defs.clear();
-        }
+        let collect = Rc::new(Fallback {
+            ast: engine
+                .compile("let items = []; for item in iterable { items.push(item); } items")
+                .expect("a fixed script compiles"),
+            names: vec![("iterable".into(), false)],
+            value: true,
+        });
         Bodies {
             defs,
             compiled: RefCell::default(),
@@ -187,7 +179,7 @@ impl Bodies {
                     statements,
                     &self.pure,
                     &self.shadowed,
-                    self.collect.clone()?,
+                    self.collect.clone(),
                 )
                 .map(Rc::new)
             })
@@ -203,7 +195,6 @@ impl Bodies {
             }
         }
         let engine = engine.clone();
-        STARTED.set(STARTED.get() + 1);
         let mut slots: Vec<Dynamic> = curry.to_vec();
         slots.resize(program.slots, Dynamic::UNIT);
         Some(Box::new(move |ctx: AsyncCtx| -> StacklessFuture {
@@ -379,8 +370,8 @@ enum Step {
     },
     /// Stop the innermost iteration (a `break` out of a `for`).
     EndIterate,
-    /// A loop's turn, counted as this many script operations (one and
-    /// one per statement of its body): limits are checked here.
+    /// A loop's turn, counted as this many script operations (see
+    /// [`weight`]): limits are checked here.
     Tick(u32),
     /// A simulated operation: pops its arguments, pushes its answer.
     /// Rhai's own call of it says what is wrong with its arguments.
@@ -524,6 +515,19 @@ struct Fallback {
 }
 
 impl Fallback {
+    /// Rhai's evaluation of `statements` with `names` in scope.
+    fn new(
+        statements: impl IntoIterator<Item = Stmt>,
+        names: Vec<(ImmutableString, bool)>,
+        value: bool,
+    ) -> Rc<Fallback> {
+        Rc::new(Fallback {
+            ast: AST::new(statements, rhai::Module::new()),
+            names,
+            value,
+        })
+    }
+
     /// Runs with `values` (one per name) moved into the scope and back.
     fn eval(&self, engine: &Engine, values: &mut [Dynamic]) -> Result<Dynamic, Box<EvalAltResult>> {
         let mut scope = Scope::new();
@@ -564,49 +568,45 @@ fn compile(
         scope: params.iter().map(|p| (p.clone(), false)).collect(),
         slots: params.len(),
         loops: Vec::new(),
-        assigned: HashSet::new(),
         receivers: Vec::new(),
         pure,
         shadowed,
         collect,
     };
     c.body(statements).ok()?;
-    // A handle assigned anywhere in the body, even inside an expression
-    // Rhai evaluates, is not a receiver this can trust.
+    // A receiver must be a captured handle that nothing in the body
+    // assigns or declares again, even inside an expression Rhai evaluates.
     let mut assigned: HashSet<ImmutableString> = HashSet::new();
     for stmt in statements {
         stmt.walk(&mut Vec::new(), &mut |path: &[ASTNode]| {
-            if let Some(ASTNode::Stmt(Stmt::Assignment(a))) = path.last() {
-                let mut lhs = &a.1.lhs;
-                while let Expr::Dot(x, ..) | Expr::Index(x, ..) = lhs {
-                    lhs = &x.lhs;
+            match path.last() {
+                Some(ASTNode::Stmt(Stmt::Assignment(a))) => {
+                    let mut lhs = &a.1.lhs;
+                    while let Expr::Dot(x, ..) | Expr::Index(x, ..) = lhs {
+                        lhs = &x.lhs;
+                    }
+                    if let Expr::Variable(v, ..) = lhs {
+                        assigned.insert(v.1.clone());
+                    }
                 }
-                if let Expr::Variable(v, ..) = lhs {
-                    assigned.insert(v.1.clone());
+                Some(ASTNode::Stmt(Stmt::Var(var, ..))) => {
+                    assigned.insert(var.0.name.clone());
                 }
+                _ => {}
             }
             true
         });
     }
-    if c.receivers
-        .iter()
-        .any(|r| assigned.contains(&params.get(*r as usize).cloned().unwrap_or_default()))
-    {
-        return None;
-    }
-    let receivers: Vec<u16> = c
-        .receivers
-        .iter()
-        .copied()
-        .filter(|r| (*r as usize) < params.len())
-        .collect();
-    // A receiver must be a captured handle that is never assigned.
-    if receivers.len() != c.receivers.len() || receivers.iter().any(|r| c.assigned.contains(r)) {
-        return None;
-    }
-    let mut receivers = receivers;
+    let mut receivers = c.receivers;
     receivers.sort_unstable();
     receivers.dedup();
+    if receivers.iter().any(|&r| {
+        params
+            .get(r as usize)
+            .is_none_or(|name| assigned.contains(name))
+    }) {
+        return None;
+    }
     Some(Program {
         steps: c.steps,
         slots: c.slots,
@@ -632,8 +632,6 @@ struct Compiler<'p> {
     scope: Vec<(ImmutableString, bool)>,
     slots: usize,
     loops: Vec<Loop>,
-    /// Slots assigned somewhere.
-    assigned: HashSet<u16>,
     /// Slots operations are called on.
     receivers: Vec<u16>,
     pure: &'p HashSet<String>,
@@ -778,7 +776,6 @@ impl Compiler<'_> {
                         if self.scope[slot as usize].1 {
                             return Err(Unsupported(line!()));
                         }
-                        self.assigned.insert(slot);
                         match op.get_op_assignment_info() {
                             None => {
                                 self.expr(&target.rhs)?;
@@ -798,26 +795,14 @@ impl Compiler<'_> {
                     }
                     // `a[i] = x`, `m.k += x`: Rhai's, if nothing in it waits.
                     _ if self.pure_stmt(stmt) => {
-                        self.mark_assigned(&target.lhs);
-                        self.fallback_stmt(stmt)?;
+                        self.fallback(stmt.clone(), false)?;
                     }
                     _ => return Err(Unsupported(line!())),
                 }
             }
-            Stmt::If(flow, _) => {
-                self.condition(&flow.expr)?;
-                let skip = self.steps.len();
-                self.steps.push(Step::JumpUnless(0, flow.expr.position()));
-                self.block(&flow.body)?;
-                if flow.branch.is_empty() {
-                    self.patch(skip);
-                } else {
-                    let over = self.steps.len();
-                    self.steps.push(Step::Jump(0));
-                    self.patch(skip);
-                    self.block(&flow.branch)?;
-                    self.patch(over);
-                }
+            Stmt::If(..) => {
+                self.stmt_value(stmt)?;
+                self.steps.push(Step::Pop);
             }
             Stmt::While(flow, _) => {
                 // Each turn (a `continue` too) starts with the limits' check.
@@ -827,7 +812,7 @@ impl Compiler<'_> {
                 let exit = if endless {
                     None
                 } else {
-                    self.condition(&flow.expr)?;
+                    self.expr(&flow.expr)?;
                     self.steps.push(Step::JumpUnless(0, flow.expr.position()));
                     Some(self.steps.len() - 1)
                 };
@@ -844,7 +829,7 @@ impl Compiler<'_> {
                 let top = self.here();
                 self.steps.push(Step::Tick(weight(&flow.body)));
                 self.loop_body(&flow.body, top, false)?;
-                self.condition(&flow.expr)?;
+                self.expr(&flow.expr)?;
                 if flags.contains(ASTFlags::NEGATED) {
                     // `do { } until c`: again while c is false.
                     let out = self.steps.len();
@@ -961,10 +946,6 @@ impl Compiler<'_> {
         }
     }
 
-    fn condition(&mut self, e: &Expr) -> Compiled {
-        self.expr(e)
-    }
-
     /// The slot of a variable, checked against Rhai's own index of it.
     fn variable(&self, e: &Expr) -> Compiled<u16> {
         let Expr::Variable(v, short, _) = e else {
@@ -984,21 +965,6 @@ impl Compiler<'_> {
             return Err(Unsupported(line!()));
         }
         Self::slot(index)
-    }
-
-    fn mark_assigned(&mut self, target: &Expr) {
-        let mut names = Vec::new();
-        target.walk(&mut Vec::new(), &mut |path: &[ASTNode]| {
-            if let Some(ASTNode::Expr(Expr::Variable(v, ..))) = path.last() {
-                names.push(v.1.clone());
-            }
-            true
-        });
-        for name in names {
-            if let Some(i) = self.scope.iter().rposition(|(n, _)| *n == name) {
-                self.assigned.insert(i as u16);
-            }
-        }
     }
 
     fn expr(&mut self, e: &Expr) -> Compiled {
@@ -1099,25 +1065,18 @@ impl Compiler<'_> {
     /// Whether Rhai may evaluate `e` here: it calls no operation, script
     /// function or closure, and names only variables in scope or its own.
     fn pure_expr(&self, e: &Expr) -> bool {
-        let mut path = Vec::new();
-        let mut ok = true;
-        let mut local: HashSet<ImmutableString> = HashSet::new();
-        e.walk(&mut path, &mut |p: &[ASTNode]| {
-            ok &= self.pure_node(p.last().expect("a node"), &mut local);
-            ok
-        });
-        ok
+        self.pure(|visit| e.walk(&mut Vec::new(), visit))
     }
 
+    /// Whether Rhai may run `s` here (as [`Self::pure_expr`]).
     fn pure_stmt(&self, s: &Stmt) -> bool {
-        let mut path = Vec::new();
-        let mut ok = true;
+        self.pure(|visit| s.walk(&mut Vec::new(), visit))
+    }
+
+    /// Whether every node a `walk` visits is pure.
+    fn pure(&self, walk: impl FnOnce(&mut dyn FnMut(&[ASTNode]) -> bool) -> bool) -> bool {
         let mut local: HashSet<ImmutableString> = HashSet::new();
-        s.walk(&mut path, &mut |p: &[ASTNode]| {
-            ok &= self.pure_node(p.last().expect("a node"), &mut local);
-            ok
-        });
-        ok
+        walk(&mut |path: &[ASTNode]| self.pure_node(path.last().expect("a node"), &mut local))
     }
 
     fn pure_node(&self, node: &ASTNode, local: &mut HashSet<ImmutableString>) -> bool {
@@ -1157,26 +1116,17 @@ impl Compiler<'_> {
         }
     }
 
-    /// Rhai evaluates `e` with the variables in scope.
-    fn fallback_expr(&mut self, e: &Expr) -> Compiled {
-        let fallback = Fallback {
-            ast: AST::new([Stmt::Expr(Box::new(e.clone()))], rhai::Module::new()),
-            names: self.scope.clone(),
-            value: true,
-        };
-        self.steps.push(Step::Rhai(Rc::new(fallback)));
+    /// Rhai evaluates `stmt` with the variables in scope (moved in and
+    /// back); an expression's `value` is pushed.
+    fn fallback(&mut self, stmt: Stmt, value: bool) -> Compiled {
+        let fallback = Fallback::new([stmt], self.scope.clone(), value);
+        self.steps.push(Step::Rhai(fallback));
         Ok(())
     }
 
-    /// Rhai runs `s` with the variables in scope (and moves them back).
-    fn fallback_stmt(&mut self, s: &Stmt) -> Compiled {
-        let fallback = Fallback {
-            ast: AST::new([s.clone()], rhai::Module::new()),
-            names: self.scope.clone(),
-            value: false,
-        };
-        self.steps.push(Step::Rhai(Rc::new(fallback)));
-        Ok(())
+    /// Rhai evaluates `e` with the variables in scope.
+    fn fallback_expr(&mut self, e: &Expr) -> Compiled {
+        self.fallback(Stmt::Expr(Box::new(e.clone())), true)
     }
 
     /// Rhai's own operator of the call `e` applied to its operands'
@@ -1185,24 +1135,14 @@ impl Compiler<'_> {
         let Expr::FnCall(call, at) = e else {
             return Err(Unsupported(line!()));
         };
+        let names = synthetic(operands);
         let mut call = call.clone();
         call.args.clear();
-        let names: Vec<(ImmutableString, bool)> = ["@0", "@1", "@2"][..operands]
-            .iter()
-            .map(|n| (ImmutableString::from(*n), false))
-            .collect();
         for (name, _) in &names {
-            call.args
-                .push(Expr::Variable(Box::new((None, name.clone())), None, *at));
+            call.args.push(variable(name, *at));
         }
-        Ok(Rc::new(Fallback {
-            ast: AST::new(
-                [Stmt::Expr(Box::new(Expr::FnCall(call, *at)))],
-                rhai::Module::new(),
-            ),
-            names,
-            value: true,
-        }))
+        let call = Expr::FnCall(call, *at);
+        Ok(Fallback::new([Stmt::Expr(Box::new(call))], names, true))
     }
 
     /// Rhai's own method call `e` (`h.op(args)`) on values: the handle's
@@ -1214,30 +1154,21 @@ impl Compiler<'_> {
         let Expr::MethodCall(call, call_at) = &dot.rhs else {
             return Err(Unsupported(line!()));
         };
-        let names: Vec<(ImmutableString, bool)> = ["@0", "@1", "@2"][..=call.args.len()]
-            .iter()
-            .map(|n| (ImmutableString::from(*n), false))
-            .collect();
-        let var =
-            |name: &ImmutableString| Expr::Variable(Box::new((None, name.clone())), None, *call_at);
+        let names = synthetic(call.args.len() + 1);
         let mut call = call.clone();
         call.args.clear();
         for (name, _) in &names[1..] {
-            call.args.push(var(name));
+            call.args.push(variable(name, *call_at));
         }
         let dot = Expr::Dot(
             Box::new(rhai::BinaryExpr {
-                lhs: var(&names[0].0),
+                lhs: variable(&names[0].0, *call_at),
                 rhs: Expr::MethodCall(call, *call_at),
             }),
             *flags,
             *at,
         );
-        Ok(Rc::new(Fallback {
-            ast: AST::new([Stmt::Expr(Box::new(dot))], rhai::Module::new()),
-            names,
-            value: true,
-        }))
+        Ok(Fallback::new([Stmt::Expr(Box::new(dot))], names, true))
     }
 
     /// Rhai's op-assignment of `stmt` (`x op= rhs`) on two values: the
@@ -1248,23 +1179,35 @@ impl Compiler<'_> {
         };
         let (op, target) = &**assignment;
         let at = target.lhs.position();
-        let var = |name: &str| Expr::Variable(Box::new((None, name.into())), None, at);
+        let names = synthetic(2);
+        let (target, value) = (variable(&names[0].0, at), variable(&names[1].0, at));
         let assign = Stmt::Assignment(Box::new((
             op.clone(),
             rhai::BinaryExpr {
-                lhs: var("@0"),
-                rhs: var("@1"),
+                lhs: target.clone(),
+                rhs: value,
             },
         )));
-        Ok(Rc::new(Fallback {
-            ast: AST::new(
-                [assign, Stmt::Expr(Box::new(var("@0")))],
-                rhai::Module::new(),
-            ),
-            names: vec![("@0".into(), false), ("@1".into(), false)],
-            value: true,
-        }))
+        Ok(Fallback::new(
+            [assign, Stmt::Expr(Box::new(target))],
+            names,
+            true,
+        ))
     }
+}
+
+/// The names of `n` values handed to Rhai (`@0`, `@1`...: no script can
+/// name them).
+fn synthetic(n: usize) -> Vec<(ImmutableString, bool)> {
+    ["@0", "@1", "@2"][..n]
+        .iter()
+        .map(|name| (ImmutableString::from(*name), false))
+        .collect()
+}
+
+/// The variable `name`, found by name (no index hint), at `at`.
+fn variable(name: &ImmutableString, at: Position) -> Expr {
+    Expr::Variable(Box::new((None, name.clone())), None, at)
 }
 
 /// Script operations a loop's turn counts for: one per node of its body's
@@ -1651,8 +1594,8 @@ impl Run {
         }
     }
 
-    /// The operation `op` on the values on the stack; arguments it does
-    /// not take go to Rhai's own `fallback` call, for Rhai's error.
+    /// The operation `op` on the values on the stack (popped); arguments
+    /// it does not take go to Rhai's own `fallback` call, for Rhai's error.
     fn call(
         &mut self,
         engine: &Engine,
@@ -1660,61 +1603,68 @@ impl Run {
         at: Position,
         fallback: &Fallback,
     ) -> Result<Call, Box<EvalAltResult>> {
-        use super::sync::HandleKind as K;
-        let n = op.arity() + usize::from(op.is_method());
-        let mut values: Vec<Dynamic> = self.stack.split_off(self.stack.len() - n);
-        let rhai = |values: &mut [Dynamic]| match fallback.eval(engine, values) {
-            Err(error) => error,
-            Ok(_) => EvalAltResult::ErrorFunctionNotFound(method_name(op).into(), at).into(),
-        };
-        if !op.is_method() {
-            let span = |value: &Dynamic, what: &str| -> Option<Result<Span, Box<EvalAltResult>>> {
-                if value.is::<Span>() || value.is_string() {
-                    Some(to_span(value, what, at))
-                } else if value.as_int() == Ok(0) {
-                    Some(Ok(Span::ZERO))
-                } else {
-                    None
-                }
-            };
-            let call = match op {
-                Op::YieldNow => Some(Ok(Call::YieldNow)),
-                Op::Now => Some(Ok(Call::Now)),
-                Op::Compute => span(&values[0], "compute").map(|d| d.map(Call::Compute)),
-                Op::ComputeNoGil => {
-                    span(&values[0], "compute_nogil").map(|d| d.map(Call::ComputeNoGil))
-                }
-                _ => span(&values[0], "sleep").map(|d| d.map(Call::Sleep)),
-            };
-            return call.unwrap_or_else(|| Err(rhai(&mut values)));
-        }
-        let receiver = &values[0];
-        let int = |i: usize| values[i].as_int().ok();
-        let call = if let Some((kind, _, id)) = super::sync::handle_parts(receiver) {
-            match (op, kind) {
-                (Op::Lock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::Lock(kind, id)),
-                (Op::Unlock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::Unlock(kind, id)),
-                (Op::TryLock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::TryLock(kind, id)),
-                (Op::Acquire, K::Semaphore) => Some(Call::Acquire(id)),
-                (Op::Release, K::Semaphore) => Some(Call::Release(id)),
-                _ => None,
-            }
-        } else {
-            let var = receiver
-                .read_lock::<super::memory::VariableH>()
-                .map(|v| v.parts().1);
-            match (var, op) {
-                (Some(v), Op::Load) => Some(Call::Load(v)),
-                (Some(v), Op::Store) => int(1).map(|x| Call::Store(v, x)),
-                (Some(v), Op::FetchAdd) => int(1).map(|x| Call::FetchAdd(v, x)),
-                (Some(v), Op::CompareExchange) => int(1)
-                    .zip(int(2))
-                    .map(|(a, b)| Call::CompareExchange(v, a, b)),
-                _ => None,
-            }
-        };
-        call.ok_or_else(|| rhai(&mut values))
+        let base = self.stack.len() - op.arity() - usize::from(op.is_method());
+        let values = &mut self.stack[base..];
+        let call = decode(op, values, at).unwrap_or_else(|| {
+            Err(match fallback.eval(engine, values) {
+                Err(error) => error,
+                Ok(_) => EvalAltResult::ErrorFunctionNotFound(method_name(op).into(), at).into(),
+            })
+        });
+        self.stack.truncate(base);
+        call
     }
+}
+
+/// The operation `op` on `values` (the handle first, for a method), or
+/// `None` if it does not take them.
+fn decode(op: Op, values: &[Dynamic], at: Position) -> Option<Result<Call, Box<EvalAltResult>>> {
+    use super::sync::HandleKind as K;
+    if !op.is_method() {
+        let span = |what: &str| {
+            let value = &values[0];
+            if value.is::<Span>() || value.is_string() {
+                Some(to_span(value, what, at))
+            } else if value.as_int() == Ok(0) {
+                Some(Ok(Span::ZERO))
+            } else {
+                None
+            }
+        };
+        return match op {
+            Op::YieldNow => Some(Ok(Call::YieldNow)),
+            Op::Now => Some(Ok(Call::Now)),
+            Op::Compute => span("compute").map(|d| d.map(Call::Compute)),
+            Op::ComputeNoGil => span("compute_nogil").map(|d| d.map(Call::ComputeNoGil)),
+            _ => span("sleep").map(|d| d.map(Call::Sleep)),
+        };
+    }
+    let receiver = &values[0];
+    let int = |i: usize| values[i].as_int().ok();
+    let call = if let Some((kind, _, id)) = super::sync::handle_parts(receiver) {
+        match (op, kind) {
+            (Op::Lock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::Lock(kind, id)),
+            (Op::Unlock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::Unlock(kind, id)),
+            (Op::TryLock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::TryLock(kind, id)),
+            (Op::Acquire, K::Semaphore) => Some(Call::Acquire(id)),
+            (Op::Release, K::Semaphore) => Some(Call::Release(id)),
+            _ => None,
+        }
+    } else {
+        let var = receiver
+            .read_lock::<super::memory::VariableH>()
+            .map(|v| v.parts().1);
+        match (var, op) {
+            (Some(v), Op::Load) => Some(Call::Load(v)),
+            (Some(v), Op::Store) => int(1).map(|x| Call::Store(v, x)),
+            (Some(v), Op::FetchAdd) => int(1).map(|x| Call::FetchAdd(v, x)),
+            (Some(v), Op::CompareExchange) => int(1)
+                .zip(int(2))
+                .map(|(a, b)| Call::CompareExchange(v, a, b)),
+            _ => None,
+        }
+    };
+    call.map(Ok)
 }
 
 /// The script name of a method.
@@ -1787,13 +1737,11 @@ pub(crate) fn failure(
 #[cfg(test)]
 mod tests {
     use super::super::{RunOptions, Script};
-    use super::STARTED;
 
     /// What a run of `source` gave, in full: its error, its output and
     /// each machine run's outcome and trace.
     fn digest(source: &str, stackful: bool) -> (String, u64) {
         let script = Script::compile("t.rhai", source).expect("it compiles");
-        let before = STARTED.get();
         let outcome = script.run(&RunOptions {
             charts: false,
             stackful,
@@ -1803,7 +1751,8 @@ mod tests {
         for run in &outcome.runs {
             out.push_str(&format!("{:?}\n{:?}\n", run.outcome, run.trace));
         }
-        (out, STARTED.get() - before)
+        let stackless: usize = outcome.runs.iter().map(|r| r.script_threads.1).sum();
+        (out, stackless as u64)
     }
 
     /// Runs `body` as the body of two threads sharing a mutex `lock`, a
