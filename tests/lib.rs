@@ -53,6 +53,32 @@ pub fn run_simcli(args: &[&str]) -> Output {
         .expect("simcli starts")
 }
 
+/// The `.rhai` files in these folders of the workspace, sorted.
+pub fn rhai_files(dirs: &[&str]) -> Vec<PathBuf> {
+    let mut scripts = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(workspace().join(dir)).expect("a scripts folder") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_some_and(|e| e == "rhai") {
+                scripts.push(path);
+            }
+        }
+    }
+    scripts.sort();
+    scripts
+}
+
+/// The arguments a script's header asks its tests to run it with (a
+/// `// tested with: --set quick=true` line: a long sweep's quick form), if
+/// any.
+pub fn tested_with(script: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(script).expect("the script reads");
+    text.lines()
+        .find_map(|line| line.strip_prefix("// tested with: "))
+        .map(|args| args.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// A fresh, empty folder for one test's output, under `target/e2e/`.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = workspace().join("target").join("e2e").join(name);

@@ -339,17 +339,7 @@ fn check_and_run_warn_of_misspelled_functions_and_unread_settings() {
 
 #[test]
 fn no_gallery_script_draws_a_warning() {
-    let root = simcli_tests::workspace();
-    let mut scripts = Vec::new();
-    for dir in ["scripts", "scripts/challenges", "scripts/bench"] {
-        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "rhai") {
-                scripts.push(path);
-            }
-        }
-    }
-    scripts.sort();
+    let scripts = simcli_tests::rhai_files(&["scripts", "scripts/challenges", "scripts/bench"]);
     assert!(scripts.len() > 30, "{scripts:?}");
     for path in scripts {
         let output = run_simcli(&["check", path.to_str().unwrap()]);

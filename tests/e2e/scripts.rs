@@ -36,12 +36,8 @@ fn every_script_runs_and_draws_a_chart_that_decodes() {
         let stem = script.file_stem().unwrap().to_string_lossy().into_owned();
         let out = scratch(&format!("every-{stem}"));
         // A long sweep says in its header how to test it quickly.
-        let text = std::fs::read_to_string(&script).expect("the script reads");
-        let extra: Vec<&str> = text
-            .lines()
-            .find_map(|line| line.strip_prefix("// tested with: "))
-            .map(|args| args.split_whitespace().collect())
-            .unwrap_or_default();
+        let extra = simcli_tests::tested_with(&script);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let (code, report) = run_json_with(&name, &out, &extra);
         let runs = runs(&report);
         // A script may show a bug by breaking its own expectation: exit 1.

@@ -5,35 +5,20 @@
 //! unit tests beside the module compare random bodies), and a benchmark's
 //! bodies do run stackless: a third of the memory or less.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use simcli_tests::{run_simcli, scratch, workspace};
 
-fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("a scripts folder")
-        .map(|e| e.expect("an entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() && !path.ends_with("bench") {
-            scripts(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rhai") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_script_reports_the_same_bytes_with_and_without_a_stack() {
-    let mut all = Vec::new();
-    scripts(&workspace().join("scripts"), &mut all);
+    let all = simcli_tests::rhai_files(&["scripts", "scripts/challenges"]);
     assert!(all.len() > 30, "{all:?}");
-    assert!(all
-        .iter()
-        .all(|p| !p.starts_with(workspace().join("scripts/bench"))));
     let dir = scratch("stackless");
     for path in all {
+        // A long sweep's header says how to test it quickly (which_model's
+        // full sweep takes minutes in a debug build).
+        let quick = simcli_tests::tested_with(&path);
+        let quick: Vec<&str> = quick.iter().map(String::as_str).collect();
         let path = path.to_str().expect("a UTF-8 path");
         let run = |extra: &[&str]| {
             let mut args = vec!["run", path, "--no-chart", "--out", dir.to_str().unwrap()];
@@ -45,21 +30,14 @@ fn every_script_reports_the_same_bytes_with_and_without_a_stack() {
                 String::from_utf8_lossy(&output.stderr).into_owned(),
             )
         };
-        // which_model's full sweep takes minutes in a debug build: its quick
-        // sweep is the same script (its bodies use pools and I/O, stackful).
-        let quick: &[&str] = if path.ends_with("which_model.rhai") {
-            &["--set", "quick=true"]
-        } else {
-            &[]
-        };
-        let stackless = run(quick);
-        let stackful = run(&[quick, &["--stackful"]].concat());
+        let stackless = run(&quick);
+        let stackful = run(&[&quick[..], &["--stackful"]].concat());
         assert_eq!(stackless, stackful, "{path}");
     }
 }
 
-/// The peak memory of `simcli run --no-chart --quiet SCRIPT EXTRA...`, in
-/// KiB, as the kernel counts it.
+/// The peak resident memory of `simcli run --no-chart --quiet SCRIPT
+/// EXTRA...`, in KiB, as `/usr/bin/time` reports it.
 fn peak_kib(script: &str, extra: &[&str]) -> u64 {
     let mut args = vec!["run", script, "--no-chart", "--quiet"];
     args.extend(extra);
