@@ -461,16 +461,7 @@ impl AsyncCtx {
         mutex: Mutex,
         timeout: Span,
     ) -> impl Future<Output = bool> {
-        let at = Location::caller();
-        let request = Request::Timed(Box::new((condvar.0, SyncOp::Wait(mutex.0), timeout)));
-        // Timed out: it left the condvar without the mutex. Retry: a barging
-        // mutex was freed while it waited to take it back.
-        let wait = AsyncOp::new(request, at, |response, _| match *response {
-            Response::Bool(false) => Some(false),
-            Response::Retry => Some(true),
-            _ => None,
-        });
-        let relock = self.lock_at(mutex, at);
+        let (wait, relock) = self.wait_timeout_parts(condvar, mutex, timeout);
         async move {
             match wait.await {
                 Some(notified) => {
@@ -480,6 +471,28 @@ impl AsyncCtx {
                 None => true,
             }
         }
+    }
+
+    /// The two steps of [`AsyncCtx::wait_timeout`]: the timed wait, whose
+    /// answer is `Some(notified)` when the mutex must be taken back, and
+    /// taking it back.
+    #[track_caller]
+    pub(crate) fn wait_timeout_parts(
+        &self,
+        condvar: Condvar,
+        mutex: Mutex,
+        timeout: Span,
+    ) -> (AsyncOp<Option<bool>>, AsyncOp<()>) {
+        let at = Location::caller();
+        let request = Request::Timed(Box::new((condvar.0, SyncOp::Wait(mutex.0), timeout)));
+        // Timed out: it left the condvar without the mutex. Retry: a barging
+        // mutex was freed while it waited to take it back.
+        let wait = AsyncOp::new(request, at, |response, _| match *response {
+            Response::Bool(false) => Some(false),
+            Response::Retry => Some(true),
+            _ => None,
+        });
+        (wait, self.lock_at(mutex, at))
     }
 
     /// Wakes the oldest waiter (the chooser may pick another); lost when no

@@ -18,9 +18,10 @@ thread_local! {
     static CURRENT: Cell<*const Ctx<'static>> = const { Cell::new(ptr::null()) };
 }
 
-/// Whether script code is running inside a thread body.
+/// Whether script code is running inside a thread body (stackful, or
+/// stepped by `script::stackless`).
 pub(crate) fn in_body() -> bool {
-    !CURRENT.get().is_null()
+    !CURRENT.get().is_null() || super::limits::STACKLESS_BODY.get()
 }
 
 /// Bytes left on the running body's stack and its size; `None` at the top

@@ -152,6 +152,11 @@ fn declare_device(
 }
 
 impl DeviceH {
+    /// Its machine and device, unchecked.
+    pub(crate) fn parts(&self) -> (&MachineHandle, DeviceRef) {
+        (&self.machine, DeviceRef(self.id))
+    }
+
     pub(crate) fn device(&self, call: &NativeCallContext) -> Result<DeviceRef, Box<EvalAltResult>> {
         self.machine.check_running(call, "device")?;
         Ok(DeviceRef(self.id))

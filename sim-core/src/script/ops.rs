@@ -130,6 +130,9 @@ pub(crate) fn install_print(engine: &mut Engine) {
 }
 
 fn print(text: &str) {
+    if super::stackless::capture_print(text) {
+        return;
+    }
     if current::in_body() {
         current::print(text);
     } else {

@@ -16,10 +16,11 @@
 //! - control flow (`let`, assignment, `if`, `while`, `loop`, `do`, `for`
 //!   over ranges and arrays, `break`, `continue`, `return`) is executed
 //!   here, with Rhai's scoping;
-//! - the simulated operations the bodies call most (`compute`, `sleep`,
-//!   `yield_now`, `now`, locks, semaphores, shared variables) go straight
-//!   to the kernel, attributed to their script line as from a stackful
-//!   body;
+//! - the simulated operations (`compute`, `sleep`, `yield_now`, `now`,
+//!   `print`, locks, semaphores, reader-writer locks, condition variables,
+//!   barriers, events, countdowns, channels, shared variables, blocking
+//!   `io`) go straight to the kernel, attributed to their script line as
+//!   from a stackful body;
 //! - integer arithmetic and comparison run here; any other operand (or an
 //!   overflow, a division by zero) goes to Rhai's own operator, so the
 //!   result or the error is Rhai's;
@@ -33,7 +34,8 @@
 //!   simulated operations may be stopped a little sooner or later.
 //!
 //! A body that does anything else (calls a script function or a closure,
-//! an operation not listed, `print`, `switch`, `try`) runs stackful as
+//! an operation not listed such as `join`, `submit` or epoll, `switch`,
+//! `try`) runs stackful as
 //! before: the choice is made when the thread is created, and a body that
 //! could not run here is never half run here. Reports are the same bytes
 //! either way (`tests/e2e/stackless.rs` runs every gallery script both
@@ -57,7 +59,10 @@ use super::session;
 use crate::error::BodyError;
 use crate::ids::{ResourceId, VarId};
 use crate::kernel::{AsyncCtx, StacklessBody, StacklessFuture};
-use crate::model::sync::{Mutex, RLock, Semaphore, Spinlock};
+use crate::model::io::DeviceRef;
+use crate::model::sync::{
+    Barrier, Channel, Condvar, Countdown, Event, Mutex, RLock, RwLock, Semaphore, Spinlock,
+};
 use crate::time::Span;
 
 /// The bodies of a script's closures, compiled on first use.
@@ -195,6 +200,7 @@ impl Bodies {
             }
         }
         let engine = engine.clone();
+        let machine = machine.clone();
         let mut slots: Vec<Dynamic> = curry.to_vec();
         slots.resize(program.slots, Dynamic::UNIT);
         Some(Box::new(move |ctx: AsyncCtx| -> StacklessFuture {
@@ -207,6 +213,7 @@ impl Bodies {
                     iters: Vec::new(),
                     last: None,
                     total: 0,
+                    machine,
                 };
                 limits::operation_called();
                 loop {
@@ -215,7 +222,14 @@ impl Bodies {
                     limits::STACKLESS_BODY.set(false);
                     match stepped {
                         Ok(Stop::Call(call, at)) => {
-                            run.last = Some(at);
+                            // A print is no operation of the body's own
+                            // position: it keeps the one before it.
+                            let at = if matches!(call, Call::Print(_)) {
+                                run.last.unwrap_or((0, 0))
+                            } else {
+                                run.last = Some(at);
+                                at
+                            };
                             let value = perform(ctx, call, at).await;
                             limits::operation_called();
                             run.stack.push(value);
@@ -359,6 +373,9 @@ enum Step {
     /// Evaluate an expression with Rhai (push its value) or a statement
     /// (push nothing).
     Rhai(Rc<Fallback>),
+    /// Pop this many values, push what Rhai's expression makes of them
+    /// (a string interpolating operations' answers).
+    Apply(u16, Rc<Fallback>),
     /// Pop an iterable; start iterating it (what is not a range, an array
     /// or a string through Rhai's own `for`).
     Iterate(Position, Rc<Fallback>),
@@ -456,6 +473,29 @@ enum Op {
     Store,
     FetchAdd,
     CompareExchange,
+    Print,
+    AcquireTimeout,
+    TryAcquire,
+    Permits,
+    ReadLock,
+    ReadUnlock,
+    WriteLock,
+    WriteUnlock,
+    NotifyOne,
+    NotifyAll,
+    /// `wait()`: a barrier, a countdown or an event.
+    Wait,
+    /// `wait(x)`: a condvar with its mutex, or an event with a timeout.
+    WaitWith,
+    /// `wait(mutex, timeout)` on a condvar.
+    WaitTimeout,
+    Signal,
+    Set,
+    Clear,
+    IsSet,
+    Send,
+    Recv,
+    Io,
 }
 
 impl Op {
@@ -467,6 +507,7 @@ impl Op {
             ("sleep", 1) => Op::Sleep,
             ("yield_now", 0) => Op::YieldNow,
             ("now", 0) => Op::Now,
+            ("print", 1) => Op::Print,
             _ => return None,
         })
     }
@@ -483,6 +524,25 @@ impl Op {
             ("store", 1) => Op::Store,
             ("fetch_add", 1) => Op::FetchAdd,
             ("compare_exchange", 2) => Op::CompareExchange,
+            ("acquire", 1) => Op::AcquireTimeout,
+            ("try_acquire", 0) => Op::TryAcquire,
+            ("value", 0) => Op::Permits,
+            ("read_lock", 0) => Op::ReadLock,
+            ("read_unlock", 0) => Op::ReadUnlock,
+            ("write_lock", 0) => Op::WriteLock,
+            ("write_unlock", 0) => Op::WriteUnlock,
+            ("notify_one", 0) => Op::NotifyOne,
+            ("notify_all", 0) => Op::NotifyAll,
+            ("wait", 0) => Op::Wait,
+            ("wait", 1) => Op::WaitWith,
+            ("wait", 2) => Op::WaitTimeout,
+            ("signal", 0) => Op::Signal,
+            ("set", 0) => Op::Set,
+            ("clear", 0) => Op::Clear,
+            ("is_set", 0) => Op::IsSet,
+            ("send", 1) => Op::Send,
+            ("recv", 0) => Op::Recv,
+            ("io", 1) => Op::Io,
             _ => return None,
         })
     }
@@ -490,14 +550,23 @@ impl Op {
     fn is_method(self) -> bool {
         !matches!(
             self,
-            Op::Compute | Op::ComputeNoGil | Op::Sleep | Op::YieldNow | Op::Now
+            Op::Compute | Op::ComputeNoGil | Op::Sleep | Op::YieldNow | Op::Now | Op::Print
         )
     }
 
     fn arity(self) -> usize {
         match self {
-            Op::Compute | Op::ComputeNoGil | Op::Sleep | Op::Store | Op::FetchAdd => 1,
-            Op::CompareExchange => 2,
+            Op::Compute
+            | Op::ComputeNoGil
+            | Op::Sleep
+            | Op::Print
+            | Op::Store
+            | Op::FetchAdd
+            | Op::AcquireTimeout
+            | Op::WaitWith
+            | Op::Send
+            | Op::Io => 1,
+            Op::CompareExchange | Op::WaitTimeout => 2,
             _ => 0,
         }
     }
@@ -1037,6 +1106,16 @@ impl Compiler<'_> {
                 _ if self.pure_expr(e) => self.fallback_expr(e)?,
                 _ => return Err(Unsupported(line!())),
             },
+            Expr::InterpolatedString(parts, at) if !self.pure_expr(e) => {
+                let mut template = parts.clone();
+                let count = self.parts_then_rhai(parts, &mut template)?;
+                self.apply(Expr::InterpolatedString(template, *at), count)?;
+            }
+            Expr::Array(items, at) if !self.pure_expr(e) => {
+                let mut template = items.clone();
+                let count = self.parts_then_rhai(items, &mut template)?;
+                self.apply(Expr::Array(template, *at), count)?;
+            }
             Expr::And(operands, _) | Expr::Or(operands, _) => {
                 let when = matches!(e, Expr::Or(..));
                 let mut jumps = Vec::new();
@@ -1059,6 +1138,30 @@ impl Compiler<'_> {
             _ if self.pure_expr(e) => self.fallback_expr(e)?,
             _ => return Err(Unsupported(line!())),
         }
+        Ok(())
+    }
+
+    /// The parts of an interpolated string or an array that calls
+    /// operations, each evaluated here in order; in `template` (a copy of
+    /// `parts`) each is replaced by the synthetic variable its value will
+    /// be in, constants staying as they are.
+    fn parts_then_rhai(&mut self, parts: &[Expr], template: &mut [Expr]) -> Compiled<usize> {
+        let mut count = 0;
+        for (part, slot) in parts.iter().zip(template.iter_mut()) {
+            if constant(part).is_none() {
+                self.expr(part)?;
+                *slot = variable(&synthetic(count + 1)[count].0, part.position());
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Rhai's own evaluation of `template` on the values of its `count`
+    /// synthetic variables, popped from the stack.
+    fn apply(&mut self, template: Expr, count: usize) -> Compiled {
+        let fallback = Fallback::new([Stmt::Expr(Box::new(template))], synthetic(count), true);
+        self.steps.push(Step::Apply(Self::slot(count)?, fallback));
         Ok(())
     }
 
@@ -1199,9 +1302,8 @@ impl Compiler<'_> {
 /// The names of `n` values handed to Rhai (`@0`, `@1`...: no script can
 /// name them).
 fn synthetic(n: usize) -> Vec<(ImmutableString, bool)> {
-    ["@0", "@1", "@2"][..n]
-        .iter()
-        .map(|name| (ImmutableString::from(*name), false))
+    (0..n)
+        .map(|i| (ImmutableString::from(format!("@{i}")), false))
         .collect()
 }
 
@@ -1251,12 +1353,15 @@ fn duration_unit(name: &str) -> Option<u64> {
 
 /// What a handle is, for the operations called on it.
 fn handle_of(value: &Dynamic, machine: &MachineHandle) -> bool {
-    match super::sync::handle_parts(value) {
-        Some((_, owner, _)) => owner.same(machine),
-        None => value
-            .read_lock::<super::memory::VariableH>()
-            .is_some_and(|v| v.parts().0.same(machine)),
+    if let Some((_, owner, _)) = super::sync::handle_parts(value) {
+        return owner.same(machine);
     }
+    if let Some(v) = value.read_lock::<super::memory::VariableH>() {
+        return v.parts().0.same(machine);
+    }
+    value
+        .read_lock::<super::io::DeviceH>()
+        .is_some_and(|d| d.parts().0.same(machine))
 }
 
 /// Where a stepped body stopped.
@@ -1283,6 +1388,27 @@ enum Call {
     Store(VarId, INT),
     FetchAdd(VarId, INT),
     CompareExchange(VarId, INT, INT),
+    /// A line for the run's log, as Rhai's `print` made it.
+    Print(String),
+    AcquireTimeout(ResourceId, Span),
+    TryAcquire(ResourceId),
+    Permits(ResourceId),
+    /// An operation on a resource that answers nothing (`op` says which:
+    /// a reader-writer lock's, a condvar's notify, a countdown's signal,
+    /// an event's set or clear).
+    Unit(Op, ResourceId),
+    BarrierWait(ResourceId),
+    CountdownWait(ResourceId),
+    IsSet(ResourceId),
+    EventWait(ResourceId),
+    EventWaitTimeout(ResourceId, Span),
+    /// A condvar and its mutex.
+    CondvarWait(ResourceId, ResourceId),
+    CondvarWaitTimeout(ResourceId, ResourceId, Span),
+    /// A channel, the value and its pickled size.
+    Send(ResourceId, Dynamic, u64),
+    Recv(ResourceId),
+    Io(DeviceRef, u64),
 }
 
 /// Hands `call` to the kernel and answers what the script sees.
@@ -1325,6 +1451,73 @@ async fn perform(ctx: AsyncCtx, call: Call, (line, column): (u32, u32)) -> Dynam
                 .await;
             return Dynamic::from_bool(swapped.is_ok());
         }
+        Call::Print(text) => {
+            // A stackful body's print keeps the position of the operation
+            // before it (and a Rust one before the first).
+            let print = ctx.print(text);
+            let print = if (line, column) == (0, 0) {
+                print
+            } else {
+                print.at_script(line, column)
+            };
+            print.await;
+            return Dynamic::UNIT;
+        }
+        Call::AcquireTimeout(id, timeout) => {
+            let op = ctx.acquire_timeout(Semaphore(id), timeout);
+            return Dynamic::from_bool(op.at_script(line, column).await);
+        }
+        Call::TryAcquire(id) => {
+            let op = ctx.try_acquire(Semaphore(id));
+            return Dynamic::from_bool(op.at_script(line, column).await);
+        }
+        Call::Permits(id) => {
+            let op = ctx.permits(Semaphore(id));
+            return Dynamic::from_int(op.at_script(line, column).await as INT);
+        }
+        Call::Unit(op, id) => match op {
+            Op::ReadLock => ctx.read_lock(RwLock(id)),
+            Op::ReadUnlock => ctx.read_unlock(RwLock(id)),
+            Op::WriteLock => ctx.write_lock(RwLock(id)),
+            Op::WriteUnlock => ctx.write_unlock(RwLock(id)),
+            Op::NotifyOne => ctx.notify_one(Condvar(id)),
+            Op::NotifyAll => ctx.notify_all(Condvar(id)),
+            Op::Signal => ctx.signal(Countdown(id)),
+            Op::Set => ctx.set(Event(id)),
+            _ => ctx.clear(Event(id)),
+        },
+        Call::BarrierWait(id) => ctx.barrier_wait(Barrier(id)),
+        Call::CountdownWait(id) => ctx.wait_countdown(Countdown(id)),
+        Call::IsSet(id) => {
+            let op = ctx.is_set(Event(id));
+            return Dynamic::from_bool(op.at_script(line, column).await);
+        }
+        Call::EventWait(id) => {
+            ctx.wait_event(Event(id)).at_script(line, column).await;
+            return Dynamic::from_bool(true);
+        }
+        Call::EventWaitTimeout(id, timeout) => {
+            let op = ctx.wait_event_timeout(Event(id), timeout);
+            return Dynamic::from_bool(op.at_script(line, column).await);
+        }
+        Call::CondvarWait(cv, mutex) => ctx.wait(Condvar(cv), Mutex(mutex)),
+        Call::CondvarWaitTimeout(cv, mutex, timeout) => {
+            let (wait, relock) = ctx.wait_timeout_parts(Condvar(cv), Mutex(mutex), timeout);
+            let notified = match wait.at_script(line, column).await {
+                Some(notified) => {
+                    relock.at_script(line, column).await;
+                    notified
+                }
+                None => true,
+            };
+            return Dynamic::from_bool(notified);
+        }
+        Call::Send(id, value, bytes) => ctx.send_sized(Channel::<Dynamic>::new(id), value, bytes),
+        Call::Recv(id) => {
+            let op = ctx.recv(Channel::<Dynamic>::new(id));
+            return op.at_script(line, column).await;
+        }
+        Call::Io(device, bytes) => ctx.io(device, bytes),
     };
     unit.at_script(line, column).await;
     Dynamic::UNIT
@@ -1360,6 +1553,9 @@ struct Run {
     last: Option<(u32, u32)>,
     /// Script operations so far (limits).
     total: u64,
+    /// The machine the thread runs on (an operation's other handles must
+    /// be of it).
+    machine: MachineHandle,
 }
 
 impl Run {
@@ -1457,6 +1653,13 @@ impl Run {
                     if let Err(typ) = value.as_bool() {
                         return Err(mismatch(engine, "bool", typ, *at));
                     }
+                }
+                Step::Apply(count, fallback) => {
+                    self.tick(1)?;
+                    let base = self.stack.len() - usize::from(*count);
+                    let value = fallback.eval(engine, &mut self.stack[base..])?;
+                    self.stack.truncate(base);
+                    self.stack.push(value);
                 }
                 Step::Rhai(fallback) => {
                     self.tick(1)?;
@@ -1605,7 +1808,13 @@ impl Run {
     ) -> Result<Call, Box<EvalAltResult>> {
         let base = self.stack.len() - op.arity() - usize::from(op.is_method());
         let values = &mut self.stack[base..];
-        let call = decode(op, values, at).unwrap_or_else(|| {
+        if let Op::Print = op {
+            // Rhai's own print makes the line (and any error of it).
+            let printed = print_captured(|| fallback.eval(engine, values));
+            self.stack.truncate(base);
+            return printed.map(Call::Print);
+        }
+        let call = decode(op, values, at, &self.machine).unwrap_or_else(|| {
             Err(match fallback.eval(engine, values) {
                 Err(error) => error,
                 Ok(_) => EvalAltResult::ErrorFunctionNotFound(method_name(op).into(), at).into(),
@@ -1618,7 +1827,12 @@ impl Run {
 
 /// The operation `op` on `values` (the handle first, for a method), or
 /// `None` if it does not take them.
-fn decode(op: Op, values: &[Dynamic], at: Position) -> Option<Result<Call, Box<EvalAltResult>>> {
+fn decode(
+    op: Op,
+    values: &mut [Dynamic],
+    at: Position,
+    machine: &MachineHandle,
+) -> Option<Result<Call, Box<EvalAltResult>>> {
     use super::sync::HandleKind as K;
     if !op.is_method() {
         let span = |what: &str| {
@@ -1639,19 +1853,62 @@ fn decode(op: Op, values: &[Dynamic], at: Position) -> Option<Result<Call, Box<E
             _ => span("sleep").map(|d| d.map(Call::Sleep)),
         };
     }
-    let receiver = &values[0];
+    let timeout = |value: &Dynamic| to_span(value, "the timeout", at);
+    // A condvar's mutex: a mutex of the running machine (else Rhai says
+    // what is wrong with it).
+    let mutex = |value: &Dynamic| match super::sync::handle_parts(value) {
+        Some((K::Mutex, owner, id)) if owner.same(machine) => Some(id),
+        _ => None,
+    };
     let int = |i: usize| values[i].as_int().ok();
-    let call = if let Some((kind, _, id)) = super::sync::handle_parts(receiver) {
+    let call = if let Some((kind, _, id)) = super::sync::handle_parts(&values[0]) {
         match (op, kind) {
             (Op::Lock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::Lock(kind, id)),
             (Op::Unlock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::Unlock(kind, id)),
             (Op::TryLock, K::Mutex | K::Spinlock | K::RLock) => Some(Call::TryLock(kind, id)),
             (Op::Acquire, K::Semaphore) => Some(Call::Acquire(id)),
             (Op::Release, K::Semaphore) => Some(Call::Release(id)),
+            (Op::AcquireTimeout, K::Semaphore) => {
+                return Some(timeout(&values[1]).map(|t| Call::AcquireTimeout(id, t)))
+            }
+            (Op::TryAcquire, K::Semaphore) => Some(Call::TryAcquire(id)),
+            (Op::Permits, K::Semaphore) => Some(Call::Permits(id)),
+            (Op::ReadLock | Op::ReadUnlock | Op::WriteLock | Op::WriteUnlock, K::RwLock)
+            | (Op::NotifyOne | Op::NotifyAll, K::Condvar)
+            | (Op::Signal, K::Countdown)
+            | (Op::Set | Op::Clear, K::Event) => Some(Call::Unit(op, id)),
+            (Op::IsSet, K::Event) => Some(Call::IsSet(id)),
+            (Op::Wait, K::Barrier) => Some(Call::BarrierWait(id)),
+            (Op::Wait, K::Countdown) => Some(Call::CountdownWait(id)),
+            (Op::Wait, K::Event) => Some(Call::EventWait(id)),
+            (Op::WaitWith, K::Event) => {
+                return Some(timeout(&values[1]).map(|t| Call::EventWaitTimeout(id, t)))
+            }
+            (Op::WaitWith, K::Condvar) => mutex(&values[1]).map(|m| Call::CondvarWait(id, m)),
+            (Op::WaitTimeout, K::Condvar) => {
+                let m = mutex(&values[1])?;
+                return Some(timeout(&values[2]).map(|t| Call::CondvarWaitTimeout(id, m, t)));
+            }
+            (Op::Send, K::Channel) => {
+                // Rhai hands a function its arguments flattened: a
+                // captured (shared) value is sent as a copy.
+                let value = std::mem::take(&mut values[1]).flatten();
+                let bytes = super::sync::pickled_size(&value);
+                Some(Call::Send(id, value, bytes))
+            }
+            (Op::Recv, K::Channel) => Some(Call::Recv(id)),
+            _ => None,
+        }
+    } else if let Some(device) = values[0]
+        .read_lock::<super::io::DeviceH>()
+        .map(|d| d.parts().1)
+    {
+        match (op, values[1].as_int()) {
+            (Op::Io, Ok(bytes)) if bytes >= 0 => Some(Call::Io(device, bytes as u64)),
             _ => None,
         }
     } else {
-        let var = receiver
+        let var = values[0]
             .read_lock::<super::memory::VariableH>()
             .map(|v| v.parts().1);
         match (var, op) {
@@ -1670,6 +1927,24 @@ fn decode(op: Op, values: &[Dynamic], at: Position) -> Option<Result<Call, Box<E
 /// The script name of a method.
 fn method_name(op: Op) -> &'static str {
     match op {
+        Op::Print => "print",
+        Op::AcquireTimeout => "acquire",
+        Op::TryAcquire => "try_acquire",
+        Op::Permits => "value",
+        Op::ReadLock => "read_lock",
+        Op::ReadUnlock => "read_unlock",
+        Op::WriteLock => "write_lock",
+        Op::WriteUnlock => "write_unlock",
+        Op::NotifyOne => "notify_one",
+        Op::NotifyAll => "notify_all",
+        Op::Wait | Op::WaitWith | Op::WaitTimeout => "wait",
+        Op::Signal => "signal",
+        Op::Set => "set",
+        Op::Clear => "clear",
+        Op::IsSet => "is_set",
+        Op::Send => "send",
+        Op::Recv => "recv",
+        Op::Io => "io",
         Op::Lock => "lock",
         Op::Unlock => "unlock",
         Op::TryLock => "try_lock",
@@ -1685,6 +1960,33 @@ fn method_name(op: Op) -> &'static str {
         Op::YieldNow => "yield_now",
         Op::Now => "now",
     }
+}
+
+thread_local! {
+    /// The line a body's `print` made, while [`print_captured`] runs it.
+    static PRINTED: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs Rhai's `print` (in `eval`) and returns the line it printed.
+fn print_captured(
+    eval: impl FnOnce() -> Result<Dynamic, Box<EvalAltResult>>,
+) -> Result<String, Box<EvalAltResult>> {
+    PRINTED.set(Some(None));
+    let result = eval();
+    let printed = PRINTED.take().flatten();
+    result.map(|_| printed.unwrap_or_default())
+}
+
+/// Takes the line of a `print` run by a stackless body; false when no
+/// such body is printing (the line goes where prints go).
+pub(crate) fn capture_print(text: &str) -> bool {
+    PRINTED.with_borrow_mut(|printed| match printed {
+        Some(line) => {
+            *line = Some(text.to_string());
+            true
+        }
+        None => false,
+    })
 }
 
 /// Rhai's error for a value of the wrong type.
@@ -1852,10 +2154,14 @@ mod tests {
                       let m = machine(#{ name: \"t\" });\n\
                       let c = m.condvar(\"c\");\n\
                       let lock = m.mutex(\"lock\");\n\
+                      let dev = m.device(\"d\", #{ latency: us(1) });\n\
+                      let other = machine(#{ name: \"o\" });\n\
+                      let theirs = other.mutex(\"theirs\");\n\
                       m.add_thread(\"w\", || { let a = abs(-3); compute(us(a)); });\n\
                       m.add_thread(\"f\", || { work(); });\n\
-                      m.add_thread(\"p\", || { print(\"hi\"); });\n\
-                      m.add_thread(\"n\", || { c.notify_all(); });\n\
+                      m.add_thread(\"p\", || { debug(\"hi\"); });\n\
+                      m.add_thread(\"n\", || { let h = dev.submit(10); h.wait(); });\n\
+                      m.add_thread(\"o\", || { theirs.lock(); });\n\
                       let g = || compute(us(1));\n\
                       m.add_thread(\"b\", || { let i = 0; loop { i += 1; let v = if i > 2 { break; } else { i }; compute(us(v)); } });\n\
                       m.add_thread(\"s\", || { let t = { lock = c; 0 }; lock.lock(); });\n\
@@ -1865,6 +2171,91 @@ mod tests {
         let (stackless, started) = digest(source, false);
         assert_eq!(started, 0);
         assert_eq!(stackless, digest(source, true).0);
+    }
+
+    /// Runs `bodies`, a thread each, on a machine with one resource of
+    /// every kind, both ways: the same everything, and how many threads ran
+    /// without a stack.
+    fn same_with_every_resource(bodies: &[&str]) -> u64 {
+        let mut source = String::from(
+            "let m = machine(#{ name: \"t\", cpus: 2 });\n\
+             let mu = m.mutex(\"mu\");\n\
+             let sem = m.semaphore(\"sem\", 1);\n\
+             let rw = m.rwlock(\"rw\");\n\
+             let cv = m.condvar(\"cv\");\n\
+             let bar = m.barrier(\"bar\", 2);\n\
+             let ev = m.event(\"ev\");\n\
+             let cd = m.countdown(\"cd\", 2);\n\
+             let ch = m.channel(\"ch\", 1);\n\
+             let dev = m.device(\"disk\", #{ latency: us(3), bandwidth: \"1MB/s\" });\n\
+             let x = m.variable(\"x\", 0);\n\
+             let other = machine(#{ name: \"other\" });\n\
+             let theirs = other.mutex(\"theirs\");\n",
+        );
+        for (i, body) in bodies.iter().enumerate() {
+            source.push_str(&format!("m.add_thread(\"t{i}\", || {{\n{body}\n}});\n"));
+        }
+        source.push_str("m.run();\n");
+        let (stackless, started) = digest(&source, false);
+        let (stackful, none) = digest(&source, true);
+        assert_eq!(none, 0);
+        assert_eq!(stackless, stackful, "{bodies:?}");
+        started
+    }
+
+    #[test]
+    fn every_resource_works_without_a_stack() {
+        let bodies = [
+            "rw.read_lock(); compute(us(1)); rw.read_unlock();\n\
+             rw.write_lock(); x.fetch_add(1); rw.write_unlock();\n\
+             print(`t0 sees ${x.load()}`);\n\
+             bar.wait(); cd.signal(); ev.set();\n\
+             ch.send([1, 2, x.load(), `${x.load()}`]); ch.send(\"two\");\n\
+             dev.io(1000);\n\
+             let got = sem.acquire(us(5));\n\
+             print(`acquired ${got}, ${sem.value()} left, again: ${sem.try_acquire()}`);",
+            "bar.wait(); cd.signal(); cd.wait();\n\
+             let e = ev.wait(); let v = ch.recv(); let w = ch.recv();\n\
+             print(`got ${v} and ${w}, ${e}, set: ${ev.is_set()}`);\n\
+             ev.clear(); let late = ev.wait(us(3)); print(`timed out: ${!late}`);\n\
+             sem.acquire(); sleep(us(20)); sem.release();",
+            "mu.lock(); let woke = cv.wait(mu, us(50)); print(`notified: ${woke}`);\n\
+             let gave_up = cv.wait(mu, us(5)); cv.wait(mu); mu.unlock(); print(`then ${gave_up}`);",
+            "sleep(us(10)); mu.lock(); cv.notify_one(); mu.unlock();\n\
+             sleep(us(100)); mu.lock(); cv.notify_all(); mu.unlock();",
+        ];
+        assert_eq!(same_with_every_resource(&bodies), 4);
+        // A print before any operation, a print of every kind of value.
+        assert_eq!(
+            same_with_every_resource(&["print(1); print(ms(2)); print([1, \"a\"]); print(#{a: 1}); compute(us(1)); print(());"]),
+            1
+        );
+    }
+
+    #[test]
+    fn every_resource_fails_as_rhai_fails() {
+        for body in [
+            "dev.io(-1);",
+            "compute(us(1)); dev.io(\"4KB\");",
+            "dev.io(1.5);",
+            "ev.wait(\"soon\");",
+            "ev.wait(5);",
+            "mu.lock(); cv.wait(sem);",
+            "mu.lock(); cv.wait(theirs);",
+            "mu.lock(); cv.wait(mu, true);",
+            "mu.lock(); cv.wait(theirs, us(1));",
+            "cv.wait(mu);",
+            "sem.acquire(\"x\");",
+            "cd.signal(); cd.signal(); cd.signal();",
+            "rw.read_unlock();",
+            "rw.write_lock(); rw.write_lock();",
+            "bar.signal();",
+            "x.wait();",
+            "mu.set();",
+            "compute(us(1)); print(1 / 0);",
+        ] {
+            assert_eq!(same_with_every_resource(&[body]), 1, "{body}");
+        }
     }
 
     /// A small generator of bodies: loops, branches, arithmetic that may
@@ -1892,7 +2283,7 @@ mod tests {
             }
         }
         fn stmt(seed: &mut u64, depth: u32) -> String {
-            match next(seed, if depth > 1 { 5 } else { 9 }) {
+            match next(seed, if depth > 1 { 5 } else { 11 }) {
                 0 => format!("a = {};", expr(seed, 0)),
                 1 => format!("b += {};", expr(seed, 0)),
                 2 => format!("x.store({});", expr(seed, 0)),
@@ -1915,6 +2306,11 @@ mod tests {
                     "let k = 0; while k < {} {{ k += 1; {} if a == k {{ break; }} }}",
                     next(seed, 4),
                     stmt(seed, depth + 1)
+                ),
+                9 => format!("print(`{} and ${{x.load()}}`);", expr(seed, 0)),
+                10 => format!(
+                    "let arr = [a, x.load(), \"s\"]; b += arr[{}];",
+                    next(seed, 3) as i64 - 1
                 ),
                 _ => "sleep(us(2)); yield_now();".to_string(),
             }

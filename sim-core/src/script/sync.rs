@@ -162,7 +162,7 @@ fn op<R>(
     current::operation(call, |ctx| f(ctx, id))
 }
 
-/// What a lock or semaphore handle is, for a body run without a stack
+/// What a synchronization handle is, for a body run without a stack
 /// (see `script::stackless`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HandleKind {
@@ -170,23 +170,29 @@ pub(crate) enum HandleKind {
     Spinlock,
     RLock,
     Semaphore,
+    RwLock,
+    Condvar,
+    Barrier,
+    Event,
+    Countdown,
+    Channel,
 }
 
-/// The kind, machine and resource of a lock or semaphore handle.
+/// The kind, machine and resource of a synchronization handle.
 pub(crate) fn handle_parts(value: &Dynamic) -> Option<(HandleKind, MachineHandle, ResourceId)> {
     let parts = |kind, h: &Handle| Some((kind, h.machine.clone(), h.id));
-    if let Some(h) = value.read_lock::<MutexH>() {
-        return parts(HandleKind::Mutex, &h.0);
+    macro_rules! kinds {
+        ($($ty:ident => $kind:ident),*) => {$(
+            if let Some(h) = value.read_lock::<$ty>() {
+                return parts(HandleKind::$kind, &h.0);
+            }
+        )*};
     }
-    if let Some(h) = value.read_lock::<SpinlockH>() {
-        return parts(HandleKind::Spinlock, &h.0);
-    }
-    if let Some(h) = value.read_lock::<RLockH>() {
-        return parts(HandleKind::RLock, &h.0);
-    }
-    if let Some(h) = value.read_lock::<SemaphoreH>() {
-        return parts(HandleKind::Semaphore, &h.0);
-    }
+    kinds!(
+        MutexH => Mutex, SpinlockH => Spinlock, RLockH => RLock, SemaphoreH => Semaphore,
+        RwLockH => RwLock, CondvarH => Condvar, BarrierH => Barrier, EventH => Event,
+        CountdownH => Countdown, ChannelH => Channel
+    );
     None
 }
 
