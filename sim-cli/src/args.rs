@@ -213,9 +213,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub timing: bool,
     /// Run every thread body on a coroutine stack of its own, as Rhai
-    /// evaluates it. By default a body that only loops over locks,
-    /// variables, compute and sleep runs without a stack (faster, and about
-    /// a sixth of the memory per waiting thread); the results are the same
+    /// evaluates it. By default a body that calls no script function or
+    /// closure and only the operations of resources, variables, devices,
+    /// compute, sleep and print runs without a stack (faster, and about a
+    /// sixth of the memory per waiting thread); the results are the same
     /// either way.
     #[arg(long)]
     pub stackful: bool,
