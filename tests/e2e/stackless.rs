@@ -2,8 +2,9 @@
 //! (`sim-core/src/script/stackless.rs`). Every script of the gallery and
 //! the challenges gives the same bytes with and without `--stackful` (the
 //! benchmarks' are the same models at sizes too slow for a debug build; the
-//! unit tests beside the module compare random bodies), and a benchmark's
-//! bodies do run stackless: a third of the memory or less.
+//! unit tests beside the module compare random bodies), a benchmark's
+//! bodies do run stackless (a third of the memory or less), and so do the
+//! gallery's bodies that wait on devices and every kind of resource.
 
 use std::path::Path;
 
@@ -73,4 +74,24 @@ fn a_hundred_thousand_script_threads_take_far_less_memory_without_a_stack() {
         stackless * 3 < stackful,
         "stackless {stackless} KiB, stackful {stackful} KiB"
     );
+}
+
+/// The gallery's bodies that wait on devices, reader-writer locks,
+/// condition variables, channels and events, and print, run without a
+/// stack (`--timing` counts them).
+#[test]
+fn bodies_that_wait_on_any_resource_run_without_a_stack() {
+    for (script, count) in [
+        ("scripts/disk_vs_network.rhai", "40 of 40"),
+        ("scripts/gil_io_bound.rhai", "10 of 10"),
+        ("scripts/gil_convoy.rhai", "30 of 30"),
+        ("scripts/readers_writers.rhai", "8 of 8"),
+        ("scripts/lost_wakeup.rhai", "2 of 2"),
+        ("scripts/hello.rhai", "1 of 1"),
+    ] {
+        let output = run_simcli(&["run", script, "--no-chart", "--quiet", "--timing"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = format!("timing: {count} script threads ran without a stack");
+        assert!(stderr.contains(&line), "{script}: {stderr}");
+    }
 }

@@ -217,9 +217,11 @@ impl Bodies {
                 };
                 limits::operation_called();
                 loop {
-                    limits::STACKLESS_BODY.set(true);
-                    let stepped = run.step(&engine);
-                    limits::STACKLESS_BODY.set(false);
+                    let stepped = {
+                        // Cleared however the step ends, a panic included.
+                        let _stepping = Stepping::new();
+                        run.step(&engine)
+                    };
                     match stepped {
                         Ok(Stop::Call(call, at)) => {
                             // A print is no operation of the body's own
@@ -249,6 +251,22 @@ impl Bodies {
                 }
             })
         }))
+    }
+}
+
+/// Marks a body without a stack as running, while it lives.
+struct Stepping;
+
+impl Stepping {
+    fn new() -> Stepping {
+        limits::STACKLESS_BODY.set(true);
+        Stepping
+    }
+}
+
+impl Drop for Stepping {
+    fn drop(&mut self) {
+        limits::STACKLESS_BODY.set(false);
     }
 }
 
@@ -374,7 +392,7 @@ enum Step {
     /// (push nothing).
     Rhai(Rc<Fallback>),
     /// Pop this many values, push what Rhai's expression makes of them
-    /// (a string interpolating operations' answers).
+    /// (a string interpolating operations' answers, a part at a time).
     Apply(u16, Rc<Fallback>),
     /// Pop an iterable; start iterating it (what is not a range, an array
     /// or a string through Rhai's own `for`).
@@ -1107,14 +1125,26 @@ impl Compiler<'_> {
                 _ => return Err(Unsupported(line!())),
             },
             Expr::InterpolatedString(parts, at) if !self.pure_expr(e) => {
-                let mut template = parts.clone();
-                let count = self.parts_then_rhai(parts, &mut template)?;
-                self.apply(Expr::InterpolatedString(template, *at), count)?;
-            }
-            Expr::Array(items, at) if !self.pure_expr(e) => {
-                let mut template = items.clone();
-                let count = self.parts_then_rhai(items, &mut template)?;
-                self.apply(Expr::Array(template, *at), count)?;
+                // Rhai appends each part to the text so far in turn and
+                // checks its length after each (so a part after one that
+                // makes it too long never runs): so does this, each
+                // append by Rhai's own interpolation of the text so far
+                // and the part's value. (An array literal checks its size
+                // item by item too, with no expression to do one step of
+                // it: one that calls an operation keeps the body stackful.)
+                self.steps
+                    .push(Step::Const(Dynamic::from(ImmutableString::new())));
+                for part in parts {
+                    self.expr(part)?;
+                    let names = synthetic(2);
+                    let mut pair = parts.clone();
+                    pair.clear();
+                    pair.push(variable(&names[0].0, *at));
+                    pair.push(variable(&names[1].0, part.position()));
+                    let append = Expr::InterpolatedString(pair, *at);
+                    let fallback = Fallback::new([Stmt::Expr(Box::new(append))], names, true);
+                    self.steps.push(Step::Apply(2, fallback));
+                }
             }
             Expr::And(operands, _) | Expr::Or(operands, _) => {
                 let when = matches!(e, Expr::Or(..));
@@ -1138,30 +1168,6 @@ impl Compiler<'_> {
             _ if self.pure_expr(e) => self.fallback_expr(e)?,
             _ => return Err(Unsupported(line!())),
         }
-        Ok(())
-    }
-
-    /// The parts of an interpolated string or an array that calls
-    /// operations, each evaluated here in order; in `template` (a copy of
-    /// `parts`) each is replaced by the synthetic variable its value will
-    /// be in, constants staying as they are.
-    fn parts_then_rhai(&mut self, parts: &[Expr], template: &mut [Expr]) -> Compiled<usize> {
-        let mut count = 0;
-        for (part, slot) in parts.iter().zip(template.iter_mut()) {
-            if constant(part).is_none() {
-                self.expr(part)?;
-                *slot = variable(&synthetic(count + 1)[count].0, part.position());
-                count += 1;
-            }
-        }
-        Ok(count)
-    }
-
-    /// Rhai's own evaluation of `template` on the values of its `count`
-    /// synthetic variables, popped from the stack.
-    fn apply(&mut self, template: Expr, count: usize) -> Compiled {
-        let fallback = Fallback::new([Stmt::Expr(Box::new(template))], synthetic(count), true);
-        self.steps.push(Step::Apply(Self::slot(count)?, fallback));
         Ok(())
     }
 
@@ -1903,8 +1909,8 @@ fn decode(
         .read_lock::<super::io::DeviceH>()
         .map(|d| d.parts().1)
     {
-        match (op, values[1].as_int()) {
-            (Op::Io, Ok(bytes)) if bytes >= 0 => Some(Call::Io(device, bytes as u64)),
+        match (op, values.get(1).map(Dynamic::as_int)) {
+            (Op::Io, Some(Ok(bytes))) if bytes >= 0 => Some(Call::Io(device, bytes as u64)),
             _ => None,
         }
     } else {
@@ -2162,6 +2168,7 @@ mod tests {
                       m.add_thread(\"p\", || { debug(\"hi\"); });\n\
                       m.add_thread(\"n\", || { let h = dev.submit(10); h.wait(); });\n\
                       m.add_thread(\"o\", || { theirs.lock(); });\n\
+                      m.add_thread(\"a\", || { let v = [1, lock.try_lock()]; });\n\
                       let g = || compute(us(1));\n\
                       m.add_thread(\"b\", || { let i = 0; loop { i += 1; let v = if i > 2 { break; } else { i }; compute(us(v)); } });\n\
                       m.add_thread(\"s\", || { let t = { lock = c; 0 }; lock.lock(); });\n\
@@ -2210,7 +2217,7 @@ mod tests {
              rw.write_lock(); x.fetch_add(1); rw.write_unlock();\n\
              print(`t0 sees ${x.load()}`);\n\
              bar.wait(); cd.signal(); ev.set();\n\
-             ch.send([1, 2, x.load(), `${x.load()}`]); ch.send(\"two\");\n\
+             let v = x.load(); let t = `${x.load()}!`; ch.send([1, 2, v, t]); ch.send(\"two\");\n\
              dev.io(1000);\n\
              let got = sem.acquire(us(5));\n\
              print(`acquired ${got}, ${sem.value()} left, again: ${sem.try_acquire()}`);",
@@ -2253,6 +2260,10 @@ mod tests {
             "x.wait();",
             "mu.set();",
             "compute(us(1)); print(1 / 0);",
+            "dev.wait();",
+            "dev.lock();",
+            "let s = \"\"; s.pad(600000, 'a'); let t = `${s}${s}${x.fetch_add(1)}`;",
+            "let s = \"\"; s.pad(600000, 'a'); let t = `${x.fetch_add(1)}${s}${s}${compute(us(5))}`;",
         ] {
             assert_eq!(same_with_every_resource(&[body]), 1, "{body}");
         }
@@ -2309,7 +2320,7 @@ mod tests {
                 ),
                 9 => format!("print(`{} and ${{x.load()}}`);", expr(seed, 0)),
                 10 => format!(
-                    "let arr = [a, x.load(), \"s\"]; b += arr[{}];",
+                    "let v = x.load(); let arr = [a, v, \"s\"]; b += arr[{}];",
                     next(seed, 3) as i64 - 1
                 ),
                 _ => "sleep(us(2)); yield_now();".to_string(),
