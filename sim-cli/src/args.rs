@@ -148,6 +148,11 @@ pub struct ExploreArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Print to stderr how long the exploration and each shrinking took in
+    /// wall-clock time (the report itself never shows it, so that the same
+    /// options give the same bytes).
+    #[arg(long)]
+    pub timing: bool,
     /// A value for the script, KEY=VALUE: a constant named KEY at its top
     /// level, and what `param("KEY", default)` returns. VALUE is read as an
     /// int, else a float, else true / false, else a string. Repeat for

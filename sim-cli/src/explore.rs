@@ -126,8 +126,15 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
+    if args.timing {
+        eprintln!(
+            "timing: explored {} runs in {seconds:.2}s wall clock, {:.0} runs/s",
+            report.runs,
+            report.runs as f64 / seconds.max(1e-9)
+        );
+    }
     println!(
-        "explored {} runs ({:?}{}) in {seconds:.2}s: {} distinct outcome(s), {} failure(s)",
+        "explored {} runs ({:?}{}): {} distinct outcome(s), {} failure(s)",
         report.runs,
         strategy,
         if report.exhausted {
@@ -209,12 +216,17 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             out_of_budget,
         } = shrink_failure(&mut scenario, failure, budget);
         println!(
-            "  shrunk from {} to {} preemption(s), {} decision(s), in {runs} run(s), {:.2}s",
+            "  shrunk from {} to {} preemption(s), {} decision(s), in {runs} run(s)",
             preemptions(&failure.decisions),
             preemptions(&shrunk),
             shrunk.len(),
-            elapsed.as_secs_f64()
         );
+        if args.timing {
+            eprintln!(
+                "timing: shrinking took {:.2}s wall clock",
+                elapsed.as_secs_f64()
+            );
+        }
         if out_of_budget {
             println!(
                 "  (shrinking stopped at its budget of {} runs or {}s: \

@@ -13,25 +13,6 @@ fn explore(args: &[&str], name: &str) -> (Option<i32>, String, std::path::PathBu
     (output.status.code(), text, out)
 }
 
-/// The text without the wall-clock times.
-fn timeless(text: &str) -> String {
-    text.lines()
-        .map(|l| match l.find(" in ") {
-            Some(i) if l.starts_with("explored") => {
-                let rest = &l[i..];
-                let colon = rest.find(':').unwrap_or(0);
-                format!("{}{}", &l[..i], &rest[colon..])
-            }
-            // "  shrunk from 2 to 1 preemption(s), 4 decision(s), in 9 run(s), 0.01s"
-            _ if l.trim_start().starts_with("shrunk from") => {
-                l.rsplit_once(", ").map_or(l, |(kept, _)| kept).to_string()
-            }
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn explore_finds_the_lost_update_and_its_replay_reproduces_it() {
     let (code, text, out) = explore(&["scripts/race.rhai", "--runs", "500"], "explore-race");
@@ -94,7 +75,9 @@ fn the_report_does_not_depend_on_the_number_of_jobs() {
     ];
     let (_, one, _) = explore(&[&args[..], &["--jobs", "1"]].concat(), "explore-jobs-1");
     let (_, two, _) = explore(&[&args[..], &["--jobs", "2"]].concat(), "explore-jobs-2");
-    let strip = |t: &str, n: &str| timeless(t).replace(&format!("explore-jobs-{n}"), "OUT");
+    // The same bytes but the output folder: no wall clock in the report
+    // (`--timing` prints it to stderr).
+    let strip = |t: &str, n: &str| t.replace(&format!("explore-jobs-{n}"), "OUT");
     assert_eq!(strip(&one, "1"), strip(&two, "2"));
 }
 
@@ -198,4 +181,30 @@ fn each_shrunk_failure_replays_the_failure_it_was_shrunk_from() {
             "failure '{name}' replays as:\n{report}"
         );
     }
+}
+
+#[test]
+fn the_same_exploration_prints_the_same_bytes_and_timing_goes_to_stderr() {
+    let dir = scratch("explore-twice");
+    let args = [
+        "explore",
+        "scripts/race.rhai",
+        "--runs",
+        "100",
+        "--seed",
+        "3",
+        "--quiet",
+        "--timing",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let first = run_simcli(&args);
+    let second = run_simcli(&args);
+    assert_eq!(first.status.code(), Some(1));
+    assert_eq!(first.stdout, second.stdout);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("  shrunk from "), "{stdout}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("timing: explored "), "{stderr}");
+    assert!(stderr.contains("timing: shrinking took "), "{stderr}");
 }
