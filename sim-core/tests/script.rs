@@ -84,6 +84,33 @@ fn a_negative_duration_is_an_error_with_position() {
 }
 
 #[test]
+fn a_variable_handle_reads_its_final_value_after_the_run_and_says_what_to_use_otherwise() {
+    let outcome = run(r#"
+        let m = machine();
+        let x = m.variable("x", 5);
+        m.add_thread("a", || { x.fetch_add(2); });
+        let r = m.run();
+        print(`${x.value} ${r.value("x")}`);
+    "#);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(prints(&outcome), vec!["7 7"]);
+
+    let error = run("let m = machine();\nlet y = m.variable(\"y\", 0);\nprint(y.value);")
+        .error
+        .expect("an error");
+    assert!(error.message.contains("has not run yet"), "{error}");
+    assert_eq!(error.position, Some((3, 9)));
+
+    let outcome = run(r#"
+        let m = machine();
+        let x = m.variable("x", 5);
+        m.add_thread("a", || { let v = x.value; });
+    "#);
+    let error = outcome.error.expect("an error");
+    assert!(error.message.contains("with v.load()"), "{error}");
+}
+
+#[test]
 fn operations_at_the_top_level_are_refused() {
     let error = run("compute(ms(1));").error.expect("an error");
     assert!(

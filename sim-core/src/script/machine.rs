@@ -57,6 +57,8 @@ pub(crate) struct MachineDecl {
     sweep: bool,
     /// Whether it ran at least once.
     pub(crate) ran: bool,
+    /// Its variables' values at the end of its last run.
+    finals: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -321,6 +323,12 @@ impl MachineHandle {
         Ok(VariableH::new(self.clone(), id))
     }
 
+    /// A variable's value at the end of the machine's last run; `None`
+    /// before it ran.
+    pub(crate) fn final_value(&self, var: VarId) -> Option<i64> {
+        self.0.borrow().finals.get(var.index()).copied()
+    }
+
     /// Whether this machine still has to run.
     pub(crate) fn pending(&self) -> bool {
         !self.0.borrow().ran
@@ -540,6 +548,7 @@ fn declare(machine: Machine, label: Option<String>) -> MachineHandle {
         pools: Vec::new(),
         sweep: false,
         ran: false,
+        finals: Vec::new(),
     })));
     session::with(|s| {
         let number = s.machines.len() + 1;
@@ -813,6 +822,7 @@ pub(crate) fn execute(
     let started = std::time::Instant::now();
     let mut run = sim.run();
     let simulation = started.elapsed();
+    handle.0.borrow_mut().finals = run.trace.variables.iter().map(|v| v.value).collect();
     current::clear();
     session::with(|s| {
         s.running = None;

@@ -1,12 +1,13 @@
 //! Shared memory in scripts: `m.variable(name, init)` declares a variable
 //! that simulated threads share; inside bodies `v.load()`, `v.store(x)`
 //! (plain, race-checked) and `v.fetch_add(d)`, `v.compare_exchange(old, new)`
-//! (atomic). `r.value(name)` reads a final value.
+//! (atomic). `r.value(name)` or `v.value` reads a final value.
 
 use rhai::{Engine, EvalAltResult, NativeCallContext, INT};
 
-use super::api::def;
+use super::api::{def, getter};
 use super::current;
+use super::error::fault;
 use super::machine::MachineHandle;
 use crate::ids::VarId;
 
@@ -65,6 +66,28 @@ pub(crate) fn register(engine: &mut Engine) {
         |call: NativeCallContext, v: &mut VariableH, delta: INT| {
             let id = v.id(&call)?;
             current::operation(&call, |ctx| ctx.fetch_add(id, delta))
+        },
+    );
+    getter(
+        engine,
+        "value",
+        &["self: Variable", "int"],
+        "The variable's value at the end of its machine's last run (as r.value(name)); a body reads it with v.load().",
+        |call: NativeCallContext, v: &mut VariableH| -> Result<INT, Box<EvalAltResult>> {
+            if current::in_body() {
+                return Err(fault(
+                    "v.value is the value after the run; a thread reads a shared variable with v.load()",
+                    Some("use v.load() inside a body (a read checked for data races)"),
+                    call.call_position(),
+                ));
+            }
+            v.machine.final_value(v.id).map(|x| x as INT).ok_or_else(|| {
+                fault(
+                    "the variable's machine has not run yet: it has no final value",
+                    Some("read it after m.run(), e.g. let r = m.run(); print(v.value);"),
+                    call.call_position(),
+                )
+            })
         },
     );
     def(
