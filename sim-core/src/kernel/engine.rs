@@ -2063,6 +2063,20 @@ impl Engine {
             };
             gate.picked(candidates[index], self.now, &mut actions);
         }
+        if let Some(count) = actions.pick_waiter.take() {
+            // The same, with the gate's own list read only if the chooser
+            // looks at the threads.
+            let index = if count > 1 {
+                self.scratch.clear();
+                if self.wants_threads() {
+                    gate.waiters(&mut self.scratch);
+                }
+                self.choose(ChoicePoint::Waiter, count)
+            } else {
+                0
+            };
+            gate.picked(gate.waiter(index), self.now, &mut actions);
+        }
         let held = ThreadState::Blocked(gate.hold_reason());
         self.processes[process.index()].gate = Some(gate);
         for action in actions.list {

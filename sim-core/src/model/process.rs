@@ -35,6 +35,9 @@ pub struct GateActions {
     pub(crate) list: Vec<GateAction>,
     /// Threads one of which the chooser picks, then [`ProcessGate::picked`].
     pub(crate) pick: Option<Vec<ThreadId>>,
+    /// How many of the gate's own waiters the chooser picks from (see
+    /// [`GateActions::pick_waiter`]).
+    pub(crate) pick_waiter: Option<usize>,
 }
 
 impl GateActions {
@@ -61,6 +64,13 @@ impl GateActions {
     pub fn pick(&mut self, candidates: Vec<ThreadId>) {
         self.pick = Some(candidates);
     }
+    /// [`GateActions::pick`] among the gate's `count` waiters, which it
+    /// lists itself ([`ProcessGate::waiter`], [`ProcessGate::waiters`]):
+    /// no list is copied unless the chooser reads the threads, so a hand-off
+    /// among 10,000 waiters costs what one among two does.
+    pub fn pick_waiter(&mut self, count: usize) {
+        self.pick_waiter = Some(count);
+    }
 }
 
 /// Decides whether the threads of one process may run (the GIL plugs in here).
@@ -78,6 +88,17 @@ pub trait ProcessGate: fmt::Debug {
     /// [`GateActions::pick`].
     fn picked(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
         let _ = (thread, now, actions);
+    }
+    /// The waiter at `index` (0: the first), for a gate that calls
+    /// [`GateActions::pick_waiter`]; such a gate must answer it.
+    fn waiter(&self, index: usize) -> ThreadId {
+        let _ = index;
+        unreachable!("a gate that asks pick_waiter lists its waiters")
+    }
+    /// Appends its waiters, in order, to `out`: the chooser's options of a
+    /// [`GateActions::pick_waiter`], for a chooser that reads them.
+    fn waiters(&self, out: &mut Vec<ThreadId>) {
+        let _ = out;
     }
     /// What a held thread is shown waiting for.
     fn hold_reason(&self) -> BlockReason;

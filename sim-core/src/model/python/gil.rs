@@ -22,6 +22,8 @@
 //! Every change of holder and every drop request is recorded (see
 //! [`GilEvent`]), for the chart's GIL row and the report.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ProcessId, ThreadId};
@@ -60,10 +62,9 @@ pub struct GilEvent {
     pub action: GilAction,
 }
 
-/// A thread waiting for the GIL.
+/// The timed wait of a thread waiting for the GIL.
 #[derive(Clone, Copy, Debug)]
-struct Waiter {
-    thread: ThreadId,
+struct Wait {
     /// `switch_number` when its current timed wait began.
     saved: u64,
     /// Tells its live timer from stale ones.
@@ -81,7 +82,11 @@ pub struct Gil {
     /// A drop request is pending (`gil_drop_request`).
     drop_request: bool,
     /// Waiters in the order they started to wait.
-    waiters: Vec<Waiter>,
+    order: VecDeque<ThreadId>,
+    /// Each waiter's timed wait, by thread index: every waiter's timer
+    /// fires once an interval, and finds its wait here in constant time
+    /// however many threads wait.
+    waits: Vec<Option<Wait>>,
     /// Timer sequence numbers.
     sequence: u32,
 }
@@ -95,7 +100,8 @@ impl Gil {
             holder: None,
             switch_number: 0,
             drop_request: false,
-            waiters: Vec::new(),
+            order: VecDeque::new(),
+            waits: Vec::new(),
             sequence: 0,
         }
     }
@@ -124,13 +130,23 @@ impl Gil {
     }
 
     /// Starts (or restarts) a waiter's timed wait of one interval.
-    fn start_wait(&mut self, index: usize, now: Time, actions: &mut GateActions) {
+    fn start_wait(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
         self.sequence = self.sequence.wrapping_add(1);
-        let waiter = &mut self.waiters[index];
-        waiter.saved = self.switch_number;
-        waiter.sequence = self.sequence;
-        let token = (u64::from(waiter.thread.0) << 32) | u64::from(self.sequence);
+        let t = thread.index();
+        if self.waits.len() <= t {
+            self.waits.resize(t + 1, None);
+        }
+        self.waits[t] = Some(Wait {
+            saved: self.switch_number,
+            sequence: self.sequence,
+        });
+        let token = (u64::from(thread.0) << 32) | u64::from(self.sequence);
         actions.set_timer(now + self.interval, token);
+    }
+
+    /// The wait of `thread`, if it waits.
+    fn wait_of(&self, thread: ThreadId) -> Option<Wait> {
+        self.waits.get(thread.index()).copied().flatten()
     }
 }
 
@@ -143,12 +159,8 @@ impl ProcessGate for Gil {
             }
             Some(holder) if holder == thread => true,
             Some(_) => {
-                self.waiters.push(Waiter {
-                    thread,
-                    saved: self.switch_number,
-                    sequence: 0,
-                });
-                self.start_wait(self.waiters.len() - 1, now, actions);
+                self.order.push_back(thread);
+                self.start_wait(thread, now, actions);
                 false
             }
         }
@@ -161,36 +173,43 @@ impl ProcessGate for Gil {
         let forced = std::mem::take(&mut self.drop_request);
         self.holder = None;
         self.note(thread, GilAction::Dropped { forced }, now, actions);
-        if !self.waiters.is_empty() {
+        if !self.order.is_empty() {
             // drop_gil signals the condition: one waiter wakes and takes it.
-            let candidates: Vec<ThreadId> = self.waiters.iter().map(|w| w.thread).collect();
-            actions.pick(candidates);
+            actions.pick_waiter(self.order.len());
         }
     }
 
     fn picked(&mut self, thread: ThreadId, now: Time, actions: &mut GateActions) {
-        let Some(index) = self.waiters.iter().position(|w| w.thread == thread) else {
-            return;
-        };
-        if self.holder.is_some() {
+        if self.wait_of(thread).is_none() || self.holder.is_some() {
             return;
         }
-        self.waiters.remove(index);
+        // The first waiter unless a chooser picked another.
+        if self.order.front() == Some(&thread) {
+            self.order.pop_front();
+        } else if let Some(index) = self.order.iter().position(|&w| w == thread) {
+            self.order.remove(index);
+        }
+        self.waits[thread.index()] = None;
         self.take(thread, now, actions);
         actions.admit(thread);
     }
 
+    fn waiter(&self, index: usize) -> ThreadId {
+        self.order[index]
+    }
+
+    fn waiters(&self, out: &mut Vec<ThreadId>) {
+        out.extend(self.order.iter().copied());
+    }
+
     fn timer(&mut self, token: u64, now: Time, actions: &mut GateActions) {
         let (thread, sequence) = (ThreadId((token >> 32) as u32), token as u32);
-        let Some(index) = self
-            .waiters
-            .iter()
-            .position(|w| w.thread == thread && w.sequence == sequence)
-        else {
+        let live = |gil: &Gil| gil.wait_of(thread).filter(|w| w.sequence == sequence);
+        let Some(wait) = live(self) else {
             return; // it took the GIL meanwhile: a stale timer
         };
         if let Some(holder) = self.holder {
-            if self.waiters[index].saved == self.switch_number && !self.drop_request {
+            if wait.saved == self.switch_number && !self.drop_request {
                 self.drop_request = true;
                 self.note(thread, GilAction::DropRequest, now, actions);
                 actions.interrupt(holder);
@@ -198,12 +217,8 @@ impl ProcessGate for Gil {
         }
         // The interrupt may have handed the GIL over already (to this
         // waiter or another); a waiter still waiting waits another interval.
-        if let Some(index) = self
-            .waiters
-            .iter()
-            .position(|w| w.thread == thread && w.sequence == sequence)
-        {
-            self.start_wait(index, now, actions);
+        if live(self).is_some() {
+            self.start_wait(thread, now, actions);
         }
     }
 
@@ -224,7 +239,7 @@ mod tests {
     }
 
     /// The actions of one call, with the events it recorded apart.
-    fn split(actions: GateActions) -> (Vec<GateAction>, Vec<GilAction>, Option<Vec<ThreadId>>) {
+    fn split(actions: GateActions) -> (Vec<GateAction>, Vec<GilAction>, Option<usize>) {
         let mut rest = Vec::new();
         let mut events = Vec::new();
         for action in actions.list {
@@ -233,7 +248,7 @@ mod tests {
                 other => rest.push(other),
             }
         }
-        (rest, events, actions.pick)
+        (rest, events, actions.pick_waiter)
     }
 
     #[test]
@@ -272,7 +287,7 @@ mod tests {
         gil.release(a, at(5), &mut actions);
         let (_, events, pick) = split(actions);
         assert_eq!(events, [GilAction::Dropped { forced: true }]);
-        assert_eq!(pick, Some(vec![b]));
+        assert_eq!((pick, gil.waiter(0)), (Some(1), b));
         let mut actions = GateActions::default();
         gil.picked(b, at(5), &mut actions);
         let (rest, events, _) = split(actions);
@@ -299,7 +314,7 @@ mod tests {
         gil.release(a, at(2), &mut actions);
         let (_, events, pick) = split(actions);
         assert_eq!(events, [GilAction::Dropped { forced: false }]);
-        assert_eq!(pick, Some(vec![c]));
+        assert_eq!((pick, gil.waiter(0)), (Some(1), c));
         assert!(gil.admit(b, at(2), &mut GateActions::default()));
         gil.picked(c, at(2), &mut GateActions::default());
         assert_eq!(gil.holder(), Some(b));
