@@ -481,10 +481,10 @@ impl Simulation {
     /// Declares a reader-writer lock.
     pub fn rwlock(&mut self, name: &str, prefer: RwPrefer) -> RwLock {
         let resource = Resource::RwLock {
-            readers: Vec::new(),
+            readers: Default::default(),
             writer: None,
             prefer,
-            waiters: std::collections::VecDeque::new(),
+            waiters: Default::default(),
         };
         RwLock(self.engine.add_resource(name, resource))
     }

@@ -8,6 +8,7 @@ pub mod machine;
 pub mod memory;
 pub mod process;
 pub mod python;
+pub(crate) mod rwlock;
 pub mod sched;
 pub mod sync;
 pub mod thread;

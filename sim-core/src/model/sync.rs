@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::{WaitQueue, Waiter};
+use crate::model::rwlock::{Readers, RwWaiters};
 use crate::trace::ResourceKind;
 
 /// Options of a mutex.
@@ -92,11 +93,11 @@ pub(crate) enum Resource {
         bound: Option<u64>,
     },
     RwLock {
-        readers: Vec<ThreadId>,
+        readers: Readers,
         writer: Option<ThreadId>,
         prefer: RwPrefer,
-        /// Waiters in arrival order; true for a writer.
-        waiters: VecDeque<(Waiter, bool)>,
+        /// Waiters in arrival order, readers and writers apart.
+        waiters: RwWaiters,
     },
     Condvar {
         /// Waiters with the mutex each must take back.
@@ -173,7 +174,7 @@ impl Resource {
                 readers, writer, ..
             } => {
                 out.extend(writer.iter().copied());
-                out.extend(readers.iter().copied());
+                out.extend(readers.iter());
             }
             _ => {}
         }
@@ -191,7 +192,7 @@ impl Resource {
                 writer.is_none()
                     && match prefer {
                         RwPrefer::Readers => true,
-                        RwPrefer::Writers => !waiters.iter().any(|(_, write)| *write),
+                        RwPrefer::Writers => !waiters.writer_waits(),
                         RwPrefer::Fifo => waiters.is_empty(),
                     }
             }
@@ -215,39 +216,35 @@ impl Resource {
         if writer.is_some() {
             return granted;
         }
-        let first_writer = waiters.iter().position(|(_, write)| *write);
-        let admit_writer = |waiters: &mut VecDeque<(Waiter, bool)>, i: usize| {
-            waiters.remove(i).expect("a waiting writer")
+        let all_readers = |waiters: &mut RwWaiters| -> Vec<(Waiter, bool)> {
+            waiters.drain_readers().map(|w| (w, false)).collect()
         };
         match prefer {
             RwPrefer::Writers => {
-                if let Some(i) = first_writer {
+                if waiters.writer_waits() {
                     if readers.is_empty() {
-                        granted.push(admit_writer(waiters, i));
+                        granted.extend(waiters.pop_writer().map(|w| (w, true)));
                     }
                 } else {
-                    granted.extend(waiters.drain(..));
+                    granted = all_readers(waiters);
                 }
             }
             RwPrefer::Readers => {
-                if waiters.iter().any(|(_, write)| !*write) {
-                    let (r, w): (Vec<_>, Vec<_>) =
-                        waiters.drain(..).partition(|(_, write)| !*write);
-                    granted.extend(r);
-                    waiters.extend(w);
-                } else if let Some(i) = first_writer.filter(|_| readers.is_empty()) {
-                    granted.push(admit_writer(waiters, i));
+                if waiters.reader_waits() {
+                    granted = all_readers(waiters);
+                } else if readers.is_empty() {
+                    granted.extend(waiters.pop_writer().map(|w| (w, true)));
                 }
             }
             RwPrefer::Fifo => {
-                while let Some(&(_, write)) = waiters.front() {
+                while let Some(write) = waiters.front_writes() {
                     if write {
                         if readers.is_empty() && granted.is_empty() {
-                            granted.push(waiters.pop_front().expect("a writer"));
+                            granted.extend(waiters.pop_front());
                         }
                         break;
                     }
-                    granted.push(waiters.pop_front().expect("a reader"));
+                    granted.extend(waiters.pop_front());
                 }
             }
         }

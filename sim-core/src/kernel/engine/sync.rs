@@ -669,7 +669,7 @@ impl Engine {
         else {
             unreachable!("checked by sync_call")
         };
-        if *writer == Some(thread) || (write && readers.contains(&thread)) {
+        if *writer == Some(thread) || (write && readers.contains(thread)) {
             return self.resource_misuse(thread, resource, origin, relock);
         }
         if admissible {
@@ -681,13 +681,13 @@ impl Engine {
             self.acquired(thread, resource, self.now, !write);
             return self.proceed(cpu, thread);
         }
-        waiters.push_back((
+        waiters.push(
             Waiter {
                 thread,
                 since: self.now,
             },
             write,
-        ));
+        );
         self.wait_on(cpu, thread, BlockReason::RwLock(resource), origin);
         self.check_deadlock(thread);
         false
@@ -710,13 +710,7 @@ impl Engine {
         let held = if write {
             (*writer == Some(thread)).then(|| *writer = None).is_some()
         } else {
-            match readers.iter().position(|&r| r == thread) {
-                Some(i) => {
-                    readers.remove(i);
-                    true
-                }
-                None => false,
-            }
+            readers.remove(thread)
         };
         if !held {
             return self.resource_misuse(thread, resource, origin, not_owner);
