@@ -3,6 +3,8 @@
 //! chooser, recording every acquisition, priority inheritance, and the
 //! wait-for graph that finds deadlocks the moment a cycle closes.
 
+use std::collections::HashMap;
+
 use super::{Engine, Phase, Work};
 use crate::analysis::race::SyncObject;
 use crate::error::Misuse;
@@ -10,6 +12,7 @@ use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef, SyncOp};
 use crate::kernel::deadlock::find_cycle;
 use crate::kernel::wait::{WaitQueue, Waiter};
+use crate::kernel::ChoicePoint;
 use crate::model::sync::{Message, Resource};
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::{Span, Time};
@@ -765,39 +768,50 @@ impl Engine {
     }
 
     fn notify(&mut self, cpu: usize, thread: ThreadId, condvar: ResourceId, all: bool) -> bool {
+        let wants_threads = self.wants_threads();
         let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
             unreachable!("checked by sync_call")
         };
-        let mut queue = WaitQueue::new();
-        for (waiter, _) in waiters.iter() {
-            queue.push(waiter.thread, waiter.since);
-        }
-        let mut woken = Vec::new();
-        while !queue.is_empty() {
-            let winner = self.pick_waiter(&mut queue).expect("a waiter");
-            woken.push(winner.thread);
-            if !all {
-                break;
-            }
-        }
-        let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
-            unreachable!("a condvar")
-        };
+        let count = waiters.len();
         let mut moved = Vec::new();
-        for thread in &woken {
-            let i = waiters
-                .iter()
-                .position(|(w, _)| w.thread == *thread)
-                .expect("a waiter");
-            moved.push(waiters.remove(i).expect("a waiter"));
+        if !all {
+            // One waiter, through the chooser: the first by default, taken
+            // from the front at no cost however many wait.
+            if count > 0 {
+                let index = if count > 1 {
+                    self.scratch.clear();
+                    if wants_threads {
+                        self.scratch.extend(waiters.iter().map(|(w, _)| w.thread));
+                    }
+                    self.choose(ChoicePoint::Waiter, count)
+                } else {
+                    0
+                };
+                let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
+                    unreachable!("a condvar")
+                };
+                moved.push(waiters.remove(index).expect("a waiter"));
+            }
+        } else {
+            // Every waiter, in the order the chooser wakes them (the order
+            // they retake their mutexes in).
+            let mut queue = WaitQueue::new();
+            for (waiter, _) in waiters.iter() {
+                queue.push(waiter.thread, waiter.since);
+            }
+            let mut woken = Vec::with_capacity(count);
+            while !queue.is_empty() {
+                woken.push(self.pick_waiter(&mut queue).expect("a waiter").thread);
+            }
+            let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
+                unreachable!("a condvar")
+            };
+            let mut all: HashMap<ThreadId, (Waiter, ResourceId)> =
+                waiters.drain(..).map(|w| (w.0.thread, w)).collect();
+            moved.extend(woken.iter().map(|t| all.remove(t).expect("a waiter")));
         }
-        self.sync_event(
-            thread,
-            condvar,
-            SyncAction::Notified {
-                woke: woken.len() as u32,
-            },
-        );
+        let woken = moved.len();
+        self.sync_event(thread, condvar, SyncAction::Notified { woke: woken as u32 });
         for (waiter, mutex) in moved {
             // A timed wait was notified: its timer is stale from now on.
             let t = &mut self.threads[waiter.thread.index()];
@@ -1085,15 +1099,21 @@ impl Engine {
         else {
             return false;
         };
-        let other_waits = receivers
-            .iter()
-            .any(|w| threads[w.thread.index()].process != process);
         match *first_user {
             None => *first_user = Some(process),
             Some(first) if first != process => *crossed = true,
             Some(_) => {}
         }
-        *crossed |= other_waits;
+        // A waiting receiver used the channel when it began to receive, so
+        // one of another process has made it a pipe already: no need to
+        // look at every receiver on every message (checked in debug builds).
+        debug_assert!(
+            *crossed
+                || !receivers
+                    .iter()
+                    .any(|w| threads[w.thread.index()].process != process),
+            "a receiver of another process waits on a channel not marked crossed"
+        );
         *crossed
     }
 
