@@ -2011,18 +2011,29 @@ impl Engine {
 
     /// Takes the waiter a released resource goes to, through the chooser.
     pub(crate) fn pick_waiter(&mut self, queue: &mut WaitQueue) -> Option<super::Waiter> {
-        let index = if queue.len() > 1 {
-            // The waiters' threads only for a chooser that reads them: a
-            // copy of a long queue on every release would cost the queue.
-            self.scratch.clear();
-            if self.wants_threads() {
-                queue.threads_into(&mut self.scratch);
-            }
-            self.choose(ChoicePoint::Waiter, queue.len())
-        } else {
-            0
-        };
+        let index = self.choose_waiter(queue.len(), |_, out| queue.threads_into(out));
         queue.take(index)
+    }
+
+    /// Which of `count` waiters a release goes to, through the chooser
+    /// (the first by default). `threads` lists them, in order, and is
+    /// called only for a chooser that reads them: a copy of a long queue
+    /// on every release would cost the queue.
+    pub(crate) fn choose_waiter(
+        &mut self,
+        count: usize,
+        threads: impl FnOnce(&Self, &mut Vec<ThreadId>),
+    ) -> usize {
+        if count <= 1 {
+            return 0;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        if self.wants_threads() {
+            threads(self, &mut scratch);
+        }
+        self.scratch = scratch;
+        self.choose(ChoicePoint::Waiter, count)
     }
 
     // ----- gates ------------------------------------------------------------
@@ -2052,29 +2063,14 @@ impl Engine {
         call(gate.as_mut(), self.now, &mut actions);
         if let Some(candidates) = actions.pick.take() {
             // Which thread the gate hands over to: the chooser's decision.
-            let index = if candidates.len() > 1 {
-                self.scratch.clear();
-                if self.wants_threads() {
-                    self.scratch.extend_from_slice(&candidates);
-                }
-                self.choose(ChoicePoint::Waiter, candidates.len())
-            } else {
-                0
-            };
+            let index = self.choose_waiter(candidates.len(), |_, out| {
+                out.extend_from_slice(&candidates);
+            });
             gate.picked(candidates[index], self.now, &mut actions);
         }
         if let Some(count) = actions.pick_waiter.take() {
-            // The same, with the gate's own list read only if the chooser
-            // looks at the threads.
-            let index = if count > 1 {
-                self.scratch.clear();
-                if self.wants_threads() {
-                    gate.waiters(&mut self.scratch);
-                }
-                self.choose(ChoicePoint::Waiter, count)
-            } else {
-                0
-            };
+            // The same, with the gate's own list.
+            let index = self.choose_waiter(count, |_, out| gate.waiters(out));
             gate.picked(gate.waiter(index), self.now, &mut actions);
         }
         let held = ThreadState::Blocked(gate.hold_reason());

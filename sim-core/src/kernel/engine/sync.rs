@@ -12,7 +12,6 @@ use crate::ids::{ResourceId, ThreadId};
 use crate::kernel::context::{Response, SourceRef, SyncOp};
 use crate::kernel::deadlock::find_cycle;
 use crate::kernel::wait::{WaitQueue, Waiter};
-use crate::kernel::ChoicePoint;
 use crate::model::sync::{Message, Resource};
 use crate::model::thread::{BlockReason, ThreadState};
 use crate::time::{Span, Time};
@@ -768,7 +767,6 @@ impl Engine {
     }
 
     fn notify(&mut self, cpu: usize, thread: ThreadId, condvar: ResourceId, all: bool) -> bool {
-        let wants_threads = self.wants_threads();
         let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
             unreachable!("checked by sync_call")
         };
@@ -778,15 +776,11 @@ impl Engine {
             // One waiter, through the chooser: the first by default, taken
             // from the front at no cost however many wait.
             if count > 0 {
-                let index = if count > 1 {
-                    self.scratch.clear();
-                    if wants_threads {
-                        self.scratch.extend(waiters.iter().map(|(w, _)| w.thread));
+                let index = self.choose_waiter(count, |engine, out| {
+                    if let Resource::Condvar { waiters } = &engine.resources[condvar.index()] {
+                        out.extend(waiters.iter().map(|(w, _)| w.thread));
                     }
-                    self.choose(ChoicePoint::Waiter, count)
-                } else {
-                    0
-                };
+                });
                 let Resource::Condvar { waiters } = &mut self.resources[condvar.index()] else {
                     unreachable!("a condvar")
                 };
