@@ -64,6 +64,7 @@ use crate::model::sync::{
     Barrier, Channel, Condvar, Countdown, Event, Mutex, RLock, RwLock, Semaphore, Spinlock,
 };
 use crate::time::Span;
+use crate::trace::ResourceKind;
 
 /// The bodies of a script's closures, compiled on first use.
 pub(crate) struct Bodies {
@@ -1385,9 +1386,9 @@ enum Call {
     Sleep(Span),
     YieldNow,
     Now,
-    Lock(super::sync::HandleKind, ResourceId),
-    Unlock(super::sync::HandleKind, ResourceId),
-    TryLock(super::sync::HandleKind, ResourceId),
+    Lock(ResourceKind, ResourceId),
+    Unlock(ResourceKind, ResourceId),
+    TryLock(ResourceKind, ResourceId),
     Acquire(ResourceId),
     Release(ResourceId),
     Load(VarId),
@@ -1419,7 +1420,7 @@ enum Call {
 
 /// Hands `call` to the kernel and answers what the script sees.
 async fn perform(ctx: AsyncCtx, call: Call, (line, column): (u32, u32)) -> Dynamic {
-    use super::sync::HandleKind as K;
+    use ResourceKind as K;
     let unit = match call {
         Call::Compute(d) => ctx.compute(d),
         Call::ComputeNoGil(d) => ctx.compute_nogil(d),
@@ -1839,7 +1840,7 @@ fn decode(
     at: Position,
     machine: &MachineHandle,
 ) -> Option<Result<Call, Box<EvalAltResult>>> {
-    use super::sync::HandleKind as K;
+    use ResourceKind as K;
     if !op.is_method() {
         let span = |what: &str| {
             let value = &values[0];

@@ -15,6 +15,7 @@ use crate::model::sync::{
     Barrier, Channel, Condvar, Countdown, Event, Mutex, MutexOptions, RLock, RwLock, RwPrefer,
     Semaphore, Spinlock,
 };
+use crate::trace::ResourceKind;
 
 /// A resource as a script declares it.
 #[derive(Clone, Debug)]
@@ -162,29 +163,14 @@ fn op<R>(
     current::operation(call, |ctx| f(ctx, id))
 }
 
-/// What a synchronization handle is, for a body run without a stack
-/// (see `script::stackless`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HandleKind {
-    Mutex,
-    Spinlock,
-    RLock,
-    Semaphore,
-    RwLock,
-    Condvar,
-    Barrier,
-    Event,
-    Countdown,
-    Channel,
-}
-
-/// The kind, machine and resource of a synchronization handle.
-pub(crate) fn handle_parts(value: &Dynamic) -> Option<(HandleKind, MachineHandle, ResourceId)> {
+/// The kind, machine and resource of a synchronization handle (for a body
+/// run without a stack, see `script::stackless`).
+pub(crate) fn handle_parts(value: &Dynamic) -> Option<(ResourceKind, MachineHandle, ResourceId)> {
     let parts = |kind, h: &Handle| Some((kind, h.machine.clone(), h.id));
     macro_rules! kinds {
         ($($ty:ident => $kind:ident),*) => {$(
             if let Some(h) = value.read_lock::<$ty>() {
-                return parts(HandleKind::$kind, &h.0);
+                return parts(ResourceKind::$kind, &h.0);
             }
         )*};
     }
