@@ -392,9 +392,10 @@ enum Step {
     /// Evaluate an expression with Rhai (push its value) or a statement
     /// (push nothing).
     Rhai(Rc<Fallback>),
-    /// Pop this many values, push what Rhai's expression makes of them
-    /// (a string interpolating operations' answers, a part at a time).
-    Apply(u16, Rc<Fallback>),
+    /// Pop a value for each of the expression's variables, push what Rhai
+    /// makes of them (a string interpolating operations' answers, a part
+    /// at a time).
+    Apply(Rc<Fallback>),
     /// Pop an iterable; start iterating it (what is not a range, an array
     /// or a string through Rhai's own `for`).
     Iterate(Position, Rc<Fallback>),
@@ -1138,13 +1139,13 @@ impl Compiler<'_> {
                 for part in parts {
                     self.expr(part)?;
                     let names = synthetic(2);
-                    let mut pair = parts.clone();
-                    pair.clear();
-                    pair.push(variable(&names[0].0, *at));
-                    pair.push(variable(&names[1].0, part.position()));
-                    let append = Expr::InterpolatedString(pair, *at);
+                    let pair = [
+                        variable(&names[0].0, *at),
+                        variable(&names[1].0, part.position()),
+                    ];
+                    let append = Expr::InterpolatedString(pair.into_iter().collect(), *at);
                     let fallback = Fallback::new([Stmt::Expr(Box::new(append))], names, true);
-                    self.steps.push(Step::Apply(2, fallback));
+                    self.steps.push(Step::Apply(fallback));
                 }
             }
             Expr::And(operands, _) | Expr::Or(operands, _) => {
@@ -1661,9 +1662,9 @@ impl Run {
                         return Err(mismatch(engine, "bool", typ, *at));
                     }
                 }
-                Step::Apply(count, fallback) => {
+                Step::Apply(fallback) => {
                     self.tick(1)?;
-                    let base = self.stack.len() - usize::from(*count);
+                    let base = self.stack.len() - fallback.names.len();
                     let value = fallback.eval(engine, &mut self.stack[base..])?;
                     self.stack.truncate(base);
                     self.stack.push(value);
@@ -2080,10 +2081,16 @@ mod tests {
              }}\n\
              m.run();\n"
         );
-        let (stackless, started) = digest(&source, false);
-        let (stackful, none) = digest(&source, true);
+        both_ways(&source, body)
+    }
+
+    /// Runs `source` both ways: the same everything, and how many threads
+    /// ran without a stack (`what` names the case on a failure).
+    fn both_ways(source: &str, what: &str) -> u64 {
+        let (stackless, started) = digest(source, false);
+        let (stackful, none) = digest(source, true);
         assert_eq!(none, 0);
-        assert_eq!(stackless, stackful, "{body}");
+        assert_eq!(stackless, stackful, "{what}");
         started
     }
 
@@ -2204,11 +2211,7 @@ mod tests {
             source.push_str(&format!("m.add_thread(\"t{i}\", || {{\n{body}\n}});\n"));
         }
         source.push_str("m.run();\n");
-        let (stackless, started) = digest(&source, false);
-        let (stackful, none) = digest(&source, true);
-        assert_eq!(none, 0);
-        assert_eq!(stackless, stackful, "{bodies:?}");
-        started
+        both_ways(&source, &format!("{bodies:?}"))
     }
 
     #[test]
