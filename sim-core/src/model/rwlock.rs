@@ -119,12 +119,7 @@ impl RwWaiters {
 
     /// Whether the longest waiter writes (`None`: nobody waits).
     pub(crate) fn front_writes(&self) -> Option<bool> {
-        match (self.readers.front(), self.writers.front()) {
-            (Some((r, _)), Some((w, _))) => Some(w < r),
-            (None, Some(_)) => Some(true),
-            (Some(_), None) => Some(false),
-            (None, None) => None,
-        }
+        writer_first(self.readers.front(), self.writers.front())
     }
 
     /// Every waiter in arrival order, and whether it writes.
@@ -132,12 +127,7 @@ impl RwWaiters {
         let mut readers = self.readers.iter().peekable();
         let mut writers = self.writers.iter().peekable();
         std::iter::from_fn(move || {
-            let write = match (readers.peek(), writers.peek()) {
-                (Some((r, _)), Some((w, _))) => w < r,
-                (None, Some(_)) => true,
-                (Some(_), None) => false,
-                (None, None) => return None,
-            };
+            let write = writer_first(readers.peek().copied(), writers.peek().copied())?;
             let next = if write {
                 writers.next()
             } else {
@@ -145,6 +135,17 @@ impl RwWaiters {
             };
             next.map(|(_, w)| (*w, write))
         })
+    }
+}
+
+/// Of a reader and a writer at the heads of their queues, whether the
+/// writer came first (`None`: both queues are empty).
+fn writer_first(reader: Option<&(u64, Waiter)>, writer: Option<&(u64, Waiter)>) -> Option<bool> {
+    match (reader, writer) {
+        (Some((r, _)), Some((w, _))) => Some(w < r),
+        (None, Some(_)) => Some(true),
+        (Some(_), None) => Some(false),
+        (None, None) => None,
     }
 }
 
