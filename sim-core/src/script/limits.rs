@@ -86,7 +86,7 @@ pub(crate) fn progress(total: u64, weight: u64, stack: Option<(usize, usize)>) -
             stage: ErrorStage::Limit,
         });
     }
-    let in_body = stack.is_some() || STACKLESS_BODY.get();
+    let in_body = current::in_body();
     let limit = if in_body {
         BODY_OPERATIONS
     } else {
